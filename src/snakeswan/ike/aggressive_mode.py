@@ -1,0 +1,141 @@
+"""IKE Aggressive Mode (RFC 2409 section 5), both roles, three messages:
+
+    I -> R  AM1  HDR, SA, KE, Ni, IDii, VID*
+    R -> I  AM2  HDR, SA, KE, Nr, IDir, HASH_R, NAT-D, NAT-D, VID*
+    I -> R  AM3  HDR, HASH_I, NAT-D, NAT-D     (plaintext, as strongSwan sends it; from port 4500 if NAT)
+
+Identities travel in the clear; the pre-shared key is looked up by the peer's ID.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from snakeswan.config.model import ConnectionConfig
+from snakeswan.errors import PeerError
+from snakeswan.ike import crypt, peers
+from snakeswan.ike.context import Context
+from snakeswan.ike.exchange import Exchange
+from snakeswan.ike.phase1 import Phase1, _identity_of
+from snakeswan.ike.proposals import check_ike_reply
+from snakeswan.ike.sa import IkeSa
+from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType
+from snakeswan.wire.message import Message, Rule, check_payloads
+from snakeswan.wire.payloads import IdPayload, KePayload, Payload, Proposal, SaPayload
+
+P = PayloadType
+_NATD: dict[int, Rule] = {P.NAT_D: Rule(0, 9), P.NAT_D_DRAFT: Rule(0, 9)}
+_OTHERS = (P.VENDOR_ID, P.NOTIFICATION, P.CR, P.CERT)
+AM1_RULES: dict[int, Rule] = {P.SA: Rule(1, 1), P.KE: Rule(1, 1), P.NONCE: Rule(1, 1), P.ID: Rule(1, 1)}
+AM2_RULES: dict[int, Rule] = {P.SA: Rule(1, 1), P.KE: Rule(1, 1), P.NONCE: Rule(1, 1), P.ID: Rule(1, 1), P.HASH: Rule(1, 1), **_NATD}
+AM3_RULES: dict[int, Rule] = {P.HASH: Rule(1, 1), **_NATD}
+
+
+class AmState(enum.Enum):
+    START = 0
+    SENT_AM1 = 1
+    SENT_AM2 = 2
+    DONE = 3
+
+
+class AggressiveMode(Exchange):
+    name = "aggressive_mode"
+
+    def __init__(self, sa: IkeSa, ctx: Context) -> None:
+        super().__init__(sa, ctx, 0)
+        sa.aggressive = True
+        self.p1 = Phase1(sa, ctx)
+        self.state = AmState.START
+        self._idii_b = b""
+
+    def _send(self, payloads: list[Payload], now: float, *, expect_reply: bool) -> None:
+        data = crypt.build(self.sa, ExchangeType.AGGRESSIVE, 0, payloads, encrypt=False)
+        self.send(data, now, expect_reply=expect_reply)
+        self.trace("sent", state=self.state.name, payloads=[type(p).__name__ for p in payloads])
+
+    def start(self, now: float) -> None:
+        """Initiator: AM1. Only transforms of the first proposal's DH group are offered (KE is sent now)."""
+        assert self.sa.conn is not None
+        offer = self.p1.make_offer(self.sa.conn, single_group=True)
+        group = self.sa.conn.proposals[0].group
+        our_id = self.p1.our_id()
+        self._idii_b = our_id.encode_body()
+        self.state = AmState.SENT_AM1
+        self._send([offer, *self.p1.ke_nonce(group), our_id, *self.p1.our_vids()], now, expect_reply=True)
+
+    def handle(self, msg: Message, ciphertext: bytes | None, data: bytes, now: float) -> None:
+        if self.sa.initiator and self.state is AmState.SENT_AM1:
+            check_payloads(msg.types(), AM2_RULES, "Aggressive Mode AM2", allow_others=_OTHERS)
+            self._i_am2(msg, now)
+        elif not self.sa.initiator and self.state is AmState.SENT_AM2:
+            check_payloads(msg.types(), AM3_RULES, "Aggressive Mode AM3", allow_others=_OTHERS)
+            self._r_am3(msg, ciphertext, now)
+        else:
+            self.trace("unexpected_message", state=self.state.name)
+            return
+        self.retx.processed(data)
+
+    def _i_am2(self, msg: Message, now: float) -> None:
+        sa_payload, id_p = msg.first(SaPayload), msg.first(IdPayload)
+        assert sa_payload is not None and id_p is not None and self.p1.offer is not None
+        assert self.sa.conn is not None
+        self.sa.choice = check_ike_reply(sa_payload, self.p1.offer, int(self.sa.conn.ike_lifetime))
+        self.p1.sai_b = self.p1.offer.encode_body()
+        self.p1.note_vids(msg)
+        self.p1.take_ke_nonce(msg)
+        self.p1.take_peer_id(id_p)
+        self.p1.derive_keys()
+        self.p1.verify_hash(msg)
+        self.p1.check_natd(msg)
+        natd = self.p1.natd()
+        self.p1.float_to_nat_port()
+        hash_i = self.p1.auth_hash(True, self._idii_b)
+        from snakeswan.wire.payloads import HashPayload
+
+        self.state = AmState.DONE
+        self._send([HashPayload(hash_i), *natd], now, expect_reply=False)
+        self.done = True
+        self.p1.established(now)
+
+    def respond(self, msg: Message, data: bytes, candidates: list[ConnectionConfig], now: float) -> None:
+        """Responder: AM1 -> AM2. The connection is chosen by addresses and the peer's identity."""
+        check_payloads(msg.types(), AM1_RULES, "Aggressive Mode AM1", allow_others=_OTHERS)
+        offered, sa_raw, id_p = msg.first(SaPayload), msg.raw_of(SaPayload), msg.raw_of(IdPayload)
+        ke = msg.first(KePayload)
+        assert offered is not None and sa_raw is not None and id_p is not None and ke is not None
+        assert isinstance(id_p.payload, IdPayload)
+        ident = _identity_of(id_p.payload)
+        conns = [c for c in candidates if peers.remote_identity(c, self.sa.remote[0]).matches(ident)]
+        choice = self.p1.choose(offered, conns)
+        self.sa.remote_id = ident
+        self._idii_b = id_p.body
+        self.p1.sai_b = sa_raw.body
+        self.p1.note_vids(msg)
+        self.p1.take_ke_nonce(msg)
+        if len(ke.data) != _public_size(choice.proposal.group):
+            raise PeerError(NotifyType.INVALID_KEY_INFORMATION, "KE does not match the chosen DH group")
+        ke_nonce = self.p1.ke_nonce()
+        self.p1.derive_keys()
+        our_id = self.p1.our_id()
+        reply = SaPayload((Proposal(1, offered.proposals[0].protocol, b"", (choice.transform,)),))
+        payloads: list[Payload] = [reply, *ke_nonce, our_id, self.p1.our_hash(our_id), *self.p1.natd()]
+        self.state = AmState.SENT_AM2
+        self._send([*payloads, *self.p1.our_vids()], now, expect_reply=True)
+        self.retx.processed(data)
+
+    def _r_am3(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
+        assert self.sa.crypto is not None
+        self.p1.verify_hash(msg, self._idii_b)
+        if ciphertext is not None:
+            self.sa.crypto.iv.confirm(0, ciphertext)
+        self.p1.check_natd(msg)
+        self.state = AmState.DONE
+        self.done = True
+        self.retx.stop()
+        self.p1.established(now)
+
+
+def _public_size(group: int) -> int:
+    from snakeswan.crypto.dh import dh_group
+
+    return dh_group(group).public_size

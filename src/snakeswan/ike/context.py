@@ -1,0 +1,56 @@
+"""What an exchange may use of the engine: randomness, trace, config, outputs, SPIs.
+
+Exchanges get this small object instead of the engine itself, so that no exchange can reach into
+another's state (no god object) and tests can build one directly.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from snakeswan.config.model import Config
+from snakeswan.ike.events import Address, Datagram, Event
+from snakeswan.ike.retransmit import RetransmitPolicy
+from snakeswan.trace import Tracer
+
+
+class SpiAllocator:
+    """Inbound SPIs, unique within one engine (RFC 4301: values 1..255 are reserved)."""
+
+    def __init__(self, rng: Callable[[int], bytes]) -> None:
+        self._rng = rng
+        self._used: set[int] = set()
+
+    def allocate(self) -> int:
+        while True:
+            spi = int.from_bytes(self._rng(4), "big")
+            if spi >= 256 and spi not in self._used:
+                self._used.add(spi)
+                return spi
+
+    def release(self, spi: int) -> None:
+        self._used.discard(spi)
+
+    def __contains__(self, spi: int) -> bool:
+        return spi in self._used
+
+
+@dataclass
+class Context:
+    config: Config
+    rng: Callable[[int], bytes]
+    tracer: Tracer
+    spis: SpiAllocator
+    retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
+    keylog: bool = False
+    nat_port: int = 4500
+    outbox: list[Datagram] = field(default_factory=list)
+    events: deque[Event] = field(default_factory=deque)
+
+    def send(self, data: bytes, src: Address, dst: Address) -> None:
+        self.outbox.append(Datagram(data, src, dst))
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)

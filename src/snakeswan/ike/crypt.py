@@ -1,0 +1,67 @@
+"""Encrypting and decrypting ISAKMP message bodies (RFC 2408 3.5 / RFC 2409 appendix B).
+
+The IV chain moves only when a message is sent, or after a received message has been verified
+(DESIGN.md principle 11): :func:`open_message` returns the ciphertext so the caller can
+:meth:`~snakeswan.crypto.ivchain.IvChain.confirm` it once HASH checked out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from snakeswan.errors import DecodeError
+from snakeswan.ike.sa import IkeSa, Phase1Crypto
+from snakeswan.wire.enums import Flag
+from snakeswan.wire.message import (
+    HEADER_SIZE,
+    Header,
+    Message,
+    decode_header,
+    decode_payloads,
+    encode_datagram,
+    encode_message,
+    encode_payloads,
+)
+from snakeswan.wire.payloads import Payload
+
+
+def _crypto(sa: IkeSa) -> Phase1Crypto:
+    if sa.crypto is None:
+        raise DecodeError("encrypted message before keys exist", 19, "ISAKMP header")
+    return sa.crypto
+
+
+def build(sa: IkeSa, exchange: int, message_id: int, payloads: Sequence[Payload], *, encrypt: bool) -> bytes:
+    """A datagram for ``sa``; encrypted bodies are zero-padded to the cipher block size."""
+    header = Header(sa.icookie, sa.rcookie, 0, exchange, Flag.ENCRYPTION if encrypt else 0, message_id)
+    if not encrypt:
+        return encode_message(header, payloads)
+    c = _crypto(sa)
+    first, body = encode_payloads(payloads)
+    bs = c.cipher.block_size
+    body += bytes(-len(body) % bs)
+    ciphertext = c.cipher.encrypt(c.enc_key, c.iv.iv_for(message_id), body)
+    c.iv.confirm(message_id, ciphertext)
+    h = Header(sa.icookie, sa.rcookie, first, exchange, Flag.ENCRYPTION, message_id)
+    return encode_datagram(h, ciphertext)
+
+
+def open_message(sa: IkeSa, data: bytes) -> tuple[Message, bytes | None]:
+    """Decode ``data``, decrypting it with ``sa``'s keys if its E flag is set.
+
+    Returns the message and the ciphertext (None if it was plaintext). The IV is not moved.
+    """
+    header = decode_header(data)
+    if not header.encrypted:
+        return Message(header, decode_payloads(header.next_payload, data, HEADER_SIZE)), None
+    c = _crypto(sa)
+    ciphertext = data[HEADER_SIZE:]
+    if not ciphertext or len(ciphertext) % c.cipher.block_size:
+        raise DecodeError(
+            f"encrypted body of {len(ciphertext)} bytes is not a multiple of the block size",
+            HEADER_SIZE,
+            "encrypted body",
+        )
+    plain = c.cipher.decrypt(c.enc_key, c.iv.iv_for(header.message_id), ciphertext)
+    payloads = decode_payloads(header.next_payload, plain, 0, allow_trailing=True, where="decrypted body")
+    return Message(header, payloads), ciphertext

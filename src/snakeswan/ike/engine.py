@@ -1,0 +1,456 @@
+"""The sans-I/O IKEv1 engine: demultiplexes datagrams to ISAKMP SAs and their exchanges.
+
+Surface (after aioquic's ``QuicConnection``): :meth:`Engine.receive_datagram`,
+:meth:`Engine.handle_timer`, :meth:`Engine.get_timer`, :meth:`Engine.datagrams_to_send`,
+:meth:`Engine.next_event`, and the commands :meth:`Engine.initiate`, :meth:`Engine.delete_ike`,
+:meth:`Engine.delete_child`. It never reads a clock or the OS random source: ``now`` and ``rng`` are
+passed in. No exception escapes it (DESIGN.md principle 7): a malformed packet is dropped and traced,
+an unacceptable one answered with the right Notify, and anything unexpected traced as
+``internal_error`` and dropped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+
+from snakeswan.config.model import Config, ConnectionConfig
+from snakeswan.errors import DecodeError, LocalError, PeerError, SnakeswanError
+from snakeswan.ike import crypt, informational, peers
+from snakeswan.ike.aggressive_mode import AggressiveMode
+from snakeswan.ike.context import Context, SpiAllocator
+from snakeswan.ike.cookies import CookieJar
+from snakeswan.ike.events import (
+    Address,
+    ChildSaDeleted,
+    Datagram,
+    Event,
+    IkeSaDeleted,
+    NegotiationFailed,
+    NotifyReceived,
+)
+from snakeswan.ike.exchange import Exchange
+from snakeswan.ike.main_mode import MainMode
+from snakeswan.ike.quick_mode import QuickMode
+from snakeswan.ike.retransmit import RetransmitPolicy
+from snakeswan.ike.sa import IkeSa, IkeState
+from snakeswan.trace import Tracer
+from snakeswan.wire.enums import ExchangeType, NotifyType, ProtocolId, name_of
+from snakeswan.wire.message import Header, decode_header, decode_message
+from snakeswan.wire.payloads import DeletePayload, NotifyPayload
+
+_ZERO = bytes(8)
+MAX_DONE_EXCHANGES = 16
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        rng: Callable[[int], bytes],
+        *,
+        tracer: Tracer | None = None,
+        keylog: bool = False,
+    ) -> None:
+        d = config.daemon
+        self.config = config
+        self.ctx = Context(
+            config=config,
+            rng=rng,
+            tracer=tracer or Tracer(),
+            spis=SpiAllocator(rng),
+            retransmit=RetransmitPolicy(d.retransmit_timeout, d.retransmit_base, d.retransmit_tries),
+            keylog=keylog,
+            nat_port=d.nat_port,
+        )
+        self.tracer = self.ctx.tracer
+        self._cookies = CookieJar(rng)
+        self._next_id = 1
+        self._sas: dict[int, IkeSa] = {}
+        self._by_cookies: dict[tuple[bytes, bytes], IkeSa] = {}
+        self._half_open: dict[tuple[bytes, Address], IkeSa] = {}
+
+    # ---- public surface -----------------------------------------------------------------------
+
+    def datagrams_to_send(self, now: float) -> list[Datagram]:
+        out, self.ctx.outbox = self.ctx.outbox, []
+        return out
+
+    def next_event(self) -> Event | None:
+        return self.ctx.events.popleft() if self.ctx.events else None
+
+    def get_timer(self) -> float | None:
+        due = [t for ex in self._all_exchanges() if (t := ex.retx.due()) is not None]
+        return min(due) if due else None
+
+    def handle_timer(self, now: float) -> None:
+        for ex in list(self._all_exchanges()):
+            due = ex.retx.due()
+            if due is None or due > now:
+                continue
+            data = ex.retx.fire(now)
+            if data is not None:
+                self.tracer.emit("ike", "retransmit", sa=ex.sa.unique_id, exchange=ex.name, mid=ex.message_id)
+                self.ctx.send(data, ex.sa.local, ex.sa.remote)
+            else:
+                self._give_up(ex)
+
+    @property
+    def ike_sas(self) -> list[IkeSa]:
+        return list(self._sas.values())
+
+    def initiate(self, conn_name: str, child_name: str | None = None, now: float = 0.0) -> int:
+        """Start (or reuse) an ISAKMP SA for ``conn_name`` and negotiate ``child_name`` (or all
+        children) under it. Returns the IKE SA's unique id. Raises LocalError for unknown names."""
+        try:
+            conn = self.config.connection(conn_name)
+        except KeyError:
+            raise LocalError(f"no connection named {conn_name!r}") from None
+        children = [child_name] if child_name else [c.name for c in conn.children]
+        for name in children:
+            try:
+                conn.child(name)
+            except KeyError:
+                raise LocalError(f"connection {conn_name!r} has no child {name!r}") from None
+        for sa in self._sas.values():
+            if sa.conn is conn and sa.state is not IkeState.DELETED:
+                sa.pending_children += children
+                self._start_pending(sa, now)
+                return sa.unique_id
+        local, remote = self._initiator_addresses(conn)
+        sa = self._new_sa(True, self._cookies.make(local, remote, _ZERO, now), local, remote)
+        sa.conn = conn
+        sa.pending_children = children
+        ex: MainMode | AggressiveMode = AggressiveMode(sa, self.ctx) if conn.aggressive else MainMode(sa, self.ctx)
+        ex.p1.initial_contact = not any(
+            s.conn is conn and s is not sa and s.state is IkeState.ESTABLISHED for s in self._sas.values()
+        )
+        sa.phase1 = ex
+        self._by_cookies[(sa.icookie, _ZERO)] = sa
+        self.tracer.emit("ike", "initiate", sa=sa.unique_id, conn=conn.name, mode=ex.name, remote=remote)
+        self._guard(sa, lambda: ex.start(now), ex, now)
+        return sa.unique_id
+
+    def delete_ike(self, sa_id: int, now: float = 0.0, reason: str = "deleted locally") -> None:
+        """Send Delete for the SA's IPsec SAs and for itself, and forget all of them."""
+        sa = self._sas.get(sa_id)
+        if sa is None:
+            raise LocalError(f"no IKE SA {sa_id}")
+        if sa.state is IkeState.ESTABLISHED:
+            for child in list(sa.children):
+                informational.send(sa, self.ctx, [DeletePayload(child.protocol, (child.spi_in.to_bytes(4, "big"),))])
+            informational.send(sa, self.ctx, [DeletePayload(ProtocolId.ISAKMP, (sa.icookie + sa.rcookie,), 16)])
+        self._remove_sa(sa, reason)
+
+    def delete_child(self, sa_id: int, spi_in: int, now: float = 0.0) -> None:
+        sa = self._sas.get(sa_id)
+        child = next((c for c in sa.children if c.spi_in == spi_in), None) if sa else None
+        if sa is None or child is None:
+            raise LocalError(f"no IPsec SA with inbound SPI {spi_in:08x} on IKE SA {sa_id}")
+        informational.send(sa, self.ctx, [DeletePayload(child.protocol, (spi_in.to_bytes(4, "big"),))])
+        self._remove_child(sa, child.spi_in, "deleted locally")
+
+    # ---- receiving ----------------------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, src: Address, dst: Address, now: float) -> None:
+        try:
+            self._receive(data, src, dst, now)
+        except DecodeError as e:
+            self.tracer.emit("ike", "drop", reason=str(e), src=src)
+        except Exception as e:  # noqa: BLE001 - the engine's outermost boundary: nothing escapes
+            self.tracer.emit("ike", "internal_error", error=repr(e), src=src)
+
+    def _receive(self, data: bytes, src: Address, dst: Address, now: float) -> None:
+        header = decode_header(data)
+        sa = self._lookup(header, src)
+        if sa is None:
+            if header.rcookie == _ZERO and header.exchange in (ExchangeType.IDENTITY_PROTECTION, ExchangeType.AGGRESSIVE):
+                self._new_responder(header, data, src, dst, now)
+            else:
+                self.tracer.emit("ike", "drop", reason="unknown cookies", icookie=header.icookie, rcookie=header.rcookie)
+            return
+        if (src, dst) != (sa.remote, sa.local) and not self._may_float(sa, src, dst):
+            self.tracer.emit("ike", "drop", reason="wrong address for this SA", sa=sa.unique_id, src=src, dst=dst)
+            return
+        if header.exchange == ExchangeType.INFORMATIONAL:
+            self._informational(sa, data, header, now)
+            return
+        ex = self._exchange_for(sa, header)
+        if ex is None:
+            if header.exchange == ExchangeType.QUICK_MODE and sa.state is IkeState.ESTABLISHED:
+                self._new_quick_mode(sa, data, src, dst, now)
+            else:
+                self.tracer.emit(
+                    "ike", "drop", reason="no exchange for this message", sa=sa.unique_id,
+                    exchange=name_of(ExchangeType, header.exchange), mid=header.message_id,
+                )
+            return
+        if ex.retx.received(data):
+            self.tracer.emit("ike", "duplicate", sa=sa.unique_id, exchange=ex.name, mid=header.message_id)
+            if ex.retx.last_sent is not None:
+                self.ctx.send(ex.retx.last_sent, sa.local, sa.remote)
+            return
+        self._process(sa, ex, data, src, dst, now)
+
+    def _process(self, sa: IkeSa, ex: Exchange, data: bytes, src: Address, dst: Address, now: float) -> None:
+        old = (sa.local, sa.remote)
+        sa.local, sa.remote = dst, src
+
+        def run() -> None:
+            try:
+                msg, ciphertext = crypt.open_message(sa, data)
+            except DecodeError as e:
+                if ex is sa.phase1 and sa.state is IkeState.CONNECTING and decode_header(data).encrypted:
+                    raise PeerError(
+                        NotifyType.AUTHENTICATION_FAILED, f"phase 1 message does not decrypt ({e.what}): wrong PSK?"
+                    ) from e
+                raise
+            self.tracer.emit(
+                "ike", "received", sa=sa.unique_id, exchange=ex.name, mid=msg.header.message_id,
+                payloads=[type(rp.payload).__name__ for rp in msg.payloads],
+            )
+            ex.handle(msg, ciphertext, data, now)
+
+        if not self._guard(sa, run, ex, now):
+            sa.local, sa.remote = old
+
+    def _guard(self, sa: IkeSa, action: Callable[[], None], ex: Exchange | None, now: float) -> bool:
+        """Run ``action``; turn PeerError into a Notify and the failure of the exchange."""
+        try:
+            action()
+        except DecodeError as e:
+            self.tracer.emit("ike", "drop", reason=str(e), sa=sa.unique_id)
+            return False
+        except PeerError as e:
+            self._fail(sa, ex, e, now)
+            return False
+        except SnakeswanError as e:
+            self._fail(sa, ex, PeerError(NotifyType.NO_PROPOSAL_CHOSEN, str(e)), now)
+            return False
+        self._after(sa, now)
+        return True
+
+    def _fail(self, sa: IkeSa, ex: Exchange | None, e: PeerError, now: float) -> None:
+        name = ex.name if ex else "?"
+        self.tracer.emit("ike", "exchange_failed", sa=sa.unique_id, exchange=name, notify=e.notify, reason=e.what)
+        self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, name, e.what, e.notify))
+        spi = sa.icookie + sa.rcookie
+        informational.send(sa, self.ctx, [NotifyPayload(e.notify, ProtocolId.ISAKMP, spi, e.data)])
+        if ex is None or ex is sa.phase1:
+            self._remove_sa(sa, f"{name} failed: {e.what}", quiet=True)
+        else:
+            self._drop_exchange(sa, ex)
+
+    def _after(self, sa: IkeSa, now: float) -> None:
+        if sa.state is IkeState.ESTABLISHED:
+            if sa.phase1 is not None and getattr(sa.phase1, "p1", None) is not None:
+                p1 = sa.phase1.p1  # type: ignore[attr-defined]
+                if p1.initial_contact and not sa.initiator:
+                    p1.initial_contact = False
+                    self._initial_contact(sa)
+            self._start_pending(sa, now)
+        for mid, ex in list(sa.exchanges.items()):
+            if ex.done and isinstance(ex, QuickMode) and len(sa.exchanges) > MAX_DONE_EXCHANGES:
+                del sa.exchanges[mid]
+
+    def _start_pending(self, sa: IkeSa, now: float) -> None:
+        if sa.state is not IkeState.ESTABLISHED or sa.conn is None:
+            return
+        while sa.pending_children:
+            child = sa.conn.child(sa.pending_children.pop(0))
+            mid = informational.new_message_id(sa, self.ctx)
+            qm = QuickMode(sa, self.ctx, mid, child)
+            sa.exchanges[mid] = qm
+            self._guard(sa, lambda qm=qm: qm.start(now), qm, now)  # type: ignore[misc]
+
+    # ---- finding SAs and exchanges ------------------------------------------------------------
+
+    def _lookup(self, header: Header, src: Address) -> IkeSa | None:
+        sa = self._by_cookies.get((header.icookie, header.rcookie))
+        if sa is not None:
+            return sa
+        if header.rcookie == _ZERO:
+            return self._half_open.get((header.icookie, src))
+        pending = self._by_cookies.get((header.icookie, _ZERO))
+        if pending is not None and pending.initiator and pending.rcookie == _ZERO:
+            pending.rcookie = header.rcookie
+            del self._by_cookies[(header.icookie, _ZERO)]
+            self._by_cookies[pending.cookies] = pending
+            return pending
+        return None
+
+    def _exchange_for(self, sa: IkeSa, header: Header) -> Exchange | None:
+        if header.exchange in (ExchangeType.IDENTITY_PROTECTION, ExchangeType.AGGRESSIVE):
+            if header.message_id != 0 or sa.phase1 is None:
+                return None
+            want = MainMode if header.exchange == ExchangeType.IDENTITY_PROTECTION else AggressiveMode
+            return sa.phase1 if isinstance(sa.phase1, want) else None
+        if header.exchange == ExchangeType.QUICK_MODE:
+            return sa.exchanges.get(header.message_id)
+        return None
+
+    def _may_float(self, sa: IkeSa, src: Address, dst: Address) -> bool:
+        """NAT-T: the peer moved to port 4500, or its NAT mapping changed."""
+        return sa.natt_flavour is not None and dst[1] == self.ctx.nat_port and src[0] == sa.remote[0] or (
+            sa.nat is not None and sa.nat.remote_behind and dst[1] == self.ctx.nat_port
+        )
+
+    # ---- new exchanges started by the peer ----------------------------------------------------
+
+    def _new_responder(self, header: Header, data: bytes, src: Address, dst: Address, now: float) -> None:
+        aggressive = header.exchange == ExchangeType.AGGRESSIVE
+        if header.encrypted or header.message_id != 0:
+            self.tracer.emit("ike", "drop", reason="first message must be plaintext with message ID 0", src=src)
+            return
+        msg = decode_message(data)
+        conns = peers.candidates(self.config.connections, dst[0], src[0], aggressive=aggressive)
+        sa = self._new_sa(False, header.icookie, dst, src)
+        sa.rcookie = self._cookies.make(dst, src, header.icookie, now)
+        ex: MainMode | AggressiveMode = AggressiveMode(sa, self.ctx) if aggressive else MainMode(sa, self.ctx)
+        sa.phase1 = ex
+        self._by_cookies[sa.cookies] = sa
+        self._half_open[(sa.icookie, src)] = sa
+        self.tracer.emit("ike", "received", sa=sa.unique_id, exchange=ex.name, mid=0,
+                         payloads=[type(rp.payload).__name__ for rp in msg.payloads], src=src)
+        if not conns:
+            self._fail(sa, ex, PeerError(NotifyType.NO_PROPOSAL_CHOSEN, f"no connection for {src[0]} -> {dst[0]}"), now)
+            return
+        self._guard(sa, lambda: ex.respond(msg, data, conns, now), ex, now)
+
+    def _new_quick_mode(self, sa: IkeSa, data: bytes, src: Address, dst: Address, now: float) -> None:
+        header = decode_header(data)
+        qm = QuickMode(sa, self.ctx, header.message_id)
+
+        def run() -> None:
+            msg, ciphertext = crypt.open_message(sa, data)
+            qm.respond(msg, ciphertext, data, now)
+            sa.exchanges[header.message_id] = qm
+
+        if not self._guard(sa, run, qm, now) and qm.spi_in:
+            self.ctx.spis.release(qm.spi_in)
+
+    # ---- informational ------------------------------------------------------------------------
+
+    def _informational(self, sa: IkeSa, data: bytes, header: Header, now: float) -> None:
+        if header.encrypted and sa.crypto is None:
+            self.tracer.emit("ike", "drop", reason="encrypted informational before keys", sa=sa.unique_id)
+            return
+        msg, ciphertext = crypt.open_message(sa, data)
+        content = informational.parse(sa, msg, ciphertext)
+        if content is None:
+            self.tracer.emit("ike", "drop", reason="informational HASH(1) mismatch", sa=sa.unique_id)
+            return
+        for n in content.notifies:
+            self._notify(sa, n, content.authenticated, now)
+            if sa.unique_id not in self._sas:
+                return
+        if not content.authenticated:
+            return
+        for d in content.deletes:
+            self._delete(sa, d)
+
+    def _notify(self, sa: IkeSa, n: NotifyPayload, authenticated: bool, now: float) -> None:
+        self.tracer.emit("ike", "notify_received", sa=sa.unique_id, type=name_of(NotifyType, n.notify_type),
+                         authenticated=authenticated)
+        self.ctx.emit(NotifyReceived(sa.unique_id, n.notify_type, n.protocol, n.spi, n.data))
+        if n.notify_type < 16384 and sa.state is IkeState.CONNECTING:
+            reason = f"peer sent {name_of(NotifyType, n.notify_type)}"
+            self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, "phase1", reason, n.notify_type))
+            self._remove_sa(sa, reason, quiet=True)
+        elif n.notify_type < 16384 and authenticated:
+            for mid, ex in list(sa.exchanges.items()):
+                if isinstance(ex, QuickMode) and not ex.done and ex.initiator:
+                    reason = f"peer sent {name_of(NotifyType, n.notify_type)}"
+                    self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason, n.notify_type))
+                    self._drop_exchange(sa, ex)
+        elif n.notify_type == NotifyType.R_U_THERE and authenticated:
+            ack = NotifyPayload(NotifyType.R_U_THERE_ACK, ProtocolId.ISAKMP, n.spi, n.data)
+            informational.send(sa, self.ctx, [ack])
+
+    def _delete(self, sa: IkeSa, d: DeletePayload) -> None:
+        if d.protocol == ProtocolId.ISAKMP:
+            if any(spi == sa.icookie + sa.rcookie for spi in d.spis):
+                self._remove_sa(sa, "deleted by peer")
+            return
+        for spi in d.spis:
+            value = int.from_bytes(spi, "big")
+            child = next((c for c in sa.children if c.spi_out == value and c.protocol == d.protocol), None)
+            if child is not None:
+                self._remove_child(sa, child.spi_in, "deleted by peer")
+            else:
+                self.tracer.emit("ike", "delete_unknown_spi", sa=sa.unique_id, spi=spi)
+
+    def _initial_contact(self, sa: IkeSa) -> None:
+        """INITIAL-CONTACT: the peer rebooted; every older SA with the same identities is stale."""
+        for other in list(self._sas.values()):
+            if other is not sa and other.remote_id == sa.remote_id and other.local_id == sa.local_id:
+                self._remove_sa(other, "replaced after INITIAL-CONTACT")
+
+    # ---- bookkeeping --------------------------------------------------------------------------
+
+    def _new_sa(self, initiator: bool, icookie: bytes, local: Address, remote: Address) -> IkeSa:
+        sa = IkeSa(self._next_id, initiator, icookie, local, remote)
+        self._next_id += 1
+        self._sas[sa.unique_id] = sa
+        return sa
+
+    def _initiator_addresses(self, conn: ConnectionConfig) -> tuple[Address, Address]:
+        def concrete(addrs: tuple[str, ...], what: str) -> str:
+            for a in addrs:
+                try:
+                    ipaddress.ip_address(a)
+                    return a
+                except ValueError:
+                    continue
+            raise LocalError(f"connection {conn.name}: {what} has no concrete address to initiate with")
+
+        return (concrete(conn.local_addrs, "local_addrs"), self.config.daemon.port), (
+            concrete(conn.remote_addrs, "remote_addrs"),
+            conn.remote_port,
+        )
+
+    def _all_exchanges(self) -> list[Exchange]:
+        out: list[Exchange] = []
+        for sa in self._sas.values():
+            if sa.phase1 is not None:
+                out.append(sa.phase1)
+            out += sa.exchanges.values()
+        return out
+
+    def _give_up(self, ex: Exchange) -> None:
+        sa = ex.sa
+        reason = f"{ex.name} timed out after {self.ctx.retransmit.tries} retransmissions"
+        self.tracer.emit("ike", "give_up", sa=sa.unique_id, exchange=ex.name)
+        self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason))
+        if ex is sa.phase1 and sa.state is IkeState.CONNECTING:
+            self._remove_sa(sa, reason, quiet=True)
+        else:
+            self._drop_exchange(sa, ex)
+
+    def _drop_exchange(self, sa: IkeSa, ex: Exchange) -> None:
+        sa.exchanges.pop(ex.message_id, None)
+        if isinstance(ex, QuickMode) and ex.spi_in and not ex.done:
+            self.ctx.spis.release(ex.spi_in)
+
+    def _remove_child(self, sa: IkeSa, spi_in: int, reason: str) -> None:
+        for c in list(sa.children):
+            if c.spi_in == spi_in:
+                sa.children.remove(c)
+                self.ctx.spis.release(c.spi_in)
+                self.ctx.emit(ChildSaDeleted(sa.unique_id, c.conn, c.child, c.protocol, c.spi_in, c.spi_out, reason))
+                self.tracer.emit("ike", "child_sa_deleted", sa=sa.unique_id, spi_in=f"{spi_in:08x}", reason=reason)
+
+    def _remove_sa(self, sa: IkeSa, reason: str, *, quiet: bool = False) -> None:
+        for c in list(sa.children):
+            self._remove_child(sa, c.spi_in, reason)
+        for ex in list(sa.exchanges.values()):
+            self._drop_exchange(sa, ex)
+        sa.state = IkeState.DELETED
+        self._sas.pop(sa.unique_id, None)
+        for key in [k for k, v in self._by_cookies.items() if v is sa]:
+            del self._by_cookies[key]
+        for half in [k for k, v in self._half_open.items() if v is sa]:
+            del self._half_open[half]
+        if sa.established_at is not None or not quiet:
+            self.ctx.emit(IkeSaDeleted(sa.unique_id, sa.name, reason))
+        self.tracer.emit("ike", "ike_sa_deleted", sa=sa.unique_id, reason=reason)

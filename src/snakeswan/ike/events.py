@@ -1,0 +1,135 @@
+"""What the IKE engine reports to its driver: one frozen dataclass per thing that can happen
+(DESIGN.md principle 6), and the datagrams it wants sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """An ISAKMP message to send from ``src`` to ``dst``.
+
+    When either port is the NAT-T port the driver prepends the 4-byte non-ESP marker (RFC 3948 2.2).
+    """
+
+    data: bytes
+    src: Address
+    dst: Address
+
+
+@dataclass(frozen=True, slots=True)
+class SaKeys:
+    """The keys of one direction of an IPsec SA. ``repr`` never shows key bytes."""
+
+    encryption: bytes = field(repr=False)
+    integrity: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaInfo:
+    """Everything the data plane needs to install one negotiated pair of IPsec SAs."""
+
+    conn: str
+    child: str
+    ike_sa: int
+    protocol: int  # ProtocolId.IPSEC_ESP or IPSEC_AH
+    transform_id: int  # EspTransformId / AhTransformId
+    key_length: int | None  # bits, for variable-length ciphers
+    auth: int | None  # AuthAlgorithm (None for AEAD)
+    spi_in: int
+    spi_out: int
+    keys_in: SaKeys
+    keys_out: SaKeys
+    mode: str  # "tunnel" | "transport"
+    encap: bool  # UDP-encapsulated (RFC 3948)
+    local: tuple[str, int]  # our outer address and port
+    remote: tuple[str, int]  # the peer's outer address and port
+    local_ts: str  # traffic selectors as text (``10.1.0.0/24``, ``10.1.0.1-10.1.0.9[tcp/80]``)
+    remote_ts: str
+    life_seconds: int | None
+    life_kilobytes: int | None
+    pfs_group: int | None
+    initiator: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IkeSaEstablished:
+    ike_sa: int
+    conn: str
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    local_id: str
+    remote_id: str
+    initiator: bool
+    aggressive: bool
+    proposal: str
+    lifetime: int
+    nat_local: bool
+    nat_remote: bool
+    icookie: bytes
+    rcookie: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaEstablished:
+    child: ChildSaInfo
+
+
+@dataclass(frozen=True, slots=True)
+class IkeSaDeleted:
+    ike_sa: int
+    conn: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaDeleted:
+    ike_sa: int
+    conn: str
+    child: str
+    protocol: int
+    spi_in: int
+    spi_out: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NegotiationFailed:
+    """An exchange gave up: ``reason`` says why, ``notify`` the Notify type sent or received (or 0)."""
+
+    ike_sa: int
+    conn: str
+    exchange: str
+    reason: str
+    notify: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyReceived:
+    ike_sa: int
+    notify_type: int
+    protocol: int
+    spi: bytes
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLog:
+    """Emitted only when the engine was asked for key logging: Wireshark decryption table lines."""
+
+    ikev1_line: str | None = None  # "<icookie hex>,<encryption key hex>"
+    esp_lines: tuple[str, ...] = ()
+
+
+Event = (
+    IkeSaEstablished
+    | ChildSaEstablished
+    | IkeSaDeleted
+    | ChildSaDeleted
+    | NegotiationFailed
+    | NotifyReceived
+    | KeyLog
+)

@@ -1,0 +1,34 @@
+"""What every exchange has: a name, a message ID, a retransmitter, and a ``handle`` for messages."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from snakeswan.ike.context import Context
+from snakeswan.ike.retransmit import Retransmitter
+from snakeswan.ike.sa import IkeSa
+from snakeswan.wire.message import Message
+
+
+class Exchange(ABC):
+    """One exchange under way on an ISAKMP SA (Main, Aggressive, Quick Mode, ...)."""
+
+    name: str = "exchange"
+
+    def __init__(self, sa: IkeSa, ctx: Context, message_id: int) -> None:
+        self.sa = sa
+        self.ctx = ctx
+        self.message_id = message_id
+        self.retx = Retransmitter(ctx.retransmit)
+        self.done = False
+
+    @abstractmethod
+    def handle(self, msg: Message, ciphertext: bytes | None, data: bytes, now: float) -> None:
+        """Process a received message of this exchange (decrypted, not yet authenticated)."""
+
+    def send(self, data: bytes, now: float, *, expect_reply: bool) -> None:
+        self.retx.sent(data, now, expect_reply=expect_reply)
+        self.ctx.send(data, self.sa.local, self.sa.remote)
+
+    def trace(self, event: str, **fields: object) -> None:
+        self.ctx.tracer.emit("ike", event, sa=self.sa.unique_id, exchange=self.name, **fields)

@@ -1,0 +1,85 @@
+"""Informational exchange (RFC 2408 4.8, RFC 2409 5.7): Notify and Delete, one message each way.
+
+Once phase 1 has keys, informational messages are encrypted and start with
+HASH(1) = prf(SKEYID_a, M-ID | N/D). Before that, only error notifies travel, in plaintext.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from snakeswan.crypto import keymat
+from snakeswan.ike import crypt
+from snakeswan.ike.context import Context
+from snakeswan.ike.sa import IkeSa, IkeState
+from snakeswan.wire.enums import ExchangeType
+from snakeswan.wire.message import Message, encode_payloads
+from snakeswan.wire.payloads import DeletePayload, HashPayload, NotifyPayload, Payload
+
+
+def new_message_id(sa: IkeSa, ctx: Context) -> int:
+    while True:
+        mid = int.from_bytes(ctx.rng(4), "big")
+        if mid and mid not in sa.exchanges and mid not in sa.seen_mids:
+            sa.seen_mids.add(mid)
+            return mid
+
+
+def send(sa: IkeSa, ctx: Context, payloads: list[Payload]) -> None:
+    """Send an informational message: protected with HASH(1) when phase 1 keys exist."""
+    mid = new_message_id(sa, ctx)
+    protected = sa.crypto is not None and (sa.state is IkeState.ESTABLISHED or _phase1_authenticated(sa))
+    if protected:
+        c = sa.crypto
+        assert c is not None
+        rest = encode_payloads(payloads)[1]
+        h = keymat.informational_hash(c.hash, c.keys.skeyid_a, mid, rest)  # prf(SKEYID_a, M-ID | N/D)
+        payloads = [HashPayload(h), *payloads]
+    data = crypt.build(sa, ExchangeType.INFORMATIONAL, mid, payloads, encrypt=protected)
+    if protected:
+        assert sa.crypto is not None
+        sa.crypto.iv.forget(mid)
+    ctx.send(data, sa.local, sa.remote)
+    ctx.tracer.emit(
+        "ike", "informational_sent", sa=sa.unique_id, protected=protected,
+        payloads=[_describe(p) for p in payloads if not isinstance(p, HashPayload)],
+    )
+
+
+def _phase1_authenticated(sa: IkeSa) -> bool:
+    return sa.phase1 is not None and sa.phase1.done
+
+
+@dataclass(frozen=True, slots=True)
+class InfoContent:
+    authenticated: bool
+    notifies: tuple[NotifyPayload, ...]
+    deletes: tuple[DeletePayload, ...]
+
+
+def parse(sa: IkeSa, msg: Message, ciphertext: bytes | None) -> InfoContent | None:
+    """The notifies and deletes of a received informational message; None if it fails HASH(1)."""
+    if ciphertext is not None:
+        c = sa.crypto
+        assert c is not None
+        if not msg.payloads or not isinstance(msg.payloads[0].payload, HashPayload):
+            return None
+        rest = b"".join(rp.raw for rp in msg.payloads[1:])
+        expected = keymat.informational_hash(c.hash, c.keys.skeyid_a, msg.header.message_id, rest)
+        if not hmac.compare_digest(expected, msg.payloads[0].payload.data):
+            return None
+        c.iv.forget(msg.header.message_id)
+    notifies = tuple(msg.all(NotifyPayload))
+    deletes = tuple(msg.all(DeletePayload))
+    return InfoContent(ciphertext is not None, notifies, deletes)
+
+
+def _describe(p: Payload) -> str:
+    from snakeswan.wire.enums import NotifyType, name_of
+
+    if isinstance(p, NotifyPayload):
+        return f"N({name_of(NotifyType, p.notify_type)})"
+    if isinstance(p, DeletePayload):
+        return f"D(protocol={p.protocol},spis={','.join(s.hex() for s in p.spis)})"
+    return type(p).__name__

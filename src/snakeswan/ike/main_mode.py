@@ -1,0 +1,167 @@
+"""IKE Main Mode (identity protection exchange, RFC 2409 section 5), both roles, six messages:
+
+    I -> R  MM1  HDR, SA, VID*
+    R -> I  MM2  HDR, SA, VID*
+    I -> R  MM3  HDR, KE, Ni, NAT-D, NAT-D
+    R -> I  MM4  HDR, KE, Nr, NAT-D, NAT-D
+    I -> R  MM5  HDR*, IDii, HASH_I [, N(INITIAL-CONTACT)]   (encrypted; port 4500 if NAT)
+    R -> I  MM6  HDR*, IDir, HASH_R
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+
+from snakeswan.config.model import ConnectionConfig
+from snakeswan.errors import PeerError
+from snakeswan.ike import crypt
+from snakeswan.ike.context import Context
+from snakeswan.ike.exchange import Exchange
+from snakeswan.ike.phase1 import Phase1
+from snakeswan.ike.proposals import check_ike_reply
+from snakeswan.ike.sa import IkeSa
+from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType
+from snakeswan.wire.message import Message, Rule, check_payloads
+from snakeswan.wire.payloads import IdPayload, NotifyPayload, Payload, Proposal, SaPayload
+
+P = PayloadType
+
+
+class MmState(enum.Enum):
+    START = 0
+    SENT_MM1 = 1
+    SENT_MM2 = 2
+    SENT_MM3 = 3
+    SENT_MM4 = 4
+    SENT_MM5 = 5
+    DONE = 6
+
+
+_OTHERS = (P.VENDOR_ID, P.NOTIFICATION, P.CR, P.CERT)
+# Which payloads each received message must carry (min, max), by the state we are in when it comes.
+RULES: dict[MmState, dict[int, Rule]] = {
+    MmState.START: {P.SA: Rule(1, 1)},  # MM1
+    MmState.SENT_MM1: {P.SA: Rule(1, 1)},  # MM2
+    MmState.SENT_MM2: {P.KE: Rule(1, 1), P.NONCE: Rule(1, 1), P.NAT_D: Rule(0, 9), P.NAT_D_DRAFT: Rule(0, 9)},
+    MmState.SENT_MM3: {P.KE: Rule(1, 1), P.NONCE: Rule(1, 1), P.NAT_D: Rule(0, 9), P.NAT_D_DRAFT: Rule(0, 9)},
+    MmState.SENT_MM4: {P.ID: Rule(1, 1), P.HASH: Rule(1, 1), P.SIG: Rule(0, 0)},  # MM5
+    MmState.SENT_MM5: {P.ID: Rule(1, 1), P.HASH: Rule(1, 1), P.SIG: Rule(0, 0)},  # MM6
+}
+
+
+class MainMode(Exchange):
+    name = "main_mode"
+
+    def __init__(self, sa: IkeSa, ctx: Context) -> None:
+        super().__init__(sa, ctx, 0)
+        self.p1 = Phase1(sa, ctx)
+        self.state = MmState.START
+        self._handlers: dict[tuple[bool, MmState], Callable[[Message, bytes | None, float], None]] = {
+            (True, MmState.SENT_MM1): self._i_mm2,
+            (True, MmState.SENT_MM3): self._i_mm4,
+            (True, MmState.SENT_MM5): self._i_mm6,
+            (False, MmState.SENT_MM2): self._r_mm3,
+            (False, MmState.SENT_MM4): self._r_mm5,
+        }
+
+    def _send(self, payloads: list[Payload], now: float, *, encrypt: bool = False, expect_reply: bool = True) -> None:
+        data = crypt.build(self.sa, ExchangeType.IDENTITY_PROTECTION, 0, payloads, encrypt=encrypt)
+        self.send(data, now, expect_reply=expect_reply)
+        self.trace("sent", state=self.state.name, payloads=[type(p).__name__ for p in payloads])
+
+    def start(self, now: float) -> None:
+        """Initiator: MM1."""
+        assert self.sa.conn is not None
+        offer = self.p1.make_offer(self.sa.conn)
+        self.state = MmState.SENT_MM1
+        self._send([offer, *self.p1.our_vids()], now)
+
+    def handle(self, msg: Message, ciphertext: bytes | None, data: bytes, now: float) -> None:
+        handler = self._handlers.get((self.sa.initiator, self.state))
+        if handler is None:
+            self.trace("unexpected_message", state=self.state.name)
+            return
+        check_payloads(msg.types(), RULES[self.state], f"Main Mode in state {self.state.name}", allow_others=_OTHERS)
+        handler(msg, ciphertext, now)
+        self.retx.processed(data)
+
+    # ---- initiator ----------------------------------------------------------------------------
+
+    def _i_mm2(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
+        sa_payload = msg.first(SaPayload)
+        assert sa_payload is not None and self.p1.offer is not None and self.sa.conn is not None
+        self.sa.choice = check_ike_reply(sa_payload, self.p1.offer, int(self.sa.conn.ike_lifetime))
+        self.p1.sai_b = self.p1.offer.encode_body()
+        self.p1.note_vids(msg)
+        self.state = MmState.SENT_MM3
+        self._send([*self.p1.ke_nonce(), *self.p1.natd()], now)
+
+    def _i_mm4(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
+        self.p1.take_ke_nonce(msg)
+        self.p1.check_natd(msg)
+        self.p1.derive_keys()
+        self.p1.float_to_nat_port()
+        our_id = self.p1.our_id()
+        payloads: list[Payload] = [our_id, self.p1.our_hash(our_id)]
+        if self.p1.initial_contact:
+            payloads.append(NotifyPayload(NotifyType.INITIAL_CONTACT, spi=self.sa.icookie + self.sa.rcookie))
+        self.state = MmState.SENT_MM5
+        self._send(payloads, now, encrypt=True)
+
+    def _i_mm6(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
+        self._require_encrypted(ciphertext)
+        id_p = msg.first(IdPayload)
+        assert id_p is not None and self.sa.crypto is not None and ciphertext is not None
+        self.p1.take_peer_id(id_p)
+        self.p1.verify_hash(msg)
+        self.sa.crypto.iv.confirm(0, ciphertext)
+        self.state = MmState.DONE
+        self.done = True
+        self.retx.stop()
+        self.p1.established(now)
+
+    # ---- responder ----------------------------------------------------------------------------
+
+    def respond(self, msg: Message, data: bytes, candidates: list[ConnectionConfig], now: float) -> None:
+        """Responder: MM1 -> MM2 (the engine made this exchange for a new SA)."""
+        check_payloads(msg.types(), RULES[MmState.START], "Main Mode MM1", allow_others=_OTHERS)
+        offered = msg.first(SaPayload)
+        sa_raw = msg.raw_of(SaPayload)
+        assert offered is not None and sa_raw is not None
+        choice = self.p1.choose(offered, candidates)
+        self.p1.sai_b = sa_raw.body
+        self.p1.note_vids(msg)
+        reply = SaPayload((Proposal(1, offered.proposals[0].protocol, b"", (choice.transform,)),))
+        self.state = MmState.SENT_MM2
+        self._send([reply, *self.p1.our_vids()], now, expect_reply=False)
+        self.retx.processed(data)
+
+    def _r_mm3(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
+        self.p1.take_ke_nonce(msg)
+        self.p1.check_natd(msg)
+        payloads: list[Payload] = [*self.p1.ke_nonce(), *self.p1.natd()]
+        self.p1.derive_keys()
+        self.state = MmState.SENT_MM4
+        self._send(payloads, now, expect_reply=False)
+
+    def _r_mm5(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
+        self._require_encrypted(ciphertext)
+        id_p = msg.first(IdPayload)
+        assert id_p is not None and self.sa.crypto is not None and ciphertext is not None
+        self.p1.take_peer_id(id_p)
+        self.p1.verify_hash(msg)
+        self.sa.crypto.iv.confirm(0, ciphertext)
+        for n in msg.all(NotifyPayload):
+            if n.notify_type == NotifyType.INITIAL_CONTACT:
+                self.p1.initial_contact = True
+        our_id = self.p1.our_id()
+        self.state = MmState.DONE
+        self._send([our_id, self.p1.our_hash(our_id)], now, encrypt=True, expect_reply=False)
+        self.done = True
+        self.p1.established(now)
+
+    @staticmethod
+    def _require_encrypted(ciphertext: bytes | None) -> None:
+        if ciphertext is None:
+            raise PeerError(NotifyType.PAYLOAD_MALFORMED, "MM5/MM6 must be encrypted")

@@ -1,0 +1,259 @@
+"""What Main Mode and Aggressive Mode share: proposals, DH and nonces, keys, identities, HASH_I/R,
+NAT-D, vendor IDs. A helper that both exchanges hold (composition, DESIGN.md principle 3)."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from snakeswan.config.identity import Identity
+from snakeswan.config.model import ConnectionConfig
+from snakeswan.crypto import keymat
+from snakeswan.crypto.algorithms import ike_cipher, ike_hash
+from snakeswan.crypto.dh import DhKeyPair, dh_group
+from snakeswan.crypto.ivchain import IvChain
+from snakeswan.errors import CryptoError, PeerError
+from snakeswan.ike import natt, peers, vendor
+from snakeswan.ike.context import Context
+from snakeswan.ike.events import IkeSaEstablished, KeyLog
+from snakeswan.ike.proposals import IkeChoice, ike_sa_payload, select_ike
+from snakeswan.ike.sa import IkeSa, IkeState, Phase1Crypto
+from snakeswan.wire.enums import AuthMethod, IdType, NotifyType
+from snakeswan.wire.message import Message
+from snakeswan.wire.payloads import (
+    HashPayload,
+    IdPayload,
+    KePayload,
+    NatDPayload,
+    NoncePayload,
+    SaPayload,
+    VendorIdPayload,
+)
+
+NONCE_SIZE = 32
+
+
+def auth_methods(conn: ConnectionConfig) -> tuple[int, ...]:
+    """The phase 1 authentication methods a connection offers or accepts."""
+    if conn.local.auth == "psk" or conn.remote.auth == "psk":
+        return (AuthMethod.PRE_SHARED_KEY,)
+    raise PeerError(NotifyType.NO_PROPOSAL_CHOSEN, f"auth {conn.local.auth!r} is not supported yet")
+
+
+class Phase1:
+    """The state one Main or Aggressive Mode exchange builds up, and the computations on it."""
+
+    def __init__(self, sa: IkeSa, ctx: Context) -> None:
+        self.sa = sa
+        self.ctx = ctx
+        self.offer: SaPayload | None = None
+        self.sai_b = b""  # body of the initiator's SA payload as sent (for HASH_I/HASH_R)
+        self.dh: DhKeyPair | None = None
+        self.ni = b""
+        self.nr = b""
+        self.gxi = b""
+        self.gxr = b""
+        self.psk: bytes | None = None
+        self.initial_contact = False
+
+    # ---- proposals --------------------------------------------------------------------------
+
+    def make_offer(self, conn: ConnectionConfig, *, single_group: bool = False) -> SaPayload:
+        """Initiator's SA payload; Aggressive Mode offers only transforms of the first DH group."""
+        proposals = conn.proposals
+        if single_group:
+            proposals = tuple(p for p in proposals if p.group == proposals[0].group)
+        self.offer = ike_sa_payload(proposals, auth_methods(conn)[0], int(conn.ike_lifetime))
+        return self.offer
+
+    def choose(self, offered: SaPayload, conns: list[ConnectionConfig]) -> IkeChoice:
+        """Responder: the first connection (best address match first) that accepts a transform."""
+        last: PeerError | None = None
+        for conn in conns:
+            try:
+                choice = select_ike(offered, conn.proposals, auth_methods(conn), int(conn.ike_lifetime))
+            except PeerError as e:
+                last = e
+                continue
+            self.sa.conn = conn
+            self.sa.choice = choice
+            return choice
+        raise last or PeerError(NotifyType.NO_PROPOSAL_CHOSEN, "no connection matches these addresses")
+
+    # ---- vendor IDs -------------------------------------------------------------------------
+
+    @staticmethod
+    def our_vids() -> list[VendorIdPayload]:
+        return [VendorIdPayload(v) for v in vendor.OURS]
+
+    def note_vids(self, msg: Message) -> None:
+        vids = [p.data for p in msg.all(VendorIdPayload)]
+        if vids:
+            self.sa.natt_flavour = vendor.natt_flavour(vids) if self.sa.natt_flavour is None else self.sa.natt_flavour
+            self.sa.dpd_supported = self.sa.dpd_supported or vendor.DPD in vids
+            self.ctx.tracer.emit("ike", "vendor_ids", sa=self.sa.unique_id, vids=[vendor.describe(v) for v in vids])
+
+    # ---- DH and nonces ----------------------------------------------------------------------
+
+    def ke_nonce(self, group: int | None = None) -> list[KePayload | NoncePayload]:
+        """Our KE and nonce; the DH group is the chosen one (or ``group`` before a choice exists)."""
+        if group is None:
+            assert self.sa.choice is not None
+            group = self.sa.choice.proposal.group
+        self.dh = dh_group(group).generate(self.ctx.rng)
+        nonce = self.ctx.rng(NONCE_SIZE)
+        if self.sa.initiator:
+            self.ni, self.gxi = nonce, self.dh.public
+        else:
+            self.nr, self.gxr = nonce, self.dh.public
+        return [KePayload(self.dh.public), NoncePayload(nonce)]
+
+    def take_ke_nonce(self, msg: Message) -> None:
+        ke, nonce = msg.first(KePayload), msg.first(NoncePayload)
+        if ke is None or nonce is None:
+            raise PeerError(NotifyType.PAYLOAD_MALFORMED, "KE or Nonce payload missing")
+        if not 8 <= len(nonce.data) <= 256:
+            raise PeerError(NotifyType.PAYLOAD_MALFORMED, f"nonce of {len(nonce.data)} bytes (8..256 allowed)")
+        if self.sa.initiator:
+            self.nr, self.gxr = nonce.data, ke.data
+        else:
+            self.ni, self.gxi = nonce.data, ke.data
+
+    def derive_keys(self) -> None:
+        """g^xy, SKEYID and its three children, the encryption key and the first IV."""
+        sa, choice = self.sa, self.sa.choice
+        assert choice is not None and self.dh is not None and sa.conn is not None
+        peer_public = self.gxr if sa.initiator else self.gxi
+        try:
+            gxy = self.dh.shared_secret(peer_public)
+        except CryptoError as e:
+            raise PeerError(NotifyType.INVALID_KEY_INFORMATION, f"peer's KE rejected: {e}") from e
+        h = ike_hash(choice.proposal.hash)
+        cipher = ike_cipher(choice.proposal.encryption, choice.proposal.key_length)
+        psk = self.lookup_psk()
+        skeyid = keymat.skeyid_psk(h, psk, self.ni, self.nr)  # SKEYID = prf(pre-shared-key, Ni_b | Nr_b)
+        keys = keymat.derive_phase1(h, skeyid, gxy, sa.icookie, sa.rcookie)
+        enc_key = keymat.encryption_key(h, keys.skeyid_e, cipher.key_size)
+        iv = keymat.phase1_iv(h, self.gxi, self.gxr, cipher.block_size)  # IV = hash(g^xi | g^xr)
+        sa.crypto = Phase1Crypto(h, cipher, keys, enc_key, IvChain(h, cipher.block_size, iv))
+        if self.ctx.keylog:
+            self.ctx.emit(KeyLog(ikev1_line=f"{sa.icookie.hex()},{enc_key.hex()}"))
+
+    def lookup_psk(self) -> bytes:
+        sa = self.sa
+        assert sa.conn is not None
+        if self.psk is None:
+            local = sa.local_id or peers.local_identity(sa.conn, sa.local[0])
+            remote = sa.remote_id or peers.remote_identity(sa.conn, sa.remote[0])
+            self.psk = self.ctx.config.secrets.psk_for(local, remote)
+        if self.psk is None:
+            raise PeerError(NotifyType.AUTHENTICATION_FAILED, f"no pre-shared key for connection {sa.name}")
+        return self.psk
+
+    # ---- NAT-D --------------------------------------------------------------------------------
+
+    def natd(self) -> list[NatDPayload]:
+        sa = self.sa
+        if sa.natt_flavour is None or sa.choice is None:
+            return []
+        h = ike_hash(sa.choice.proposal.hash)
+        return natt.natd_payloads(h, sa.icookie, sa.rcookie, sa.local, sa.remote, sa.natt_flavour)
+
+    def check_natd(self, msg: Message) -> None:
+        sa = self.sa
+        if sa.natt_flavour is None or sa.choice is None:
+            return
+        hashes = [p.data for p in msg.all(NatDPayload)]
+        result = natt.check_natd(ike_hash(sa.choice.proposal.hash), sa.icookie, sa.rcookie, hashes, sa.local, sa.remote)
+        if result is not None:
+            sa.nat = result
+            self.ctx.tracer.emit(
+                "ike", "nat_detection", sa=sa.unique_id, local_behind=result.local_behind,
+                remote_behind=result.remote_behind,
+            )
+
+    def float_to_nat_port(self) -> None:
+        """Initiator: after NAT was detected, IKE moves to port 4500 (RFC 3947 section 4)."""
+        sa = self.sa
+        if sa.nat is not None and sa.nat.any and sa.local[1] != self.ctx.nat_port:
+            sa.local = (sa.local[0], self.ctx.nat_port)
+            sa.remote = (sa.remote[0], self.ctx.nat_port)
+            self.ctx.tracer.emit("ike", "nat_float", sa=sa.unique_id, local=sa.local, remote=sa.remote)
+
+    # ---- identities and authentication --------------------------------------------------------
+
+    def our_id(self) -> IdPayload:
+        sa = self.sa
+        assert sa.conn is not None
+        ident = peers.local_identity(sa.conn, sa.local[0])
+        sa.local_id = ident
+        return IdPayload(ident.id_type, ident.data)
+
+    def take_peer_id(self, p: IdPayload) -> Identity:
+        sa = self.sa
+        assert sa.conn is not None
+        ident = _identity_of(p)
+        if not peers.id_acceptable(sa.conn, sa.remote[0], ident):
+            raise PeerError(
+                NotifyType.INVALID_ID_INFORMATION,
+                f"peer identity {ident} is not {peers.remote_identity(sa.conn, sa.remote[0])}",
+            )
+        sa.remote_id = ident
+        return ident
+
+    def auth_hash(self, of_initiator: bool, id_body: bytes) -> bytes:
+        """HASH_I = prf(SKEYID, g^xi | g^xr | CKY-I | CKY-R | SAi_b | IDii_b);
+        HASH_R = prf(SKEYID, g^xr | g^xi | CKY-R | CKY-I | SAi_b | IDir_b)."""
+        sa = self.sa
+        assert sa.crypto is not None
+        h, skeyid = sa.crypto.hash, sa.crypto.keys.skeyid
+        if of_initiator:
+            return keymat.hash_i(h, skeyid, self.gxi, self.gxr, sa.icookie, sa.rcookie, self.sai_b, id_body)
+        return keymat.hash_r(h, skeyid, self.gxr, self.gxi, sa.rcookie, sa.icookie, self.sai_b, id_body)
+
+    def our_hash(self, id_payload: IdPayload) -> HashPayload:
+        return HashPayload(self.auth_hash(self.sa.initiator, id_payload.encode_body()))
+
+    def verify_hash(self, msg: Message, id_body: bytes | None = None) -> None:
+        """Check the peer's HASH_I or HASH_R over its ID payload body as it was on the wire (taken
+        from ``msg`` unless given: Aggressive Mode's AM3 carries no ID)."""
+        if id_body is None:
+            id_raw = msg.raw_of(IdPayload)
+            if id_raw is None:
+                raise PeerError(NotifyType.PAYLOAD_MALFORMED, "ID payload missing")
+            id_body = id_raw.body
+        got = msg.first(HashPayload)
+        if got is None:
+            raise PeerError(NotifyType.PAYLOAD_MALFORMED, "HASH payload missing")
+        expected = self.auth_hash(not self.sa.initiator, id_body)
+        if not hmac.compare_digest(expected, got.data):
+            raise PeerError(NotifyType.AUTHENTICATION_FAILED, "HASH mismatch: wrong pre-shared key?")
+
+    def established(self, now: float) -> None:
+        sa = self.sa
+        assert sa.conn is not None and sa.choice is not None
+        sa.state = IkeState.ESTABLISHED
+        sa.established_at = now
+        self.ctx.emit(
+            IkeSaEstablished(
+                sa.unique_id, sa.conn.name, sa.local, sa.remote, str(sa.local_id), str(sa.remote_id),
+                sa.initiator, sa.aggressive, describe_choice(sa.choice), sa.choice.lifetime,
+                bool(sa.nat and sa.nat.local_behind), bool(sa.nat and sa.nat.remote_behind),
+                sa.icookie, sa.rcookie,
+            )
+        )
+        self.ctx.tracer.emit("ike", "ike_sa_established", sa=sa.unique_id, conn=sa.conn.name)
+
+
+def describe_choice(c: IkeChoice) -> str:
+    from snakeswan.config.proposals import format_ike_proposal
+
+    return format_ike_proposal(c.proposal)
+
+
+def _identity_of(p: IdPayload) -> Identity:
+    if p.id_type == IdType.IPV4_ADDR and len(p.data) != 4 or p.id_type == IdType.IPV6_ADDR and len(p.data) != 16:
+        raise PeerError(NotifyType.INVALID_ID_INFORMATION, f"address ID of {len(p.data)} bytes")
+    if p.id_type in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
+        return Identity.from_address(ipaddress.ip_address(p.data))
+    return Identity(p.id_type, p.data)

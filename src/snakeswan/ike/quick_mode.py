@@ -1,0 +1,317 @@
+"""IKE Quick Mode (RFC 2409 section 5.5), both roles, three encrypted messages:
+
+    I -> R  QM1  HDR*, HASH(1), SA, Ni [, KE] [, IDci, IDcr] [, NAT-OAi, NAT-OAr]
+    R -> I  QM2  HDR*, HASH(2), SA, Nr [, KE] [, IDci, IDcr] [, N(RESPONDER-LIFETIME)] [, NAT-OA..]
+    I -> R  QM3  HDR*, HASH(3)
+
+Each side picks the SPI of its inbound SA. The initiator installs its SAs when it sends QM3, the
+responder when QM3 arrives.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import ipaddress
+from collections.abc import Sequence
+
+from snakeswan.config.model import ChildConfig, ChildProposal
+from snakeswan.config.traffic import TrafficSelector
+from snakeswan.crypto import keymat
+from snakeswan.crypto.algorithms import ah_auth_algorithm, auth_key_size, esp_encryption_key_size
+from snakeswan.crypto.dh import DhKeyPair, dh_group
+from snakeswan.errors import CryptoError, PeerError
+from snakeswan.ike import crypt, natt, selectors
+from snakeswan.ike.context import Context
+from snakeswan.ike.events import ChildSaEstablished, ChildSaInfo, SaKeys
+from snakeswan.ike.exchange import Exchange
+from snakeswan.ike.proposals import (
+    ChildChoice,
+    apply_responder_lifetime,
+    check_child_reply,
+    child_sa_payload,
+    responder_lifetime,
+    select_child,
+)
+from snakeswan.ike.sa import IkeSa
+from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType, ProtocolId
+from snakeswan.wire.message import Message, Rule, check_payloads, encode_payloads
+from snakeswan.wire.payloads import (
+    HashPayload,
+    IdPayload,
+    KePayload,
+    NoncePayload,
+    NotifyPayload,
+    Payload,
+    Proposal,
+    SaPayload,
+)
+
+P = PayloadType
+NONCE_SIZE = 32
+_COMMON: dict[int, Rule] = {P.HASH: Rule(1, 1), P.SA: Rule(1, 1), P.NONCE: Rule(1, 1), P.KE: Rule(0, 1), P.ID: Rule(0, 2)}
+QM_RULES: dict[int, Rule] = {**_COMMON, P.NAT_OA: Rule(0, 2), P.NAT_OA_DRAFT: Rule(0, 2)}
+QM3_RULES: dict[int, Rule] = {P.HASH: Rule(1, 1)}
+_OTHERS = (P.NOTIFICATION, P.VENDOR_ID)
+
+
+class QmState(enum.Enum):
+    START = 0
+    SENT_QM1 = 1
+    SENT_QM2 = 2
+    DONE = 3
+
+
+class QuickMode(Exchange):
+    name = "quick_mode"
+
+    def __init__(self, sa: IkeSa, ctx: Context, message_id: int, child: ChildConfig | None = None) -> None:
+        super().__init__(sa, ctx, message_id)
+        self.child = child
+        self.state = QmState.START
+        self.ni = b""
+        self.nr = b""
+        self.dh: DhKeyPair | None = None
+        self.gqm: bytes | None = None
+        self.spi_in = 0
+        self.choice: ChildChoice | None = None
+        self.local_ts: TrafficSelector | None = None
+        self.remote_ts: TrafficSelector | None = None
+        self.seconds: int | None = None
+        self.kilobytes: int | None = None
+        self.initiator = child is not None  # who started this Quick Mode (either end of the IKE SA may)
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    def _hash(self, which: int, rest: bytes) -> bytes:
+        c = self.sa.crypto
+        assert c is not None
+        if which == 1:  # HASH(1) = prf(SKEYID_a, M-ID | SA | Ni [ | KE ] [ | IDci | IDcr ])
+            return keymat.qm_hash1(c.hash, c.keys.skeyid_a, self.message_id, rest)
+        if which == 2:  # HASH(2) = prf(SKEYID_a, M-ID | Ni_b | SA | Nr [ | KE ] [ | IDci | IDcr ])
+            return keymat.qm_hash2(c.hash, c.keys.skeyid_a, self.message_id, self.ni, rest)
+        return keymat.qm_hash3(c.hash, c.keys.skeyid_a, self.message_id, self.ni, self.nr)
+
+    def _send(self, rest: list[Payload], which: int, now: float, *, expect_reply: bool) -> None:
+        rest_bytes = encode_payloads(rest)[1] if rest else b""
+        payloads: list[Payload] = [HashPayload(self._hash(which, rest_bytes)), *rest]
+        data = crypt.build(self.sa, ExchangeType.QUICK_MODE, self.message_id, payloads, encrypt=True)
+        self.send(data, now, expect_reply=expect_reply)
+        self.trace("sent", state=self.state.name, payloads=[type(p).__name__ for p in payloads])
+
+    def _verify(self, msg: Message, ciphertext: bytes | None, which: int) -> None:
+        """HASH must come first and match; only then does the IV chain move."""
+        if ciphertext is None:
+            raise PeerError(NotifyType.PAYLOAD_MALFORMED, "Quick Mode message not encrypted")
+        if not msg.payloads or not isinstance(msg.payloads[0].payload, HashPayload):
+            raise PeerError(NotifyType.INVALID_HASH_INFORMATION, "Quick Mode message must start with HASH")
+        rest = b"".join(rp.raw for rp in msg.payloads[1:])
+        expected = self._hash(which, rest)
+        if not hmac.compare_digest(expected, msg.payloads[0].payload.data):
+            raise PeerError(NotifyType.INVALID_HASH_INFORMATION, f"HASH({which}) mismatch")
+        assert self.sa.crypto is not None
+        self.sa.crypto.iv.confirm(self.message_id, ciphertext)
+
+    def _proposals(self) -> Sequence[ChildProposal]:
+        assert self.child is not None
+        return self.child.esp_proposals or self.child.ah_proposals
+
+    def _resolve(self, ts: Sequence[TrafficSelector], addr: str) -> list[TrafficSelector]:
+        ip = ipaddress.ip_address(addr)
+        return [t.resolve(ip) for t in ts]
+
+    def _lifetimes(self, child: ChildConfig) -> tuple[int | None, int | None]:
+        seconds = int(child.life_time) if child.life_time else None
+        kilobytes = child.life_bytes // 1024 if child.life_bytes else None
+        return seconds, kilobytes
+
+    def _take_ke(self, msg: Message, group: int | None) -> None:
+        ke = msg.first(KePayload)
+        if group is None:
+            if ke is not None:
+                raise PeerError(NotifyType.INVALID_PAYLOAD_TYPE, "KE payload without PFS group")
+            return
+        if ke is None:
+            raise PeerError(NotifyType.INVALID_KEY_INFORMATION, "PFS negotiated but KE payload missing")
+        if self.dh is None:
+            self.dh = dh_group(group).generate(self.ctx.rng)
+        try:
+            self.gqm = self.dh.shared_secret(ke.data)
+        except CryptoError as e:
+            raise PeerError(NotifyType.INVALID_KEY_INFORMATION, f"PFS KE rejected: {e}") from e
+
+    # ---- initiator ----------------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        sa, child = self.sa, self.child
+        assert child is not None
+        proposals = self._proposals()
+        self.spi_in = self.ctx.spis.allocate()
+        mode_attr = natt.encap_mode(child.mode, sa.natt_flavour, sa.encap)
+        self.seconds, self.kilobytes = self._lifetimes(child)
+        group = proposals[0].pfs_group
+        same_group = [p for p in proposals if p.pfs_group == group]
+        sa_payload = child_sa_payload(same_group, self.spi_in.to_bytes(4, "big"), mode_attr, self.seconds, self.kilobytes)
+        self.ni = self.ctx.rng(NONCE_SIZE)
+        rest: list[Payload] = [sa_payload, NoncePayload(self.ni)]
+        if group is not None:
+            self.dh = dh_group(group).generate(self.ctx.rng)
+            rest.append(KePayload(self.dh.public))
+        self.local_ts = self._resolve(child.local_ts, sa.local[0])[0]
+        self.remote_ts = self._resolve(child.remote_ts, sa.remote[0])[0]
+        rest += [_id_payload(self.local_ts), _id_payload(self.remote_ts)]
+        if sa.encap and child.mode == "transport":
+            rest += [natt.nat_oa(sa.local[0], sa.natt_flavour), natt.nat_oa(sa.remote[0], sa.natt_flavour)]
+        self.state = QmState.SENT_QM1
+        self._send(rest, 1, now, expect_reply=True)
+
+    def handle(self, msg: Message, ciphertext: bytes | None, data: bytes, now: float) -> None:
+        if self.initiator and self.state is QmState.SENT_QM1:
+            check_payloads(msg.types(), QM_RULES, "Quick Mode QM2", allow_others=_OTHERS)
+            self._i_qm2(msg, ciphertext, now)
+        elif not self.initiator and self.state is QmState.SENT_QM2:
+            check_payloads(msg.types(), QM3_RULES, "Quick Mode QM3", allow_others=_OTHERS)
+            self._verify(msg, ciphertext, 3)
+            self.state = QmState.DONE
+            self.retx.stop()
+            self._established(initiator=False)
+        else:
+            self.trace("unexpected_message", state=self.state.name)
+            return
+        self.retx.processed(data)
+
+    def _i_qm2(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
+        self._verify(msg, ciphertext, 2)
+        nonce = msg.first(NoncePayload)
+        assert nonce is not None
+        self.nr = nonce.data
+        sa_payload = msg.first(SaPayload)
+        assert sa_payload is not None
+        self.choice = check_child_reply(sa_payload, self._proposals(), self.seconds, self.kilobytes)
+        for n in msg.all(NotifyPayload):
+            if n.notify_type == NotifyType.RESPONDER_LIFETIME:
+                self.seconds, self.kilobytes = apply_responder_lifetime(n.data, self.seconds, self.kilobytes)
+                self.trace("responder_lifetime", seconds=self.seconds, kilobytes=self.kilobytes)
+        self._take_ke(msg, self.choice.proposal.pfs_group)
+        ids = msg.all(IdPayload)
+        if ids:
+            got = (selectors.id_to_ts(*_id_fields(ids[0])), selectors.id_to_ts(*_id_fields(ids[1])))
+            if got != (self.local_ts, self.remote_ts):
+                raise PeerError(NotifyType.INVALID_ID_INFORMATION, "responder changed the proxy IDs")
+        self.state = QmState.DONE
+        self._send([], 3, now, expect_reply=False)
+        self._established(initiator=True)
+
+    # ---- responder ----------------------------------------------------------------------------
+
+    def respond(self, msg: Message, ciphertext: bytes | None, data: bytes, now: float) -> None:
+        """QM1 -> QM2: check HASH(1), find the child whose policy covers the proxy IDs, pick a proposal."""
+        sa = self.sa
+        assert sa.conn is not None
+        check_payloads(msg.types(), QM_RULES, "Quick Mode QM1", allow_others=_OTHERS)
+        nonce, sa_payload = msg.first(NoncePayload), msg.first(SaPayload)
+        assert nonce is not None and sa_payload is not None
+        self._verify(msg, ciphertext, 1)
+        self.ni = nonce.data
+        id_raws = [rp for rp in msg.payloads if isinstance(rp.payload, IdPayload)]
+        if len(id_raws) == 1:
+            raise PeerError(NotifyType.INVALID_ID_INFORMATION, "Quick Mode needs both IDci and IDcr, or none")
+        if id_raws:
+            their_ci = selectors.id_to_ts(*_id_fields(id_raws[0].payload))  # type: ignore[arg-type]
+            their_cr = selectors.id_to_ts(*_id_fields(id_raws[1].payload))  # type: ignore[arg-type]
+        else:
+            their_ci = TrafficSelector.host(ipaddress.ip_address(sa.remote[0]))
+            their_cr = TrafficSelector.host(ipaddress.ip_address(sa.local[0]))
+        self.child, self.choice = self._select(sa_payload, their_ci, their_cr)
+        self.local_ts, self.remote_ts = their_cr, their_ci
+        self._take_ke(msg, self.choice.proposal.pfs_group)
+        self.spi_in = self.ctx.spis.allocate()
+        self.nr = self.ctx.rng(NONCE_SIZE)
+        reply = SaPayload((Proposal(self.choice.number, self.choice.proposal.protocol, self.spi_in.to_bytes(4, "big"), (self.choice.transform,)),))
+        rest: list[Payload] = [reply, NoncePayload(self.nr)]
+        if self.dh is not None:
+            rest.append(KePayload(self.dh.public))
+        rest += [rp.payload for rp in id_raws]
+        if self.choice.lowered:
+            rest.append(
+                responder_lifetime(
+                    self.choice.proposal.protocol, self.spi_in.to_bytes(4, "big"), self.choice.life_seconds,
+                    self.choice.life_kilobytes,
+                )
+            )
+        self.seconds, self.kilobytes = self.choice.life_seconds, self.choice.life_kilobytes
+        self.state = QmState.SENT_QM2
+        self._send(rest, 2, now, expect_reply=True)
+        self.retx.processed(data)
+
+    def _select(
+        self, offered: SaPayload, their_ci: TrafficSelector, their_cr: TrafficSelector
+    ) -> tuple[ChildConfig, ChildChoice]:
+        sa = self.sa
+        assert sa.conn is not None
+        last: PeerError | None = None
+        for child in sa.conn.children:
+            ours_local = self._resolve(child.local_ts, sa.local[0])
+            ours_remote = self._resolve(child.remote_ts, sa.remote[0])
+            if not (selectors.ts_acceptable(ours_remote, their_ci) and selectors.ts_acceptable(ours_local, their_cr)):
+                continue
+            modes = [natt.encap_mode(child.mode, None, False)]
+            if sa.natt_flavour is not None:
+                modes += [natt.encap_mode(child.mode, f, True) for f in ("rfc", "draft")]
+            seconds, kilobytes = self._lifetimes(child)
+            proposals = child.esp_proposals or child.ah_proposals
+            try:
+                return child, select_child(offered, proposals, modes, seconds, kilobytes)
+            except PeerError as e:
+                last = e
+        if last is not None:
+            raise last
+        raise PeerError(
+            NotifyType.INVALID_ID_INFORMATION, f"no child of {sa.name} covers {their_ci} === {their_cr}"
+        )
+
+    # ---- both ---------------------------------------------------------------------------------
+
+    def _keys(self, spi: int) -> SaKeys:
+        """KEYMAT = prf(SKEYID_d, [g(qm)^xy |] protocol | SPI | Ni_b | Nr_b), expanded; enc key first."""
+        c, choice = self.sa.crypto, self.choice
+        assert c is not None and choice is not None
+        p = choice.proposal
+        if p.protocol == ProtocolId.IPSEC_ESP:
+            enc_len = esp_encryption_key_size(p.transform_id, p.key_length)
+            auth = p.auth
+        else:
+            enc_len, auth = 0, p.auth if p.auth is not None else ah_auth_algorithm(p.transform_id)
+        int_len = auth_key_size(auth) if auth is not None else 0
+        km = keymat.keymat(
+            c.hash, c.keys.skeyid_d, p.protocol, spi.to_bytes(4, "big"), self.ni, self.nr, enc_len + int_len, self.gqm
+        )
+        return SaKeys(km[:enc_len], km[enc_len:])
+
+    def _established(self, *, initiator: bool) -> None:
+        sa, choice, child = self.sa, self.choice, self.child
+        assert choice is not None and child is not None and sa.conn is not None
+        self.done = True
+        spi_out = int.from_bytes(choice.peer_spi, "big")
+        mode, _ = natt.decode_encap_mode(choice.mode_attr) or (child.mode, False)
+        info = ChildSaInfo(
+            conn=sa.conn.name, child=child.name, ike_sa=sa.unique_id, protocol=choice.proposal.protocol,
+            transform_id=choice.proposal.transform_id, key_length=choice.proposal.key_length,
+            auth=choice.proposal.auth, spi_in=self.spi_in, spi_out=spi_out,
+            keys_in=self._keys(self.spi_in), keys_out=self._keys(spi_out), mode=mode, encap=sa.encap,
+            local=sa.local, remote=sa.remote, local_ts=str(self.local_ts), remote_ts=str(self.remote_ts),
+            life_seconds=self.seconds, life_kilobytes=self.kilobytes, pfs_group=choice.proposal.pfs_group,
+            initiator=initiator,
+        )
+        sa.children.append(info)
+        self.ctx.emit(ChildSaEstablished(info))
+        self.trace("child_sa_established", child=child.name, spi_in=f"{self.spi_in:08x}", spi_out=f"{spi_out:08x}")
+
+
+def _id_payload(ts: TrafficSelector) -> IdPayload:
+    id_type, protocol, port, data = selectors.ts_to_id(ts)
+    return IdPayload(id_type, data, protocol, port)
+
+
+def _id_fields(p: IdPayload) -> tuple[int, int, int, bytes]:
+    return p.id_type, p.protocol, p.port, p.data

@@ -1,0 +1,69 @@
+"""Retransmission of an exchange's last message, and duplicate detection.
+
+Each exchange owns one :class:`Retransmitter`. A request we sent is resent with exponential backoff
+until a reply comes or we give up (strongSwan's defaults: 4 s, factor 1.8, 5 retries). A message we
+receive a second time byte for byte is a retransmission by the peer: it gets the reply we cached for
+it and is not processed again (nothing changes state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from snakeswan.crypto.algorithms import HashAlg, hash_by_name
+
+_DIGEST: HashAlg = hash_by_name("sha1")
+
+
+@dataclass(frozen=True, slots=True)
+class RetransmitPolicy:
+    timeout: float = 4.0
+    base: float = 1.8
+    tries: int = 5
+
+    def delay(self, attempt: int) -> float:
+        return self.timeout * self.base**attempt
+
+
+class Retransmitter:
+    __slots__ = ("_attempt", "_due", "_last_received", "last_sent", "policy")
+
+    def __init__(self, policy: RetransmitPolicy) -> None:
+        self.policy = policy
+        self.last_sent: bytes | None = None
+        self._due: float | None = None
+        self._attempt = 0
+        self._last_received: bytes | None = None
+
+    def sent(self, data: bytes, now: float, *, expect_reply: bool) -> None:
+        """We sent ``data``; if it is a request, arm the timer."""
+        self.last_sent = data
+        self._attempt = 0
+        self._due = now + self.policy.delay(0) if expect_reply else None
+
+    def received(self, data: bytes) -> bool:
+        """Remember a processed message; returns True if it repeats the last one (a duplicate)."""
+        digest = _DIGEST.digest(data)
+        if digest == self._last_received:
+            return True
+        return False
+
+    def processed(self, data: bytes) -> None:
+        """The message was accepted and acted upon: a later copy of it is a duplicate."""
+        self._last_received = _DIGEST.digest(data)
+        self._due = None
+
+    def stop(self) -> None:
+        self._due = None
+
+    def due(self) -> float | None:
+        return self._due
+
+    def fire(self, now: float) -> bytes | None:
+        """Timer expired: the bytes to send again, or None when we give up."""
+        self._attempt += 1
+        if self._attempt > self.policy.tries or self.last_sent is None:
+            self._due = None
+            return None
+        self._due = now + self.policy.delay(self._attempt)
+        return self.last_sent

@@ -1,0 +1,75 @@
+"""One ISAKMP SA: cookies, addresses, keys once derived, and the exchanges under way."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from snakeswan.config.identity import Identity
+from snakeswan.config.model import ConnectionConfig
+from snakeswan.crypto.algorithms import CbcCipher, HashAlg
+from snakeswan.crypto.ivchain import IvChain
+from snakeswan.crypto.keymat import Phase1Keys
+from snakeswan.ike.events import Address, ChildSaInfo
+from snakeswan.ike.natt import NatResult
+
+if TYPE_CHECKING:
+    from snakeswan.ike.exchange import Exchange
+    from snakeswan.ike.proposals import IkeChoice
+
+
+class IkeState(enum.Enum):
+    CONNECTING = "connecting"
+    ESTABLISHED = "established"
+    DELETED = "deleted"
+
+
+@dataclass
+class Phase1Crypto:
+    """Keys of an ISAKMP SA once SKEYID is known (repr hides them)."""
+
+    hash: HashAlg
+    cipher: CbcCipher
+    keys: Phase1Keys = field(repr=False)
+    enc_key: bytes = field(repr=False)
+    iv: IvChain = field(repr=False)
+
+
+@dataclass
+class IkeSa:
+    unique_id: int
+    initiator: bool
+    icookie: bytes
+    local: Address
+    remote: Address
+    conn: ConnectionConfig | None = None
+    rcookie: bytes = bytes(8)
+    state: IkeState = IkeState.CONNECTING
+    aggressive: bool = False
+    crypto: Phase1Crypto | None = None
+    choice: IkeChoice | None = None
+    local_id: Identity | None = None
+    remote_id: Identity | None = None
+    natt_flavour: str | None = None  # "rfc" | "draft" | None: what the peer announced
+    nat: NatResult | None = None
+    dpd_supported: bool = False
+    established_at: float | None = None
+    phase1: Exchange | None = None
+    exchanges: dict[int, Exchange] = field(default_factory=dict)  # by message ID (Quick Mode, ...)
+    children: list[ChildSaInfo] = field(default_factory=list)
+    pending_children: list[str] = field(default_factory=list)  # child names to start once established
+    seen_mids: set[int] = field(default_factory=set)
+
+    @property
+    def cookies(self) -> tuple[bytes, bytes]:
+        return self.icookie, self.rcookie
+
+    @property
+    def name(self) -> str:
+        return self.conn.name if self.conn else "?"
+
+    @property
+    def encap(self) -> bool:
+        """UDP encapsulation is in effect: a NAT was seen (or faked by the peer), or forced."""
+        return bool(self.nat and self.nat.any) or bool(self.conn and self.conn.encap and self.natt_flavour)

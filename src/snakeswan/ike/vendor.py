@@ -1,0 +1,50 @@
+"""Vendor ID payloads we send and recognise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+NATT_RFC3947 = bytes.fromhex("4a131c81070358455c5728f20e95452f")
+NATT_DRAFTS = (
+    bytes.fromhex("4df37928e9fc4fd1b3262170d515c662"),  # draft-ietf-ipsec-nat-t-ike-00 (unused by us)
+    bytes.fromhex("cd60464335df21f87cfdb2fc68b6a448"),  # draft-ietf-ipsec-nat-t-ike-02
+    bytes.fromhex("90cb80913ebb696e086381b5ec427b1f"),  # draft-ietf-ipsec-nat-t-ike-02\n
+    bytes.fromhex("7d9419a65310ca6f2c179d9215529d56"),  # draft-ietf-ipsec-nat-t-ike-03
+)
+DPD = bytes.fromhex("afcad71368a1f1c96b8696fc77570100")  # RFC 3706
+XAUTH = bytes.fromhex("09002689dfd6b712")
+CISCO_FRAGMENTATION = bytes.fromhex("4048b7d56ebce88525e7de7f00d6c2d3")
+STRONGSWAN_PREFIX = bytes.fromhex("882fe56d6fd20dbc2251613b2ebe5beb")
+
+NAMES = {
+    NATT_RFC3947: "NAT-T (RFC 3947)",
+    NATT_DRAFTS[1]: "draft-ietf-ipsec-nat-t-ike-02",
+    NATT_DRAFTS[2]: "draft-ietf-ipsec-nat-t-ike-02\\n",
+    NATT_DRAFTS[3]: "draft-ietf-ipsec-nat-t-ike-03",
+    DPD: "DPD",
+    XAUTH: "XAUTH",
+    CISCO_FRAGMENTATION: "FRAGMENTATION",
+}
+
+# What we announce in MM1/MM2 (and AM1/AM2): NAT-T in both flavours, and DPD.
+OURS = (NATT_RFC3947, NATT_DRAFTS[3], NATT_DRAFTS[2], NATT_DRAFTS[1], DPD)
+
+
+def describe(vid: bytes) -> str:
+    if vid in NAMES:
+        return NAMES[vid]
+    if vid.startswith(CISCO_FRAGMENTATION[:16]):
+        return "FRAGMENTATION"
+    if vid.startswith(STRONGSWAN_PREFIX):
+        return "strongSwan"
+    return vid.hex()
+
+
+def natt_flavour(vids: Iterable[bytes]) -> str | None:
+    """``"rfc"`` if the peer announced RFC 3947, ``"draft"`` for a draft only, else None."""
+    vids = list(vids)
+    if NATT_RFC3947 in vids:
+        return "rfc"
+    if any(v in NATT_DRAFTS for v in vids):
+        return "draft"
+    return None
