@@ -1,0 +1,85 @@
+"""The CBC IV state of one ISAKMP SA (RFC 2409 appendix B), verify-then-commit (DESIGN principle 11).
+
+Phase 1 (message ID 0) is one chain: the first IV is hash(g^xi | g^xr) truncated, and each later
+message uses the last ciphertext block of the message before it. Every later exchange (Quick Mode,
+Informational, Transaction) has its own chain, keyed by message ID, starting from
+hash(last phase 1 CBC output block | M-ID) and then chaining the same way.
+
+:meth:`IvChain.iv_for` only looks; the state moves in :meth:`IvChain.confirm`, which the caller
+invokes after a received message authenticated or after encrypting one to send. So a forged or
+garbled message cannot desynchronise the chain. Like strongSwan's ``iv_manager.c`` (whose default
+is 3), only a bounded number of non-zero message IDs is remembered, least recently confirmed
+evicted first.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from snakeswan.crypto.algorithms import HashAlg
+from snakeswan.crypto.keymat import phase2_iv
+from snakeswan.errors import CryptoError
+
+__all__ = ["IvChain"]
+
+
+class IvChain:
+    """Next IV per message ID for one ISAKMP SA."""
+
+    def __init__(self, h: HashAlg, block_size: int, initial_iv: bytes, max_exchanges: int = 8) -> None:
+        if block_size <= 0:
+            raise CryptoError(f"block size {block_size} is not positive")
+        if len(initial_iv) != block_size:
+            raise CryptoError(f"initial IV is {len(initial_iv)} bytes, expected {block_size}")
+        if max_exchanges < 1:
+            raise CryptoError(f"max_exchanges {max_exchanges} is not positive")
+        self._hash = h
+        self._block_size = block_size
+        self._max_exchanges = max_exchanges
+        self._phase1_iv = initial_iv
+        self._ivs: OrderedDict[int, bytes] = OrderedDict()  # least recently confirmed first
+
+    @property
+    def block_size(self) -> int:
+        return self._block_size
+
+    def iv_for(self, message_id: int) -> bytes:
+        """The IV to encrypt or decrypt the next message of exchange ``message_id``; changes nothing."""
+        if message_id == 0:
+            return self._phase1_iv
+        known = self._ivs.get(message_id)
+        if known is not None:
+            return known
+        # IV = hash(last phase 1 CBC output block | M-ID), truncated; the current phase 1 IV *is*
+        # that block once phase 1 is over.
+        return phase2_iv(self._hash, self._phase1_iv, message_id, self._block_size)
+
+    def confirm(self, message_id: int, ciphertext: bytes) -> None:
+        """Commit: the next IV of ``message_id`` is the last block of ``ciphertext``.
+
+        ``ciphertext`` is the encrypted part of a message that authenticated (received) or was just
+        encrypted (sent).
+        """
+        if not ciphertext or len(ciphertext) % self._block_size:
+            raise CryptoError(
+                f"ciphertext length {len(ciphertext)} is not a positive multiple of {self._block_size}"
+            )
+        last_block = ciphertext[-self._block_size :]  # next IV = last CBC output block
+        if message_id == 0:
+            self._phase1_iv = last_block
+            return
+        self._ivs[message_id] = last_block
+        self._ivs.move_to_end(message_id)
+        while len(self._ivs) > self._max_exchanges:
+            self._ivs.popitem(last=False)
+
+    def forget(self, message_id: int) -> None:
+        """Drop the chain of a finished or abandoned exchange (no-op if unknown; phase 1 is kept)."""
+        self._ivs.pop(message_id, None)
+
+    def known_message_ids(self) -> tuple[int, ...]:
+        """Non-zero message IDs with a confirmed chain, least recently confirmed first."""
+        return tuple(self._ivs)
+
+    def __repr__(self) -> str:
+        return f"IvChain(block_size={self._block_size}, exchanges={len(self._ivs)})"
