@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs everything snakeswan's demo and tests need on a fresh Debian machine (run as root):
+# Debian packages (strongSwan for interop, tshark, iproute2, nftables, iperf3) and the package itself
+# with its development extras. Skips what is already there, so running it again is cheap.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PKGS="tshark iproute2 nftables iperf3 tcpdump strongswan-charon strongswan-swanctl libcharon-extra-plugins strongswan-pki"
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" -ne 0 ]; then echo "setup: need root to install:$missing" >&2; exit 1; fi
+  echo "setup: installing Debian packages:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+if ! python3 -c "import snakeswan, pytest, hypothesis, importlinter" >/dev/null 2>&1 \
+   || [ "$(python3 -c 'import snakeswan, os; print(os.path.realpath(snakeswan.__file__))' 2>/dev/null)" != "$(realpath src/snakeswan/__init__.py)" ]; then
+  echo "setup: installing snakeswan (editable) with its dev extras"
+  python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
+fi
