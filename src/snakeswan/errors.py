@@ -38,6 +38,14 @@ class PeerError(SnakeswanError):
         super().__init__(f"{what} (notify {notify})")
 
 
+class AuthenticationError(PeerError):
+    """The message failed authentication (a HASH mismatch, or a phase 1 body that does not decrypt).
+
+    Anybody can forge such a message, so it is dropped and does not end the exchange at once; the
+    exchange fails with ``notify`` only when it happens repeatedly or the exchange times out.
+    """
+
+
 class LocalError(SnakeswanError):
     """A local request cannot be carried out (unknown connection, no SA, wrong state)."""
 

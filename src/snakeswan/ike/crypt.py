@@ -25,6 +25,11 @@ from snakeswan.wire.message import (
 from snakeswan.wire.payloads import Payload
 
 
+class GarbledBody(DecodeError):
+    """A well-framed encrypted body decrypted to something that does not parse: wrong keys (in
+    phase 1, most likely another pre-shared key) or a forged or corrupted message."""
+
+
 def _crypto(sa: IkeSa) -> Phase1Crypto:
     if sa.crypto is None:
         raise DecodeError("encrypted message before keys exist", 19, "ISAKMP header")
@@ -63,5 +68,8 @@ def open_message(sa: IkeSa, data: bytes) -> tuple[Message, bytes | None]:
             "encrypted body",
         )
     plain = c.cipher.decrypt(c.enc_key, c.iv.iv_for(header.message_id), ciphertext)
-    payloads = decode_payloads(header.next_payload, plain, 0, allow_trailing=True, where="decrypted body")
+    try:
+        payloads = decode_payloads(header.next_payload, plain, 0, allow_trailing=True, where="decrypted body")
+    except DecodeError as e:
+        raise GarbledBody(e.what, e.offset, e.where) from e
     return Message(header, payloads), ciphertext

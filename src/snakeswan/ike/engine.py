@@ -15,7 +15,7 @@ import ipaddress
 from collections.abc import Callable
 
 from snakeswan.config.model import Config, ConnectionConfig
-from snakeswan.errors import DecodeError, LocalError, PeerError, SnakeswanError
+from snakeswan.errors import AuthenticationError, DecodeError, LocalError, PeerError, SnakeswanError
 from snakeswan.ike import crypt, informational, peers
 from snakeswan.ike.aggressive_mode import AggressiveMode
 from snakeswan.ike.context import Context, SpiAllocator
@@ -41,6 +41,13 @@ from snakeswan.wire.payloads import DeletePayload, NotifyPayload
 
 _ZERO = bytes(8)
 MAX_DONE_EXCHANGES = 16
+QUICK_MODE_ERRORS = frozenset(
+    {
+        NotifyType.NO_PROPOSAL_CHOSEN, NotifyType.INVALID_ID_INFORMATION, NotifyType.BAD_PROPOSAL_SYNTAX,
+        NotifyType.ATTRIBUTES_NOT_SUPPORTED, NotifyType.INVALID_TRANSFORM_ID, NotifyType.INVALID_SPI,
+        NotifyType.INVALID_KEY_INFORMATION, NotifyType.PAYLOAD_MALFORMED, NotifyType.INVALID_PROTOCOL_ID,
+    }
+)
 
 
 class Engine:
@@ -187,21 +194,30 @@ class Engine:
             return
         if ex.retx.received(data):
             self.tracer.emit("ike", "duplicate", sa=sa.unique_id, exchange=ex.name, mid=header.message_id)
-            if ex.retx.last_sent is not None:
-                self.ctx.send(ex.retx.last_sent, sa.local, sa.remote)
+            reply = ex.retx.reply_to_duplicate()
+            if reply is not None:
+                self.ctx.send(reply, sa.local, sa.remote)
+            return
+        if ex.done:
+            self.tracer.emit("ike", "drop", reason="exchange already complete", sa=sa.unique_id, exchange=ex.name)
             return
         self._process(sa, ex, data, src, dst, now)
 
     def _process(self, sa: IkeSa, ex: Exchange, data: bytes, src: Address, dst: Address, now: float) -> None:
-        old = (sa.local, sa.remote)
+        """Decrypt and hand a message to its exchange. Addresses (NAT-T float) and the responder's
+        cookie (in its first answer) are taken from the message only if it is accepted."""
+        old = (sa.local, sa.remote, sa.rcookie)
         sa.local, sa.remote = dst, src
+        rcookie = decode_header(data).rcookie
+        learn_cookie = sa.initiator and sa.rcookie == _ZERO and rcookie != _ZERO
+        sa.rcookie = rcookie if learn_cookie else sa.rcookie
 
         def run() -> None:
             try:
                 msg, ciphertext = crypt.open_message(sa, data)
-            except DecodeError as e:
-                if ex is sa.phase1 and sa.state is IkeState.CONNECTING and decode_header(data).encrypted:
-                    raise PeerError(
+            except crypt.GarbledBody as e:
+                if ex is sa.phase1:
+                    raise AuthenticationError(
                         NotifyType.AUTHENTICATION_FAILED, f"phase 1 message does not decrypt ({e.what}): wrong PSK?"
                     ) from e
                 raise
@@ -212,23 +228,55 @@ class Engine:
             ex.handle(msg, ciphertext, data, now)
 
         if not self._guard(sa, run, ex, now):
-            sa.local, sa.remote = old
+            if sa.state is not IkeState.DELETED:
+                sa.local, sa.remote, sa.rcookie = old
+        elif learn_cookie and sa.state is not IkeState.DELETED:
+            self._by_cookies.pop((sa.icookie, _ZERO), None)
+            self._by_cookies[sa.cookies] = sa
 
-    def _guard(self, sa: IkeSa, action: Callable[[], None], ex: Exchange | None, now: float) -> bool:
-        """Run ``action``; turn PeerError into a Notify and the failure of the exchange."""
+    def _guard(
+        self, sa: IkeSa, action: Callable[[], None], ex: Exchange | None, now: float, *, first: bool = False
+    ) -> bool:
+        """Run ``action``. A message that fails authentication, or an unacceptable phase 1 message
+        on an SA not yet authenticated (anybody may have forged it), is dropped and counted
+        (:meth:`_reject`); any other PeerError ends the exchange with its Notify. ``first``: the
+        action is a responder's reaction to the first message of a new SA (nothing to protect)."""
         try:
             action()
         except DecodeError as e:
             self.tracer.emit("ike", "drop", reason=str(e), sa=sa.unique_id)
             return False
+        except AuthenticationError as e:
+            self._reject(sa, ex, e, now)
+            return False
         except PeerError as e:
-            self._fail(sa, ex, e, now)
+            if not first and ex is not None and ex is sa.phase1 and sa.state is IkeState.CONNECTING:
+                self._reject(sa, ex, e, now)
+            else:
+                self._fail(sa, ex, e, now)
             return False
         except SnakeswanError as e:
             self._fail(sa, ex, PeerError(NotifyType.NO_PROPOSAL_CHOSEN, str(e)), now)
             return False
         self._after(sa, now)
         return True
+
+    def _reject(self, sa: IkeSa, ex: Exchange | None, e: PeerError, now: float) -> None:
+        """Drop a bad message nothing authenticates; the exchange goes on (a forged message must not
+        end it) until the real one comes or it times out. In phase 1 the peer is told, so that a
+        peer with another pre-shared key gives up at once instead of at its timeout."""
+        if ex is None:
+            self._fail(sa, ex, e, now)
+            return
+        ex.rejected += 1
+        ex.last_rejection = e
+        self.tracer.emit(
+            "ike", "message_rejected", sa=sa.unique_id, exchange=ex.name, notify=name_of(NotifyType, e.notify),
+            reason=e.what, count=ex.rejected,
+        )
+        if ex is sa.phase1 and isinstance(e, AuthenticationError):
+            spi = sa.icookie + sa.rcookie
+            informational.send(sa, self.ctx, [NotifyPayload(e.notify, ProtocolId.ISAKMP, spi, e.data)])
 
     def _fail(self, sa: IkeSa, ex: Exchange | None, e: PeerError, now: float) -> None:
         name = ex.name if ex else "?"
@@ -273,10 +321,7 @@ class Engine:
             return self._half_open.get((header.icookie, src))
         pending = self._by_cookies.get((header.icookie, _ZERO))
         if pending is not None and pending.initiator and pending.rcookie == _ZERO:
-            pending.rcookie = header.rcookie
-            del self._by_cookies[(header.icookie, _ZERO)]
-            self._by_cookies[pending.cookies] = pending
-            return pending
+            return pending  # the responder's first answer: its cookie is learnt once it is accepted
         return None
 
     def _exchange_for(self, sa: IkeSa, header: Header) -> Exchange | None:
@@ -315,7 +360,7 @@ class Engine:
         if not conns:
             self._fail(sa, ex, PeerError(NotifyType.NO_PROPOSAL_CHOSEN, f"no connection for {src[0]} -> {dst[0]}"), now)
             return
-        self._guard(sa, lambda: ex.respond(msg, data, conns, now), ex, now)
+        self._guard(sa, lambda: ex.respond(msg, data, conns, now), ex, now, first=True)
 
     def _new_quick_mode(self, sa: IkeSa, data: bytes, src: Address, dst: Address, now: float) -> None:
         header = decode_header(data)
@@ -323,6 +368,10 @@ class Engine:
 
         def run() -> None:
             msg, ciphertext = crypt.open_message(sa, data)
+            self.tracer.emit(
+                "ike", "received", sa=sa.unique_id, exchange=qm.name, mid=header.message_id,
+                payloads=[type(rp.payload).__name__ for rp in msg.payloads],
+            )
             qm.respond(msg, ciphertext, data, now)
             sa.exchanges[header.message_id] = qm
 
@@ -357,8 +406,9 @@ class Engine:
             reason = f"peer sent {name_of(NotifyType, n.notify_type)}"
             self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, "phase1", reason, n.notify_type))
             self._remove_sa(sa, reason, quiet=True)
-        elif n.notify_type < 16384 and authenticated:
-            for mid, ex in list(sa.exchanges.items()):
+        elif n.notify_type in QUICK_MODE_ERRORS and authenticated:
+            # IKEv1 error notifies do not name the exchange: they end our Quick Modes under way
+            for ex in list(sa.exchanges.values()):
                 if isinstance(ex, QuickMode) and not ex.done and ex.initiator:
                     reason = f"peer sent {name_of(NotifyType, n.notify_type)}"
                     self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason, n.notify_type))
@@ -420,8 +470,12 @@ class Engine:
     def _give_up(self, ex: Exchange) -> None:
         sa = ex.sa
         reason = f"{ex.name} timed out after {self.ctx.retransmit.tries} retransmissions"
+        notify = 0
+        if ex.last_rejection is not None:
+            reason += f"; last message rejected: {ex.last_rejection.what}"
+            notify = ex.last_rejection.notify
         self.tracer.emit("ike", "give_up", sa=sa.unique_id, exchange=ex.name)
-        self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason))
+        self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason, notify))
         if ex is sa.phase1 and sa.state is IkeState.CONNECTING:
             self._remove_sa(sa, reason, quiet=True)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from snakeswan.errors import PeerError
 from snakeswan.ike.context import Context
 from snakeswan.ike.retransmit import Retransmitter
 from snakeswan.ike.sa import IkeSa
@@ -21,6 +22,8 @@ class Exchange(ABC):
         self.message_id = message_id
         self.retx = Retransmitter(ctx.retransmit)
         self.done = False
+        self.rejected = 0  # messages dropped because they failed authentication or were unacceptable
+        self.last_rejection: PeerError | None = None
 
     @abstractmethod
     def handle(self, msg: Message, ciphertext: bytes | None, data: bytes, now: float) -> None:

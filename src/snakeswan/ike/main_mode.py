@@ -14,7 +14,7 @@ import enum
 from collections.abc import Callable
 
 from snakeswan.config.model import ConnectionConfig
-from snakeswan.errors import PeerError
+from snakeswan.errors import AuthenticationError
 from snakeswan.ike import crypt
 from snakeswan.ike.context import Context
 from snakeswan.ike.exchange import Exchange
@@ -134,7 +134,7 @@ class MainMode(Exchange):
         self.p1.note_vids(msg)
         reply = SaPayload((Proposal(1, offered.proposals[0].protocol, b"", (choice.transform,)),))
         self.state = MmState.SENT_MM2
-        self._send([reply, *self.p1.our_vids()], now, expect_reply=False)
+        self._send([reply, *self.p1.our_vids()], now)
         self.retx.processed(data)
 
     def _r_mm3(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
@@ -143,7 +143,7 @@ class MainMode(Exchange):
         payloads: list[Payload] = [*self.p1.ke_nonce(), *self.p1.natd()]
         self.p1.derive_keys()
         self.state = MmState.SENT_MM4
-        self._send(payloads, now, expect_reply=False)
+        self._send(payloads, now)
 
     def _r_mm5(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
         self._require_encrypted(ciphertext)
@@ -164,4 +164,4 @@ class MainMode(Exchange):
     @staticmethod
     def _require_encrypted(ciphertext: bytes | None) -> None:
         if ciphertext is None:
-            raise PeerError(NotifyType.PAYLOAD_MALFORMED, "MM5/MM6 must be encrypted")
+            raise AuthenticationError(NotifyType.PAYLOAD_MALFORMED, "MM5/MM6 must be encrypted")

@@ -12,7 +12,7 @@ from snakeswan.crypto import keymat
 from snakeswan.crypto.algorithms import ike_cipher, ike_hash
 from snakeswan.crypto.dh import DhKeyPair, dh_group
 from snakeswan.crypto.ivchain import IvChain
-from snakeswan.errors import CryptoError, PeerError
+from snakeswan.errors import AuthenticationError, CryptoError, PeerError
 from snakeswan.ike import natt, peers, vendor
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import IkeSaEstablished, KeyLog
@@ -227,7 +227,7 @@ class Phase1:
             raise PeerError(NotifyType.PAYLOAD_MALFORMED, "HASH payload missing")
         expected = self.auth_hash(not self.sa.initiator, id_body)
         if not hmac.compare_digest(expected, got.data):
-            raise PeerError(NotifyType.AUTHENTICATION_FAILED, "HASH mismatch: wrong pre-shared key?")
+            raise AuthenticationError(NotifyType.AUTHENTICATION_FAILED, "HASH mismatch: wrong pre-shared key?")
 
     def established(self, now: float) -> None:
         sa = self.sa

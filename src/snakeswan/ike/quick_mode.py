@@ -20,7 +20,7 @@ from snakeswan.config.traffic import TrafficSelector
 from snakeswan.crypto import keymat
 from snakeswan.crypto.algorithms import ah_auth_algorithm, auth_key_size, esp_encryption_key_size
 from snakeswan.crypto.dh import DhKeyPair, dh_group
-from snakeswan.errors import CryptoError, PeerError
+from snakeswan.errors import AuthenticationError, CryptoError, PeerError
 from snakeswan.ike import crypt, natt, selectors
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import ChildSaEstablished, ChildSaInfo, SaKeys
@@ -102,13 +102,13 @@ class QuickMode(Exchange):
     def _verify(self, msg: Message, ciphertext: bytes | None, which: int) -> None:
         """HASH must come first and match; only then does the IV chain move."""
         if ciphertext is None:
-            raise PeerError(NotifyType.PAYLOAD_MALFORMED, "Quick Mode message not encrypted")
+            raise AuthenticationError(NotifyType.PAYLOAD_MALFORMED, "Quick Mode message not encrypted")
         if not msg.payloads or not isinstance(msg.payloads[0].payload, HashPayload):
-            raise PeerError(NotifyType.INVALID_HASH_INFORMATION, "Quick Mode message must start with HASH")
+            raise AuthenticationError(NotifyType.INVALID_HASH_INFORMATION, "Quick Mode message must start with HASH")
         rest = b"".join(rp.raw for rp in msg.payloads[1:])
         expected = self._hash(which, rest)
         if not hmac.compare_digest(expected, msg.payloads[0].payload.data):
-            raise PeerError(NotifyType.INVALID_HASH_INFORMATION, f"HASH({which}) mismatch")
+            raise AuthenticationError(NotifyType.INVALID_HASH_INFORMATION, f"HASH({which}) mismatch")
         assert self.sa.crypto is not None
         self.sa.crypto.iv.confirm(self.message_id, ciphertext)
 

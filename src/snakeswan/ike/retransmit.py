@@ -26,7 +26,7 @@ class RetransmitPolicy:
 
 
 class Retransmitter:
-    __slots__ = ("_attempt", "_due", "_last_received", "last_sent", "policy")
+    __slots__ = ("_attempt", "_due", "_has_reply", "_last_received", "_sent_flag", "last_sent", "policy")
 
     def __init__(self, policy: RetransmitPolicy) -> None:
         self.policy = policy
@@ -34,24 +34,29 @@ class Retransmitter:
         self._due: float | None = None
         self._attempt = 0
         self._last_received: bytes | None = None
+        self._sent_flag = False  # something was sent since the last processed message
+        self._has_reply = False  # last_sent answers the last processed message
 
     def sent(self, data: bytes, now: float, *, expect_reply: bool) -> None:
         """We sent ``data``; if it is a request, arm the timer."""
         self.last_sent = data
+        self._sent_flag = True
         self._attempt = 0
         self._due = now + self.policy.delay(0) if expect_reply else None
 
     def received(self, data: bytes) -> bool:
-        """Remember a processed message; returns True if it repeats the last one (a duplicate)."""
-        digest = _DIGEST.digest(data)
-        if digest == self._last_received:
-            return True
-        return False
+        """True if ``data`` repeats the last processed message (a retransmission by the peer)."""
+        return _DIGEST.digest(data) == self._last_received
 
     def processed(self, data: bytes) -> None:
         """The message was accepted and acted upon: a later copy of it is a duplicate."""
         self._last_received = _DIGEST.digest(data)
-        self._due = None
+        self._has_reply, self._sent_flag = self._sent_flag, False
+
+    def reply_to_duplicate(self) -> bytes | None:
+        """What to send again for a duplicate: our answer to it, if it had one (not after a final
+        message such as MM6 or QM3, else two ends would bounce their last messages forever)."""
+        return self.last_sent if self._has_reply else None
 
     def stop(self) -> None:
         self._due = None
