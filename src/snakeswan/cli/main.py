@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from snakeswan import __version__
-from snakeswan.cli import demo
+from snakeswan.cli.common import add_control_option
+from snakeswan.cli import daemon, demo, down, list_conns, list_sas, log, reload, up
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,8 +17,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="IPsec with IKEv1 in Python: negotiate, inspect and script IPsec tunnels.",
     )
     parser.add_argument("--version", action="version", version=f"snakeswan {__version__}")
+    add_control_option(parser)
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    demo.add_parser(sub)
+    for verb in (daemon, up, down, list_sas, list_conns, reload, log, demo):
+        verb.add_parser(sub)
     return parser
 
 

@@ -106,9 +106,17 @@ class Engine:
     def ike_sas(self) -> list[IkeSa]:
         return list(self._sas.values())
 
-    def initiate(self, conn_name: str, child_name: str | None = None, now: float = 0.0) -> int:
+    def reconfigure(self, config: Config) -> None:
+        """Use ``config`` from now on; SAs under way keep the connection they were made for."""
+        self.config = config
+        self.ctx.config = config
+
+    def initiate(
+        self, conn_name: str, child_name: str | None = None, now: float = 0.0, *, local: str | None = None
+    ) -> int:
         """Start (or reuse) an ISAKMP SA for ``conn_name`` and negotiate ``child_name`` (or all
-        children) under it. Returns the IKE SA's unique id. Raises LocalError for unknown names."""
+        children) under it. ``local`` is our address when the connection names none (the driver
+        asks the routing table). Returns the IKE SA's unique id. Raises LocalError for unknown names."""
         try:
             conn = self.config.connection(conn_name)
         except KeyError:
@@ -124,8 +132,8 @@ class Engine:
                 sa.pending_children += children
                 self._start_pending(sa, now)
                 return sa.unique_id
-        local, remote = self._initiator_addresses(conn)
-        sa = self._new_sa(True, self._cookies.make(local, remote, _ZERO, now), local, remote)
+        ours, theirs = self._initiator_addresses(conn, local)
+        sa = self._new_sa(True, self._cookies.make(ours, theirs, _ZERO, now), ours, theirs)
         sa.conn = conn
         sa.pending_children = children
         ex: MainMode | AggressiveMode = AggressiveMode(sa, self.ctx) if conn.aggressive else MainMode(sa, self.ctx)
@@ -134,7 +142,7 @@ class Engine:
         )
         sa.phase1 = ex
         self._by_cookies[(sa.icookie, _ZERO)] = sa
-        self.tracer.emit("ike", "initiate", sa=sa.unique_id, conn=conn.name, mode=ex.name, remote=remote)
+        self.tracer.emit("ike", "initiate", sa=sa.unique_id, conn=conn.name, mode=ex.name, remote=theirs)
         self._guard(sa, lambda: ex.start(now), ex, now)
         return sa.unique_id
 
@@ -444,20 +452,22 @@ class Engine:
         self._sas[sa.unique_id] = sa
         return sa
 
-    def _initiator_addresses(self, conn: ConnectionConfig) -> tuple[Address, Address]:
-        def concrete(addrs: tuple[str, ...], what: str) -> str:
+    def _initiator_addresses(self, conn: ConnectionConfig, local: str | None) -> tuple[Address, Address]:
+        def concrete(addrs: tuple[str, ...]) -> str | None:
             for a in addrs:
                 try:
-                    ipaddress.ip_address(a)
-                    return a
+                    return str(ipaddress.ip_address(a))
                 except ValueError:
                     continue
-            raise LocalError(f"connection {conn.name}: {what} has no concrete address to initiate with")
+            return None
 
-        return (concrete(conn.local_addrs, "local_addrs"), self.config.daemon.port), (
-            concrete(conn.remote_addrs, "remote_addrs"),
-            conn.remote_port,
-        )
+        ours = concrete(conn.local_addrs) or local
+        theirs = concrete(conn.remote_addrs)
+        if theirs is None:
+            raise LocalError(f"connection {conn.name}: remote_addrs has no address to initiate to")
+        if ours is None:
+            raise LocalError(f"connection {conn.name}: local_addrs has no address to initiate from")
+        return (ours, self.config.daemon.port), (theirs, conn.remote_port)
 
     def _all_exchanges(self) -> list[Exchange]:
         out: list[Exchange] = []

@@ -1,0 +1,39 @@
+"""The control protocol between ``snakeswan`` commands and the daemon.
+
+A Unix stream socket (default :data:`DEFAULT_SOCKET`). Each request and each response is one JSON
+object on one line (UTF-8, ``\\n``-terminated):
+
+    request:  {"command": "<name>", "args": {...}}
+    response: {"ok": true, "result": <value>}   or   {"ok": false, "error": "<message>"}
+
+Commands (``args`` in brackets):
+
+- ``up`` [``conn``, optional ``child``]: initiate; result: ``{"ike_sa": <id>}``
+- ``down`` [``conn``, optional ``child``]: delete (sends Delete payloads); result: number of SAs deleted
+- ``list-sas``: list of IKE SAs, each with its IPsec SAs (see :mod:`snakeswan.daemon.views`)
+- ``list-conns``: configured connections
+- ``reload``: re-read the configuration file; result: names of the connections now loaded
+- ``log``: the response is a stream: one ``{"ok": true, "record": {...}}`` line per trace record
+  until the client closes the connection
+- ``stop``: the daemon deletes its SAs and exits
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+DEFAULT_SOCKET = "/run/snakeswan/control.sock"
+COMMANDS = ("up", "down", "list-sas", "list-conns", "reload", "log", "stop")
+MAX_LINE = 1 << 20
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    obj = json.loads(line)
+    if not isinstance(obj, dict):
+        raise ValueError("control message must be a JSON object")
+    return obj

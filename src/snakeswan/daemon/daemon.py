@@ -1,0 +1,304 @@
+"""The daemon: wires the IKE engine to UDP sockets, a timer, the control socket and the logs.
+
+One asyncio loop. The UDP sockets are read with ``loop.add_reader`` (no datagram transports); after
+every input the engine's output is flushed (:meth:`Daemon._pump`): datagrams sent, events handled,
+the one timer re-armed from ``engine.get_timer()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Any, TextIO
+
+from snakeswan.config.loader import load_config
+from snakeswan.config.model import Config
+from snakeswan.control.protocol import COMMANDS, MAX_LINE, decode, encode
+from snakeswan.daemon import keylog, views
+from snakeswan.errors import ConfigError, LocalError
+from snakeswan.ike.engine import Engine
+from snakeswan.ike.events import (
+    ChildSaDeleted,
+    ChildSaEstablished,
+    Datagram,
+    Event,
+    IkeSaDeleted,
+    IkeSaEstablished,
+    KeyLog,
+    NegotiationFailed,
+    NotifyReceived,
+)
+from snakeswan.io.udp import UdpSocket, family_of, source_address_for
+from snakeswan.trace import Record, Tracer
+from snakeswan.wire.enums import NotifyType, name_of
+
+log = logging.getLogger("snakeswan.daemon")
+
+
+class Daemon:
+    def __init__(self, config_path: str, *, control_path: str, keylog_path: str | None = None) -> None:
+        self.config_path = config_path
+        self.control_path = control_path
+        self.keylog_path = keylog_path
+        self.config: Config = load_config(config_path)
+        self.tracer = Tracer(sink=self._on_record)
+        self.engine = Engine(self.config, os.urandom, tracer=self.tracer, keylog=keylog_path is not None)
+        self.sockets: dict[tuple[int, int], UdpSocket] = {}
+        self.child_since: dict[int, float] = {}
+        self.log_queues: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.esp_dropped = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._stop = asyncio.Event()
+        self._keylog_file: TextIO | None = None
+
+    # ---- life cycle ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        asyncio.run(self._main())
+        return 0
+
+    def _open_sockets(self) -> None:
+        d = self.config.daemon
+        for port, nat_t in ((d.port, False), (d.nat_port, True)):
+            for family in (socket.AF_INET, socket.AF_INET6):
+                try:
+                    s = UdpSocket(port, family=family, nat_t=nat_t)
+                except OSError as e:
+                    if family == socket.AF_INET:
+                        raise LocalError(f"cannot open UDP port {port}: {e.strerror}") from None
+                    log.info("no IPv6 socket on port %d: %s", port, e.strerror)
+                    continue
+                self.sockets[(family, port)] = s
+                assert self._loop is not None
+                self._loop.add_reader(s.fileno(), self._readable, s)
+        log.info("listening on UDP %d and %d (NAT-T)", d.port, d.nat_port)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.keylog_path:
+            self._keylog_file = open(self.keylog_path, "a", buffering=1)  # noqa: SIM115 - lives with the daemon
+        self._open_sockets()
+        Path(self.control_path).parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.control_path)
+        server = await asyncio.start_unix_server(self._control_client, self.control_path, limit=MAX_LINE)
+        os.chmod(self.control_path, 0o600)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(sig, self._stop.set)
+        log.info("snakeswan daemon started: %d connections from %s", len(self.config.connections), self.config_path)
+        self._start_actions()
+        self._pump()
+        await self._stop.wait()
+        log.info("stopping: deleting %d IKE SAs", len(self.engine.ike_sas))
+        for sa in self.engine.ike_sas:
+            with contextlib.suppress(LocalError):
+                self.engine.delete_ike(sa.unique_id, self._now(), "daemon stopping")
+        self._pump()
+        server.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.control_path)
+        for s in self.sockets.values():
+            self._loop.remove_reader(s.fileno())
+            s.close()
+        if self._keylog_file:
+            self._keylog_file.close()
+
+    def _start_actions(self) -> None:
+        for conn in self.config.connections:
+            for child in conn.children:
+                if child.start_action == "start":
+                    self._initiate(conn.name, child.name)
+
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    # ---- engine I/O ---------------------------------------------------------------------------
+
+    def _readable(self, sock: UdpSocket) -> None:
+        now = self._now()
+        for r in sock.receive():
+            if r.kind == "ike":
+                self.engine.receive_datagram(r.data, r.src, r.dst, now)
+            elif r.kind == "esp":
+                self.esp_dropped += 1  # the data plane is not wired in yet
+        self._pump()
+
+    def _send(self, d: Datagram) -> None:
+        sock = self.sockets.get((family_of(d.src[0]), d.src[1]))
+        if sock is None:
+            log.warning("no socket for %s:%d, datagram dropped", *d.src)
+            return
+        try:
+            sock.send(d.data, d.src[0], d.dst)
+        except OSError as e:
+            log.warning("sending to %s:%d failed: %s", d.dst[0], d.dst[1], e.strerror)
+
+    def _pump(self) -> None:
+        now = self._now()
+        for d in self.engine.datagrams_to_send(now):
+            self._send(d)
+        while (ev := self.engine.next_event()) is not None:
+            self._on_event(ev, now)
+        for d in self.engine.datagrams_to_send(now):
+            self._send(d)
+        self._arm_timer(now)
+
+    def _arm_timer(self, now: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        due = self.engine.get_timer()
+        if due is not None:
+            assert self._loop is not None
+            self._timer = self._loop.call_at(max(due, now), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.engine.handle_timer(self._now())
+        self._pump()
+
+    def _on_event(self, ev: Event, now: float) -> None:
+        if isinstance(ev, IkeSaEstablished):
+            log.info(
+                "IKE SA #%d %s established: %s[%s] === %s[%s], %s%s", ev.ike_sa, ev.conn, ev.local[0], ev.local_id,
+                ev.remote[0], ev.remote_id, ev.proposal, ", NAT-T" if ev.nat_local or ev.nat_remote else "",
+            )
+        elif isinstance(ev, ChildSaEstablished):
+            c = ev.child
+            self.child_since[c.spi_in] = now
+            log.info(
+                "IPsec SA %s/%s established: SPIs %08x_i %08x_o, %s === %s, %s%s", c.conn, c.child, c.spi_in,
+                c.spi_out, c.local_ts, c.remote_ts, c.mode, " UDP-encapsulated" if c.encap else "",
+            )
+            if self._keylog_file:
+                for line in keylog.esp_lines(c):
+                    self._keylog_file.write(line + "\n")
+        elif isinstance(ev, KeyLog) and self._keylog_file and ev.ikev1_line:
+            self._keylog_file.write(ev.ikev1_line + "\n")
+        elif isinstance(ev, NegotiationFailed):
+            log.warning("%s: %s failed: %s", ev.conn, ev.exchange, ev.reason)
+        elif isinstance(ev, IkeSaDeleted):
+            log.info("IKE SA #%d %s deleted: %s", ev.ike_sa, ev.conn, ev.reason)
+        elif isinstance(ev, ChildSaDeleted):
+            self.child_since.pop(ev.spi_in, None)
+            log.info("IPsec SA %s/%s (SPI %08x_i) deleted: %s", ev.conn, ev.child, ev.spi_in, ev.reason)
+        elif isinstance(ev, NotifyReceived):
+            log.info("notify %s received on IKE SA #%d", name_of(NotifyType, ev.notify_type), ev.ike_sa)
+
+    def _on_record(self, rec: Record) -> None:
+        logging.getLogger(f"snakeswan.{rec.subsystem}").info("%s", rec.render())
+        if self.log_queues:
+            item = {"subsystem": rec.subsystem, "event": rec.event, "text": rec.render()}
+            for q in list(self.log_queues):
+                with contextlib.suppress(asyncio.QueueFull):
+                    q.put_nowait(item)
+
+    # ---- control ------------------------------------------------------------------------------
+
+    def _initiate(self, conn_name: str, child: str | None) -> int:
+        local = None
+        try:
+            conn = self.config.connection(conn_name)
+        except KeyError:
+            raise LocalError(f"no connection named {conn_name!r}") from None
+        if not any(_is_ip(a) for a in conn.local_addrs):
+            remote = next((a for a in conn.remote_addrs if _is_ip(a)), None)
+            if remote is not None:
+                local = source_address_for(remote)
+        sa_id = self.engine.initiate(conn_name, child, self._now(), local=local)
+        self._pump()
+        return sa_id
+
+    def _down(self, conn_name: str, child: str | None) -> int:
+        count = 0
+        now = self._now()
+        for sa in self.engine.ike_sas:
+            if sa.name != conn_name:
+                continue
+            if child is None:
+                self.engine.delete_ike(sa.unique_id, now)
+                count += 1
+            else:
+                for c in [c for c in sa.children if c.child == child]:
+                    self.engine.delete_child(sa.unique_id, c.spi_in, now)
+                    count += 1
+        self._pump()
+        if count == 0:
+            raise LocalError(f"no SA of {conn_name}{'/' + child if child else ''} to delete")
+        return count
+
+    def _reload(self) -> list[str]:
+        config = load_config(self.config_path)
+        self.config = config
+        self.engine.reconfigure(config)
+        log.info("configuration reloaded: %d connections", len(config.connections))
+        return [c.name for c in config.connections]
+
+    def handle_command(self, command: str, args: dict[str, Any]) -> Any:
+        """Execute one control command (the socket server and tests call this)."""
+        if command == "up":
+            return {"ike_sa": self._initiate(str(args["conn"]), args.get("child"))}
+        if command == "down":
+            return self._down(str(args["conn"]), args.get("child"))
+        if command == "list-sas":
+            now = self._now()
+            return [views.ike_view(sa, now, self.child_since) for sa in self.engine.ike_sas]
+        if command == "list-conns":
+            return views.conns_view(self.config)
+        if command == "reload":
+            return self._reload()
+        if command == "stop":
+            self._stop.set()
+            return True
+        raise LocalError(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
+
+    async def _control_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            if not line:
+                return
+            try:
+                req = decode(line)
+                command = str(req.get("command"))
+                args = req.get("args") or {}
+                if command == "log":
+                    await self._stream_log(writer)
+                    return
+                result = self.handle_command(command, args)
+                writer.write(encode({"ok": True, "result": result}))
+            except (LocalError, ConfigError, KeyError, ValueError) as e:
+                writer.write(encode({"ok": False, "error": str(e) if not isinstance(e, KeyError) else f"missing {e}"}))
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def _stream_log(self, writer: asyncio.StreamWriter) -> None:
+        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10000)
+        self.log_queues.add(q)
+        try:
+            while True:
+                item = await q.get()
+                writer.write(encode({"ok": True, "record": item}))
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            self.log_queues.discard(q)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
