@@ -91,8 +91,13 @@ class Pair:
         keylog: bool = False,
     ) -> None:
         self.now = 1000.0
-        self.a = Side(Engine(parse_config(config_a, "a.toml"), rng_for(seed), tracer=Tracer(), keylog=keylog), A_ADDR)
-        self.b = Side(Engine(parse_config(config_b, "b.toml"), rng_for(seed + 1), tracer=Tracer(), keylog=keylog), B_ADDR)
+        self.a = Side(
+            Engine(parse_config(config_a, "a.toml"), rng_for(seed), tracer=Tracer(), keylog=keylog), A_ADDR
+        )
+        self.b = Side(
+            Engine(parse_config(config_b, "b.toml"), rng_for(seed + 1), tracer=Tracer(), keylog=keylog),
+            B_ADDR,
+        )
         self.nat_a = nat_a  # (public address, public port base): A's datagrams leave through a NAT
         self._nat_map: dict[Address, Address] = {}
         self.drop: Callable[[Datagram, int], bool] = lambda d, n: False

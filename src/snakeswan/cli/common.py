@@ -16,7 +16,9 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 def add_control_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--control", metavar="PATH", default=argparse.SUPPRESS,
+        "--control",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
         help=f"the daemon's control socket (default {DEFAULT_SOCKET})",
     )
 
@@ -47,7 +49,9 @@ def split_target(text: str) -> tuple[str, str | None]:
     return conn, child or None
 
 
-def add_verb(sub: Any, name: str, help_text: str, run: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+def add_verb(
+    sub: Any, name: str, help_text: str, run: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
     add_control_option(p)
     p.set_defaults(run=guarded(run))

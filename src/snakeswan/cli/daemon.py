@@ -18,8 +18,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("-c", "--config", required=True, metavar="FILE", help="configuration file (TOML)")
     p.add_argument("--log-level", choices=sorted(LEVELS), default="info", help="log verbosity (default info)")
     p.add_argument(
-        "--keylog", metavar="FILE",
-        help="append Wireshark decryption lines (IKEv1 and ESP keys) to FILE: secret material, handle with care",
+        "--keylog",
+        metavar="FILE",
+        help="append Wireshark decryption lines (IKEv1 and ESP keys) to FILE: secret material, "
+        "handle with care",
     )
 
 

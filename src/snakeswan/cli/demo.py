@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from snakeswan.config.loader import parse_config
+from snakeswan.config.model import ChildProposal
 from snakeswan.config.proposals import format_child_proposal
 from snakeswan.ike.engine import Engine
 from snakeswan.ike.events import ChildSaEstablished, Event, IkeSaEstablished, NegotiationFailed
@@ -34,7 +35,9 @@ secret = "snakeswan-demo-key"
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("demo", help="negotiate an IKEv1 tunnel between two in-memory engines and show every step")
+    p = sub.add_parser(
+        "demo", help="negotiate an IKEv1 tunnel between two in-memory engines and show every step"
+    )
     p.add_argument("--aggressive", action="store_true", help="use Aggressive Mode (FQDN identities)")
     p.add_argument("--ike", default="aes128-sha256-modp2048", help="IKE proposal (strongSwan syntax)")
     p.add_argument("--esp", default="aes128gcm16-modp2048", help="ESP proposal; a DH group means PFS")
@@ -48,7 +51,14 @@ def _config(west: bool, args: argparse.Namespace) -> str:
     if not args.aggressive:
         ida, idb = a, b
     return _CONF.format(
-        local=a, remote=b, lnet=na, rnet=nb, lid=ida, rid=idb, ike=args.ike, esp=args.esp,
+        local=a,
+        remote=b,
+        lnet=na,
+        rnet=nb,
+        lid=ida,
+        rid=idb,
+        ike=args.ike,
+        esp=args.esp,
         aggressive=str(args.aggressive).lower(),
     )
 
@@ -84,14 +94,18 @@ def run(args: argparse.Namespace) -> int:
         child = [e.child for e in events[name] if isinstance(e, ChildSaEstablished)]
         failed = [e for e in events[name] if isinstance(e, NegotiationFailed)]
         for i in ike:
-            print(f"  {name}: IKE SA #{i.ike_sa} {i.local_id} === {i.remote_id}  {i.proposal}  lifetime {i.lifetime}s")
+            print(
+                f"  {name}: IKE SA #{i.ike_sa} {i.local_id} === {i.remote_id}  {i.proposal}  "
+                f"lifetime {i.lifetime}s"
+            )
         for c in child:
             proto = "ESP" if c.protocol == ProtocolId.IPSEC_ESP else "AH"
-            from snakeswan.config.model import ChildProposal
-
-            alg = format_child_proposal(ChildProposal(c.protocol, c.transform_id, c.key_length, c.auth, c.pfs_group))
+            alg = format_child_proposal(
+                ChildProposal(c.protocol, c.transform_id, c.key_length, c.auth, c.pfs_group)
+            )
             print(
-                f"  {name}: {proto} SA {c.local_ts} === {c.remote_ts}  in {c.spi_in:08x} out {c.spi_out:08x}  {alg}"
+                f"  {name}: {proto} SA {c.local_ts} === {c.remote_ts}  "
+                f"in {c.spi_in:08x} out {c.spi_out:08x}  {alg}"
             )
         for f in failed:
             print(f"  {name}: FAILED {f.exchange}: {f.reason}")

@@ -21,8 +21,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(conns, indent=2))
         return 0
     for c in conns:
-        print(f"{c['name']}: IKEv1 {c['mode']} mode, {','.join(c['local_addrs'])} ... {','.join(c['remote_addrs'])}")
-        print(f"  local  {c['local']['auth']} '{c['local']['id']}'   remote {c['remote']['auth']} '{c['remote']['id']}'")
+        print(
+            f"{c['name']}: IKEv1 {c['mode']} mode, "
+            f"{','.join(c['local_addrs'])} ... {','.join(c['remote_addrs'])}"
+        )
+        print(
+            f"  local  {c['local']['auth']} '{c['local']['id']}'   "
+            f"remote {c['remote']['auth']} '{c['remote']['id']}'"
+        )
         print(f"  proposals: {', '.join(c['proposals'])}")
         for ch in c["children"]:
             props = ch["esp_proposals"] or ch["ah_proposals"]

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from snakeswan import __version__
-from snakeswan.cli.common import add_control_option
 from snakeswan.cli import daemon, demo, down, list_conns, list_sas, log, reload, up
+from snakeswan.cli.common import add_control_option
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -92,7 +92,9 @@ class Daemon:
         os.chmod(self.control_path, 0o600)
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._loop.add_signal_handler(sig, self._stop.set)
-        log.info("snakeswan daemon started: %d connections from %s", len(self.config.connections), self.config_path)
+        log.info(
+            "snakeswan daemon started: %d connections from %s", len(self.config.connections), self.config_path
+        )
         self._start_actions()
         self._pump()
         await self._stop.wait()
@@ -168,15 +170,29 @@ class Daemon:
     def _on_event(self, ev: Event, now: float) -> None:
         if isinstance(ev, IkeSaEstablished):
             log.info(
-                "IKE SA #%d %s established: %s[%s] === %s[%s], %s%s", ev.ike_sa, ev.conn, ev.local[0], ev.local_id,
-                ev.remote[0], ev.remote_id, ev.proposal, ", NAT-T" if ev.nat_local or ev.nat_remote else "",
+                "IKE SA #%d %s established: %s[%s] === %s[%s], %s%s",
+                ev.ike_sa,
+                ev.conn,
+                ev.local[0],
+                ev.local_id,
+                ev.remote[0],
+                ev.remote_id,
+                ev.proposal,
+                ", NAT-T" if ev.nat_local or ev.nat_remote else "",
             )
         elif isinstance(ev, ChildSaEstablished):
             c = ev.child
             self.child_since[c.spi_in] = now
             log.info(
-                "IPsec SA %s/%s established: SPIs %08x_i %08x_o, %s === %s, %s%s", c.conn, c.child, c.spi_in,
-                c.spi_out, c.local_ts, c.remote_ts, c.mode, " UDP-encapsulated" if c.encap else "",
+                "IPsec SA %s/%s established: SPIs %08x_i %08x_o, %s === %s, %s%s",
+                c.conn,
+                c.child,
+                c.spi_in,
+                c.spi_out,
+                c.local_ts,
+                c.remote_ts,
+                c.mode,
+                " UDP-encapsulated" if c.encap else "",
             )
             if self._keylog_file:
                 for line in keylog.esp_lines(c):
@@ -275,7 +291,9 @@ class Daemon:
                 result = self.handle_command(command, args)
                 writer.write(encode({"ok": True, "result": result}))
             except (LocalError, ConfigError, KeyError, ValueError) as e:
-                writer.write(encode({"ok": False, "error": str(e) if not isinstance(e, KeyError) else f"missing {e}"}))
+                writer.write(
+                    encode({"ok": False, "error": str(e) if not isinstance(e, KeyError) else f"missing {e}"})
+                )
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass

@@ -15,7 +15,9 @@ def _addr(a: tuple[str, int]) -> str:
     return f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}"
 
 
-def child_view(c: ChildSaInfo, since: float | None, now: float, counters: dict[str, int] | None) -> dict[str, Any]:
+def child_view(
+    c: ChildSaInfo, since: float | None, now: float, counters: dict[str, int] | None
+) -> dict[str, Any]:
     proposal = ChildProposal(c.protocol, c.transform_id, c.key_length, c.auth, c.pfs_group)
     age = now - since if since is not None else None
     return {
@@ -107,8 +109,10 @@ def render_sas(sas: list[dict[str, Any]]) -> str:
             f"{s['icookie']}_i{'*' if s['role'] == 'initiator' else ''} {s['rcookie']}_r"
             f"{'*' if s['role'] == 'responder' else ''}"
         )
-        nat = " NAT-T" + (" (local behind NAT)" if s["nat_local"] else "") + (
-            " (remote behind NAT)" if s["nat_remote"] else ""
+        nat = (
+            " NAT-T"
+            + (" (local behind NAT)" if s["nat_local"] else "")
+            + (" (remote behind NAT)" if s["nat_remote"] else "")
         )
         lines.append(f"  local  '{s['local_id']}' @ {s['local']}")
         lines.append(f"  remote '{s['remote_id']}' @ {s['remote']}{nat if s['encap'] else ''}")

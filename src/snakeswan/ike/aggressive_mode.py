@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 
 from snakeswan.config.model import ConnectionConfig
+from snakeswan.crypto.dh import dh_group
 from snakeswan.errors import PeerError
 from snakeswan.ike import crypt, peers
 from snakeswan.ike.context import Context
@@ -21,13 +22,20 @@ from snakeswan.ike.proposals import check_ike_reply
 from snakeswan.ike.sa import IkeSa
 from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType
 from snakeswan.wire.message import Message, Rule, check_payloads
-from snakeswan.wire.payloads import IdPayload, KePayload, Payload, Proposal, SaPayload
+from snakeswan.wire.payloads import HashPayload, IdPayload, KePayload, Payload, Proposal, SaPayload
 
 P = PayloadType
 _NATD: dict[int, Rule] = {P.NAT_D: Rule(0, 9), P.NAT_D_DRAFT: Rule(0, 9)}
 _OTHERS = (P.VENDOR_ID, P.NOTIFICATION, P.CR, P.CERT)
 AM1_RULES: dict[int, Rule] = {P.SA: Rule(1, 1), P.KE: Rule(1, 1), P.NONCE: Rule(1, 1), P.ID: Rule(1, 1)}
-AM2_RULES: dict[int, Rule] = {P.SA: Rule(1, 1), P.KE: Rule(1, 1), P.NONCE: Rule(1, 1), P.ID: Rule(1, 1), P.HASH: Rule(1, 1), **_NATD}
+AM2_RULES: dict[int, Rule] = {
+    P.SA: Rule(1, 1),
+    P.KE: Rule(1, 1),
+    P.NONCE: Rule(1, 1),
+    P.ID: Rule(1, 1),
+    P.HASH: Rule(1, 1),
+    **_NATD,
+}
 AM3_RULES: dict[int, Rule] = {P.HASH: Rule(1, 1), **_NATD}
 
 
@@ -90,8 +98,6 @@ class AggressiveMode(Exchange):
         natd = self.p1.natd()
         self.p1.float_to_nat_port()
         hash_i = self.p1.auth_hash(True, self._idii_b)
-        from snakeswan.wire.payloads import HashPayload
-
         self.state = AmState.DONE
         self._send([HashPayload(hash_i), *natd], now, expect_reply=False)
         self.done = True
@@ -136,6 +142,4 @@ class AggressiveMode(Exchange):
 
 
 def _public_size(group: int) -> int:
-    from snakeswan.crypto.dh import dh_group
-
     return dh_group(group).public_size

@@ -43,9 +43,15 @@ _ZERO = bytes(8)
 MAX_DONE_EXCHANGES = 16
 QUICK_MODE_ERRORS = frozenset(
     {
-        NotifyType.NO_PROPOSAL_CHOSEN, NotifyType.INVALID_ID_INFORMATION, NotifyType.BAD_PROPOSAL_SYNTAX,
-        NotifyType.ATTRIBUTES_NOT_SUPPORTED, NotifyType.INVALID_TRANSFORM_ID, NotifyType.INVALID_SPI,
-        NotifyType.INVALID_KEY_INFORMATION, NotifyType.PAYLOAD_MALFORMED, NotifyType.INVALID_PROTOCOL_ID,
+        NotifyType.NO_PROPOSAL_CHOSEN,
+        NotifyType.INVALID_ID_INFORMATION,
+        NotifyType.BAD_PROPOSAL_SYNTAX,
+        NotifyType.ATTRIBUTES_NOT_SUPPORTED,
+        NotifyType.INVALID_TRANSFORM_ID,
+        NotifyType.INVALID_SPI,
+        NotifyType.INVALID_KEY_INFORMATION,
+        NotifyType.PAYLOAD_MALFORMED,
+        NotifyType.INVALID_PROTOCOL_ID,
     }
 )
 
@@ -136,7 +142,9 @@ class Engine:
         sa = self._new_sa(True, self._cookies.make(ours, theirs, _ZERO, now), ours, theirs)
         sa.conn = conn
         sa.pending_children = children
-        ex: MainMode | AggressiveMode = AggressiveMode(sa, self.ctx) if conn.aggressive else MainMode(sa, self.ctx)
+        ex: MainMode | AggressiveMode = (
+            AggressiveMode(sa, self.ctx) if conn.aggressive else MainMode(sa, self.ctx)
+        )
         ex.p1.initial_contact = not any(
             s.conn is conn and s is not sa and s.state is IkeState.ESTABLISHED for s in self._sas.values()
         )
@@ -153,8 +161,12 @@ class Engine:
             raise LocalError(f"no IKE SA {sa_id}")
         if sa.state is IkeState.ESTABLISHED:
             for child in list(sa.children):
-                informational.send(sa, self.ctx, [DeletePayload(child.protocol, (child.spi_in.to_bytes(4, "big"),))])
-            informational.send(sa, self.ctx, [DeletePayload(ProtocolId.ISAKMP, (sa.icookie + sa.rcookie,), 16)])
+                informational.send(
+                    sa, self.ctx, [DeletePayload(child.protocol, (child.spi_in.to_bytes(4, "big"),))]
+                )
+            informational.send(
+                sa, self.ctx, [DeletePayload(ProtocolId.ISAKMP, (sa.icookie + sa.rcookie,), 16)]
+            )
         self._remove_sa(sa, reason)
 
     def delete_child(self, sa_id: int, spi_in: int, now: float = 0.0) -> None:
@@ -172,20 +184,27 @@ class Engine:
             self._receive(data, src, dst, now)
         except DecodeError as e:
             self.tracer.emit("ike", "drop", reason=str(e), src=src)
-        except Exception as e:  # noqa: BLE001 - the engine's outermost boundary: nothing escapes
+        except Exception as e:
             self.tracer.emit("ike", "internal_error", error=repr(e), src=src)
 
     def _receive(self, data: bytes, src: Address, dst: Address, now: float) -> None:
         header = decode_header(data)
         sa = self._lookup(header, src)
         if sa is None:
-            if header.rcookie == _ZERO and header.exchange in (ExchangeType.IDENTITY_PROTECTION, ExchangeType.AGGRESSIVE):
+            if header.rcookie == _ZERO and header.exchange in (
+                ExchangeType.IDENTITY_PROTECTION,
+                ExchangeType.AGGRESSIVE,
+            ):
                 self._new_responder(header, data, src, dst, now)
             else:
-                self.tracer.emit("ike", "drop", reason="unknown cookies", icookie=header.icookie, rcookie=header.rcookie)
+                self.tracer.emit(
+                    "ike", "drop", reason="unknown cookies", icookie=header.icookie, rcookie=header.rcookie
+                )
             return
         if (src, dst) != (sa.remote, sa.local) and not self._may_float(sa, src, dst):
-            self.tracer.emit("ike", "drop", reason="wrong address for this SA", sa=sa.unique_id, src=src, dst=dst)
+            self.tracer.emit(
+                "ike", "drop", reason="wrong address for this SA", sa=sa.unique_id, src=src, dst=dst
+            )
             return
         if header.exchange == ExchangeType.INFORMATIONAL:
             self._informational(sa, data, header, now)
@@ -196,8 +215,12 @@ class Engine:
                 self._new_quick_mode(sa, data, src, dst, now)
             else:
                 self.tracer.emit(
-                    "ike", "drop", reason="no exchange for this message", sa=sa.unique_id,
-                    exchange=name_of(ExchangeType, header.exchange), mid=header.message_id,
+                    "ike",
+                    "drop",
+                    reason="no exchange for this message",
+                    sa=sa.unique_id,
+                    exchange=name_of(ExchangeType, header.exchange),
+                    mid=header.message_id,
                 )
             return
         if ex.retx.received(data):
@@ -207,7 +230,9 @@ class Engine:
                 self.ctx.send(reply, sa.local, sa.remote)
             return
         if ex.done:
-            self.tracer.emit("ike", "drop", reason="exchange already complete", sa=sa.unique_id, exchange=ex.name)
+            self.tracer.emit(
+                "ike", "drop", reason="exchange already complete", sa=sa.unique_id, exchange=ex.name
+            )
             return
         self._process(sa, ex, data, src, dst, now)
 
@@ -226,11 +251,16 @@ class Engine:
             except crypt.GarbledBody as e:
                 if ex is sa.phase1:
                     raise AuthenticationError(
-                        NotifyType.AUTHENTICATION_FAILED, f"phase 1 message does not decrypt ({e.what}): wrong PSK?"
+                        NotifyType.AUTHENTICATION_FAILED,
+                        f"phase 1 message does not decrypt ({e.what}): wrong PSK?",
                     ) from e
                 raise
             self.tracer.emit(
-                "ike", "received", sa=sa.unique_id, exchange=ex.name, mid=msg.header.message_id,
+                "ike",
+                "received",
+                sa=sa.unique_id,
+                exchange=ex.name,
+                mid=msg.header.message_id,
                 payloads=[type(rp.payload).__name__ for rp in msg.payloads],
             )
             ex.handle(msg, ciphertext, data, now)
@@ -279,8 +309,13 @@ class Engine:
         ex.rejected += 1
         ex.last_rejection = e
         self.tracer.emit(
-            "ike", "message_rejected", sa=sa.unique_id, exchange=ex.name, notify=name_of(NotifyType, e.notify),
-            reason=e.what, count=ex.rejected,
+            "ike",
+            "message_rejected",
+            sa=sa.unique_id,
+            exchange=ex.name,
+            notify=name_of(NotifyType, e.notify),
+            reason=e.what,
+            count=ex.rejected,
         )
         if ex is sa.phase1 and isinstance(e, AuthenticationError):
             spi = sa.icookie + sa.rcookie
@@ -288,7 +323,9 @@ class Engine:
 
     def _fail(self, sa: IkeSa, ex: Exchange | None, e: PeerError, now: float) -> None:
         name = ex.name if ex else "?"
-        self.tracer.emit("ike", "exchange_failed", sa=sa.unique_id, exchange=name, notify=e.notify, reason=e.what)
+        self.tracer.emit(
+            "ike", "exchange_failed", sa=sa.unique_id, exchange=name, notify=e.notify, reason=e.what
+        )
         self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, name, e.what, e.notify))
         spi = sa.icookie + sa.rcookie
         informational.send(sa, self.ctx, [NotifyPayload(e.notify, ProtocolId.ISAKMP, spi, e.data)])
@@ -344,7 +381,7 @@ class Engine:
 
     def _may_float(self, sa: IkeSa, src: Address, dst: Address) -> bool:
         """NAT-T: the peer moved to port 4500, or its NAT mapping changed."""
-        return sa.natt_flavour is not None and dst[1] == self.ctx.nat_port and src[0] == sa.remote[0] or (
+        return (sa.natt_flavour is not None and dst[1] == self.ctx.nat_port and src[0] == sa.remote[0]) or (
             sa.nat is not None and sa.nat.remote_behind and dst[1] == self.ctx.nat_port
         )
 
@@ -353,7 +390,9 @@ class Engine:
     def _new_responder(self, header: Header, data: bytes, src: Address, dst: Address, now: float) -> None:
         aggressive = header.exchange == ExchangeType.AGGRESSIVE
         if header.encrypted or header.message_id != 0:
-            self.tracer.emit("ike", "drop", reason="first message must be plaintext with message ID 0", src=src)
+            self.tracer.emit(
+                "ike", "drop", reason="first message must be plaintext with message ID 0", src=src
+            )
             return
         msg = decode_message(data)
         conns = peers.candidates(self.config.connections, dst[0], src[0], aggressive=aggressive)
@@ -363,10 +402,22 @@ class Engine:
         sa.phase1 = ex
         self._by_cookies[sa.cookies] = sa
         self._half_open[(sa.icookie, src)] = sa
-        self.tracer.emit("ike", "received", sa=sa.unique_id, exchange=ex.name, mid=0,
-                         payloads=[type(rp.payload).__name__ for rp in msg.payloads], src=src)
+        self.tracer.emit(
+            "ike",
+            "received",
+            sa=sa.unique_id,
+            exchange=ex.name,
+            mid=0,
+            payloads=[type(rp.payload).__name__ for rp in msg.payloads],
+            src=src,
+        )
         if not conns:
-            self._fail(sa, ex, PeerError(NotifyType.NO_PROPOSAL_CHOSEN, f"no connection for {src[0]} -> {dst[0]}"), now)
+            self._fail(
+                sa,
+                ex,
+                PeerError(NotifyType.NO_PROPOSAL_CHOSEN, f"no connection for {src[0]} -> {dst[0]}"),
+                now,
+            )
             return
         self._guard(sa, lambda: ex.respond(msg, data, conns, now), ex, now, first=True)
 
@@ -377,7 +428,11 @@ class Engine:
         def run() -> None:
             msg, ciphertext = crypt.open_message(sa, data)
             self.tracer.emit(
-                "ike", "received", sa=sa.unique_id, exchange=qm.name, mid=header.message_id,
+                "ike",
+                "received",
+                sa=sa.unique_id,
+                exchange=qm.name,
+                mid=header.message_id,
                 payloads=[type(rp.payload).__name__ for rp in msg.payloads],
             )
             qm.respond(msg, ciphertext, data, now)
@@ -407,8 +462,13 @@ class Engine:
             self._delete(sa, d)
 
     def _notify(self, sa: IkeSa, n: NotifyPayload, authenticated: bool, now: float) -> None:
-        self.tracer.emit("ike", "notify_received", sa=sa.unique_id, type=name_of(NotifyType, n.notify_type),
-                         authenticated=authenticated)
+        self.tracer.emit(
+            "ike",
+            "notify_received",
+            sa=sa.unique_id,
+            type=name_of(NotifyType, n.notify_type),
+            authenticated=authenticated,
+        )
         self.ctx.emit(NotifyReceived(sa.unique_id, n.notify_type, n.protocol, n.spi, n.data))
         if n.notify_type < 16384 and sa.state is IkeState.CONNECTING:
             reason = f"peer sent {name_of(NotifyType, n.notify_type)}"
@@ -501,8 +561,12 @@ class Engine:
             if c.spi_in == spi_in:
                 sa.children.remove(c)
                 self.ctx.spis.release(c.spi_in)
-                self.ctx.emit(ChildSaDeleted(sa.unique_id, c.conn, c.child, c.protocol, c.spi_in, c.spi_out, reason))
-                self.tracer.emit("ike", "child_sa_deleted", sa=sa.unique_id, spi_in=f"{spi_in:08x}", reason=reason)
+                self.ctx.emit(
+                    ChildSaDeleted(sa.unique_id, c.conn, c.child, c.protocol, c.spi_in, c.spi_out, reason)
+                )
+                self.tracer.emit(
+                    "ike", "child_sa_deleted", sa=sa.unique_id, spi_in=f"{spi_in:08x}", reason=reason
+                )
 
     def _remove_sa(self, sa: IkeSa, reason: str, *, quiet: bool = False) -> None:
         for c in list(sa.children):

@@ -13,7 +13,7 @@ from snakeswan.crypto import keymat
 from snakeswan.ike import crypt
 from snakeswan.ike.context import Context
 from snakeswan.ike.sa import IkeSa, IkeState
-from snakeswan.wire.enums import ExchangeType
+from snakeswan.wire.enums import ExchangeType, NotifyType, name_of
 from snakeswan.wire.message import Message, encode_payloads
 from snakeswan.wire.payloads import DeletePayload, HashPayload, NotifyPayload, Payload
 
@@ -42,7 +42,10 @@ def send(sa: IkeSa, ctx: Context, payloads: list[Payload]) -> None:
         sa.crypto.iv.forget(mid)
     ctx.send(data, sa.local, sa.remote)
     ctx.tracer.emit(
-        "ike", "informational_sent", sa=sa.unique_id, protected=protected,
+        "ike",
+        "informational_sent",
+        sa=sa.unique_id,
+        protected=protected,
         payloads=[_describe(p) for p in payloads if not isinstance(p, HashPayload)],
     )
 
@@ -76,8 +79,6 @@ def parse(sa: IkeSa, msg: Message, ciphertext: bytes | None) -> InfoContent | No
 
 
 def _describe(p: Payload) -> str:
-    from snakeswan.wire.enums import NotifyType, name_of
-
     if isinstance(p, NotifyPayload):
         return f"N({name_of(NotifyType, p.notify_type)})"
     if isinstance(p, DeletePayload):

@@ -1,11 +1,11 @@
 """IKE Main Mode (identity protection exchange, RFC 2409 section 5), both roles, six messages:
 
-    I -> R  MM1  HDR, SA, VID*
-    R -> I  MM2  HDR, SA, VID*
-    I -> R  MM3  HDR, KE, Ni, NAT-D, NAT-D
-    R -> I  MM4  HDR, KE, Nr, NAT-D, NAT-D
-    I -> R  MM5  HDR*, IDii, HASH_I [, N(INITIAL-CONTACT)]   (encrypted; port 4500 if NAT)
-    R -> I  MM6  HDR*, IDir, HASH_R
+I -> R  MM1  HDR, SA, VID*
+R -> I  MM2  HDR, SA, VID*
+I -> R  MM3  HDR, KE, Ni, NAT-D, NAT-D
+R -> I  MM4  HDR, KE, Nr, NAT-D, NAT-D
+I -> R  MM5  HDR*, IDii, HASH_I [, N(INITIAL-CONTACT)]   (encrypted; port 4500 if NAT)
+R -> I  MM6  HDR*, IDir, HASH_R
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ class MainMode(Exchange):
             (False, MmState.SENT_MM4): self._r_mm5,
         }
 
-    def _send(self, payloads: list[Payload], now: float, *, encrypt: bool = False, expect_reply: bool = True) -> None:
+    def _send(
+        self, payloads: list[Payload], now: float, *, encrypt: bool = False, expect_reply: bool = True
+    ) -> None:
         data = crypt.build(self.sa, ExchangeType.IDENTITY_PROTECTION, 0, payloads, encrypt=encrypt)
         self.send(data, now, expect_reply=expect_reply)
         self.trace("sent", state=self.state.name, payloads=[type(p).__name__ for p in payloads])
@@ -82,7 +84,9 @@ class MainMode(Exchange):
         if handler is None:
             self.trace("unexpected_message", state=self.state.name)
             return
-        check_payloads(msg.types(), RULES[self.state], f"Main Mode in state {self.state.name}", allow_others=_OTHERS)
+        check_payloads(
+            msg.types(), RULES[self.state], f"Main Mode in state {self.state.name}", allow_others=_OTHERS
+        )
         handler(msg, ciphertext, now)
         self.retx.processed(data)
 

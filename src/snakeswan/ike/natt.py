@@ -62,7 +62,10 @@ def encap_mode(mode: str, flavour: str | None, encap: bool) -> int:
     if not encap:
         return EncapsulationMode.TUNNEL if mode == "tunnel" else EncapsulationMode.TRANSPORT
     if flavour == "rfc":
-        tunnel, transport = EncapsulationMode.UDP_ENCAPSULATED_TUNNEL, EncapsulationMode.UDP_ENCAPSULATED_TRANSPORT
+        tunnel, transport = (
+            EncapsulationMode.UDP_ENCAPSULATED_TUNNEL,
+            EncapsulationMode.UDP_ENCAPSULATED_TRANSPORT,
+        )
     else:
         tunnel = EncapsulationMode.UDP_ENCAPSULATED_TUNNEL_DRAFT
         transport = EncapsulationMode.UDP_ENCAPSULATED_TRANSPORT_DRAFT

@@ -8,6 +8,7 @@ import ipaddress
 
 from snakeswan.config.identity import Identity
 from snakeswan.config.model import ConnectionConfig
+from snakeswan.config.proposals import format_ike_proposal
 from snakeswan.crypto import keymat
 from snakeswan.crypto.algorithms import ike_cipher, ike_hash
 from snakeswan.crypto.dh import DhKeyPair, dh_group
@@ -89,9 +90,13 @@ class Phase1:
     def note_vids(self, msg: Message) -> None:
         vids = [p.data for p in msg.all(VendorIdPayload)]
         if vids:
-            self.sa.natt_flavour = vendor.natt_flavour(vids) if self.sa.natt_flavour is None else self.sa.natt_flavour
+            self.sa.natt_flavour = (
+                vendor.natt_flavour(vids) if self.sa.natt_flavour is None else self.sa.natt_flavour
+            )
             self.sa.dpd_supported = self.sa.dpd_supported or vendor.DPD in vids
-            self.ctx.tracer.emit("ike", "vendor_ids", sa=self.sa.unique_id, vids=[vendor.describe(v) for v in vids])
+            self.ctx.tracer.emit(
+                "ike", "vendor_ids", sa=self.sa.unique_id, vids=[vendor.describe(v) for v in vids]
+            )
 
     # ---- DH and nonces ----------------------------------------------------------------------
 
@@ -113,7 +118,9 @@ class Phase1:
         if ke is None or nonce is None:
             raise PeerError(NotifyType.PAYLOAD_MALFORMED, "KE or Nonce payload missing")
         if not 8 <= len(nonce.data) <= 256:
-            raise PeerError(NotifyType.PAYLOAD_MALFORMED, f"nonce of {len(nonce.data)} bytes (8..256 allowed)")
+            raise PeerError(
+                NotifyType.PAYLOAD_MALFORMED, f"nonce of {len(nonce.data)} bytes (8..256 allowed)"
+            )
         if self.sa.initiator:
             self.nr, self.gxr = nonce.data, ke.data
         else:
@@ -164,11 +171,16 @@ class Phase1:
         if sa.natt_flavour is None or sa.choice is None:
             return
         hashes = [p.data for p in msg.all(NatDPayload)]
-        result = natt.check_natd(ike_hash(sa.choice.proposal.hash), sa.icookie, sa.rcookie, hashes, sa.local, sa.remote)
+        result = natt.check_natd(
+            ike_hash(sa.choice.proposal.hash), sa.icookie, sa.rcookie, hashes, sa.local, sa.remote
+        )
         if result is not None:
             sa.nat = result
             self.ctx.tracer.emit(
-                "ike", "nat_detection", sa=sa.unique_id, local_behind=result.local_behind,
+                "ike",
+                "nat_detection",
+                sa=sa.unique_id,
+                local_behind=result.local_behind,
                 remote_behind=result.remote_behind,
             )
 
@@ -227,7 +239,9 @@ class Phase1:
             raise PeerError(NotifyType.PAYLOAD_MALFORMED, "HASH payload missing")
         expected = self.auth_hash(not self.sa.initiator, id_body)
         if not hmac.compare_digest(expected, got.data):
-            raise AuthenticationError(NotifyType.AUTHENTICATION_FAILED, "HASH mismatch: wrong pre-shared key?")
+            raise AuthenticationError(
+                NotifyType.AUTHENTICATION_FAILED, "HASH mismatch: wrong pre-shared key?"
+            )
 
     def established(self, now: float) -> None:
         sa = self.sa
@@ -236,23 +250,33 @@ class Phase1:
         sa.established_at = now
         self.ctx.emit(
             IkeSaEstablished(
-                sa.unique_id, sa.conn.name, sa.local, sa.remote, str(sa.local_id), str(sa.remote_id),
-                sa.initiator, sa.aggressive, describe_choice(sa.choice), sa.choice.lifetime,
-                bool(sa.nat and sa.nat.local_behind), bool(sa.nat and sa.nat.remote_behind),
-                sa.icookie, sa.rcookie,
+                sa.unique_id,
+                sa.conn.name,
+                sa.local,
+                sa.remote,
+                str(sa.local_id),
+                str(sa.remote_id),
+                sa.initiator,
+                sa.aggressive,
+                describe_choice(sa.choice),
+                sa.choice.lifetime,
+                bool(sa.nat and sa.nat.local_behind),
+                bool(sa.nat and sa.nat.remote_behind),
+                sa.icookie,
+                sa.rcookie,
             )
         )
         self.ctx.tracer.emit("ike", "ike_sa_established", sa=sa.unique_id, conn=sa.conn.name)
 
 
 def describe_choice(c: IkeChoice) -> str:
-    from snakeswan.config.proposals import format_ike_proposal
-
     return format_ike_proposal(c.proposal)
 
 
 def _identity_of(p: IdPayload) -> Identity:
-    if p.id_type == IdType.IPV4_ADDR and len(p.data) != 4 or p.id_type == IdType.IPV6_ADDR and len(p.data) != 16:
+    if (p.id_type == IdType.IPV4_ADDR and len(p.data) != 4) or (
+        p.id_type == IdType.IPV6_ADDR and len(p.data) != 16
+    ):
         raise PeerError(NotifyType.INVALID_ID_INFORMATION, f"address ID of {len(p.data)} bytes")
     if p.id_type in (IdType.IPV4_ADDR, IdType.IPV6_ADDR):
         return Identity.from_address(ipaddress.ip_address(p.data))

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from snakeswan.config.model import ChildProposal, IkeProposal
 from snakeswan.errors import PeerError
-from snakeswan.wire.attributes import Attribute, find
+from snakeswan.wire.attributes import Attribute, decode_attributes, find
+from snakeswan.wire.buffer import Reader, Writer
 from snakeswan.wire.enums import (
     IkeAttr,
     IkeEncryption,
@@ -138,7 +139,9 @@ def select_ike(
 def check_ike_reply(reply: SaPayload, offered: SaPayload, lifetime: int) -> IkeChoice:
     """Initiator: the responder must have chosen exactly one of the transforms we offered."""
     if len(reply.proposals) != 1 or len(reply.proposals[0].transforms) != 1:
-        raise PeerError(NotifyType.BAD_PROPOSAL_SYNTAX, "responder's SA must hold one proposal, one transform")
+        raise PeerError(
+            NotifyType.BAD_PROPOSAL_SYNTAX, "responder's SA must hold one proposal, one transform"
+        )
     parsed = parse_ike_transform(reply.proposals[0].transforms[0])
     if parsed is None:
         raise PeerError(NotifyType.ATTRIBUTES_NOT_SUPPORTED, "responder's transform has unknown attributes")
@@ -203,7 +206,9 @@ def child_sa_payload(
     return SaPayload((Proposal(1, protocol, spi, transforms),))
 
 
-def parse_child_transform(protocol: int, t: Transform) -> tuple[ChildProposal, int, int | None, int | None] | None:
+def parse_child_transform(
+    protocol: int, t: Transform
+) -> tuple[ChildProposal, int, int | None, int | None] | None:
     """(proposal, encapsulation mode, seconds, kilobytes), or None when an attribute is unknown."""
     known = {int(x) for x in IpsecAttr}
     if any(a.type not in known for a in t.attributes):
@@ -284,7 +289,9 @@ def check_child_reply(
 ) -> ChildChoice:
     """Initiator: the responder's SA must be one of our transforms; its SPI is our outbound SPI."""
     if len(reply.proposals) != 1 or len(reply.proposals[0].transforms) != 1:
-        raise PeerError(NotifyType.BAD_PROPOSAL_SYNTAX, "responder's SA must hold one proposal, one transform")
+        raise PeerError(
+            NotifyType.BAD_PROPOSAL_SYNTAX, "responder's SA must hold one proposal, one transform"
+        )
     prop = reply.proposals[0]
     if len(prop.spi) != 4:
         raise PeerError(NotifyType.INVALID_SPI, f"responder's SPI has {len(prop.spi)} bytes")
@@ -298,7 +305,9 @@ def check_child_reply(
     return ChildChoice(p, mode, use_s, use_kb, prop.spi, prop.number, t, False)
 
 
-def responder_lifetime(protocol: int, spi: bytes, seconds: int | None, kilobytes: int | None) -> NotifyPayload:
+def responder_lifetime(
+    protocol: int, spi: bytes, seconds: int | None, kilobytes: int | None
+) -> NotifyPayload:
     """RESPONDER-LIFETIME (RFC 2407 4.6.3.1) carrying the lifetimes we lowered to."""
     attrs: list[Attribute] = []
     if seconds is not None:
@@ -312,18 +321,15 @@ def responder_lifetime(protocol: int, spi: bytes, seconds: int | None, kilobytes
 
 
 def _enc(a: Attribute) -> bytes:
-    from snakeswan.wire.buffer import Writer
-
     w = Writer()
     a.encode(w)
     return w.getvalue()
 
 
-def apply_responder_lifetime(data: bytes, seconds: int | None, kilobytes: int | None) -> tuple[int | None, int | None]:
+def apply_responder_lifetime(
+    data: bytes, seconds: int | None, kilobytes: int | None
+) -> tuple[int | None, int | None]:
     """Initiator: take the lower lifetimes a RESPONDER-LIFETIME notify announces."""
-    from snakeswan.wire.attributes import decode_attributes
-    from snakeswan.wire.buffer import Reader
-
     s, kb = _lifetimes(decode_attributes(Reader(data, where="RESPONDER-LIFETIME")), 1, 2)
     if s is not None:
         seconds = s if seconds is None else min(s, seconds)

@@ -49,7 +49,13 @@ from snakeswan.wire.payloads import (
 
 P = PayloadType
 NONCE_SIZE = 32
-_COMMON: dict[int, Rule] = {P.HASH: Rule(1, 1), P.SA: Rule(1, 1), P.NONCE: Rule(1, 1), P.KE: Rule(0, 1), P.ID: Rule(0, 2)}
+_COMMON: dict[int, Rule] = {
+    P.HASH: Rule(1, 1),
+    P.SA: Rule(1, 1),
+    P.NONCE: Rule(1, 1),
+    P.KE: Rule(0, 1),
+    P.ID: Rule(0, 2),
+}
 QM_RULES: dict[int, Rule] = {**_COMMON, P.NAT_OA: Rule(0, 2), P.NAT_OA_DRAFT: Rule(0, 2)}
 QM3_RULES: dict[int, Rule] = {P.HASH: Rule(1, 1)}
 _OTHERS = (P.NOTIFICATION, P.VENDOR_ID)
@@ -104,7 +110,9 @@ class QuickMode(Exchange):
         if ciphertext is None:
             raise AuthenticationError(NotifyType.PAYLOAD_MALFORMED, "Quick Mode message not encrypted")
         if not msg.payloads or not isinstance(msg.payloads[0].payload, HashPayload):
-            raise AuthenticationError(NotifyType.INVALID_HASH_INFORMATION, "Quick Mode message must start with HASH")
+            raise AuthenticationError(
+                NotifyType.INVALID_HASH_INFORMATION, "Quick Mode message must start with HASH"
+            )
         rest = b"".join(rp.raw for rp in msg.payloads[1:])
         expected = self._hash(which, rest)
         if not hmac.compare_digest(expected, msg.payloads[0].payload.data):
@@ -151,7 +159,9 @@ class QuickMode(Exchange):
         self.seconds, self.kilobytes = self._lifetimes(child)
         group = proposals[0].pfs_group
         same_group = [p for p in proposals if p.pfs_group == group]
-        sa_payload = child_sa_payload(same_group, self.spi_in.to_bytes(4, "big"), mode_attr, self.seconds, self.kilobytes)
+        sa_payload = child_sa_payload(
+            same_group, self.spi_in.to_bytes(4, "big"), mode_attr, self.seconds, self.kilobytes
+        )
         self.ni = self.ctx.rng(NONCE_SIZE)
         rest: list[Payload] = [sa_payload, NoncePayload(self.ni)]
         if group is not None:
@@ -227,7 +237,16 @@ class QuickMode(Exchange):
         self._take_ke(msg, self.choice.proposal.pfs_group)
         self.spi_in = self.ctx.spis.allocate()
         self.nr = self.ctx.rng(NONCE_SIZE)
-        reply = SaPayload((Proposal(self.choice.number, self.choice.proposal.protocol, self.spi_in.to_bytes(4, "big"), (self.choice.transform,)),))
+        reply = SaPayload(
+            (
+                Proposal(
+                    self.choice.number,
+                    self.choice.proposal.protocol,
+                    self.spi_in.to_bytes(4, "big"),
+                    (self.choice.transform,),
+                ),
+            )
+        )
         rest: list[Payload] = [reply, NoncePayload(self.nr)]
         if self.dh is not None:
             rest.append(KePayload(self.dh.public))
@@ -235,7 +254,9 @@ class QuickMode(Exchange):
         if self.choice.lowered:
             rest.append(
                 responder_lifetime(
-                    self.choice.proposal.protocol, self.spi_in.to_bytes(4, "big"), self.choice.life_seconds,
+                    self.choice.proposal.protocol,
+                    self.spi_in.to_bytes(4, "big"),
+                    self.choice.life_seconds,
                     self.choice.life_kilobytes,
                 )
             )
@@ -253,7 +274,10 @@ class QuickMode(Exchange):
         for child in sa.conn.children:
             ours_local = self._resolve(child.local_ts, sa.local[0])
             ours_remote = self._resolve(child.remote_ts, sa.remote[0])
-            if not (selectors.ts_acceptable(ours_remote, their_ci) and selectors.ts_acceptable(ours_local, their_cr)):
+            if not (
+                selectors.ts_acceptable(ours_remote, their_ci)
+                and selectors.ts_acceptable(ours_local, their_cr)
+            ):
                 continue
             modes = [natt.encap_mode(child.mode, None, False)]
             if sa.natt_flavour is not None:
@@ -284,7 +308,14 @@ class QuickMode(Exchange):
             enc_len, auth = 0, p.auth if p.auth is not None else ah_auth_algorithm(p.transform_id)
         int_len = auth_key_size(auth) if auth is not None else 0
         km = keymat.keymat(
-            c.hash, c.keys.skeyid_d, p.protocol, spi.to_bytes(4, "big"), self.ni, self.nr, enc_len + int_len, self.gqm
+            c.hash,
+            c.keys.skeyid_d,
+            p.protocol,
+            spi.to_bytes(4, "big"),
+            self.ni,
+            self.nr,
+            enc_len + int_len,
+            self.gqm,
         )
         return SaKeys(km[:enc_len], km[enc_len:])
 
@@ -295,17 +326,33 @@ class QuickMode(Exchange):
         spi_out = int.from_bytes(choice.peer_spi, "big")
         mode, _ = natt.decode_encap_mode(choice.mode_attr) or (child.mode, False)
         info = ChildSaInfo(
-            conn=sa.conn.name, child=child.name, ike_sa=sa.unique_id, protocol=choice.proposal.protocol,
-            transform_id=choice.proposal.transform_id, key_length=choice.proposal.key_length,
-            auth=choice.proposal.auth, spi_in=self.spi_in, spi_out=spi_out,
-            keys_in=self._keys(self.spi_in), keys_out=self._keys(spi_out), mode=mode, encap=sa.encap,
-            local=sa.local, remote=sa.remote, local_ts=str(self.local_ts), remote_ts=str(self.remote_ts),
-            life_seconds=self.seconds, life_kilobytes=self.kilobytes, pfs_group=choice.proposal.pfs_group,
+            conn=sa.conn.name,
+            child=child.name,
+            ike_sa=sa.unique_id,
+            protocol=choice.proposal.protocol,
+            transform_id=choice.proposal.transform_id,
+            key_length=choice.proposal.key_length,
+            auth=choice.proposal.auth,
+            spi_in=self.spi_in,
+            spi_out=spi_out,
+            keys_in=self._keys(self.spi_in),
+            keys_out=self._keys(spi_out),
+            mode=mode,
+            encap=sa.encap,
+            local=sa.local,
+            remote=sa.remote,
+            local_ts=str(self.local_ts),
+            remote_ts=str(self.remote_ts),
+            life_seconds=self.seconds,
+            life_kilobytes=self.kilobytes,
+            pfs_group=choice.proposal.pfs_group,
             initiator=initiator,
         )
         sa.children.append(info)
         self.ctx.emit(ChildSaEstablished(info))
-        self.trace("child_sa_established", child=child.name, spi_in=f"{self.spi_in:08x}", spi_out=f"{spi_out:08x}")
+        self.trace(
+            "child_sa_established", child=child.name, spi_in=f"{self.spi_in:08x}", spi_out=f"{spi_out:08x}"
+        )
 
 
 def _id_payload(ts: TrafficSelector) -> IdPayload:

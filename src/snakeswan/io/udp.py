@@ -34,7 +34,9 @@ class Received:
 class UdpSocket:
     """One non-blocking UDP socket on ``port`` for one address family."""
 
-    def __init__(self, port: int, *, family: int = socket.AF_INET, nat_t: bool = False, bind: str | None = None) -> None:
+    def __init__(
+        self, port: int, *, family: int = socket.AF_INET, nat_t: bool = False, bind: str | None = None
+    ) -> None:
         self.port = port
         self.family = family
         self.nat_t = nat_t

@@ -66,7 +66,9 @@ def decode_attributes(r: Reader) -> tuple[Attribute, ...]:
         else:
             length = r.u16("attribute length")
             if length > r.remaining:
-                raise DecodeError(f"TLV attribute {head} length {length} overruns its payload", start, r.where)
+                raise DecodeError(
+                    f"TLV attribute {head} length {length} overruns its payload", start, r.where
+                )
             out.append(Attribute(head, r.take(length, "TLV attribute value"), False))
     return tuple(out)
 

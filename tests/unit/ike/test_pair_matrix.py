@@ -5,23 +5,40 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from tests.pair import A_ADDR, B_ADDR, Pair, site_config
 
 from snakeswan.ike.events import ChildSaEstablished, IkeSaEstablished, NegotiationFailed
-from tests.pair import A_ADDR, B_ADDR, Pair, site_config
 
 CIPHERS = ["des", "3des", "aes128", "aes192", "aes256"]
 HASHES = ["md5", "sha1", "sha256", "sha384", "sha512"]
 GROUPS = [
-    "modp768", "modp1024", "modp1536", "modp2048", "modp3072", "modp4096", "modp6144", "modp8192",
-    "ecp256", "ecp384", "ecp521", "curve25519",
+    "modp768",
+    "modp1024",
+    "modp1536",
+    "modp2048",
+    "modp3072",
+    "modp4096",
+    "modp6144",
+    "modp8192",
+    "ecp256",
+    "ecp384",
+    "ecp521",
+    "curve25519",
 ]
 
 
 def configs(ike: str, esp: str, *, aggressive: bool) -> tuple[str, str]:
-    ids = ({"local_id": "@west.test", "remote_id": "@east.test"}, {"local_id": "@east.test", "remote_id": "@west.test"})
+    ids = (
+        {"local_id": "@west.test", "remote_id": "@east.test"},
+        {"local_id": "@east.test", "remote_id": "@west.test"},
+    )
     ia, ib = ids if aggressive else ({}, {})
-    a = site_config(A_ADDR, B_ADDR, "10.231.1.0/24", "10.231.2.0/24", ike=ike, esp=esp, aggressive=aggressive, **ia)
-    b = site_config(B_ADDR, A_ADDR, "10.231.2.0/24", "10.231.1.0/24", ike=ike, esp=esp, aggressive=aggressive, **ib)
+    a = site_config(
+        A_ADDR, B_ADDR, "10.231.1.0/24", "10.231.2.0/24", ike=ike, esp=esp, aggressive=aggressive, **ia
+    )
+    b = site_config(
+        B_ADDR, A_ADDR, "10.231.2.0/24", "10.231.1.0/24", ike=ike, esp=esp, aggressive=aggressive, **ib
+    )
     return a, b
 
 
@@ -83,7 +100,9 @@ def test_esp_key_lengths(esp: str, sizes: tuple[int, int]) -> None:
     assert (len(child.keys_out.encryption), len(child.keys_out.integrity)) == sizes
 
 
-@pytest.mark.parametrize(("ah", "ikey"), [("md5", 16), ("sha1", 20), ("sha256", 32), ("sha384", 48), ("sha512", 64)])
+@pytest.mark.parametrize(
+    ("ah", "ikey"), [("md5", 16), ("sha1", 20), ("sha256", 32), ("sha384", 48), ("sha512", 64)]
+)
 def test_ah(ah: str, ikey: int) -> None:
     a = site_config(A_ADDR, B_ADDR, "10.231.1.0/24", "10.231.2.0/24", ah=ah, mode="transport")
     b = site_config(B_ADDR, A_ADDR, "10.231.2.0/24", "10.231.1.0/24", ah=ah, mode="transport")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from tests.pair import A_ADDR, B_ADDR, Pair, rng_for, site_config
+
+from snakeswan.config.loader import parse_config
+from snakeswan.ike.engine import Engine
 from snakeswan.ike.events import (
     ChildSaDeleted,
     ChildSaEstablished,
@@ -10,9 +14,9 @@ from snakeswan.ike.events import (
     IkeSaEstablished,
     NegotiationFailed,
 )
+from snakeswan.trace import Tracer
 from snakeswan.wire.enums import ExchangeType, NotifyType
 from snakeswan.wire.message import decode_header
-from tests.pair import A_ADDR, B_ADDR, Pair, site_config
 
 LAN_A, LAN_B = "10.231.1.0/24", "10.231.2.0/24"
 
@@ -51,13 +55,15 @@ def test_wrong_psk_main_mode_authentication_failed() -> None:
     # MM5 does not decrypt with the responder's key: rejected, answered with AUTHENTICATION-FAILED,
     # which ends the initiator's attempt at once
     assert notifies_sent(p, "b") == [NotifyType.AUTHENTICATION_FAILED]
-    assert [r.fields["notify"] for r in p.b.engine.tracer.find("message_rejected")] == ["AUTHENTICATION_FAILED"]
+    assert [r.fields["notify"] for r in p.b.engine.tracer.find("message_rejected")] == [
+        "AUTHENTICATION_FAILED"
+    ]
     fa = p.of(p.a, NegotiationFailed)
     assert fa and fa[0].notify == NotifyType.AUTHENTICATION_FAILED
     assert p.a.engine.ike_sas == []
     assert p.b.engine.ike_sas == []  # the half-open responder SA times out
     # the responder answered MM5 with an informational, not with MM6
-    assert (ExchangeType.INFORMATIONAL in [e for e, _ in exchanges(p, "b")])
+    assert ExchangeType.INFORMATIONAL in [e for e, _ in exchanges(p, "b")]
 
 
 def test_wrong_psk_aggressive_mode() -> None:
@@ -246,10 +252,7 @@ def test_initial_contact_clears_stale_sas() -> None:
     assert len(p.b.engine.ike_sas) == 1
     old = p.b.engine.ike_sas[0].unique_id
     # A "reboots": a fresh engine with the same config, different randomness
-    from snakeswan.config.loader import parse_config
-    from snakeswan.ike.engine import Engine
-    from snakeswan.trace import Tracer
-    from tests.pair import rng_for
+
 
     p.a.engine = Engine(parse_config(site_config(A_ADDR, B_ADDR, LAN_A, LAN_B)), rng_for(99), tracer=Tracer())
     p.a.engine.initiate("site", now=p.now)
