@@ -248,6 +248,8 @@ class Phase1:
         assert sa.conn is not None and sa.choice is not None
         sa.state = IkeState.ESTABLISHED
         sa.established_at = now
+        self.dh = None  # forward secrecy: the DH private value and the PSK are not kept
+        self.psk = None
         self.ctx.emit(
             IkeSaEstablished(
                 sa.unique_id,

@@ -348,6 +348,7 @@ class QuickMode(Exchange):
             pfs_group=choice.proposal.pfs_group,
             initiator=initiator,
         )
+        self.dh = self.gqm = None  # PFS secrets are not kept once KEYMAT exists
         sa.children.append(info)
         self.ctx.emit(ChildSaEstablished(info))
         self.trace(
