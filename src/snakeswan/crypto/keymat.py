@@ -118,7 +118,7 @@ def phase2_iv(h: HashAlg, last_phase1_block: bytes, message_id: int, block_size:
 # Phase 1 authentication (RFC 2409 section 5)
 
 
-def hash_i(  # noqa: PLR0917 - positional, in the RFC's order
+def hash_i(
     h: HashAlg,
     skeyid: bytes,
     gxi: bytes,
@@ -133,7 +133,7 @@ def hash_i(  # noqa: PLR0917 - positional, in the RFC's order
     return h.prf(skeyid, gxi + gxr + cky_i + cky_r + sai_b + idii_b)
 
 
-def hash_r(  # noqa: PLR0917 - positional, in the RFC's order
+def hash_r(
     h: HashAlg,
     skeyid: bytes,
     gxr: bytes,
@@ -176,7 +176,7 @@ def informational_hash(h: HashAlg, skeyid_a: bytes, message_id: int, rest: bytes
     return h.prf(skeyid_a, _mid(message_id) + rest)  # HASH(1) = prf(SKEYID_a, M-ID | N/D)
 
 
-def keymat(  # noqa: PLR0917 - positional, in the RFC's order
+def keymat(
     h: HashAlg,
     skeyid_d: bytes,
     protocol: int,

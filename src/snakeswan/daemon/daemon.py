@@ -139,7 +139,7 @@ class Daemon:
             log.warning("no socket for %s:%d, datagram dropped", *d.src)
             return
         try:
-            sock.send(d.data, d.src[0], d.dst)
+            sock.send(d.data, d.src[0], d.dst, ike=not d.keepalive)
         except OSError as e:
             log.warning("sending to %s:%d failed: %s", d.dst[0], d.dst[1], e.strerror)
 

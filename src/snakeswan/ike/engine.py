@@ -64,6 +64,7 @@ class Engine:
         *,
         tracer: Tracer | None = None,
         keylog: bool = False,
+        keepalive_interval: float = 20.0,
     ) -> None:
         d = config.daemon
         self.config = config
@@ -77,6 +78,7 @@ class Engine:
             nat_port=d.nat_port,
         )
         self.tracer = self.ctx.tracer
+        self.keepalive_interval = keepalive_interval  # RFC 3948 2.3: NAT-T keepalives, 20 s by default
         self._cookies = CookieJar(rng)
         self._next_id = 1
         self._sas: dict[int, IkeSa] = {}
@@ -94,9 +96,14 @@ class Engine:
 
     def get_timer(self) -> float | None:
         due = [t for ex in self._all_exchanges() if (t := ex.retx.due()) is not None]
+        due += [sa.keepalive_due for sa in self._sas.values() if sa.keepalive_due is not None]
         return min(due) if due else None
 
     def handle_timer(self, now: float) -> None:
+        for sa in list(self._sas.values()):
+            if sa.keepalive_due is not None and sa.keepalive_due <= now:
+                self.ctx.outbox.append(Datagram(b"\xff", sa.local, sa.remote, keepalive=True))
+                sa.keepalive_due = now + self.keepalive_interval
         for ex in list(self._all_exchanges()):
             due = ex.retx.due()
             if due is None or due > now:
@@ -336,6 +343,8 @@ class Engine:
 
     def _after(self, sa: IkeSa, now: float) -> None:
         if sa.state is IkeState.ESTABLISHED:
+            if sa.nat is not None and sa.nat.local_behind and sa.keepalive_due is None:
+                sa.keepalive_due = now + self.keepalive_interval
             if sa.phase1 is not None and getattr(sa.phase1, "p1", None) is not None:
                 p1 = sa.phase1.p1  # type: ignore[attr-defined]
                 if p1.initial_contact and not sa.initiator:

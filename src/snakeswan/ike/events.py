@@ -12,12 +12,14 @@ Address = tuple[str, int]
 class Datagram:
     """An ISAKMP message to send from ``src`` to ``dst``.
 
-    When either port is the NAT-T port the driver prepends the 4-byte non-ESP marker (RFC 3948 2.2).
+    When either port is the NAT-T port the driver prepends the 4-byte non-ESP marker (RFC 3948 2.2),
+    except to a ``keepalive`` (the one-byte 0xff NAT-T keepalive of RFC 3948 2.3).
     """
 
     data: bytes
     src: Address
     dst: Address
+    keepalive: bool = False
 
 
 @dataclass(frozen=True, slots=True)

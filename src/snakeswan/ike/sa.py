@@ -60,6 +60,7 @@ class IkeSa:
     children: list[ChildSaInfo] = field(default_factory=list)
     pending_children: list[str] = field(default_factory=list)  # child names to start once established
     seen_mids: set[int] = field(default_factory=set)
+    keepalive_due: float | None = None  # next NAT-T keepalive, when we are behind a NAT
 
     @property
     def cookies(self) -> tuple[bytes, bytes]:

@@ -253,7 +253,6 @@ def test_initial_contact_clears_stale_sas() -> None:
     old = p.b.engine.ike_sas[0].unique_id
     # A "reboots": a fresh engine with the same config, different randomness
 
-
     p.a.engine = Engine(parse_config(site_config(A_ADDR, B_ADDR, LAN_A, LAN_B)), rng_for(99), tracer=Tracer())
     p.a.engine.initiate("site", now=p.now)
     p.run()
@@ -261,3 +260,12 @@ def test_initial_contact_clears_stale_sas() -> None:
     deleted = p.of(p.b, IkeSaDeleted)
     assert deleted and deleted[0].ike_sa == old and "INITIAL-CONTACT" in deleted[0].reason
     assert len([e for e in p.b.events if isinstance(e, ChildSaDeleted)]) == 1
+
+
+def test_nat_keepalives_only_from_behind_the_nat() -> None:
+    p = pair(nat_a=("198.51.100.7", 40000), b_kw={"remote_addrs": "%any"})
+    p.run(max_time=65)
+    ka = [(who, d) for who, d in p.wire if d.keepalive]
+    assert ka and {who for who, _ in ka} == {"a"}  # only the side behind the NAT sends them
+    assert all(d.data == b"\xff" and d.dst == (B_ADDR, 4500) for _, d in ka)
+    assert 3 <= len(ka) <= 4  # every 20 s over ~65 s
