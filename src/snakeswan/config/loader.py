@@ -1,0 +1,224 @@
+"""TOML configuration file -> :class:`~snakeswan.config.model.Config`, validated.
+
+The file follows swanctl.conf(5) (see DESIGN.md "Config" and ``docs``): ``[daemon]``,
+``[connections.<conn>]`` with ``local``/``remote`` auth tables and ``[connections.<conn>.children.<child>]``,
+``[secrets.<name>]`` and ``[pools.<name>]``. Any problem raises one :class:`ConfigError` whose text
+is ``<file>: <dotted.key[index]>: <what was expected>, got <what was found>``.
+
+Secrets sections are typed by their name's prefix as in swanctl: ``ike``/``psk`` (an IKE
+pre-shared key) and ``xauth``/``eap`` (an XAUTH password). Each holds ``secret`` (text, ``0x`` hex
+or ``0s`` base64) and ``id`` (a string or an array) and/or swanctl's ``id<suffix>`` keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import os
+import tomllib
+
+from snakeswan.config._connections import is_specific, parse_connection
+from snakeswan.config._fields import Table, describe
+from snakeswan.config.identity import Identity
+from snakeswan.config.model import (
+    Config,
+    ConnectionConfig,
+    DaemonConfig,
+    Pool,
+    PskSecret,
+    Secrets,
+    XauthSecret,
+)
+from snakeswan.config.traffic import IPAddress, IPNetwork
+from snakeswan.errors import ConfigError
+
+TOP_KEYS = ("daemon", "connections", "secrets", "pools")
+DAEMON_KEYS = ("port", "nat_port", "retransmit_timeout", "retransmit_base", "retransmit_tries")
+POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude")
+_PSK_PREFIXES = ("ike", "psk")
+_XAUTH_PREFIXES = ("xauth", "eap")
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the configuration file at ``path``."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as stream:
+            data = stream.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror}", source) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"expected UTF-8 text: {exc}", source) from None
+    return parse_config(text, source)
+
+
+def parse_config(text: str, source: str = "<string>") -> Config:
+    """Validate TOML ``text``; ``source`` names it in error messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"invalid TOML ({exc}); note that a key or table may appear only once", source
+        ) from None
+    top = Table(data, "", source)
+    top.check_keys(TOP_KEYS)
+    daemon = _daemon(top.sub("daemon"))
+    pools = tuple(_pool(name, table) for name, table in top.subtables("pools"))
+    secrets = _secrets(top)
+    pool_names = {pool.name for pool in pools}
+    connections = []
+    for name, table in top.subtables("connections"):
+        conn = parse_connection(name, table, daemon, pool_names)
+        _check_secrets(conn, secrets, table)
+        connections.append(conn)
+    return Config(daemon=daemon, connections=tuple(connections), secrets=secrets, pools=pools)
+
+
+def _daemon(table: Table | None) -> DaemonConfig:
+    if table is None:
+        return DaemonConfig()
+    table.check_keys(DAEMON_KEYS)
+    port = table.integer("port", 500, 1, 65535)
+    nat_port = table.integer("nat_port", 4500, 1, 65535)
+    if nat_port == port:
+        raise table.error("nat_port", f"must differ from port ({port})")
+    timeout = table.duration("retransmit_timeout")
+    base = table.data.get("retransmit_base", 1.8)
+    if not isinstance(base, int | float) or isinstance(base, bool) or not 1 <= base <= 10:
+        raise table.error("retransmit_base", f"expected a number 1..10, got {describe(base)}")
+    return DaemonConfig(
+        port=port,
+        nat_port=nat_port,
+        retransmit_timeout=4.0 if timeout is None else timeout,
+        retransmit_base=float(base),
+        retransmit_tries=table.integer("retransmit_tries", 5, 0, 100),
+    )
+
+
+def _address(text: str) -> IPAddress:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise ConfigError(f"expected an IP address, got {text!r}") from None
+
+
+def _network(text: str) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ConfigError(f"expected a subnet like 10.0.0.0/24, got {text!r}") from None
+
+
+def _pool(name: str, table: Table) -> Pool:
+    table.check_keys(POOL_KEYS)
+    addrs = table.string("addrs")
+    if addrs is None:
+        raise table.error("addrs", "required: a subnet (10.3.0.0/24) or a range (10.3.0.10-10.3.0.99)")
+    try:
+        if "-" in addrs:
+            first, last = (ipaddress.ip_address(part.strip()) for part in addrs.split("-", 1))
+        else:
+            net = ipaddress.ip_network(addrs, strict=False)
+            first, last = net.network_address, net.broadcast_address
+        if first.version != last.version or int(first) > int(last):
+            raise ValueError(addrs)
+    except ValueError:
+        raise table.error("addrs", f"expected a subnet or an address range, got {describe(addrs)}") from None
+    return Pool(
+        name=name,
+        start=first,
+        end=last,
+        dns=table.parsed_list("dns", _address),
+        nbns=table.parsed_list("nbns", _address),
+        split_include=table.parsed_list("split_include", _network) + table.parsed_list("subnet", _network),
+        split_exclude=table.parsed_list("split_exclude", _network),
+    )
+
+
+def decode_secret(text: str) -> bytes:
+    """swanctl secret syntax: ``0x`` hex, ``0s`` base64, else the UTF-8 text itself."""
+    if text.startswith("0x"):
+        try:
+            return bytes.fromhex(text[2:])
+        except ValueError:
+            raise ConfigError("expected hex digits after 0x") from None
+    if text.startswith("0s"):
+        try:
+            return base64.b64decode(text[2:], validate=True)
+        except binascii.Error:
+            raise ConfigError("expected base64 after 0s") from None
+    return text.encode("utf-8")
+
+
+def _secret_ids(table: Table) -> tuple[Identity, ...]:
+    ids: list[Identity] = []
+    for key in table.data:
+        if key.startswith("id"):
+            ids.extend(table.parsed_list(key, Identity.parse))
+    return tuple(ids)
+
+
+def _secrets(top: Table) -> Secrets:
+    psks: list[PskSecret] = []
+    xauth: list[XauthSecret] = []
+    for name, table in top.subtables("secrets"):
+        table.check_keys(("secret",), extra=lambda key: key.startswith("id"))
+        value = table.string("secret")
+        if not value:
+            raise table.error("secret", "required: the secret (text, 0x<hex> or 0s<base64>)")
+        secret = table.convert("secret", decode_secret, value)
+        assert isinstance(secret, bytes)
+        ids = _secret_ids(table)
+        if name.startswith(_PSK_PREFIXES):
+            psks.append(PskSecret(ids, secret, name))
+        elif name.startswith(_XAUTH_PREFIXES):
+            xauth.append(XauthSecret(ids, secret, name))
+        else:
+            raise table.here(
+                "expected a section name starting with ike or psk (an IKE pre-shared key) "
+                "or xauth or eap (an XAUTH password)"
+            )
+    return Secrets(tuple(psks), tuple(xauth))
+
+
+def _default_id(addresses: tuple[str, ...]) -> Identity | None:
+    """The identity of the first literal address (strongSwan's default ID), None if there is none."""
+    for address in addresses:
+        if is_specific(address):
+            try:
+                return Identity.from_address(ipaddress.ip_address(address))
+            except ValueError:
+                continue  # a DNS name: resolved at run time
+    return None
+
+
+def _check_secrets(conn: ConnectionConfig, secrets: Secrets, table: Table) -> None:
+    """A connection using PSK (or XAUTH as a client) needs a secret it can find."""
+    if "psk" in (conn.local.method, conn.remote.method):
+        local_id = conn.local.id or _default_id(conn.local_addrs)
+        remote_id = conn.remote.id if conn.remote.id and not conn.remote.id.is_any else None
+        remote_id = remote_id or _default_id(conn.remote_addrs)
+        if secrets.psk_for(local_id, remote_id) is None:
+            side = "local" if conn.local.method == "psk" else "remote"
+            pair = f"{local_id or '%any'} and {remote_id or '%any'}"
+            raise table.error(
+                f"{side}.auth",
+                f"no pre-shared key for {pair}: expected a [secrets.ike-<name>] section with "
+                "a matching id (or no id)",
+            )
+    if conn.local_xauth is not None:
+        user = conn.local_xauth.xauth_id or (str(conn.local.id) if conn.local.id else None)
+        if user is None or secrets.xauth_for(user) is None:
+            key = next(
+                k
+                for k in table.data
+                if k != "local" and k.startswith("local") and isinstance(table.data[k], dict)
+            )
+            raise table.error(
+                f"{key}.xauth_id",
+                f"no XAUTH password for {user or 'an unset user'}: expected a [secrets.xauth-<name>] "
+                "section with a matching id",
+            )
