@@ -13,11 +13,13 @@ missing hash.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from itertools import product
 from typing import TypeVar
 
 from snakeswan.config.model import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS, ChildProposal, IkeProposal
+from snakeswan.crypto.algorithms import UnsupportedAlgorithm, ike_cipher, ike_hash
+from snakeswan.crypto.dh import SUPPORTED_GROUPS
 from snakeswan.errors import ConfigError
 from snakeswan.wire.enums import (
     AhTransformId,
@@ -170,6 +172,34 @@ def _add(chosen: list[_T], item: _T) -> None:
         chosen.append(item)
 
 
+def _check_groups(text: str, groups: Sequence[int | None]) -> None:
+    for g in groups:
+        if g is not None and g not in SUPPORTED_GROUPS:
+            name = next((k for k, v in DH_GROUPS.items() if v == g), str(g))
+            supported = " ".join(k for k, v in DH_GROUPS.items() if v in SUPPORTED_GROUPS)
+            raise ConfigError(
+                f"DH group {name!r} in {text!r} is not supported by snakeswan; supported: {supported}"
+            )
+
+
+def _check_ike_support(
+    text: str, encryption: Sequence[tuple[int, int | None]], hashes: Sequence[int], groups: Sequence[int]
+) -> None:
+    """Refuse algorithms the syntax knows but snakeswan's crypto cannot run (Camellia, curve448, ...)."""
+    for enc_id, key_length in encryption:
+        try:
+            ike_cipher(enc_id, key_length)
+        except UnsupportedAlgorithm:
+            name = next((k for k, v in IKE_ENCRYPTION.items() if v == (enc_id, key_length)), str(enc_id))
+            raise ConfigError(f"IKE encryption {name!r} in {text!r} is not supported by snakeswan") from None
+    for h in hashes:
+        try:
+            ike_hash(h)
+        except UnsupportedAlgorithm:
+            raise ConfigError(f"IKE hash {h} in {text!r} is not supported by snakeswan") from None
+    _check_groups(text, groups)
+
+
 def parse_ike_proposal(text: str) -> tuple[IkeProposal, ...]:
     """``aes128-sha256-modp2048`` -> IKEv1 phase 1 transforms, every combination in preference order."""
     if text.strip().lower() == "default":
@@ -200,6 +230,7 @@ def parse_ike_proposal(text: str) -> tuple[IkeProposal, ...]:
             }
             raise _unknown(token, text, "IKE", accepted)
     hashes = hashes or prfs
+    _check_ike_support(text, encryption, hashes, groups)
     for what, count in (
         ("an encryption", len(encryption)),
         ("a hash", len(hashes)),
@@ -240,6 +271,7 @@ def parse_esp_proposal(text: str) -> tuple[ChildProposal, ...]:
             raise _unknown(token, text, "ESP", accepted)
     if not encryption:
         raise ConfigError(f"ESP proposal {text!r} lacks an encryption algorithm (null for none)")
+    _check_groups(text, groups)
     aead = [enc for enc in encryption if enc[0] in AEAD_TRANSFORMS]
     if aead and integrity:
         raise ConfigError(f"ESP proposal {text!r} mixes an AEAD algorithm with an integrity algorithm")
@@ -278,6 +310,7 @@ def parse_ah_proposal(text: str) -> tuple[ChildProposal, ...]:
             raise _unknown(token, text, "AH", accepted)
     if not integrity:
         raise ConfigError(f"AH proposal {text!r} lacks an integrity algorithm")
+    _check_groups(text, groups)
     return tuple(
         ChildProposal(_AH, transform, None, auth, group, ext)
         for (transform, auth), group, ext in product(integrity, groups or [None], esn or [False])
