@@ -150,7 +150,9 @@ def run_exchange(v: Variant, tmp_path: Path) -> Run:
     assert re.fullmatch(r"[0-9a-f]{16},(?:[0-9a-f]{2}){16,32}", line), line
     assert line.split(",")[0] == est[0].icookie.hex()
 
-    packets = [(p.now + n * 0.001, d.src, d.dst, d.data) for n, (_, d) in enumerate(p.wire)]
+    # NAT-T keepalives (one 0xff byte, sent by the side behind the NAT) are not ISAKMP messages
+    ike = [d for _, d in p.wire if not d.keepalive]
+    packets = [(p.now + n * 0.001, d.src, d.dst, d.data) for n, d in enumerate(ike)]
     pcap = write_pcap(tmp_path / f"{v.name}.pcap", packets)
     return Run(p, line, est[0].icookie, est[0].rcookie, child[0].child.spi_in, pcap)
 
@@ -177,7 +179,7 @@ def check_common(frames: list[Frame], text: str, v: Variant, n_datagrams: int) -
 @pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.name)
 def test_tshark_decrypts_and_decodes(v: Variant, tmp_path: Path) -> None:
     r = run_exchange(v, tmp_path)
-    n = len(r.pair.wire)
+    n = len([d for _, d in r.pair.wire if not d.keepalive])
 
     # ---- with the key: everything decrypts and decodes ----
     text = tshark(r.pcap, tmp_path, "-o", f"uat:ikev1_decryption_table:{r.keylog}")
