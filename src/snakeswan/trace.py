@@ -53,7 +53,11 @@ class Tracer:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s", rec.render())
         if self.sink is not None:
-            self.sink(rec)
+            try:
+                self.sink(rec)
+            except Exception:  # a broken sink must not break the protocol engine
+                logging.getLogger("snakeswan.trace").exception("trace sink failed; sink removed")
+                self.sink = None
 
     def secret(self, subsystem: str, event: str, **fields: bytes) -> None:
         """Key material: recorded only when the tracer was created with ``log_keys=True``."""

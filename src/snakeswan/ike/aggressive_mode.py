@@ -21,7 +21,7 @@ from snakeswan.ike.phase1 import Phase1, _identity_of
 from snakeswan.ike.proposals import check_ike_reply
 from snakeswan.ike.sa import IkeSa
 from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType
-from snakeswan.wire.message import Message, Rule, check_payloads
+from snakeswan.wire.message import Message, Rule, check_payloads, summary
 from snakeswan.wire.payloads import HashPayload, IdPayload, KePayload, Payload, Proposal, SaPayload
 
 P = PayloadType
@@ -59,7 +59,8 @@ class AggressiveMode(Exchange):
     def _send(self, payloads: list[Payload], now: float, *, expect_reply: bool) -> None:
         data = crypt.build(self.sa, ExchangeType.AGGRESSIVE, 0, payloads, encrypt=False)
         self.send(data, now, expect_reply=expect_reply)
-        self.trace("sent", state=self.state.name, payloads=[type(p).__name__ for p in payloads])
+        label = "AM3" if self.state is AmState.DONE else self.state.name.removeprefix("SENT_")
+        self.trace("sent", msg=label, payloads=summary(payloads), encrypted=False)
 
     def start(self, now: float) -> None:
         """Initiator: AM1. Only transforms of the first proposal's DH group are offered (KE is sent now)."""
@@ -70,6 +71,9 @@ class AggressiveMode(Exchange):
         self._idii_b = our_id.encode_body()
         self.state = AmState.SENT_AM1
         self._send([offer, *self.p1.ke_nonce(group), our_id, *self.p1.our_vids()], now, expect_reply=True)
+
+    def expected(self) -> str:
+        return {AmState.START: "AM1", AmState.SENT_AM1: "AM2", AmState.SENT_AM2: "AM3"}.get(self.state, "AM?")
 
     def handle(self, msg: Message, ciphertext: bytes | None, data: bytes, now: float) -> None:
         if self.sa.initiator and self.state is AmState.SENT_AM1:

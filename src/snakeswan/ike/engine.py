@@ -36,7 +36,7 @@ from snakeswan.ike.retransmit import RetransmitPolicy
 from snakeswan.ike.sa import IkeSa, IkeState
 from snakeswan.trace import Tracer
 from snakeswan.wire.enums import ExchangeType, NotifyType, ProtocolId, name_of
-from snakeswan.wire.message import Header, decode_header, decode_message
+from snakeswan.wire.message import Header, Message, decode_header, decode_message, summary
 from snakeswan.wire.payloads import DeletePayload, NotifyPayload
 
 _ZERO = bytes(8)
@@ -262,14 +262,7 @@ class Engine:
                         f"phase 1 message does not decrypt ({e.what}): wrong PSK?",
                     ) from e
                 raise
-            self.tracer.emit(
-                "ike",
-                "received",
-                sa=sa.unique_id,
-                exchange=ex.name,
-                mid=msg.header.message_id,
-                payloads=[type(rp.payload).__name__ for rp in msg.payloads],
-            )
+            self._trace_received(sa, ex, msg)
             ex.handle(msg, ciphertext, data, now)
 
         if not self._guard(sa, run, ex, now):
@@ -365,6 +358,18 @@ class Engine:
             sa.exchanges[mid] = qm
             self._guard(sa, lambda qm=qm: qm.start(now), qm, now)  # type: ignore[misc]
 
+    def _trace_received(self, sa: IkeSa, ex: Exchange, msg: Message) -> None:
+        self.tracer.emit(
+            "ike",
+            "received",
+            sa=sa.unique_id,
+            msg=ex.expected(),
+            mid=msg.header.message_id,
+            payloads=summary(rp.payload for rp in msg.payloads),
+            encrypted=msg.header.encrypted,
+            src=sa.remote,
+        )
+
     # ---- finding SAs and exchanges ------------------------------------------------------------
 
     def _lookup(self, header: Header, src: Address) -> IkeSa | None:
@@ -411,15 +416,7 @@ class Engine:
         sa.phase1 = ex
         self._by_cookies[sa.cookies] = sa
         self._half_open[(sa.icookie, src)] = sa
-        self.tracer.emit(
-            "ike",
-            "received",
-            sa=sa.unique_id,
-            exchange=ex.name,
-            mid=0,
-            payloads=[type(rp.payload).__name__ for rp in msg.payloads],
-            src=src,
-        )
+        self._trace_received(sa, ex, msg)
         if not conns:
             self._fail(
                 sa,
@@ -436,14 +433,7 @@ class Engine:
 
         def run() -> None:
             msg, ciphertext = crypt.open_message(sa, data)
-            self.tracer.emit(
-                "ike",
-                "received",
-                sa=sa.unique_id,
-                exchange=qm.name,
-                mid=header.message_id,
-                payloads=[type(rp.payload).__name__ for rp in msg.payloads],
-            )
+            self._trace_received(sa, qm, msg)
             qm.respond(msg, ciphertext, data, now)
             sa.exchanges[header.message_id] = qm
 

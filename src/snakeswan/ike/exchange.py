@@ -25,6 +25,10 @@ class Exchange(ABC):
         self.rejected = 0  # messages dropped because they failed authentication or were unacceptable
         self.last_rejection: PeerError | None = None
 
+    def expected(self) -> str:
+        """The name of the message this exchange waits for now (``MM3``, ``QM2``...), for traces."""
+        return self.name
+
     @abstractmethod
     def handle(self, msg: Message, ciphertext: bytes | None, data: bytes, now: float) -> None:
         """Process a received message of this exchange (decrypted, not yet authenticated)."""

@@ -14,7 +14,7 @@ from snakeswan.ike import crypt
 from snakeswan.ike.context import Context
 from snakeswan.ike.sa import IkeSa, IkeState
 from snakeswan.wire.enums import ExchangeType, NotifyType, name_of
-from snakeswan.wire.message import Message, encode_payloads
+from snakeswan.wire.message import Message, encode_payloads, summary
 from snakeswan.wire.payloads import DeletePayload, HashPayload, NotifyPayload, Payload
 
 
@@ -47,6 +47,7 @@ def send(sa: IkeSa, ctx: Context, payloads: list[Payload]) -> None:
         sa=sa.unique_id,
         protected=protected,
         payloads=[_describe(p) for p in payloads if not isinstance(p, HashPayload)],
+        summary=summary(payloads),
     )
 
 

@@ -22,7 +22,7 @@ from snakeswan.ike.phase1 import Phase1
 from snakeswan.ike.proposals import check_ike_reply
 from snakeswan.ike.sa import IkeSa
 from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType
-from snakeswan.wire.message import Message, Rule, check_payloads
+from snakeswan.wire.message import Message, Rule, check_payloads, summary
 from snakeswan.wire.payloads import IdPayload, NotifyPayload, Payload, Proposal, SaPayload
 
 P = PayloadType
@@ -70,7 +70,8 @@ class MainMode(Exchange):
     ) -> None:
         data = crypt.build(self.sa, ExchangeType.IDENTITY_PROTECTION, 0, payloads, encrypt=encrypt)
         self.send(data, now, expect_reply=expect_reply)
-        self.trace("sent", state=self.state.name, payloads=[type(p).__name__ for p in payloads])
+        label = "MM6" if self.state is MmState.DONE else self.state.name.removeprefix("SENT_")
+        self.trace("sent", msg=label, payloads=summary(payloads), encrypted=encrypt)
 
     def start(self, now: float) -> None:
         """Initiator: MM1."""
@@ -78,6 +79,10 @@ class MainMode(Exchange):
         offer = self.p1.make_offer(self.sa.conn)
         self.state = MmState.SENT_MM1
         self._send([offer, *self.p1.our_vids()], now)
+
+    def expected(self) -> str:
+        n = {MmState.START: 1, MmState.SENT_MM1: 2, MmState.SENT_MM2: 3, MmState.SENT_MM3: 4}.get(self.state)
+        return f"MM{n}" if n else {MmState.SENT_MM4: "MM5", MmState.SENT_MM5: "MM6"}.get(self.state, "MM?")
 
     def handle(self, msg: Message, ciphertext: bytes | None, data: bytes, now: float) -> None:
         handler = self._handlers.get((self.sa.initiator, self.state))

@@ -35,7 +35,7 @@ from snakeswan.ike.proposals import (
 )
 from snakeswan.ike.sa import IkeSa
 from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType, ProtocolId
-from snakeswan.wire.message import Message, Rule, check_payloads, encode_payloads
+from snakeswan.wire.message import Message, Rule, check_payloads, encode_payloads, summary
 from snakeswan.wire.payloads import (
     HashPayload,
     IdPayload,
@@ -103,7 +103,8 @@ class QuickMode(Exchange):
         payloads: list[Payload] = [HashPayload(self._hash(which, rest_bytes)), *rest]
         data = crypt.build(self.sa, ExchangeType.QUICK_MODE, self.message_id, payloads, encrypt=True)
         self.send(data, now, expect_reply=expect_reply)
-        self.trace("sent", state=self.state.name, payloads=[type(p).__name__ for p in payloads])
+        label = "QM3" if self.state is QmState.DONE else self.state.name.removeprefix("SENT_")
+        self.trace("sent", msg=label, mid=self.message_id, payloads=summary(payloads))
 
     def _verify(self, msg: Message, ciphertext: bytes | None, which: int) -> None:
         """HASH must come first and match; only then does the IV chain move."""
@@ -174,6 +175,9 @@ class QuickMode(Exchange):
             rest += [natt.nat_oa(sa.local[0], sa.natt_flavour), natt.nat_oa(sa.remote[0], sa.natt_flavour)]
         self.state = QmState.SENT_QM1
         self._send(rest, 1, now, expect_reply=True)
+
+    def expected(self) -> str:
+        return {QmState.START: "QM1", QmState.SENT_QM1: "QM2", QmState.SENT_QM2: "QM3"}.get(self.state, "QM?")
 
     def handle(self, msg: Message, ciphertext: bytes | None, data: bytes, now: float) -> None:
         if self.initiator and self.state is QmState.SENT_QM1:

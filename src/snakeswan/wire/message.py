@@ -13,8 +13,15 @@ from dataclasses import dataclass
 
 from snakeswan.errors import DecodeError
 from snakeswan.wire.buffer import Reader, Writer
-from snakeswan.wire.enums import Flag, PayloadType, name_of
-from snakeswan.wire.payloads import GENERIC_HEADER, DecodedPayloadT, Payload, UnknownPayload, decode_payload
+from snakeswan.wire.enums import Flag, NotifyType, PayloadType, name_of
+from snakeswan.wire.payloads import (
+    GENERIC_HEADER,
+    DecodedPayloadT,
+    NotifyPayload,
+    Payload,
+    UnknownPayload,
+    decode_payload,
+)
 
 HEADER_SIZE = 28
 ISAKMP_VERSION = 0x10
@@ -172,6 +179,38 @@ def decode_message(data: bytes) -> Message:
     if header.encrypted:
         raise DecodeError("message is encrypted", 19, "ISAKMP header")
     return Message(header, decode_payloads(header.next_payload, data, HEADER_SIZE))
+
+
+_SHORT: dict[int, str] = {
+    PayloadType.SA: "SA",
+    PayloadType.KE: "KE",
+    PayloadType.ID: "ID",
+    PayloadType.CERT: "CERT",
+    PayloadType.CR: "CERTREQ",
+    PayloadType.HASH: "HASH",
+    PayloadType.SIG: "SIG",
+    PayloadType.NONCE: "No",
+    PayloadType.NOTIFICATION: "N",
+    PayloadType.DELETE: "D",
+    PayloadType.VENDOR_ID: "V",
+    PayloadType.ATTRIBUTE: "CPRQ",
+    PayloadType.NAT_D: "NAT-D",
+    PayloadType.NAT_D_DRAFT: "NAT-D",
+    PayloadType.NAT_OA: "NAT-OA",
+    PayloadType.NAT_OA_DRAFT: "NAT-OA",
+    PayloadType.FRAGMENT: "FRAG",
+}
+
+
+def summary(payloads: Iterable[Payload]) -> str:
+    """Payload types in strongSwan's short notation: ``HASH SA No KE ID ID N(INITIAL_CONTACT)``."""
+    out = []
+    for p in payloads:
+        name = _SHORT.get(p.payload_type, f"U{p.payload_type}")
+        if isinstance(p, NotifyPayload):
+            name += f"({name_of(NotifyType, p.notify_type)})"
+        out.append(name)
+    return " ".join(out)
 
 
 # ---- payload rules (DESIGN.md principle 5: rules are data) -----------------------------------------
