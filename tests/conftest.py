@@ -56,13 +56,15 @@ def topology(_stale_netns_cleanup: None) -> Iterator[Callable[..., Topology]]:
 
 
 @pytest.fixture
-def charon_factory(request: pytest.FixtureRequest, tmp_path: Any,
-                   topology: Callable[..., Topology]) -> Iterator[Callable[..., Any]]:
+def charon_factory(
+    request: pytest.FixtureRequest, tmp_path: Any, topology: Callable[..., Topology]
+) -> Iterator[Callable[..., Any]]:
     require_strongswan()
     charons: list[Charon] = []
 
-    def make(ns: Netns, name: str, swanctl_conf: str = "", *, start: bool = True, load: bool = True,
-             **kw: Any) -> Charon:
+    def make(
+        ns: Netns, name: str, swanctl_conf: str = "", *, start: bool = True, load: bool = True, **kw: Any
+    ) -> Charon:
         charon = Charon(ns, tmp_path / name, swanctl_conf=swanctl_conf, **kw)
         charons.append(charon)
         if start:

@@ -52,8 +52,9 @@ def _check_ifname(name: str) -> None:
         raise ValueError(f"bad interface name {name!r} (at most {IFNAMSIZ} characters)")
 
 
-def _run(cmd: Sequence[str], *, check: bool = True, timeout: float = 30,
-         **kw: Any) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: Sequence[str], *, check: bool = True, timeout: float = 30, **kw: Any
+) -> subprocess.CompletedProcess[str]:
     try:
         cp = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=False, **kw)
     except subprocess.TimeoutExpired as e:
@@ -146,8 +147,15 @@ class Netns:
     def link_up(self, ifname: str) -> None:
         self.ip("link", "set", ifname, "up")
 
-    def route(self, dst: str, *, via: str | None = None, dev: str | None = None, src: str | None = None,
-              table: str | int | None = None) -> None:
+    def route(
+        self,
+        dst: str,
+        *,
+        via: str | None = None,
+        dev: str | None = None,
+        src: str | None = None,
+        table: str | int | None = None,
+    ) -> None:
         """``ip route add dst [via V] [dev D] [src S] [table T]`` inside the namespace."""
         args = ["route", "add", dst]
         if via:
@@ -191,8 +199,23 @@ def veth(ns_a: Netns, if_a: str, addr_a: str | None, ns_b: Netns, if_b: str, add
     """A veth pair ``if_a``@``ns_a`` <-> ``if_b``@``ns_b``, addressed (``10.231.0.1/24``) and up."""
     _check_ifname(if_a)
     _check_ifname(if_b)
-    _run(["ip", "link", "add", if_a, "netns", ns_a.name, "type", "veth", "peer", "name", if_b,
-          "netns", ns_b.name])
+    _run(
+        [
+            "ip",
+            "link",
+            "add",
+            if_a,
+            "netns",
+            ns_a.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            if_b,
+            "netns",
+            ns_b.name,
+        ]
+    )
     for ns, ifname, addr in ((ns_a, if_a, addr_a), (ns_b, if_b, addr_b)):
         if addr:
             ns.add_addr(ifname, addr)
@@ -245,8 +268,9 @@ print(len(got))
 """
 
 
-def ping(ns: Netns, src: str | None, dst: str, count: int = 3, timeout: float = 10,
-         interval: float = 0.2) -> int:
+def ping(
+    ns: Netns, src: str | None, dst: str, count: int = 3, timeout: float = 10, interval: float = 0.2
+) -> int:
     """ICMP echo ``count`` times from ``ns`` (source address ``src``) to ``dst``; returns the number
     of replies (waiting 1 s for the last one, never longer than ``timeout`` overall)."""
     _check_addr(dst + "/32")
@@ -396,8 +420,11 @@ def _probe() -> tuple[bool, str]:
         cp = _run(["ip", "netns", "add", name], check=False, timeout=10)
         if cp.returncode != 0:
             return False, f"ip netns add failed: {cp.stderr.strip()}"
-        cp = _run(["ip", "-n", name, "link", "add", "p0", "type", "veth", "peer", "name", "p1"],
-                  check=False, timeout=10)
+        cp = _run(
+            ["ip", "-n", name, "link", "add", "p0", "type", "veth", "peer", "name", "p1"],
+            check=False,
+            timeout=10,
+        )
         if cp.returncode != 0:
             return False, f"veth unavailable: {cp.stderr.strip()}"
     except (OSError, NetnsError) as e:
@@ -414,4 +441,3 @@ def require_root() -> None:
         if os.environ.get("CI"):
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
-

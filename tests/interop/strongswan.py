@@ -45,8 +45,22 @@ DEFAULT_PLUGINS = (
 # plugins for swanctl and pki (without this section they complain about every plugin Debian lacks)
 TOOL_PLUGINS = "random openssl pem pkcs1 pkcs8 x509 revocation constraints pubkey"
 AGGRESSIVE_PSK_OPT_IN = "i_dont_care_about_security_and_use_aggressive_mode_psk"
-SWANCTL_SUBDIRS = ("x509", "x509ca", "x509ocsp", "x509aa", "x509ac", "x509crl", "private", "rsa",
-                   "ecdsa", "bliss", "pkcs8", "pkcs12", "pubkey", "conf.d")
+SWANCTL_SUBDIRS = (
+    "x509",
+    "x509ca",
+    "x509ocsp",
+    "x509aa",
+    "x509ac",
+    "x509crl",
+    "private",
+    "rsa",
+    "ecdsa",
+    "bliss",
+    "pkcs8",
+    "pkcs12",
+    "pubkey",
+    "conf.d",
+)
 _MAX_SUN_PATH = 100  # sockaddr_un.sun_path is 108 bytes
 
 
@@ -186,8 +200,15 @@ class Charon:
             (self.swanctl_dir / sub).mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.conf_path.write_text(
-            render_strongswan_conf(self.workdir, self.uri, settings=settings, log_levels=log_levels,
-                                   default_log=default_log, plugins=plugins, extra=extra)
+            render_strongswan_conf(
+                self.workdir,
+                self.uri,
+                settings=settings,
+                log_levels=log_levels,
+                default_log=default_log,
+                plugins=plugins,
+                extra=extra,
+            )
         )
         self.write_swanctl_conf(swanctl_conf)
 
@@ -222,8 +243,10 @@ class Charon:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise CharonError(f"charon in {self.ns.name} exited ({self.proc.returncode}):\n"
-                                  f"{self.stdout_path.read_text(errors='replace')[-3000:]}")
+                raise CharonError(
+                    f"charon in {self.ns.name} exited ({self.proc.returncode}):\n"
+                    f"{self.stdout_path.read_text(errors='replace')[-3000:]}"
+                )
             if self.vici_path.exists() and self.swanctl("--stats", check=False, timeout=5).returncode == 0:
                 return self
             time.sleep(0.05)
@@ -262,33 +285,45 @@ class Charon:
         self.stop()
 
     # -- swanctl ---------------------------------------------------------------------------------
-    def swanctl(self, *args: str, check: bool = True,
-                timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    def swanctl(
+        self, *args: str, check: bool = True, timeout: float = 20
+    ) -> subprocess.CompletedProcess[str]:
         """``swanctl args... --uri <our vici>`` (run on the host: the socket is a file)."""
         cmd = ["swanctl", *args, "--uri", self.uri]
         try:
-            cp = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=timeout,
-                                check=False)
+            cp = subprocess.run(
+                cmd, capture_output=True, text=True, env=self.env, timeout=timeout, check=False
+            )
         except subprocess.TimeoutExpired as e:
             raise CharonError(f"timed out after {timeout}s: {' '.join(cmd)}\n{self._log_tail()}") from e
         if check and cp.returncode != 0:
-            raise CharonError(f"exit {cp.returncode}: {' '.join(cmd)}\nstdout: {cp.stdout[-2000:]}\n"
-                              f"stderr: {cp.stderr[-2000:]}\n{self._log_tail()}")
+            raise CharonError(
+                f"exit {cp.returncode}: {' '.join(cmd)}\nstdout: {cp.stdout[-2000:]}\n"
+                f"stderr: {cp.stderr[-2000:]}\n{self._log_tail()}"
+            )
         return cp
 
     def load_all(self) -> subprocess.CompletedProcess[str]:
         return self.swanctl("--load-all", "--noprompt")
 
-    def initiate(self, child: str, ike: str | None = None, timeout: float = 20,
-                 check: bool = True) -> subprocess.CompletedProcess[str]:
+    def initiate(
+        self, child: str, ike: str | None = None, timeout: float = 20, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """Initiate ``child`` (and its IKE SA); returns when the CHILD_SA is up (or raises)."""
         args = ["--initiate", "--child", child]
         if ike:
             args += ["--ike", ike]
         return self.swanctl(*args, "--timeout", str(int(timeout)), check=check, timeout=timeout + 5)
 
-    def terminate(self, ike: str | None = None, child: str | None = None, *, ike_id: int | None = None,
-                  timeout: float = 10, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def terminate(
+        self,
+        ike: str | None = None,
+        child: str | None = None,
+        *,
+        ike_id: int | None = None,
+        timeout: float = 10,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
         args = ["--terminate"]
         if ike:
             args += ["--ike", ike]
@@ -311,8 +346,9 @@ class Charon:
             if pred(sas):
                 return sas
             if time.monotonic() >= deadline:
-                raise CharonError(f"{self.ns.name}: SAs never matched within {timeout}s: {sas}\n"
-                                  f"{self._log_tail()}")
+                raise CharonError(
+                    f"{self.ns.name}: SAs never matched within {timeout}s: {sas}\n{self._log_tail()}"
+                )
             time.sleep(interval)
 
     # -- log -------------------------------------------------------------------------------------
@@ -335,8 +371,9 @@ class Charon:
             if m:
                 return m
             if time.monotonic() >= deadline:
-                raise CharonError(f"{self.ns.name}: /{regex}/ not in charon.log within {timeout}s\n"
-                                  f"{self._log_tail()}")
+                raise CharonError(
+                    f"{self.ns.name}: /{regex}/ not in charon.log within {timeout}s\n{self._log_tail()}"
+                )
             time.sleep(0.05)
 
     def _log_tail(self, lines: int = 40) -> str:
@@ -354,8 +391,10 @@ class Charon:
 # where the next element starts (" key=", " name {", " }", " ]"); values may hold spaces (DNs:
 # "C=CH, O=x, CN=y"), so a following key must look like a vici key (lower case). --pretty puts
 # one element per line, which is unambiguous.
-_TOKEN = re.compile(r"\s*(?:(?P<close>\})|(?P<section>[^\s{}=\[\]]+)\s*\{"
-                    r"|(?P<list>[^\s{}=\[\]]+)\s*=\s*\[|(?P<key>[^\s{}=\[\]]+)\s*=)")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<close>\})|(?P<section>[^\s{}=\[\]]+)\s*\{"
+    r"|(?P<list>[^\s{}=\[\]]+)\s*=\s*\[|(?P<key>[^\s{}=\[\]]+)\s*=)"
+)
 _VALUE_END = re.compile(r"\s+(?=[a-z0-9_-]+\s*=|[^\s{}=\[\]]+\s*\{|\}|\])|\s*\}|$")
 _ITEM = re.compile(r"\s*(?:(?P<lclose>\])|(?P<item>[^\s\]]+))")
 
@@ -382,7 +421,7 @@ def parse_vici_dump(text: str) -> list[tuple[str, dict[str, Any]]]:
         if m.group(2).strip():  # --raw: the whole message on this line
             tree, pos = _parse_raw_section(line, m.start(2))
             if line[pos:].strip():
-                raise ViciParseError(f"trailing text in line {i}: {line[pos:pos + 60]!r}")
+                raise ViciParseError(f"trailing text in line {i}: {line[pos : pos + 60]!r}")
         else:
             tree, i = _parse_pretty_section(lines, i)
         out.append((m.group(1), tree))
@@ -394,7 +433,7 @@ def _parse_raw_section(text: str, pos: int) -> tuple[dict[str, Any], int]:
     while True:
         m = _TOKEN.match(text, pos)
         if not m:
-            raise ViciParseError(f"unexpected text at {pos}: {text[pos:pos + 60]!r}")
+            raise ViciParseError(f"unexpected text at {pos}: {text[pos : pos + 60]!r}")
         pos = m.end()
         if m.group("close"):
             return tree, pos
@@ -405,7 +444,7 @@ def _parse_raw_section(text: str, pos: int) -> tuple[dict[str, Any], int]:
             while True:
                 im = _ITEM.match(text, pos)
                 if not im:
-                    raise ViciParseError(f"bad list item at {pos}: {text[pos:pos + 60]!r}")
+                    raise ViciParseError(f"bad list item at {pos}: {text[pos : pos + 60]!r}")
                 pos = im.end()
                 if im.group("lclose"):
                     break
@@ -414,7 +453,7 @@ def _parse_raw_section(text: str, pos: int) -> tuple[dict[str, Any], int]:
         else:
             end = _VALUE_END.search(text, pos)
             assert end is not None  # "$" always matches
-            tree[m.group("key")] = text[pos:end.start()]
+            tree[m.group("key")] = text[pos : end.start()]
             pos = end.start()
 
 
@@ -539,8 +578,11 @@ def swanctl_conn(
         **(conn_extra or {}),
     }
     local: dict[str, Any] = {"auth": auth, "id": _q(local_id) if local_id else None, **(local_extra or {})}
-    remote: dict[str, Any] = {"auth": auth, "id": _q(remote_id) if remote_id else None,
-                              **(remote_extra or {})}
+    remote: dict[str, Any] = {
+        "auth": auth,
+        "id": _q(remote_id) if remote_id else None,
+        **(remote_extra or {}),
+    }
     ch: dict[str, Any] = {
         "mode": mode,
         "local_ts": local_ts,
@@ -567,8 +609,7 @@ def psk_secret(secret: str, *ids: str, name: str = "ike-psk") -> str:
 
 def swanctl_conf(*conns: str, secrets: Sequence[str] = (), extra: str = "") -> str:
     """A whole swanctl.conf from :func:`swanctl_conn` blocks and :func:`psk_secret` entries."""
-    return ("connections {\n" + "".join(conns) + "}\n"
-            "secrets {\n" + "".join(secrets) + "}\n" + extra)
+    return "connections {\n" + "".join(conns) + "}\nsecrets {\n" + "".join(secrets) + "}\n" + extra
 
 
 # -- certificates with pki ---------------------------------------------------------------------------
@@ -586,8 +627,9 @@ class Pki:
     >>> charon.add_cert(ca.cert, "x509ca"); charon.add_cert(west.cert); charon.add_cert(west.key, "rsa")
     """
 
-    def __init__(self, workdir: Path, key_type: str = "rsa", key_size: int = 2048,
-                 org: str = "snakeswan") -> None:
+    def __init__(
+        self, workdir: Path, key_type: str = "rsa", key_size: int = 2048, org: str = "snakeswan"
+    ) -> None:
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.key_type, self.key_size, self.org = key_type, key_size, org
@@ -597,8 +639,14 @@ class Pki:
 
     def _pki(self, *args: str, stdin: bytes | None = None, timeout: float = 60) -> bytes:
         cmd = ["pki", *args]
-        cp = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, check=False,
-                            env={**os.environ, "STRONGSWAN_CONF": str(self.conf)})
+        cp = subprocess.run(
+            cmd,
+            input=stdin,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            env={**os.environ, "STRONGSWAN_CONF": str(self.conf)},
+        )
         if cp.returncode != 0:
             raise CharonError(f"exit {cp.returncode}: {' '.join(cmd)}\n{cp.stderr.decode(errors='replace')}")
         return cp.stdout
@@ -614,8 +662,22 @@ class Pki:
             key, cert = self.dir / "ca.key", self.dir / "ca.crt"
             dn = f"C=CH, O={self.org}, CN={cn}"
             self._gen(key)
-            cert.write_bytes(self._pki("--self", "--ca", "--lifetime", "3650", "--in", str(key),
-                                       "--type", self.key_type, "--dn", dn, "--outform", "pem"))
+            cert.write_bytes(
+                self._pki(
+                    "--self",
+                    "--ca",
+                    "--lifetime",
+                    "3650",
+                    "--in",
+                    str(key),
+                    "--type",
+                    self.key_type,
+                    "--dn",
+                    dn,
+                    "--outform",
+                    "pem",
+                )
+            )
             self._ca = Credential(key, cert, dn)
         return self._ca
 
@@ -627,8 +689,23 @@ class Pki:
         self._gen(key)
         pub = self._pki("--pub", "--in", str(key), "--type", self.key_type)
         sans = [a for s in (san or [name]) for a in ("--san", s)]
-        cert.write_bytes(self._pki("--issue", "--lifetime", "730", "--cacert", str(ca.cert), "--cakey",
-                                   str(ca.key), "--dn", dn, *sans, "--outform", "pem", stdin=pub))
+        cert.write_bytes(
+            self._pki(
+                "--issue",
+                "--lifetime",
+                "730",
+                "--cacert",
+                str(ca.cert),
+                "--cakey",
+                str(ca.key),
+                "--dn",
+                dn,
+                *sans,
+                "--outform",
+                "pem",
+                stdin=pub,
+            )
+        )
         return Credential(key, cert, dn)
 
     def verify(self, cred: Credential) -> bool:

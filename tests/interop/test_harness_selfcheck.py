@@ -70,7 +70,11 @@ def test_parse_list_sas_recorded() -> None:
     (child,) = children(sa)
     assert child["name"] == "net"
     assert (child["state"], child["mode"], child["protocol"], child["encap"]) == (
-        "INSTALLED", "TUNNEL", "ESP", "yes")
+        "INSTALLED",
+        "TUNNEL",
+        "ESP",
+        "yes",
+    )
     assert (child["spi-in"], child["spi-out"]) == ("54ee7c4e", "cff11206")
     assert child["local-ts"] == [WEST_LAN] and child["remote-ts"] == [EAST_LAN]
     assert parse_list_sas("list-sas reply {}\n") == []
@@ -118,13 +122,34 @@ def test_cleanup_stale_removes_only_orphans(topology: Any) -> None:
 def _site_confs(aggressive: bool) -> tuple[str, str]:
     ids = ("west.sw-lab", "east.sw-lab") if aggressive else (None, None)
     secret = [psk_secret(PSK, *(ids if aggressive else (WEST, EAST)))]
-    common: dict[str, Any] = {"aggressive": aggressive, "proposals": "aes128-sha256-modp2048",
-                              "esp_proposals": "aes128gcm16-modp2048", "mode": "tunnel",
-                              "ike_rekey_time": "4h", "rekey_time": "1h"}
-    west = swanctl_conn("tun", local_addrs=WEST, remote_addrs=EAST, local_id=ids[0], remote_id=ids[1],
-                        local_ts=WEST_LAN, remote_ts=EAST_LAN, **common)
-    east = swanctl_conn("tun", local_addrs=EAST, remote_addrs=WEST, local_id=ids[1], remote_id=ids[0],
-                        local_ts=EAST_LAN, remote_ts=WEST_LAN, **common)
+    common: dict[str, Any] = {
+        "aggressive": aggressive,
+        "proposals": "aes128-sha256-modp2048",
+        "esp_proposals": "aes128gcm16-modp2048",
+        "mode": "tunnel",
+        "ike_rekey_time": "4h",
+        "rekey_time": "1h",
+    }
+    west = swanctl_conn(
+        "tun",
+        local_addrs=WEST,
+        remote_addrs=EAST,
+        local_id=ids[0],
+        remote_id=ids[1],
+        local_ts=WEST_LAN,
+        remote_ts=EAST_LAN,
+        **common,
+    )
+    east = swanctl_conn(
+        "tun",
+        local_addrs=EAST,
+        remote_addrs=WEST,
+        local_id=ids[1],
+        remote_id=ids[0],
+        local_ts=EAST_LAN,
+        remote_ts=WEST_LAN,
+        **common,
+    )
     return swanctl_conf(west, secrets=secret), swanctl_conf(east, secrets=secret)
 
 
@@ -139,14 +164,23 @@ def _assert_tunnel(west_sas: list[dict[str, Any]], east_sas: list[dict[str, Any]
         assert (sa["local-port"], sa["remote-port"]) == ("4500", "4500")
         assert sa["nat-remote"] == "yes"
         assert (sa["encr-alg"], sa["encr-keysize"], sa["integ-alg"], sa["dh-group"]) == (
-            "AES_CBC", "128", "HMAC_SHA2_256_128", "MODP_2048")
+            "AES_CBC",
+            "128",
+            "HMAC_SHA2_256_128",
+            "MODP_2048",
+        )
     assert w.get("initiator") == "yes" and "initiator" not in e
     assert (w["initiator-spi"], w["responder-spi"]) == (e["initiator-spi"], e["responder-spi"])
     assert len(w["initiator-spi"]) == 16 and w["initiator-spi"] != "0" * 16
     (wc,), (ec,) = children(w), children(e)
     for c in (wc, ec):
         assert (c["name"], c["state"], c["mode"], c["protocol"], c["encap"]) == (
-            "net", "INSTALLED", "TUNNEL", "ESP", "yes")
+            "net",
+            "INSTALLED",
+            "TUNNEL",
+            "ESP",
+            "yes",
+        )
         assert (c["encr-alg"], c["encr-keysize"], c["dh-group"]) == ("AES_GCM_16", "128", "MODP_2048")
         assert "integ-alg" not in c  # AEAD
         assert len(c["spi-in"]) == 8
@@ -234,9 +268,16 @@ def test_strongswan_main_mode_certificates(tmp_path: Path, topology: Any, charon
         (east, "east", "west", EAST, WEST, EAST_LAN, WEST_LAN),
     ):
         conn = swanctl_conn(
-            "tun", local_addrs=local, remote_addrs=remote, auth="pubkey",
-            local_id=creds[me].dn, remote_id=creds[peer].dn, local_ts=lts, remote_ts=rts,
-            local_extra={"certs": f"{me}.sw-lab.crt"}, remote_extra={"cacerts": "ca.crt"},
+            "tun",
+            local_addrs=local,
+            remote_addrs=remote,
+            auth="pubkey",
+            local_id=creds[me].dn,
+            remote_id=creds[peer].dn,
+            local_ts=lts,
+            remote_ts=rts,
+            local_extra={"certs": f"{me}.sw-lab.crt"},
+            remote_extra={"cacerts": "ca.crt"},
         )
         c = charon_factory(ns, me, swanctl_conf(conn), start=False)
         c.add_cert(ca.cert, "x509ca")
