@@ -34,7 +34,16 @@ from snakeswan.config.traffic import IPAddress, IPNetwork
 from snakeswan.errors import ConfigError
 
 TOP_KEYS = ("daemon", "connections", "secrets", "pools")
-DAEMON_KEYS = ("port", "nat_port", "retransmit_timeout", "retransmit_base", "retransmit_tries")
+DAEMON_KEYS = (
+    "port",
+    "nat_port",
+    "retransmit_timeout",
+    "retransmit_base",
+    "retransmit_tries",
+    "keep_alive",
+    "tun",
+    "tun_mtu",
+)
 POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude")
 _PSK_PREFIXES = ("ike", "psk")
 _XAUTH_PREFIXES = ("xauth", "eap")
@@ -95,7 +104,24 @@ def _daemon(table: Table | None) -> DaemonConfig:
         retransmit_timeout=4.0 if timeout is None else timeout,
         retransmit_base=float(base),
         retransmit_tries=table.integer("retransmit_tries", 5, 0, 100),
+        keep_alive=_keep_alive(table),
+        tun=_tun_name(table),
+        tun_mtu=table.integer("tun_mtu", 1400, 576, 9000),
     )
+
+
+def _keep_alive(table: Table) -> float:
+    value = table.duration("keep_alive")
+    if value is not None and value < 1:
+        raise table.error("keep_alive", "expected at least 1s")
+    return 20.0 if value is None else value
+
+
+def _tun_name(table: Table) -> str:
+    name = table.data.get("tun", "snakeswan0")
+    if not isinstance(name, str) or not 1 <= len(name) <= 15 or any(c in name for c in "/ \t\n:"):
+        raise table.error("tun", f"expected an interface name of 1..15 characters, got {describe(name)}")
+    return name
 
 
 def _address(text: str) -> IPAddress:

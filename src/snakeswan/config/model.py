@@ -290,6 +290,9 @@ class DaemonConfig:
     retransmit_timeout: float = 4.0
     retransmit_base: float = 1.8
     retransmit_tries: int = 5
+    keep_alive: float = 20.0  # NAT-T keepalive interval (strongswan.conf charon.keep_alive)
+    tun: str = "snakeswan0"  # the TUN device of the userspace data plane
+    tun_mtu: int = 1400
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,7 @@ class Engine:
         *,
         tracer: Tracer | None = None,
         keylog: bool = False,
-        keepalive_interval: float = 20.0,
+        keepalive_interval: float | None = None,
     ) -> None:
         d = config.daemon
         self.config = config
@@ -78,7 +78,8 @@ class Engine:
             nat_port=d.nat_port,
         )
         self.tracer = self.ctx.tracer
-        self.keepalive_interval = keepalive_interval  # RFC 3948 2.3: NAT-T keepalives, 20 s by default
+        # RFC 3948 2.3: NAT-T keepalives from behind a NAT ([daemon] keep_alive, 20 s by default)
+        self.keepalive_interval = keepalive_interval or config.daemon.keep_alive
         self._cookies = CookieJar(rng)
         self._next_id = 1
         self._sas: dict[int, IkeSa] = {}
