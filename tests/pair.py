@@ -38,6 +38,9 @@ def site_config(
     mode: str = "tunnel",
     extra_secret_ids: tuple[str, str] | None = None,
     remote_addrs: str | None = None,
+    dpd_delay: str = "0s",
+    dpd_timeout: str = "0s",
+    dpd_action: str = "clear",
 ) -> str:
     lid = local_id or local
     rid = remote_id or remote
@@ -51,6 +54,8 @@ aggressive = {str(aggressive).lower()}
 proposals = ["{ike}"]
 rekey_time = "{rekey_time}"
 over_time = "0s"
+dpd_delay = "{dpd_delay}"
+dpd_timeout = "{dpd_timeout}"
 local = {{ auth = "psk", id = "{lid}" }}
 remote = {{ auth = "psk", id = "{rid}" }}
 
@@ -61,6 +66,7 @@ remote_ts = ["{remote_net}"]
 mode = "{mode}"
 life_time = "{life_time}"
 rekey_time = "{life_time}"
+dpd_action = "{dpd_action}"
 
 [secrets.ike-site]
 id = ["{ids[0]}", "{ids[1]}"]
@@ -140,13 +146,15 @@ class Pair:
         return moved
 
     def run(self, max_time: float = 120.0) -> None:
-        """Exchange datagrams until quiet, advancing the clock to timers; stops at ``max_time``."""
+        """Exchange datagrams and fire timers for ``max_time`` seconds of fake time (the clock ends
+        there, or earlier only if the pair did not settle)."""
         end = self.now + max_time
         for _ in range(10_000):
             if self.step():
                 continue
             timers = [t for s in (self.a, self.b) if (t := s.engine.get_timer()) is not None]
             if not timers or min(timers) > end:
+                self.now = max(self.now, end)  # the clock runs on through quiet time
                 return
             self.now = max(self.now, min(timers))
             for s in (self.a, self.b):

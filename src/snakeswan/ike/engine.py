@@ -11,12 +11,13 @@ an unacceptable one answered with the right Notify, and anything unexpected trac
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Callable
 
 from snakeswan.config.model import Config, ConnectionConfig
 from snakeswan.errors import AuthenticationError, DecodeError, LocalError, PeerError, SnakeswanError
-from snakeswan.ike import crypt, informational, peers
+from snakeswan.ike import crypt, dpd, informational, peers
 from snakeswan.ike.aggressive_mode import AggressiveMode
 from snakeswan.ike.context import Context, SpiAllocator
 from snakeswan.ike.cookies import CookieJar
@@ -98,10 +99,13 @@ class Engine:
     def get_timer(self) -> float | None:
         due = [t for ex in self._all_exchanges() if (t := ex.retx.due()) is not None]
         due += [sa.keepalive_due for sa in self._sas.values() if sa.keepalive_due is not None]
+        due += [t for sa in self._sas.values() if sa.dpd is not None and (t := sa.dpd.due()) is not None]
         return min(due) if due else None
 
     def handle_timer(self, now: float) -> None:
         for sa in list(self._sas.values()):
+            if sa.dpd is not None:
+                self._dpd_timer(sa, now)
             if sa.keepalive_due is not None and sa.keepalive_due <= now:
                 self.ctx.outbox.append(Datagram(b"\xff", sa.local, sa.remote, keepalive=True))
                 sa.keepalive_due = now + self.keepalive_interval
@@ -269,7 +273,14 @@ class Engine:
         if not self._guard(sa, run, ex, now):
             if sa.state is not IkeState.DELETED:
                 sa.local, sa.remote, sa.rcookie = old
-        elif learn_cookie and sa.state is not IkeState.DELETED:
+        elif sa.dpd is not None:
+            sa.dpd.inbound(now)
+        if (
+            learn_cookie
+            and sa.state is not IkeState.DELETED
+            and sa.rcookie != _ZERO
+            and sa.unique_id in self._sas
+        ):
             self._by_cookies.pop((sa.icookie, _ZERO), None)
             self._by_cookies[sa.cookies] = sa
 
@@ -337,6 +348,10 @@ class Engine:
 
     def _after(self, sa: IkeSa, now: float) -> None:
         if sa.state is IkeState.ESTABLISHED:
+            if sa.dpd is None and sa.conn is not None and sa.conn.dpd_delay > 0 and sa.dpd_supported:
+                timeout = sa.conn.dpd_timeout or dpd.DEFAULT_TIMEOUT
+                seq = int.from_bytes(self.ctx.rng(4), "big") & 0x7FFFFFFF
+                sa.dpd = dpd.DpdState(sa.conn.dpd_delay, timeout, now, seq)
             if sa.nat is not None and sa.nat.local_behind and sa.keepalive_due is None:
                 sa.keepalive_due = now + self.keepalive_interval
             if sa.phase1 is not None and getattr(sa.phase1, "p1", None) is not None:
@@ -370,6 +385,38 @@ class Engine:
             encrypted=msg.header.encrypted,
             src=sa.remote,
         )
+
+    def traffic_seen(self, sa_id: int, now: float) -> None:
+        """The data plane received authenticated traffic of this IKE SA's children (DPD: alive)."""
+        sa = self._sas.get(sa_id)
+        if sa is not None and sa.dpd is not None:
+            sa.dpd.inbound(now)
+
+    def _dpd_timer(self, sa: IkeSa, now: float) -> None:
+        assert sa.dpd is not None
+        action = sa.dpd.on_timer(now)
+        if action == "probe":
+            seq = sa.dpd.outstanding or 0
+            self.tracer.emit("ike", "dpd_probe", sa=sa.unique_id, seq=seq)
+            probe = NotifyPayload(
+                NotifyType.R_U_THERE, ProtocolId.ISAKMP, sa.icookie + sa.rcookie, seq.to_bytes(4, "big")
+            )
+            informational.send(sa, self.ctx, [probe])
+        elif action == "dead":
+            self._dead_peer(sa, now)
+
+    def _dead_peer(self, sa: IkeSa, now: float) -> None:
+        """No answer to R-U-THERE within dpd_timeout: drop the SAs, then each child's dpd_action
+        (clear: nothing more; trap: the data plane keeps its trap policy; restart: initiate again)."""
+        conn = sa.conn
+        restart = [c.child for c in sa.children if conn and conn.child(c.child).dpd_action == "restart"]
+        self.tracer.emit("ike", "dpd_timeout", sa=sa.unique_id, restart=restart)
+        self._remove_sa(sa, "dead peer (DPD timeout)")
+        if conn is not None and restart:
+            with contextlib.suppress(LocalError):
+                self.initiate(conn.name, restart[0], now)
+                for name in restart[1:]:
+                    self.initiate(conn.name, name, now)
 
     # ---- finding SAs and exchanges ------------------------------------------------------------
 
@@ -438,8 +485,11 @@ class Engine:
             qm.respond(msg, ciphertext, data, now)
             sa.exchanges[header.message_id] = qm
 
-        if not self._guard(sa, run, qm, now) and qm.spi_in:
-            self.ctx.spis.release(qm.spi_in)
+        if not self._guard(sa, run, qm, now):
+            if qm.spi_in:
+                self.ctx.spis.release(qm.spi_in)
+        elif sa.dpd is not None:
+            sa.dpd.inbound(now)
 
     # ---- informational ------------------------------------------------------------------------
 
@@ -458,6 +508,8 @@ class Engine:
                 return
         if not content.authenticated:
             return
+        if sa.dpd is not None:
+            sa.dpd.inbound(now)  # after the notifies: an R-U-THERE-ACK is matched first
         for d in content.deletes:
             self._delete(sa, d)
 
@@ -484,6 +536,14 @@ class Engine:
         elif n.notify_type == NotifyType.R_U_THERE and authenticated:
             ack = NotifyPayload(NotifyType.R_U_THERE_ACK, ProtocolId.ISAKMP, n.spi, n.data)
             informational.send(sa, self.ctx, [ack])
+        elif (
+            n.notify_type == NotifyType.R_U_THERE_ACK
+            and authenticated
+            and sa.dpd is not None
+            and len(n.data) == 4
+            and sa.dpd.ack(int.from_bytes(n.data, "big"), now)
+        ):
+            self.tracer.emit("ike", "dpd_ack", sa=sa.unique_id, seq=int.from_bytes(n.data, "big"))
 
     def _delete(self, sa: IkeSa, d: DeletePayload) -> None:
         if d.protocol == ProtocolId.ISAKMP:

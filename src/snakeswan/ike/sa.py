@@ -11,6 +11,7 @@ from snakeswan.config.model import ConnectionConfig
 from snakeswan.crypto.algorithms import CbcCipher, HashAlg
 from snakeswan.crypto.ivchain import IvChain
 from snakeswan.crypto.keymat import Phase1Keys
+from snakeswan.ike.dpd import DpdState
 from snakeswan.ike.events import Address, ChildSaInfo
 from snakeswan.ike.natt import NatResult
 
@@ -61,6 +62,7 @@ class IkeSa:
     pending_children: list[str] = field(default_factory=list)  # child names to start once established
     seen_mids: set[int] = field(default_factory=set)
     keepalive_due: float | None = None  # next NAT-T keepalive, when we are behind a NAT
+    dpd: DpdState | None = None  # RFC 3706, when configured and the peer announced it
 
     @property
     def cookies(self) -> tuple[bytes, bytes]:
