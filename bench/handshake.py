@@ -36,12 +36,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
-from tests.pair import A_ADDR, B_ADDR, PSK, site_config  # noqa: E402
-
 from snakeswan.config.loader import parse_config  # noqa: E402
 from snakeswan.ike.engine import Engine  # noqa: E402
 from snakeswan.ike.events import ChildSaEstablished, NegotiationFailed  # noqa: E402
 from snakeswan.trace import Tracer  # noqa: E402
+from tests.pair import A_ADDR, B_ADDR, PSK, site_config  # noqa: E402
 
 NOW = 1000.0
 

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.pair import A_ADDR, B_ADDR, Pair, Side, site_config
 
 from snakeswan.ike.events import ChildSaEstablished, Datagram, IkeSaEstablished
 from snakeswan.trace import Record
 from snakeswan.wire.message import HEADER_SIZE, decode_header
+from tests.pair import A_ADDR, B_ADDR, Pair, Side, site_config
 
 KINDS = ("main", "aggressive")
 

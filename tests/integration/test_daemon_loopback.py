@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from tests.daemons import DaemonProcess, free_udp_ports, wait_for
 
 CONF = """

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.daemons import ROOT, DaemonProcess, wait_for
 from tests.netns import site_to_site
 

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.pair import A_ADDR, B_ADDR, Pair, site_config
-from tests.pcap import write_pcap
 
 from snakeswan.ike.events import ChildSaEstablished, IkeSaDeleted, IkeSaEstablished, KeyLog
+from tests.pair import A_ADDR, B_ADDR, Pair, site_config
+from tests.pcap import write_pcap
 
 if shutil.which("tshark") is None:
     if os.environ.get("CI"):

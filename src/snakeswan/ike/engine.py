@@ -31,6 +31,7 @@ from snakeswan.ike.events import (
     NotifyReceived,
 )
 from snakeswan.ike.exchange import Exchange
+from snakeswan.ike.lifetimes import ChildLifetimes
 from snakeswan.ike.main_mode import MainMode
 from snakeswan.ike.quick_mode import QuickMode
 from snakeswan.ike.retransmit import RetransmitPolicy
@@ -82,6 +83,7 @@ class Engine:
         # RFC 3948 2.3: NAT-T keepalives from behind a NAT ([daemon] keep_alive, 20 s by default)
         self.keepalive_interval = keepalive_interval or config.daemon.keep_alive
         self._cookies = CookieJar(rng)
+        self._lifetimes = ChildLifetimes(rng)
         self._next_id = 1
         self._sas: dict[int, IkeSa] = {}
         self._by_cookies: dict[tuple[bytes, bytes], IkeSa] = {}
@@ -100,9 +102,13 @@ class Engine:
         due = [t for ex in self._all_exchanges() if (t := ex.retx.due()) is not None]
         due += [sa.keepalive_due for sa in self._sas.values() if sa.keepalive_due is not None]
         due += [t for sa in self._sas.values() if sa.dpd is not None and (t := sa.dpd.due()) is not None]
+        if (t := self._lifetimes.due()) is not None:
+            due.append(t)
         return min(due) if due else None
 
     def handle_timer(self, now: float) -> None:
+        for action, timer in self._lifetimes.pop_due(now):
+            self._child_timer(action, timer.ike_sa, timer.spi_in, now)
         for sa in list(self._sas.values()):
             if sa.dpd is not None:
                 self._dpd_timer(sa, now)
@@ -347,6 +353,11 @@ class Engine:
             self._drop_exchange(sa, ex)
 
     def _after(self, sa: IkeSa, now: float) -> None:
+        for c in sa.children:
+            if c.spi_in not in self._lifetimes.timers and sa.conn is not None:
+                self._lifetimes.track(c, sa.conn.child(c.child), now)
+                if c.replaces is not None:
+                    self._lifetimes.replaced(c.replaces, now, we_delete=c.initiator)
         if sa.state is IkeState.ESTABLISHED:
             if sa.dpd is None and sa.conn is not None and sa.conn.dpd_delay > 0 and sa.dpd_supported:
                 timeout = sa.conn.dpd_timeout or dpd.DEFAULT_TIMEOUT
@@ -385,6 +396,32 @@ class Engine:
             encrypted=msg.header.encrypted,
             src=sa.remote,
         )
+
+    def _child_timer(self, action: str, sa_id: int, spi_in: int, now: float) -> None:
+        sa = self._sas.get(sa_id)
+        child = next((c for c in sa.children if c.spi_in == spi_in), None) if sa else None
+        if sa is None or child is None or sa.conn is None:
+            self._lifetimes.forget(spi_in)
+            return
+        self.tracer.emit(
+            "ike",
+            f"child_{action}",
+            sa=sa.unique_id,
+            child=child.child,
+            spi_in=f"{spi_in:08x}",
+            at=round(now, 3),
+        )
+        if action == "rekey":
+            if sa.state is not IkeState.ESTABLISHED:
+                return
+            mid = informational.new_message_id(sa, self.ctx)
+            qm = QuickMode(sa, self.ctx, mid, sa.conn.child(child.child), rekey_of=spi_in)
+            sa.exchanges[mid] = qm
+            self._guard(sa, lambda: qm.start(now), qm, now)
+            return
+        if sa.state is IkeState.ESTABLISHED:
+            informational.send(sa, self.ctx, [DeletePayload(child.protocol, (spi_in.to_bytes(4, "big"),))])
+        self._remove_child(sa, spi_in, "rekeyed" if action == "delete" else "expired")
 
     def traffic_seen(self, sa_id: int, now: float) -> None:
         """The data plane received authenticated traffic of this IKE SA's children (DPD: alive)."""
@@ -620,6 +657,7 @@ class Engine:
         for c in list(sa.children):
             if c.spi_in == spi_in:
                 sa.children.remove(c)
+                self._lifetimes.forget(spi_in)
                 self.ctx.spis.release(c.spi_in)
                 self.ctx.emit(
                     ChildSaDeleted(sa.unique_id, c.conn, c.child, c.protocol, c.spi_in, c.spi_out, reason)

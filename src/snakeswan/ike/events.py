@@ -55,6 +55,7 @@ class ChildSaInfo:
     life_kilobytes: int | None
     pfs_group: int | None
     initiator: bool
+    replaces: int | None = None  # inbound SPI of the SA this one rekeys (make before break)
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,8 +71,17 @@ class QmState(enum.Enum):
 class QuickMode(Exchange):
     name = "quick_mode"
 
-    def __init__(self, sa: IkeSa, ctx: Context, message_id: int, child: ChildConfig | None = None) -> None:
+    def __init__(
+        self,
+        sa: IkeSa,
+        ctx: Context,
+        message_id: int,
+        child: ChildConfig | None = None,
+        *,
+        rekey_of: int | None = None,
+    ) -> None:
         super().__init__(sa, ctx, message_id)
+        self.rekey_of = rekey_of  # inbound SPI of the SA this Quick Mode replaces
         self.child = child
         self.state = QmState.START
         self.ni = b""
@@ -329,6 +338,13 @@ class QuickMode(Exchange):
         self.done = True
         spi_out = int.from_bytes(choice.peer_spi, "big")
         mode, _ = natt.decode_encap_mode(choice.mode_attr) or (child.mode, False)
+        replaces = self.rekey_of
+        if replaces is None:  # the peer rekeys one of our children: same child, same selectors
+            ts = (str(self.local_ts), str(self.remote_ts))
+            same = [
+                c.spi_in for c in sa.children if c.child == child.name and (c.local_ts, c.remote_ts) == ts
+            ]
+            replaces = same[-1] if same else None
         info = ChildSaInfo(
             conn=sa.conn.name,
             child=child.name,
@@ -351,6 +367,7 @@ class QuickMode(Exchange):
             life_kilobytes=self.kilobytes,
             pfs_group=choice.proposal.pfs_group,
             initiator=initiator,
+            replaces=replaces,
         )
         self.dh = self.gqm = None  # PFS secrets are not kept once KEYMAT exists
         sa.children.append(info)

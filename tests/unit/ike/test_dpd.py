@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from tests.pair import A_ADDR, B_ADDR, Pair, site_config
-
 from snakeswan.ike.events import IkeSaDeleted, IkeSaEstablished
 from snakeswan.wire.enums import ExchangeType
 from snakeswan.wire.message import decode_header
+from tests.pair import A_ADDR, B_ADDR, Pair, site_config
 
 LAN_A, LAN_B = "10.231.1.0/24", "10.231.2.0/24"
 

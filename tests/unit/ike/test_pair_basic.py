@@ -1,6 +1,5 @@
-from tests.pair import A_ADDR, B_ADDR, Pair, site_config
-
 from snakeswan.ike.events import ChildSaEstablished, IkeSaEstablished
+from tests.pair import A_ADDR, B_ADDR, Pair, site_config
 
 
 def test_main_mode_quick_mode_psk() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from tests.pair import A_ADDR, B_ADDR, Pair, site_config
 
 from snakeswan.ike.events import ChildSaEstablished, IkeSaEstablished, NegotiationFailed
+from tests.pair import A_ADDR, B_ADDR, Pair, site_config
 
 CIPHERS = ["des", "3des", "aes128", "aes192", "aes256"]
 HASHES = ["md5", "sha1", "sha256", "sha384", "sha512"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from tests.pair import A_ADDR, B_ADDR, Pair, rng_for, site_config
-
 from snakeswan.config.loader import parse_config
 from snakeswan.ike.engine import Engine
 from snakeswan.ike.events import (
@@ -17,6 +15,7 @@ from snakeswan.ike.events import (
 from snakeswan.trace import Tracer
 from snakeswan.wire.enums import ExchangeType, NotifyType
 from snakeswan.wire.message import decode_header
+from tests.pair import A_ADDR, B_ADDR, Pair, rng_for, site_config
 
 LAN_A, LAN_B = "10.231.1.0/24", "10.231.2.0/24"
 

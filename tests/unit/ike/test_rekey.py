@@ -1,0 +1,77 @@
+"""IPsec SA life cycle between two engines with a fake clock: rekey before expiry (make before
+break), deletion of the old SA, hard expiry."""
+
+from __future__ import annotations
+
+from snakeswan.ike.events import ChildSaDeleted, ChildSaEstablished
+from tests.pair import A_ADDR, B_ADDR, Pair, site_config
+
+LAN_A, LAN_B = "10.231.1.0/24", "10.231.2.0/24"
+
+
+def pair(life: str = "100s") -> Pair:
+    a = site_config(A_ADDR, B_ADDR, LAN_A, LAN_B, life_time=life)
+    b = site_config(B_ADDR, A_ADDR, LAN_B, LAN_A, life_time=life)
+    p = Pair(a, b)
+    p.a.engine.initiate("site", now=p.now)
+    p.run(max_time=1)
+    return p
+
+
+def test_three_rekeys_leave_one_pair() -> None:
+    p = pair("100s")
+    start = p.now
+    p.run(max_time=280)  # rekey at 90 % of 100 s: t = 90, 180, 270
+    est_a = [e.child for e in p.of(p.a, ChildSaEstablished)]
+    est_b = [e.child for e in p.of(p.b, ChildSaEstablished)]
+    assert len(est_a) == len(est_b) == 4
+    # each new SA names the one it replaces, on both sides
+    for later, earlier in zip(est_a[1:], est_a, strict=False):
+        assert later.replaces == earlier.spi_in and later.initiator
+    for later, earlier in zip(est_b[1:], est_b, strict=False):
+        assert later.replaces == earlier.spi_in and not later.initiator
+    # the old ones were deleted (by A after the overlap; B followed A's Delete)
+    del_a = [e for e in p.of(p.a, ChildSaDeleted)]
+    del_b = [e for e in p.of(p.b, ChildSaDeleted)]
+    assert [e.spi_in for e in del_a] == [c.spi_in for c in est_a[:3]]
+    assert all(e.reason == "rekeyed" for e in del_a)
+    assert [e.spi_in for e in del_b] == [c.spi_in for c in est_b[:3]]
+    assert all(e.reason == "deleted by peer" for e in del_b)
+    # exactly one IKE SA and one pair of IPsec SAs left on each side, and they match
+    (sa_a,), (sa_b,) = p.a.engine.ike_sas, p.b.engine.ike_sas
+    assert len(sa_a.children) == len(sa_b.children) == 1
+    ca, cb = sa_a.children[0], sa_b.children[0]
+    assert (ca.spi_in, ca.spi_out) == (cb.spi_out, cb.spi_in) and ca.keys_in == cb.keys_out
+    rekeys = [r for r in p.a.engine.tracer.find("child_rekey")]
+    assert len(rekeys) == 3 and p.now - start >= 270
+
+
+def test_peer_gone_sa_expires() -> None:
+    p = pair("100s")
+    p.drop = lambda d, n: True  # nothing gets through any more: the rekey cannot happen
+    p.run(max_time=101)
+    del_a = p.of(p.a, ChildSaDeleted)
+    assert del_a and del_a[0].reason == "expired"
+    assert p.a.engine.ike_sas[0].children == []
+    del_b = p.of(p.b, ChildSaDeleted)
+    assert del_b and del_b[0].reason == "expired"  # the responder's own hard limit
+
+
+def test_rekey_jitter_within_rand_time() -> None:
+    """rekey_time 50m, life_time 1h: strongSwan's rand_time default (life - rekey = 10m) of jitter."""
+    a = site_config(A_ADDR, B_ADDR, LAN_A, LAN_B, life_time="1h").replace(
+        'rekey_time = "1h"', 'rekey_time = "50m"'
+    )
+    b = site_config(B_ADDR, A_ADDR, LAN_B, LAN_A, life_time="1h")
+    moments = []
+    for seed in range(6):
+        p = Pair(a, b, seed=seed)
+        p.a.engine.initiate("site", now=p.now)
+        t0 = p.now
+        p.run(max_time=3000.5)
+        rk = list(p.a.engine.tracer.find("child_rekey"))
+        assert len(rk) == 1
+        moments.append(float(rk[0].fields["at"]) - t0)
+        assert len(p.of(p.a, ChildSaEstablished)) == 2
+    assert all(2400 <= m <= 3000 for m in moments), moments
+    assert len({round(m) for m in moments}) >= 4  # jitter, not one fixed moment
