@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from snakeswan.config.model import Config, ConnectionConfig
 from snakeswan.errors import AuthenticationError, DecodeError, LocalError, PeerError, SnakeswanError
-from snakeswan.ike import crypt, dpd, informational, peers
+from snakeswan.ike import crypt, dpd, informational, peers, renewal
 from snakeswan.ike.aggressive_mode import AggressiveMode
 from snakeswan.ike.context import Context, SpiAllocator
 from snakeswan.ike.cookies import CookieJar
@@ -104,13 +104,15 @@ class Engine:
         due += [t for sa in self._sas.values() if sa.dpd is not None and (t := sa.dpd.due()) is not None]
         if (t := self._lifetimes.due()) is not None:
             due.append(t)
+        due += [t for sa in self._sas.values() for t in (sa.rekey_at, sa.expire_at) if t is not None]
         return min(due) if due else None
 
     def handle_timer(self, now: float) -> None:
         for action, timer in self._lifetimes.pop_due(now):
             self._child_timer(action, timer.ike_sa, timer.spi_in, now)
         for sa in list(self._sas.values()):
-            if sa.dpd is not None:
+            self._ike_timer(sa, now)
+            if sa.dpd is not None and sa.unique_id in self._sas:
                 self._dpd_timer(sa, now)
             if sa.keepalive_due is not None and sa.keepalive_due <= now:
                 self.ctx.outbox.append(Datagram(b"\xff", sa.local, sa.remote, keepalive=True))
@@ -151,26 +153,41 @@ class Engine:
                 conn.child(name)
             except KeyError:
                 raise LocalError(f"connection {conn_name!r} has no child {name!r}") from None
-        for sa in self._sas.values():
-            if sa.conn is conn and sa.state is not IkeState.DELETED:
+        for sa in sorted(self._sas.values(), key=lambda s: s.state is not IkeState.ESTABLISHED):
+            if sa.conn is not None and sa.conn.name == conn.name and sa.state is not IkeState.DELETED:
                 sa.pending_children += children
                 self._start_pending(sa, now)
                 return sa.unique_id
         ours, theirs = self._initiator_addresses(conn, local)
+        first = not any(s.name == conn.name and s.state is IkeState.ESTABLISHED for s in self._sas.values())
+        sa = self._start_phase1(conn, ours, theirs, now, initial_contact=first, children=children)
+        return sa.unique_id
+
+    def _start_phase1(
+        self,
+        conn: ConnectionConfig,
+        ours: Address,
+        theirs: Address,
+        now: float,
+        *,
+        initial_contact: bool,
+        children: list[str] | None = None,
+    ) -> IkeSa:
+        """A new ISAKMP SA we initiate: Main or Aggressive Mode message 1 goes out."""
+        if ours[1] == self.ctx.nat_port:  # a renewal after a NAT float starts again on port 500
+            ours, theirs = (ours[0], self.config.daemon.port), (theirs[0], conn.remote_port)
         sa = self._new_sa(True, self._cookies.make(ours, theirs, _ZERO, now), ours, theirs)
         sa.conn = conn
-        sa.pending_children = children
+        sa.pending_children = list(children or [])
         ex: MainMode | AggressiveMode = (
             AggressiveMode(sa, self.ctx) if conn.aggressive else MainMode(sa, self.ctx)
         )
-        ex.p1.initial_contact = not any(
-            s.conn is conn and s is not sa and s.state is IkeState.ESTABLISHED for s in self._sas.values()
-        )
+        ex.p1.initial_contact = initial_contact
         sa.phase1 = ex
         self._by_cookies[(sa.icookie, _ZERO)] = sa
         self.tracer.emit("ike", "initiate", sa=sa.unique_id, conn=conn.name, mode=ex.name, remote=theirs)
         self._guard(sa, lambda: ex.start(now), ex, now)
-        return sa.unique_id
+        return sa
 
     def delete_ike(self, sa_id: int, now: float = 0.0, reason: str = "deleted locally") -> None:
         """Send Delete for the SA's IPsec SAs and for itself, and forget all of them."""
@@ -359,6 +376,9 @@ class Engine:
                 if c.replaces is not None:
                     self._lifetimes.replaced(c.replaces, now, we_delete=c.initiator)
         if sa.state is IkeState.ESTABLISHED:
+            if sa.expire_at is None:
+                renewal.schedule(sa, now, self.ctx.rng)
+                self._renewed(sa)
             if sa.dpd is None and sa.conn is not None and sa.conn.dpd_delay > 0 and sa.dpd_supported:
                 timeout = sa.conn.dpd_timeout or dpd.DEFAULT_TIMEOUT
                 seq = int.from_bytes(self.ctx.rng(4), "big") & 0x7FFFFFFF
@@ -396,6 +416,28 @@ class Engine:
             encrypted=msg.header.encrypted,
             src=sa.remote,
         )
+
+    def _ike_timer(self, sa: IkeSa, now: float) -> None:
+        if sa.expire_at is not None and sa.expire_at <= now:
+            self.tracer.emit("ike", "ike_expire", sa=sa.unique_id, at=round(now, 3))
+            self.delete_ike(sa.unique_id, now, "ISAKMP SA lifetime expired")
+        elif sa.rekey_at is not None and sa.rekey_at <= now and sa.conn is not None:
+            sa.rekey_at = None
+            self.tracer.emit("ike", "ike_rekey", sa=sa.unique_id, at=round(now, 3))
+            new = self._start_phase1(sa.conn, sa.local, sa.remote, now, initial_contact=False)
+            new.replaces = sa.unique_id
+
+    def _renewed(self, new: IkeSa) -> None:
+        """A renewal we initiated is established: the children move over, the old SA is deleted."""
+        old = self._sas.get(new.replaces) if new.replaces is not None else None
+        if old is None:
+            return
+        moved = renewal.adopt_children(old, new, self._lifetimes)
+        self.tracer.emit("ike", "ike_renewed", old=old.unique_id, new=new.unique_id, children=moved)
+        informational.send(
+            old, self.ctx, [DeletePayload(ProtocolId.ISAKMP, (old.icookie + old.rcookie,), 16)]
+        )
+        self._remove_sa(old, f"renewed by IKE SA #{new.unique_id}")
 
     def _child_timer(self, action: str, sa_id: int, spi_in: int, now: float) -> None:
         sa = self._sas.get(sa_id)
@@ -585,6 +627,12 @@ class Engine:
     def _delete(self, sa: IkeSa, d: DeletePayload) -> None:
         if d.protocol == ProtocolId.ISAKMP:
             if any(spi == sa.icookie + sa.rcookie for spi in d.spis):
+                heir = renewal.successor(sa, list(self._sas.values()))
+                if heir is not None:  # the peer renewed the ISAKMP SA: its IPsec SAs live on
+                    moved = renewal.adopt_children(sa, heir, self._lifetimes)
+                    self.tracer.emit(
+                        "ike", "ike_renewed", old=sa.unique_id, new=heir.unique_id, children=moved
+                    )
                 self._remove_sa(sa, "deleted by peer")
             return
         for spi in d.spis:

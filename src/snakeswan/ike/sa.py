@@ -63,6 +63,9 @@ class IkeSa:
     seen_mids: set[int] = field(default_factory=set)
     keepalive_due: float | None = None  # next NAT-T keepalive, when we are behind a NAT
     dpd: DpdState | None = None  # RFC 3706, when configured and the peer announced it
+    rekey_at: float | None = None  # renewal by a new Main/Aggressive Mode (initiator only)
+    expire_at: float | None = None  # the negotiated ISAKMP SA lifetime ends
+    replaces: int | None = None  # the ISAKMP SA this one renews (its children move here)
 
     @property
     def cookies(self) -> tuple[bytes, bytes]:

@@ -3,7 +3,7 @@ break), deletion of the old SA, hard expiry."""
 
 from __future__ import annotations
 
-from snakeswan.ike.events import ChildSaDeleted, ChildSaEstablished
+from snakeswan.ike.events import ChildSaDeleted, ChildSaEstablished, IkeSaEstablished
 from tests.pair import A_ADDR, B_ADDR, Pair, site_config
 
 LAN_A, LAN_B = "10.231.1.0/24", "10.231.2.0/24"
@@ -75,3 +75,28 @@ def test_rekey_jitter_within_rand_time() -> None:
         assert len(p.of(p.a, ChildSaEstablished)) == 2
     assert all(2400 <= m <= 3000 for m in moments), moments
     assert len({round(m) for m in moments}) >= 4  # jitter, not one fixed moment
+
+
+def test_isakmp_sa_renewal_keeps_ipsec_sas() -> None:
+    a = site_config(A_ADDR, B_ADDR, LAN_A, LAN_B, rekey_time="200s", life_time="1h")
+    b = site_config(B_ADDR, A_ADDR, LAN_B, LAN_A, rekey_time="200s", life_time="1h")
+    p = Pair(a, b)
+    p.a.engine.initiate("site", now=p.now)
+    p.run(max_time=1)
+    child_a = p.of(p.a, ChildSaEstablished)[0].child
+    p.run(max_time=500)  # ISAKMP lifetime 200 s: renewed at 180 s and 360 s
+    assert len(list(p.a.engine.tracer.find("ike_rekey"))) == 2
+    assert len(p.of(p.a, IkeSaEstablished)) == len(p.of(p.b, IkeSaEstablished)) == 3
+    # exactly one ISAKMP SA per side, the newest, holding the one IPsec SA that never went away
+    (sa_a,), (sa_b,) = p.a.engine.ike_sas, p.b.engine.ike_sas
+    assert (sa_a.icookie, sa_a.rcookie) == (sa_b.icookie, sa_b.rcookie)
+    assert [c.spi_in for c in sa_a.children] == [child_a.spi_in]
+    assert len(sa_b.children) == 1 and sa_b.children[0].spi_out == child_a.spi_in
+    assert sa_a.children[0].ike_sa == sa_a.unique_id
+    assert not p.of(p.a, ChildSaDeleted) and not p.of(p.b, ChildSaDeleted)
+    renewed_b = list(p.b.engine.tracer.find("ike_renewed"))
+    assert len(renewed_b) == 2 and all(int(r.fields["children"]) == 1 for r in renewed_b)
+    # the IPsec SA can still be rekeyed under the new ISAKMP SA
+    p.run(max_time=3200)
+    assert len(p.a.engine.ike_sas) == 1 and len(p.a.engine.ike_sas[0].children) == 1
+    assert len(p.of(p.a, ChildSaEstablished)) >= 2

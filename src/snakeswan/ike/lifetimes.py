@@ -1,0 +1,87 @@
+"""Timer policy for IPsec SAs negotiated by the engine (DESIGN.md principle 12): when to rekey,
+when the old SA of a rekey goes, and when an SA expires.
+
+- Rekey (soft limit): only the end that initiated the child's Quick Mode rekeys, at
+  ``rekey_time`` minus a random jitter of up to ``rand_time`` (so that two gateways do not rekey at
+  the same moment), and never later than 90 % of the negotiated lifetime.
+- Make before break: after a rekey the old SA stays usable for :data:`REKEY_OVERLAP` seconds (packets
+  in flight still arrive on it), then the initiator deletes it with a Delete payload.
+- Hard limit: at the negotiated lifetime the SA is deleted (and the peer told).
+Byte limits are the data plane's to count; it reports them to the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from snakeswan.config.model import ChildConfig
+from snakeswan.ike.events import ChildSaInfo
+
+REKEY_OVERLAP = 5.0
+
+
+@dataclass
+class ChildTimer:
+    ike_sa: int
+    spi_in: int
+    rekey_at: float | None
+    expire_at: float | None
+    delete_at: float | None = None
+    rekeying: bool = False  # a rekey Quick Mode is under way
+
+    def due(self) -> float | None:
+        times = [t for t in (self.rekey_at, self.expire_at, self.delete_at) if t is not None]
+        return min(times) if times else None
+
+
+class ChildLifetimes:
+    def __init__(self, rng: Callable[[int], bytes]) -> None:
+        self._rng = rng
+        self.timers: dict[int, ChildTimer] = {}
+
+    def _jitter(self, span: float) -> float:
+        if span <= 0:
+            return 0.0
+        return span * int.from_bytes(self._rng(2), "big") / 0xFFFF
+
+    def track(self, info: ChildSaInfo, cfg: ChildConfig, now: float) -> None:
+        life = info.life_seconds
+        expire = now + life if life else None
+        rekey: float | None = None
+        if info.initiator and cfg.rekey_time > 0:
+            rekey = now + cfg.rekey_time - self._jitter(cfg.rand_time)
+            if life:
+                rekey = min(rekey, now + 0.9 * life)
+        self.timers[info.spi_in] = ChildTimer(info.ike_sa, info.spi_in, rekey, expire)
+
+    def replaced(self, old_spi: int, now: float, *, we_delete: bool) -> None:
+        """A rekey installed the successor of ``old_spi``: no more rekeying it; delete it soon."""
+        t = self.timers.get(old_spi)
+        if t is None:
+            return
+        t.rekey_at = None
+        t.rekeying = False
+        if we_delete:
+            t.delete_at = now + REKEY_OVERLAP
+
+    def forget(self, spi_in: int) -> None:
+        self.timers.pop(spi_in, None)
+
+    def due(self) -> float | None:
+        times = [t for timer in self.timers.values() if (t := timer.due()) is not None]
+        return min(times) if times else None
+
+    def pop_due(self, now: float) -> list[tuple[str, ChildTimer]]:
+        """(``"rekey"`` | ``"delete"`` | ``"expire"``, timer) for every timer that fired."""
+        out: list[tuple[str, ChildTimer]] = []
+        for t in list(self.timers.values()):
+            if t.expire_at is not None and t.expire_at <= now:
+                out.append(("expire", t))
+            elif t.delete_at is not None and t.delete_at <= now:
+                out.append(("delete", t))
+            elif t.rekey_at is not None and t.rekey_at <= now:
+                t.rekey_at = None
+                t.rekeying = True
+                out.append(("rekey", t))
+        return out

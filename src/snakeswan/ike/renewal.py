@@ -1,0 +1,58 @@
+"""Timer policy for ISAKMP SAs (DESIGN.md principle 12): renewal before expiry, and moving the
+IPsec SAs of an old ISAKMP SA to its successor.
+
+In IKEv1 an IPsec SA does not depend on the ISAKMP SA that negotiated it; strongSwan nevertheless
+ties them together and, on renewal ("reauthentication"), lets the new ISAKMP SA adopt the old one's
+children. snakeswan does the same: the initiator of the ISAKMP SA runs a new Main/Aggressive Mode at
+``rekey_time`` minus a jitter (never later than 90 % of the negotiated lifetime), moves the children
+to the new SA once it is established and deletes the old ISAKMP SA (its IPsec SAs stay up). A
+responder adopts the children when the peer deletes the old ISAKMP SA after establishing a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from snakeswan.ike.lifetimes import ChildLifetimes
+from snakeswan.ike.sa import IkeSa, IkeState
+
+
+def schedule(sa: IkeSa, now: float, rng: Callable[[int], bytes]) -> None:
+    """Set ``sa.rekey_at`` (initiator only) and ``sa.expire_at`` when it is first established."""
+    if sa.conn is None or sa.choice is None or sa.expire_at is not None:
+        return
+    lifetime = float(sa.choice.lifetime)
+    sa.expire_at = now + lifetime
+    if sa.initiator and sa.conn.rekey_time > 0:
+        jitter = sa.conn.rand_time * int.from_bytes(rng(2), "big") / 0xFFFF
+        sa.rekey_at = min(now + sa.conn.rekey_time - jitter, now + 0.9 * lifetime)
+
+
+def adopt_children(old: IkeSa, new: IkeSa, lifetimes: ChildLifetimes) -> int:
+    """Move ``old``'s IPsec SAs (and their timers) to ``new``; returns how many moved."""
+    moved = 0
+    for child in old.children:
+        new.children.append(replace(child, ike_sa=new.unique_id))
+        timer = lifetimes.timers.get(child.spi_in)
+        if timer is not None:
+            timer.ike_sa = new.unique_id
+        moved += 1
+    old.children.clear()
+    return moved
+
+
+def successor(old: IkeSa, sas: list[IkeSa]) -> IkeSa | None:
+    """An established ISAKMP SA for the same connection and peer, newer than ``old``."""
+    for sa in sas:
+        if (
+            sa is not old
+            and sa.state is IkeState.ESTABLISHED
+            and sa.conn is not None
+            and old.conn is not None
+            and sa.conn.name == old.conn.name
+            and sa.remote_id == old.remote_id
+            and sa.unique_id > old.unique_id
+        ):
+            return sa
+    return None
