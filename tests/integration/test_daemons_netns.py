@@ -93,3 +93,44 @@ def test_two_daemons_in_namespaces(topology: Any, tmp_path: Path, aggressive: bo
     # the responder's `down` reaches the initiator
     e.cmd("down", conn="site")
     wait_for(lambda: w.sas() == [], what="west to drop the SAs east deleted")
+
+
+def test_sigkill_restart_initial_contact_between_daemons(topology: Any, tmp_path: Path) -> None:
+    topo = topology()
+    west, east = site_to_site(topo)
+    cw = CONF.format(
+        local="10.231.0.1",
+        remote="10.231.0.2",
+        aggressive="false",
+        lid="10.231.0.1",
+        rid="10.231.0.2",
+        lnet="10.231.1.0/24",
+        rnet="10.231.2.0/24",
+    )
+    ce = CONF.format(
+        local="10.231.0.2",
+        remote="10.231.0.1",
+        aggressive="false",
+        lid="10.231.0.2",
+        rid="10.231.0.1",
+        lnet="10.231.2.0/24",
+        rnet="10.231.1.0/24",
+    )
+    e = DaemonProcess(tmp_path, "east", ce, netns=east.name)
+    topo.on_close(e.stop)
+    w = DaemonProcess(tmp_path, "west", cw, netns=west.name)
+    w.cmd("up", conn="site")
+    wait_for(lambda: e.sas() and e.sas()[0]["children"], what="the tunnel")
+    stale = e.sas()[0]["icookie"]
+    w.proc.kill()  # no Delete is sent
+    w.proc.wait(5)
+    w.stop()
+    assert e.sas()[0]["icookie"] == stale
+    w2 = DaemonProcess(tmp_path, "west2", cw, netns=west.name)
+    topo.on_close(w2.stop)
+    w2.cmd("up", conn="site")
+    wait_for(
+        lambda: len(e.sas()) == 1 and e.sas()[0]["icookie"] != stale and len(e.sas()[0]["children"]) == 1,
+        what="east to replace the stale SAs (INITIAL-CONTACT)",
+    )
+    assert "replaced after INITIAL-CONTACT" in e.log()

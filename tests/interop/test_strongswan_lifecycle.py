@@ -157,3 +157,25 @@ def test_dpd_detects_blocked_strongswan_and_restarts(
     print(
         f"dead peer detected after {detected:.1f} s; tunnel back {time.monotonic() - unblocked:.1f} s after unblock"
     )
+
+
+def test_sigkill_and_restart_initial_contact(topology: Any, charon_factory: Any, tmp_path: Path) -> None:
+    """Our daemon dies without a word (SIGKILL) and starts again: its INITIAL-CONTACT makes
+    strongSwan drop the stale SAs; no duplicates remain."""
+    topo = topology()
+    west, east = site_to_site(topo)
+    charon = charon_factory(east, "east", theirs())
+    conf = ours("1h", "2h", "1h")
+    d = DaemonProcess(tmp_path, "west", conf, netns=west.name)
+    d.cmd("up", conn="gw")
+    wait_for(lambda: _settled(d, charon), what="the tunnel")
+    old = charon.list_sas_raw()[0]["initiator-spi"]
+    d.proc.kill()
+    d.proc.wait(5)
+    d.stop()
+    d2 = DaemonProcess(tmp_path, "west2", conf, netns=west.name)
+    topo.on_close(d2.stop)
+    d2.cmd("up", conn="gw")
+    sa, theirs_ = wait_for(lambda: _settled(d2, charon), timeout=15, what="a fresh tunnel and no stale SA")
+    assert theirs_["initiator-spi"] != old
+    assert "MM5" in d2.log() and "INITIAL_CONTACT" in d2.log()
