@@ -11,13 +11,12 @@ an unacceptable one answered with the right Notify, and anything unexpected trac
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 from collections.abc import Callable
 
-from snakeswan.config.model import Config, ConnectionConfig
+from snakeswan.config.model import ChildConfig, Config, ConnectionConfig
 from snakeswan.errors import AuthenticationError, DecodeError, LocalError, PeerError, SnakeswanError
-from snakeswan.ike import crypt, dpd, informational, peers, renewal
+from snakeswan.ike import crypt, informational, peers, renewal
 from snakeswan.ike.aggressive_mode import AggressiveMode
 from snakeswan.ike.context import Context, SpiAllocator
 from snakeswan.ike.cookies import CookieJar
@@ -31,11 +30,11 @@ from snakeswan.ike.events import (
     NotifyReceived,
 )
 from snakeswan.ike.exchange import Exchange
-from snakeswan.ike.lifetimes import ChildLifetimes
 from snakeswan.ike.main_mode import MainMode
 from snakeswan.ike.quick_mode import QuickMode
 from snakeswan.ike.retransmit import RetransmitPolicy
 from snakeswan.ike.sa import IkeSa, IkeState
+from snakeswan.ike.timers import EngineHooks, Timers
 from snakeswan.trace import Tracer
 from snakeswan.wire.enums import ExchangeType, NotifyType, ProtocolId, name_of
 from snakeswan.wire.message import Header, Message, decode_header, decode_message, summary
@@ -81,9 +80,22 @@ class Engine:
         )
         self.tracer = self.ctx.tracer
         # RFC 3948 2.3: NAT-T keepalives from behind a NAT ([daemon] keep_alive, 20 s by default)
-        self.keepalive_interval = keepalive_interval or config.daemon.keep_alive
         self._cookies = CookieJar(rng)
-        self._lifetimes = ChildLifetimes(rng)
+        hooks = EngineHooks(
+            sas=lambda: list(self._sas.values()),
+            exchanges=self._all_exchanges,
+            give_up=self._give_up,
+            delete_ike=self.delete_ike,
+            remove_sa=self._remove_sa,
+            remove_child=self._remove_child,
+            start_phase1=lambda conn, ours, theirs, now: self._start_phase1(
+                conn, ours, theirs, now, initial_contact=False
+            ),
+            start_quick_mode=self._start_quick_mode,
+            initiate=self.initiate,
+        )
+        # RFC 3948 2.3: NAT-T keepalives from behind a NAT ([daemon] keep_alive, 20 s by default)
+        self.timers = Timers(self.ctx, hooks, keepalive_interval or config.daemon.keep_alive)
         self._next_id = 1
         self._sas: dict[int, IkeSa] = {}
         self._by_cookies: dict[tuple[bytes, bytes], IkeSa] = {}
@@ -99,34 +111,10 @@ class Engine:
         return self.ctx.events.popleft() if self.ctx.events else None
 
     def get_timer(self) -> float | None:
-        due = [t for ex in self._all_exchanges() if (t := ex.retx.due()) is not None]
-        due += [sa.keepalive_due for sa in self._sas.values() if sa.keepalive_due is not None]
-        due += [t for sa in self._sas.values() if sa.dpd is not None and (t := sa.dpd.due()) is not None]
-        if (t := self._lifetimes.due()) is not None:
-            due.append(t)
-        due += [t for sa in self._sas.values() for t in (sa.rekey_at, sa.expire_at) if t is not None]
-        return min(due) if due else None
+        return self.timers.due()
 
     def handle_timer(self, now: float) -> None:
-        for action, timer in self._lifetimes.pop_due(now):
-            self._child_timer(action, timer.ike_sa, timer.spi_in, now)
-        for sa in list(self._sas.values()):
-            self._ike_timer(sa, now)
-            if sa.dpd is not None and sa.unique_id in self._sas:
-                self._dpd_timer(sa, now)
-            if sa.keepalive_due is not None and sa.keepalive_due <= now:
-                self.ctx.outbox.append(Datagram(b"\xff", sa.local, sa.remote, keepalive=True))
-                sa.keepalive_due = now + self.keepalive_interval
-        for ex in list(self._all_exchanges()):
-            due = ex.retx.due()
-            if due is None or due > now:
-                continue
-            data = ex.retx.fire(now)
-            if data is not None:
-                self.tracer.emit("ike", "retransmit", sa=ex.sa.unique_id, exchange=ex.name, mid=ex.message_id)
-                self.ctx.send(data, ex.sa.local, ex.sa.remote)
-            else:
-                self._give_up(ex)
+        self.timers.fire(now)
 
     @property
     def ike_sas(self) -> list[IkeSa]:
@@ -296,8 +284,8 @@ class Engine:
         if not self._guard(sa, run, ex, now):
             if sa.state is not IkeState.DELETED:
                 sa.local, sa.remote, sa.rcookie = old
-        elif sa.dpd is not None:
-            sa.dpd.inbound(now)
+        else:
+            self.timers.alive(sa, now)
         if (
             learn_cookie
             and sa.state is not IkeState.DELETED
@@ -370,21 +358,8 @@ class Engine:
             self._drop_exchange(sa, ex)
 
     def _after(self, sa: IkeSa, now: float) -> None:
-        for c in sa.children:
-            if c.spi_in not in self._lifetimes.timers and sa.conn is not None:
-                self._lifetimes.track(c, sa.conn.child(c.child), now)
-                if c.replaces is not None:
-                    self._lifetimes.replaced(c.replaces, now, we_delete=c.initiator)
+        self.timers.after(sa, now)
         if sa.state is IkeState.ESTABLISHED:
-            if sa.expire_at is None:
-                renewal.schedule(sa, now, self.ctx.rng)
-                self._renewed(sa)
-            if sa.dpd is None and sa.conn is not None and sa.conn.dpd_delay > 0 and sa.dpd_supported:
-                timeout = sa.conn.dpd_timeout or dpd.DEFAULT_TIMEOUT
-                seq = int.from_bytes(self.ctx.rng(4), "big") & 0x7FFFFFFF
-                sa.dpd = dpd.DpdState(sa.conn.dpd_delay, timeout, now, seq)
-            if sa.nat is not None and sa.nat.local_behind and sa.keepalive_due is None:
-                sa.keepalive_due = now + self.keepalive_interval
             if sa.phase1 is not None and getattr(sa.phase1, "p1", None) is not None:
                 p1 = sa.phase1.p1  # type: ignore[attr-defined]
                 if p1.initial_contact and not sa.initiator:
@@ -399,11 +374,13 @@ class Engine:
         if sa.state is not IkeState.ESTABLISHED or sa.conn is None:
             return
         while sa.pending_children:
-            child = sa.conn.child(sa.pending_children.pop(0))
-            mid = informational.new_message_id(sa, self.ctx)
-            qm = QuickMode(sa, self.ctx, mid, child)
-            sa.exchanges[mid] = qm
-            self._guard(sa, lambda qm=qm: qm.start(now), qm, now)  # type: ignore[misc]
+            self._start_quick_mode(sa, sa.conn.child(sa.pending_children.pop(0)), now, None)
+
+    def _start_quick_mode(self, sa: IkeSa, child: ChildConfig, now: float, rekey_of: int | None) -> None:
+        mid = informational.new_message_id(sa, self.ctx)
+        qm = QuickMode(sa, self.ctx, mid, child, rekey_of=rekey_of)
+        sa.exchanges[mid] = qm
+        self._guard(sa, lambda: qm.start(now), qm, now)
 
     def _trace_received(self, sa: IkeSa, ex: Exchange, msg: Message) -> None:
         self.tracer.emit(
@@ -417,85 +394,11 @@ class Engine:
             src=sa.remote,
         )
 
-    def _ike_timer(self, sa: IkeSa, now: float) -> None:
-        if sa.expire_at is not None and sa.expire_at <= now:
-            self.tracer.emit("ike", "ike_expire", sa=sa.unique_id, at=round(now, 3))
-            self.delete_ike(sa.unique_id, now, "ISAKMP SA lifetime expired")
-        elif sa.rekey_at is not None and sa.rekey_at <= now and sa.conn is not None:
-            sa.rekey_at = None
-            self.tracer.emit("ike", "ike_rekey", sa=sa.unique_id, at=round(now, 3))
-            new = self._start_phase1(sa.conn, sa.local, sa.remote, now, initial_contact=False)
-            new.replaces = sa.unique_id
-
-    def _renewed(self, new: IkeSa) -> None:
-        """A renewal we initiated is established: the children move over, the old SA is deleted."""
-        old = self._sas.get(new.replaces) if new.replaces is not None else None
-        if old is None:
-            return
-        moved = renewal.adopt_children(old, new, self._lifetimes)
-        self.tracer.emit("ike", "ike_renewed", old=old.unique_id, new=new.unique_id, children=moved)
-        informational.send(
-            old, self.ctx, [DeletePayload(ProtocolId.ISAKMP, (old.icookie + old.rcookie,), 16)]
-        )
-        self._remove_sa(old, f"renewed by IKE SA #{new.unique_id}")
-
-    def _child_timer(self, action: str, sa_id: int, spi_in: int, now: float) -> None:
-        sa = self._sas.get(sa_id)
-        child = next((c for c in sa.children if c.spi_in == spi_in), None) if sa else None
-        if sa is None or child is None or sa.conn is None:
-            self._lifetimes.forget(spi_in)
-            return
-        self.tracer.emit(
-            "ike",
-            f"child_{action}",
-            sa=sa.unique_id,
-            child=child.child,
-            spi_in=f"{spi_in:08x}",
-            at=round(now, 3),
-        )
-        if action == "rekey":
-            if sa.state is not IkeState.ESTABLISHED:
-                return
-            mid = informational.new_message_id(sa, self.ctx)
-            qm = QuickMode(sa, self.ctx, mid, sa.conn.child(child.child), rekey_of=spi_in)
-            sa.exchanges[mid] = qm
-            self._guard(sa, lambda: qm.start(now), qm, now)
-            return
-        if sa.state is IkeState.ESTABLISHED:
-            informational.send(sa, self.ctx, [DeletePayload(child.protocol, (spi_in.to_bytes(4, "big"),))])
-        self._remove_child(sa, spi_in, "rekeyed" if action == "delete" else "expired")
-
     def traffic_seen(self, sa_id: int, now: float) -> None:
         """The data plane received authenticated traffic of this IKE SA's children (DPD: alive)."""
         sa = self._sas.get(sa_id)
-        if sa is not None and sa.dpd is not None:
-            sa.dpd.inbound(now)
-
-    def _dpd_timer(self, sa: IkeSa, now: float) -> None:
-        assert sa.dpd is not None
-        action = sa.dpd.on_timer(now)
-        if action == "probe":
-            seq = sa.dpd.outstanding or 0
-            self.tracer.emit("ike", "dpd_probe", sa=sa.unique_id, seq=seq)
-            probe = NotifyPayload(
-                NotifyType.R_U_THERE, ProtocolId.ISAKMP, sa.icookie + sa.rcookie, seq.to_bytes(4, "big")
-            )
-            informational.send(sa, self.ctx, [probe])
-        elif action == "dead":
-            self._dead_peer(sa, now)
-
-    def _dead_peer(self, sa: IkeSa, now: float) -> None:
-        """No answer to R-U-THERE within dpd_timeout: drop the SAs, then each child's dpd_action
-        (clear: nothing more; trap: the data plane keeps its trap policy; restart: initiate again)."""
-        conn = sa.conn
-        restart = [c.child for c in sa.children if conn and conn.child(c.child).dpd_action == "restart"]
-        self.tracer.emit("ike", "dpd_timeout", sa=sa.unique_id, restart=restart)
-        self._remove_sa(sa, "dead peer (DPD timeout)")
-        if conn is not None and restart:
-            with contextlib.suppress(LocalError):
-                self.initiate(conn.name, restart[0], now)
-                for name in restart[1:]:
-                    self.initiate(conn.name, name, now)
+        if sa is not None:
+            self.timers.alive(sa, now)
 
     # ---- finding SAs and exchanges ------------------------------------------------------------
 
@@ -567,8 +470,8 @@ class Engine:
         if not self._guard(sa, run, qm, now):
             if qm.spi_in:
                 self.ctx.spis.release(qm.spi_in)
-        elif sa.dpd is not None:
-            sa.dpd.inbound(now)
+        else:
+            self.timers.alive(sa, now)
 
     # ---- informational ------------------------------------------------------------------------
 
@@ -587,8 +490,7 @@ class Engine:
                 return
         if not content.authenticated:
             return
-        if sa.dpd is not None:
-            sa.dpd.inbound(now)  # after the notifies: an R-U-THERE-ACK is matched first
+        self.timers.alive(sa, now)  # after the notifies: an R-U-THERE-ACK is matched first
         for d in content.deletes:
             self._delete(sa, d)
 
@@ -629,7 +531,7 @@ class Engine:
             if any(spi == sa.icookie + sa.rcookie for spi in d.spis):
                 heir = renewal.successor(sa, list(self._sas.values()))
                 if heir is not None:  # the peer renewed the ISAKMP SA: its IPsec SAs live on
-                    moved = renewal.adopt_children(sa, heir, self._lifetimes)
+                    moved = renewal.adopt_children(sa, heir, self.timers.lifetimes)
                     self.tracer.emit(
                         "ike", "ike_renewed", old=sa.unique_id, new=heir.unique_id, children=moved
                     )
@@ -705,7 +607,7 @@ class Engine:
         for c in list(sa.children):
             if c.spi_in == spi_in:
                 sa.children.remove(c)
-                self._lifetimes.forget(spi_in)
+                self.timers.lifetimes.forget(spi_in)
                 self.ctx.spis.release(c.spi_in)
                 self.ctx.emit(
                     ChildSaDeleted(sa.unique_id, c.conn, c.child, c.protocol, c.spi_in, c.spi_out, reason)

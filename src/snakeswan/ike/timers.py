@@ -1,0 +1,181 @@
+"""All of the engine's timer policy in one place (DESIGN.md principle 12): retransmissions, NAT-T
+keepalives, Dead Peer Detection, IPsec SA rekey/expiry and ISAKMP SA renewal/expiry.
+
+:class:`Timers` decides *when*; what to do is asked of the engine through :class:`EngineHooks`
+(bound methods), so this module never reaches into the engine's tables itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from snakeswan.config.model import ChildConfig, ConnectionConfig
+from snakeswan.errors import LocalError
+from snakeswan.ike import dpd, informational, renewal
+from snakeswan.ike.context import Context
+from snakeswan.ike.events import Address, Datagram
+from snakeswan.ike.exchange import Exchange
+from snakeswan.ike.lifetimes import ChildLifetimes
+from snakeswan.ike.sa import IkeSa, IkeState
+from snakeswan.wire.enums import NotifyType, ProtocolId
+from snakeswan.wire.payloads import DeletePayload, NotifyPayload
+
+
+@dataclass(frozen=True)
+class EngineHooks:
+    """What the timer policy may ask of the engine."""
+
+    sas: Callable[[], list[IkeSa]]
+    exchanges: Callable[[], list[Exchange]]
+    give_up: Callable[[Exchange], None]
+    delete_ike: Callable[[int, float, str], None]
+    remove_sa: Callable[[IkeSa, str], None]
+    remove_child: Callable[[IkeSa, int, str], None]
+    start_phase1: Callable[[ConnectionConfig, Address, Address, float], IkeSa]
+    start_quick_mode: Callable[[IkeSa, ChildConfig, float, int | None], None]
+    initiate: Callable[[str, str, float], int]
+
+
+class Timers:
+    def __init__(self, ctx: Context, hooks: EngineHooks, keepalive_interval: float) -> None:
+        self.ctx = ctx
+        self.hooks = hooks
+        self.keepalive_interval = keepalive_interval
+        self.lifetimes = ChildLifetimes(ctx.rng)
+
+    # ---- the engine's get_timer / handle_timer ------------------------------------------------
+
+    def due(self) -> float | None:
+        times = [t for ex in self.hooks.exchanges() if (t := ex.retx.due()) is not None]
+        for sa in self.hooks.sas():
+            times += [t for t in (sa.keepalive_due, sa.rekey_at, sa.expire_at) if t is not None]
+            if sa.dpd is not None and (t := sa.dpd.due()) is not None:
+                times.append(t)
+        if (t := self.lifetimes.due()) is not None:
+            times.append(t)
+        return min(times) if times else None
+
+    def fire(self, now: float) -> None:
+        for action, timer in self.lifetimes.pop_due(now):
+            self._child(action, timer.ike_sa, timer.spi_in, now)
+        for sa in self.hooks.sas():
+            self._ike(sa, now)
+            if sa.dpd is not None and sa.state is not IkeState.DELETED:
+                self._dpd(sa, now)
+            if sa.keepalive_due is not None and sa.keepalive_due <= now and sa.state is not IkeState.DELETED:
+                self.ctx.outbox.append(Datagram(b"\xff", sa.local, sa.remote, keepalive=True))
+                sa.keepalive_due = now + self.keepalive_interval
+        for ex in self.hooks.exchanges():
+            due = ex.retx.due()
+            if due is None or due > now:
+                continue
+            data = ex.retx.fire(now)
+            if data is not None:
+                self.ctx.tracer.emit(
+                    "ike", "retransmit", sa=ex.sa.unique_id, exchange=ex.name, mid=ex.message_id
+                )
+                self.ctx.send(data, ex.sa.local, ex.sa.remote)
+            else:
+                self.hooks.give_up(ex)
+
+    # ---- hooks the engine calls ---------------------------------------------------------------
+
+    def after(self, sa: IkeSa, now: float) -> None:
+        """After any successful step on ``sa``: start the timers of what just came into being."""
+        for c in sa.children:
+            if c.spi_in not in self.lifetimes.timers and sa.conn is not None:
+                self.lifetimes.track(c, sa.conn.child(c.child), now)
+                if c.replaces is not None:
+                    self.lifetimes.replaced(c.replaces, now, we_delete=c.initiator)
+        if sa.state is not IkeState.ESTABLISHED:
+            return
+        if sa.expire_at is None:
+            renewal.schedule(sa, now, self.ctx.rng)
+            self._renewed(sa)
+        if sa.dpd is None and sa.conn is not None and sa.conn.dpd_delay > 0 and sa.dpd_supported:
+            timeout = sa.conn.dpd_timeout or dpd.DEFAULT_TIMEOUT
+            seq = int.from_bytes(self.ctx.rng(4), "big") & 0x7FFFFFFF
+            sa.dpd = dpd.DpdState(sa.conn.dpd_delay, timeout, now, seq)
+        if sa.nat is not None and sa.nat.local_behind and sa.keepalive_due is None:
+            sa.keepalive_due = now + self.keepalive_interval
+
+    def alive(self, sa: IkeSa, now: float) -> None:
+        """Authenticated traffic from the peer: no DPD probe needed for a while."""
+        if sa.dpd is not None:
+            sa.dpd.inbound(now)
+
+    # ---- ISAKMP SA ----------------------------------------------------------------------------
+
+    def _ike(self, sa: IkeSa, now: float) -> None:
+        if sa.expire_at is not None and sa.expire_at <= now:
+            self.ctx.tracer.emit("ike", "ike_expire", sa=sa.unique_id, at=round(now, 3))
+            self.hooks.delete_ike(sa.unique_id, now, "ISAKMP SA lifetime expired")
+        elif sa.rekey_at is not None and sa.rekey_at <= now and sa.conn is not None:
+            sa.rekey_at = None
+            self.ctx.tracer.emit("ike", "ike_rekey", sa=sa.unique_id, at=round(now, 3))
+            new = self.hooks.start_phase1(sa.conn, sa.local, sa.remote, now)
+            new.replaces = sa.unique_id
+
+    def _renewed(self, new: IkeSa) -> None:
+        """A renewal we initiated is established: the children move over, the old SA is deleted."""
+        old = next((s for s in self.hooks.sas() if s.unique_id == new.replaces), None)
+        if old is None:
+            return
+        moved = renewal.adopt_children(old, new, self.lifetimes)
+        self.ctx.tracer.emit("ike", "ike_renewed", old=old.unique_id, new=new.unique_id, children=moved)
+        informational.send(
+            old, self.ctx, [DeletePayload(ProtocolId.ISAKMP, (old.icookie + old.rcookie,), 16)]
+        )
+        self.hooks.remove_sa(old, f"renewed by IKE SA #{new.unique_id}")
+
+    # ---- IPsec SAs ----------------------------------------------------------------------------
+
+    def _child(self, action: str, sa_id: int, spi_in: int, now: float) -> None:
+        sa = next((s for s in self.hooks.sas() if s.unique_id == sa_id), None)
+        child = next((c for c in sa.children if c.spi_in == spi_in), None) if sa else None
+        if sa is None or child is None or sa.conn is None:
+            self.lifetimes.forget(spi_in)
+            return
+        self.ctx.tracer.emit(
+            "ike",
+            f"child_{action}",
+            sa=sa.unique_id,
+            child=child.child,
+            spi_in=f"{spi_in:08x}",
+            at=round(now, 3),
+        )
+        if action == "rekey":
+            if sa.state is IkeState.ESTABLISHED:
+                self.hooks.start_quick_mode(sa, sa.conn.child(child.child), now, spi_in)
+            return
+        if sa.state is IkeState.ESTABLISHED:
+            informational.send(sa, self.ctx, [DeletePayload(child.protocol, (spi_in.to_bytes(4, "big"),))])
+        self.hooks.remove_child(sa, spi_in, "rekeyed" if action == "delete" else "expired")
+
+    # ---- DPD ----------------------------------------------------------------------------------
+
+    def _dpd(self, sa: IkeSa, now: float) -> None:
+        assert sa.dpd is not None
+        action = sa.dpd.on_timer(now)
+        if action == "probe":
+            seq = sa.dpd.outstanding or 0
+            self.ctx.tracer.emit("ike", "dpd_probe", sa=sa.unique_id, seq=seq)
+            spi = sa.icookie + sa.rcookie
+            probe = NotifyPayload(NotifyType.R_U_THERE, ProtocolId.ISAKMP, spi, seq.to_bytes(4, "big"))
+            informational.send(sa, self.ctx, [probe])
+        elif action == "dead":
+            self._dead_peer(sa, now)
+
+    def _dead_peer(self, sa: IkeSa, now: float) -> None:
+        """No answer to R-U-THERE within dpd_timeout: drop the SAs, then each child's dpd_action
+        (clear: nothing more; trap: the data plane keeps its trap policy; restart: initiate again)."""
+        conn = sa.conn
+        restart = [c.child for c in sa.children if conn and conn.child(c.child).dpd_action == "restart"]
+        self.ctx.tracer.emit("ike", "dpd_timeout", sa=sa.unique_id, restart=restart)
+        self.hooks.remove_sa(sa, "dead peer (DPD timeout)")
+        if conn is not None:
+            for name in dict.fromkeys(restart):
+                with contextlib.suppress(LocalError):
+                    self.hooks.initiate(conn.name, name, now)
