@@ -61,6 +61,12 @@ class Daemon:
     # ---- life cycle ---------------------------------------------------------------------------
 
     def run(self) -> int:
+        try:  # uvloop when installed (optional): a faster event loop, same behaviour
+            import uvloop  # type: ignore[import-not-found]  # noqa: PLC0415
+
+            uvloop.install()
+        except ImportError:
+            pass
         asyncio.run(self._main())
         return 0
 
