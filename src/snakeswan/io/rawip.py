@@ -1,0 +1,181 @@
+"""Raw IP sockets for ESP (protocol 50) and AH (51): the data plane's wire when not in UDP.
+
+This kernel has no ESP/AH of its own, so nothing consumes those protocols before a raw socket sees
+them (and with a raw socket open the kernel sends no "protocol unreachable" either). One
+:class:`RawIp` is one non-blocking socket for one protocol and one address family:
+
+- IPv4 raw sockets deliver the whole packet, IP header included (after reassembly): the header is
+  checked and stripped here, and its source and destination reported.
+- IPv6 raw sockets deliver the payload only: the source comes from ``recvmsg`` and the destination
+  from ``IPV6_PKTINFO`` (``IPV6_RECVPKTINFO``).
+
+Sending takes the ESP/AH payload and the kernel writes the IP header: the source address is chosen
+with ``IP_PKTINFO`` / ``IPV6_PKTINFO`` in ``sendmsg``, the TOS / traffic class (tunnel mode copies
+the inner one) with ``IP_TOS`` / ``IPV6_TCLASS``. Failures on the per-packet path never raise:
+they are counted in ``drops`` and ``errors`` (by errno).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from snakeswan.errors import LocalError
+
+ESP = 50
+AH = 51
+IP_PKTINFO: int = getattr(socket, "IP_PKTINFO", 8)  # Linux; typeshed lacks it
+IPV6_RECVPKTINFO: int = getattr(socket, "IPV6_RECVPKTINFO", 49)
+IPV6_PKTINFO: int = getattr(socket, "IPV6_PKTINFO", 50)
+IPV6_TCLASS: int = getattr(socket, "IPV6_TCLASS", 67)
+RECV_SIZE = 65535
+_CMSG_SPACE = socket.CMSG_SPACE(64)
+
+
+@dataclass(frozen=True, slots=True)
+class RawPacket:
+    """One ESP/AH packet received: the IP payload, its addresses, and (IPv4 only) TOS and TTL."""
+
+    protocol: int
+    data: bytes
+    src: str
+    dst: str
+    tos: int = 0
+    ttl: int = 0
+
+
+class RawIp:
+    """A raw socket for IP ``protocol`` (ESP or AH) of ``family`` (AF_INET or AF_INET6).
+
+    ``bind`` restricts it to one local address (default: every address). ``malformed`` counts IPv4
+    packets too short or with a bad header (dropped), ``drops``/``errors`` the sends that failed.
+    """
+
+    def __init__(self, protocol: int = ESP, family: int = socket.AF_INET, *, bind: str | None = None) -> None:
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            raise LocalError(f"raw IP socket: unsupported address family {family}")
+        if not 0 < protocol < 255:
+            raise LocalError(f"raw IP socket: bad IP protocol {protocol}")
+        self.protocol = protocol
+        self.family = family
+        self.drops = 0
+        self.malformed = 0
+        self.errors: dict[int, int] = {}
+        try:
+            self.sock = socket.socket(family, socket.SOCK_RAW, protocol)
+        except OSError as e:
+            raise LocalError(
+                f"raw socket for IP protocol {protocol}: {e.strerror} (needs CAP_NET_RAW)"
+            ) from None
+        try:
+            if family == socket.AF_INET6:
+                self.sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+            self.sock.setblocking(False)
+            if bind:
+                self.sock.bind((bind, 0))
+        except OSError as e:
+            self.sock.close()
+            raise LocalError(f"raw socket for IP protocol {protocol}: {e.strerror}") from None
+
+    def __repr__(self) -> str:
+        fam = "v6" if self.family == socket.AF_INET6 else "v4"
+        return f"RawIp(protocol={self.protocol}, {fam}, fd={self.sock.fileno()})"
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawIp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- receiving ------------------------------------------------------------------------------
+    def receive(self, limit: int = 64) -> Iterator[RawPacket]:
+        """Read what is queued (at most ``limit`` packets)."""
+        if self.family == socket.AF_INET:
+            yield from self._receive_v4(limit)
+        else:
+            yield from self._receive_v6(limit)
+
+    def _receive_v4(self, limit: int) -> Iterator[RawPacket]:
+        recv = self.sock.recv
+        for _ in range(limit):
+            try:
+                packet = recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # an ICMP error reported on the socket: nothing to read
+            parsed = self._strip_v4(packet)
+            if parsed is not None:
+                yield parsed
+
+    def _strip_v4(self, packet: bytes) -> RawPacket | None:
+        if len(packet) < 20:
+            self.malformed += 1
+            return None
+        ihl = (packet[0] & 0x0F) * 4
+        if packet[0] >> 4 != 4 or ihl < 20 or len(packet) < ihl:
+            self.malformed += 1
+            return None
+        return RawPacket(
+            protocol=packet[9],
+            data=packet[ihl:],
+            src=socket.inet_ntop(socket.AF_INET, packet[12:16]),
+            dst=socket.inet_ntop(socket.AF_INET, packet[16:20]),
+            tos=packet[1],
+            ttl=packet[8],
+        )
+
+    def _receive_v6(self, limit: int) -> Iterator[RawPacket]:
+        recvmsg = self.sock.recvmsg
+        for _ in range(limit):
+            try:
+                data, anc, _flags, src = recvmsg(RECV_SIZE, _CMSG_SPACE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            dst = ""
+            for level, kind, payload in anc:
+                if level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO and len(payload) >= 16:
+                    dst = socket.inet_ntop(socket.AF_INET6, payload[:16])
+            if not dst:
+                dst = str(self.sock.getsockname()[0])
+            yield RawPacket(self.protocol, data, str(src[0]).split("%")[0], dst)
+
+    # --- sending --------------------------------------------------------------------------------
+    def send(self, payload: bytes, dst: str, *, src: str | None = None, tos: int | None = None) -> bool:
+        """Send ``payload`` (ESP/AH header onwards) to ``dst`` from ``src`` (None: the kernel
+        chooses); ``tos`` sets the IPv4 TOS / IPv6 traffic class. False (counted) on failure."""
+        cmsg: list[tuple[int, int, bytes]] = []
+        try:
+            if src is not None:
+                packed = ipaddress.ip_address(src).packed
+                if self.family == socket.AF_INET:
+                    cmsg.append((socket.IPPROTO_IP, IP_PKTINFO, struct.pack("=I4s4s", 0, packed, bytes(4))))
+                else:
+                    cmsg.append((socket.IPPROTO_IPV6, IPV6_PKTINFO, struct.pack("=16sI", packed, 0)))
+            if tos is not None:
+                if self.family == socket.AF_INET:
+                    cmsg.append((socket.IPPROTO_IP, socket.IP_TOS, struct.pack("=i", tos & 0xFF)))
+                else:
+                    cmsg.append((socket.IPPROTO_IPV6, IPV6_TCLASS, struct.pack("=i", tos & 0xFF)))
+            self.sock.sendmsg([payload], cmsg, 0, (dst, 0))
+        except OSError as e:
+            return self._failed(e.errno or 0)
+        except ValueError:  # not an address of this family
+            return self._failed(0)
+        return True
+
+    def _failed(self, code: int) -> bool:
+        self.drops += 1
+        self.errors[code] = self.errors.get(code, 0) + 1
+        return False
