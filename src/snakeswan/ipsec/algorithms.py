@@ -1,0 +1,215 @@
+"""ESP/AH transforms -> preconstructed primitives from ``cryptography`` (never hand-written).
+
+- :class:`Aead`: AES-GCM for ESP (RFC 4106) with an 8, 12 or 16-byte ICV. The keying material is
+  the AES key followed by a 4-byte salt (RFC 4106 8.1); nonce = salt | 8-byte explicit IV; the AAD
+  is SPI | sequence number (no ESN, RFC 4106 5). The ``AESGCM`` object is built once per SA.
+- :class:`CbcCipher`: AES-CBC 128/192/256 (RFC 3602), 3DES-CBC (RFC 2451), DES-CBC (RFC 2405); the
+  IV is explicit, one block. :data:`NULL_CIPHER` is ESP_NULL (RFC 2410).
+- :class:`Integrity`: HMAC-MD5-96 (RFC 2403), HMAC-SHA1-96 (RFC 2404), HMAC-SHA2-256-128,
+  -384-192, -512-256 (RFC 4868): the HMAC truncated to its leftmost ``icv_len`` bytes. A keyed HMAC
+  context is made once per SA and copied per packet; ICVs are compared with
+  ``hmac.compare_digest``.
+"""
+
+from __future__ import annotations
+
+import hmac as std_hmac
+from collections.abc import Callable
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+from cryptography.hazmat.primitives.ciphers import BlockCipherAlgorithm, Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from snakeswan.crypto.algorithms import UnsupportedAlgorithm, ah_auth_algorithm
+from snakeswan.errors import CryptoError
+from snakeswan.wire.enums import AuthAlgorithm, EspTransformId, name_of
+
+try:  # cryptography >= 43 keeps (3)DES under "decrepit" (as snakeswan.crypto.algorithms does)
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES as _TripleDES
+except ImportError:  # pragma: no cover - cryptography 42
+    from cryptography.hazmat.primitives.ciphers.algorithms import (  # type: ignore[attr-defined,no-redef,unused-ignore]
+        TripleDES as _TripleDES,
+    )
+
+__all__ = [
+    "NULL_CIPHER",
+    "Aead",
+    "CbcCipher",
+    "Integrity",
+    "UnsupportedAlgorithm",
+    "ah_integrity",
+    "esp_transform",
+]
+
+GCM_SALT: Final = 4
+GCM_IV: Final = 8
+_GCM_ICV: Final[dict[int, int]] = {
+    EspTransformId.AES_GCM_8: 8,
+    EspTransformId.AES_GCM_12: 12,
+    EspTransformId.AES_GCM_16: 16,
+}
+_AES_BITS: Final = (128, 192, 256)
+
+
+class Aead:
+    """AES-GCM as ESP uses it (RFC 4106). ``key`` is the keying material: key | 4-byte salt."""
+
+    __slots__ = ("_aesgcm", "_key", "icv_len", "name", "salt")
+
+    def __init__(self, key: bytes, icv_len: int) -> None:
+        if len(key) - GCM_SALT not in (16, 24, 32):
+            raise CryptoError(f"AES-GCM keying material is {len(key)} bytes, expected 20, 28 or 36")
+        self._key = key[:-GCM_SALT]
+        self.salt = key[-GCM_SALT:]  # RFC 4106 8.1: the last 4 octets of the keying material
+        self.icv_len = icv_len
+        self.name = f"aes{len(self._key) * 8}gcm{icv_len}"
+        self._aesgcm = AESGCM(self._key)
+
+    def seal(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        """ciphertext | ICV; nonce = salt | IV (RFC 4106 4)."""
+        sealed = self._aesgcm.encrypt(self.salt + iv, plaintext, aad)
+        if self.icv_len == 16:
+            return sealed
+        # A truncated GCM tag is the leftmost bytes of the full tag (NIST SP 800-38D 5.2.1.2).
+        return sealed[: len(sealed) - 16 + self.icv_len]
+
+    def open(self, iv: bytes, sealed: bytes, aad: bytes) -> bytes | None:
+        """The plaintext, or None when the ICV does not verify."""
+        try:
+            if self.icv_len == 16:
+                return self._aesgcm.decrypt(self.salt + iv, sealed, aad)
+            tag = sealed[-self.icv_len :]
+            mode = modes.GCM(self.salt + iv, tag, min_tag_length=self.icv_len)
+            dec = Cipher(algorithms.AES(self._key), mode).decryptor()
+            dec.authenticate_additional_data(aad)
+            return dec.update(sealed[: -self.icv_len]) + dec.finalize()
+        except (InvalidTag, ValueError):
+            return None
+
+
+class CbcCipher:
+    """A block cipher in CBC mode with an explicit IV; ESP does its own padding."""
+
+    __slots__ = ("_algorithm", "block_size", "iv_len", "name")
+
+    def __init__(self, name: str, algorithm: BlockCipherAlgorithm, block_size: int) -> None:
+        self.name = name
+        self._algorithm = algorithm  # key schedule validated once per SA
+        self.block_size = block_size
+        self.iv_len = block_size
+
+    def encrypt(self, iv: bytes, data: bytes) -> bytes:
+        """C_i = E_K(P_i xor C_(i-1)), C_0 = IV."""
+        enc = Cipher(self._algorithm, modes.CBC(iv)).encryptor()
+        return enc.update(data) + enc.finalize()
+
+    def decrypt(self, iv: bytes, data: bytes) -> bytes:
+        """P_i = D_K(C_i) xor C_(i-1), C_0 = IV."""
+        dec = Cipher(self._algorithm, modes.CBC(iv)).decryptor()
+        return dec.update(data) + dec.finalize()
+
+
+class _NullCipher(CbcCipher):
+    """ESP_NULL (RFC 2410): no IV, identity; the payload is aligned to 4 bytes."""
+
+    def __init__(self) -> None:
+        self.name = "null"
+        self.block_size = 4
+        self.iv_len = 0
+
+    def encrypt(self, iv: bytes, data: bytes) -> bytes:
+        return data
+
+    def decrypt(self, iv: bytes, data: bytes) -> bytes:
+        return data
+
+
+NULL_CIPHER: Final[CbcCipher] = _NullCipher()
+
+_HMACS: Final[dict[int, tuple[str, Callable[[], hashes.HashAlgorithm], int, int]]] = {
+    # AuthAlgorithm: (name, hash, key bytes, ICV bytes)
+    AuthAlgorithm.HMAC_MD5: ("md5_96", hashes.MD5, 16, 12),  # RFC 2403
+    AuthAlgorithm.HMAC_SHA: ("sha1_96", hashes.SHA1, 20, 12),  # RFC 2404
+    AuthAlgorithm.HMAC_SHA2_256: ("sha256_128", hashes.SHA256, 32, 16),  # RFC 4868 2.3
+    AuthAlgorithm.HMAC_SHA2_384: ("sha384_192", hashes.SHA384, 48, 24),
+    AuthAlgorithm.HMAC_SHA2_512: ("sha512_256", hashes.SHA512, 64, 32),
+}
+
+
+class Integrity:
+    """HMAC-<hash> truncated to ``icv_len`` bytes (RFC 2104, RFC 4868 2.3)."""
+
+    __slots__ = ("_base", "icv_len", "name")
+
+    def __init__(self, auth: int, key: bytes) -> None:
+        try:
+            name, factory, key_len, icv_len = _HMACS[auth]
+        except KeyError:
+            raise UnsupportedAlgorithm(
+                f"unsupported IPsec integrity algorithm {name_of(AuthAlgorithm, auth)}"
+            ) from None
+        if len(key) != key_len:
+            raise CryptoError(f"hmac_{name}: key is {len(key)} bytes, expected {key_len}")
+        self.name = f"hmac_{name}"
+        self.icv_len = icv_len
+        self._base = crypto_hmac.HMAC(key, factory())
+
+    def mac(self, *parts: bytes) -> bytes:
+        """ICV = leftmost icv_len bytes of HMAC(K, parts...)."""
+        ctx = self._base.copy()
+        for part in parts:
+            ctx.update(part)
+        return ctx.finalize()[: self.icv_len]
+
+    def verify(self, icv: bytes, *parts: bytes) -> bool:
+        return std_hmac.compare_digest(self.mac(*parts), icv)
+
+
+def _cbc(transform_id: int, key_length: int | None, key: bytes) -> CbcCipher:
+    if transform_id == EspTransformId.AES_CBC:
+        bits = key_length or 128
+        if bits in _AES_BITS and len(key) == bits // 8:
+            return CbcCipher(f"aes{bits}", algorithms.AES(key), 16)
+    elif transform_id == EspTransformId.TRIPLE_DES and key_length in (None, 192) and len(key) == 24:
+        return CbcCipher("3des", _TripleDES(key), 8)
+    elif transform_id == EspTransformId.DES and key_length in (None, 64) and len(key) == 8:
+        # Single DES is 3DES-EDE with K1 = K2 = K3: E_K(D_K(E_K(x))) = E_K(x).
+        return CbcCipher("des", _TripleDES(key * 3), 8)
+    elif transform_id == EspTransformId.NULL and not key:
+        return NULL_CIPHER
+    suffix = "" if key_length is None else f" with key length {key_length}"
+    raise UnsupportedAlgorithm(
+        f"unsupported ESP transform {name_of(EspTransformId, transform_id)}{suffix} or a {len(key)}-byte key"
+    )
+
+
+def esp_transform(
+    transform_id: int, key_length: int | None, auth: int | None, enc_key: bytes, int_key: bytes
+) -> tuple[Aead | None, CbcCipher | None, Integrity | None]:
+    """(AEAD, None, None) for AES-GCM, else (None, cipher, integrity or None: no integrity)."""
+    icv = _GCM_ICV.get(transform_id)
+    if icv is not None:
+        if auth is not None:
+            raise UnsupportedAlgorithm("AES-GCM takes no separate integrity algorithm")
+        bits = key_length or 128
+        if bits not in _AES_BITS or len(enc_key) != bits // 8 + GCM_SALT:
+            raise CryptoError(f"AES-GCM-{bits}: keying material is {len(enc_key)} bytes")
+        return Aead(enc_key, icv), None, None
+    cipher = _cbc(transform_id, key_length, enc_key)
+    integrity = Integrity(auth, int_key) if auth is not None else None
+    if cipher is NULL_CIPHER and integrity is None:
+        raise UnsupportedAlgorithm("ESP with neither encryption nor integrity (RFC 4303 3.2)")
+    return None, cipher, integrity
+
+
+def ah_integrity(transform_id: int, auth: int | None, key: bytes) -> Integrity:
+    """AH transform (AhTransformId) -> its HMAC; ``auth`` if given must agree with the transform."""
+    implied = ah_auth_algorithm(transform_id)
+    if auth is not None and auth != implied:
+        raise UnsupportedAlgorithm(
+            f"AH transform {transform_id} with authentication algorithm {name_of(AuthAlgorithm, auth)}"
+        )
+    return Integrity(implied, key)

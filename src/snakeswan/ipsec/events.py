@@ -1,0 +1,105 @@
+"""What the data plane asks its driver to do (outputs) and what it reports (events): one frozen
+dataclass per kind (DESIGN.md principle 6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "Acquire",
+    "Bypass",
+    "Deliver",
+    "Event",
+    "Expired",
+    "Output",
+    "SendIp",
+    "SendPacket",
+    "SendUdp",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SendIp:
+    """Send ``payload`` (an ESP packet) as IP protocol ``protocol`` (50) from ``src`` to ``dst``:
+    a raw IP socket for that protocol, the kernel adding the IP header."""
+
+    protocol: int
+    src: str
+    dst: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SendUdp:
+    """Send ``payload`` (an ESP packet, no marker) in UDP from ``src``:``sport`` to ``dst``:``dport``
+    (RFC 3948; normally from the IKE socket on port 4500)."""
+
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SendPacket:
+    """Send ``packet``, a complete IP packet (header included: IP_HDRINCL / IPV6_HDRINCL raw socket,
+    or a TUN write). AH always comes out like this (its ICV covers the IPv4 identification), ESP
+    when the processor was created with ``outer_headers=True``."""
+
+    src: str
+    dst: str
+    packet: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """A decapsulated inner IP packet, to be written to the TUN device."""
+
+    ip_packet: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Bypass:
+    """An outbound packet no protect policy covers (no policy, or a bypass policy): the driver
+    decides (normally it sends it in the clear)."""
+
+    ip_packet: bytes
+
+
+Output = SendIp | SendUdp | SendPacket | Deliver | Bypass
+
+
+@dataclass(frozen=True, slots=True)
+class Acquire:
+    """Traffic for a protect policy that has no outbound SA: negotiate the child ``policy_key``.
+
+    Emitted once per policy key, again only after ``acquire_interval`` seconds without an SA.
+    The packet's selectors: IP ``version``, addresses as text, ``protocol``, ports.
+    """
+
+    policy_key: tuple[str, str]
+    version: int
+    src: str
+    dst: str
+    protocol: int
+    sport: int
+    dport: int
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """An SA reached a soft or hard limit (time, bytes, or the sequence number space).
+
+    ``kind`` ``"soft"``: rekey. ``"hard"``: the SA was removed from the data plane already.
+    ``direction`` is ``"in"`` or ``"out"``; ``reason`` is ``"time"``, ``"bytes"`` or ``"seq"``.
+    """
+
+    spi: int
+    kind: str
+    direction: str
+    policy_key: tuple[str, str]
+    reason: str
+
+
+Event = Acquire | Expired

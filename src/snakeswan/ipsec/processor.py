@@ -1,0 +1,407 @@
+"""The data plane's whole surface, sans-I/O, shaped like the IKE engine (DESIGN.md).
+
+Packets and time in, :mod:`~snakeswan.ipsec.events` outputs and events out; the driver owns the
+TUN device, the raw/UDP sockets, the clock and the random source (``rng`` makes the IVs)::
+
+    p = Processor(os.urandom)
+    p.add_policy(Policy(local_ts, remote_ts, "protect", key=("conn", "child")))
+    p.outbound(packet_from_tun, now)   # -> [SendIp | SendUdp | SendPacket | Bypass]; Acquire event
+    p.install(inbound_params, outbound_params, ("conn", "child"), now=now)  # -> queued packets out
+    p.inbound(esp_bytes, 50, src, dst, now, udp=(sport, dport))  # -> [Deliver]
+    p.handle_timer(now); p.get_timer(); p.next_event()  # Acquire / Expired
+
+Inbound order (RFC 4303 3.4): SA by SPI (drop ``unknown_spi``), replay check (``replay``), ICV
+and decryption (``icv``), replay window update, padding (``padding``), the inner packet against the
+SA's selectors (``policy``). Other drop reasons: ``malformed``, ``dummy`` (next header 59),
+``discard`` (discard policy), ``queue_full`` (oldest queued packet pushed out), ``too_big``,
+``internal_error`` (a bug; traced). Nothing raises out of :meth:`Processor.inbound`.
+Drops are counted (``drops`` and per SA) and traced at the 1st, 2nd, 4th, 8th... of each reason.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from snakeswan.errors import LocalError
+from snakeswan.ipsec import ah as ah_mod
+from snakeswan.ipsec.esp import encapsulate, open_esp, strip_trailer
+from snakeswan.ipsec.events import (
+    Acquire,
+    Bypass,
+    Deliver,
+    Event,
+    Expired,
+    Output,
+    SendIp,
+    SendPacket,
+    SendUdp,
+)
+from snakeswan.ipsec.packet import (
+    IPPROTO_NONE,
+    Drop,
+    FiveTuple,
+    address_text,
+    build_ipv4_header,
+    build_ipv6_header,
+    five_tuple,
+    inner_version,
+    split_transport,
+    transport_header,
+)
+from snakeswan.ipsec.sad import SEQ_SOFT, Sad, SaParams, SecurityAssociation
+from snakeswan.ipsec.spd import BYPASS, DISCARD, ChildState, Policy, Spd, matches
+from snakeswan.ipsec.udpencap import fix_checksum
+from snakeswan.trace import Tracer
+
+__all__ = ["Processor"]
+
+_ESP = 50
+_AH = 51
+
+
+class Processor:
+    """SPD + SAD + ESP/AH. See the module docstring."""
+
+    def __init__(
+        self,
+        rng: Callable[[int], bytes],
+        *,
+        tracer: Tracer | None = None,
+        queue_limit: int = 64,
+        acquire_interval: float = 30.0,
+        outer_headers: bool = False,
+    ) -> None:
+        self._rng = rng
+        self._tracer = tracer
+        self._acquire_interval = acquire_interval
+        self._outer_headers = outer_headers
+        self.spd = Spd(queue_limit)
+        self.sad = Sad()
+        self.drops: dict[str, int] = {}
+        self._events: deque[Event] = deque()
+        self._pairs: dict[int, tuple[SecurityAssociation, SecurityAssociation]] = {}  # by inbound SPI
+        self._unstarted: list[SecurityAssociation] = []
+        self._now: float | None = None
+        self._ip_id = 0
+
+    # --- commands -----------------------------------------------------------------------------
+    def add_policy(self, policy: Policy) -> None:
+        self.spd.add(policy)
+
+    def remove_policies(self, key: tuple[str, str]) -> int:
+        """Remove the policies of child ``key`` (its SAs stay until :meth:`remove`)."""
+        return self.spd.remove(key)
+
+    def install(
+        self, inbound: SaParams, outbound: SaParams, policy_key: tuple[str, str], *, now: float | None = None
+    ) -> list[Output]:
+        """Install both directions of a child; the newest outbound SA of a key is the one used (make
+        before break). Returns the packets queued while the SA was negotiated, now protected.
+        ``now`` starts the lifetimes (default: the last ``now`` seen, or the next one)."""
+        if inbound.spi in self._pairs:
+            raise LocalError(f"inbound SPI {inbound.spi:#010x} is installed already")
+        sa_in = SecurityAssociation(inbound, "in", policy_key)
+        sa_out = SecurityAssociation(outbound, "out", policy_key)
+        self.sad.add(sa_in)
+        try:
+            self.sad.add(sa_out)
+        except LocalError:
+            self.sad.discard(sa_in)
+            raise
+        self._pairs[inbound.spi] = (sa_in, sa_out)
+        start = now if now is not None else self._now
+        for sa in (sa_in, sa_out):
+            if start is not None:
+                sa.start(start)
+            else:
+                self._unstarted.append(sa)
+        child = self.spd.child(policy_key)
+        child.sa = sa_out
+        child.acquired_at = None
+        queued = list(child.queue)
+        child.queue.clear()
+        out: list[Output] = []
+        for packet in queued:
+            try:
+                out.extend(self._protect(sa_out, packet, packet[0] >> 4))
+            except Drop as exc:
+                self._drop(exc.reason, sa_out)
+            if sa_out.spi not in self.sad.outbound:  # a volume limit hit while flushing
+                break
+        return out
+
+    def remove(self, spi_in: int) -> None:
+        """Remove the child SA pair installed with inbound SPI ``spi_in`` (no-op if unknown)."""
+        pair = self._pairs.pop(spi_in, None)
+        if pair is None:
+            return
+        for sa in pair:
+            self.sad.discard(sa)
+        self._retarget(pair[1])
+
+    def _retarget(self, gone: SecurityAssociation) -> None:
+        """After outbound SA ``gone`` left, its child uses the newest other outbound SA, if any."""
+        child = self.spd.children.get(gone.policy_key)
+        if child is None or child.sa is not gone:
+            return
+        child.sa = None
+        for _sa_in, sa_out in reversed(self._pairs.values()):
+            if sa_out.policy_key == gone.policy_key and sa_out.spi in self.sad.outbound:
+                child.sa = sa_out
+                break
+
+    # --- timers and events --------------------------------------------------------------------
+    def get_timer(self) -> float | None:
+        return self.sad.deadline()
+
+    def handle_timer(self, now: float) -> None:
+        self._tick(now)
+        for event in self.sad.expire_time(now):
+            self._expired(event)
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def counters(self, spi: int, direction: str | None = None) -> dict[str, int]:
+        """Counters of the SA with this SPI (``direction`` "in" or "out"; None: inbound first):
+        bytes, packets, seq (out) or replay_top (in), drop_<reason>. Empty if there is none."""
+        if direction == "out":
+            sa = self.sad.outbound.get(spi)
+        elif direction == "in":
+            sa = self.sad.inbound.get((spi, 50)) or self.sad.inbound.get((spi, 51))
+        else:
+            sa = self.sad.find(spi)
+        return sa.counters() if sa is not None else {}
+
+    def _tick(self, now: float) -> None:
+        self._now = now
+        if self._unstarted:
+            for sa in self._unstarted:
+                sa.start(now)
+            self._unstarted.clear()
+            self.sad._deadline = None
+
+    def _expired(self, event: Expired) -> None:
+        self._events.append(event)
+        if event.kind == "hard" and event.direction == "out":
+            child = self.spd.children.get(event.policy_key)
+            if child is not None and child.sa is not None and child.sa.spi == event.spi:
+                self._retarget(child.sa)
+
+    def _drop(self, reason: str, sa: SecurityAssociation | None = None) -> None:
+        count = self.drops[reason] = self.drops.get(reason, 0) + 1
+        if sa is not None:
+            sa.drop(reason)
+        if self._tracer is not None and not count & (count - 1):  # 1st, 2nd, 4th, 8th, ...
+            spi = f"{sa.spi:#010x}" if sa is not None else "-"
+            self._tracer.emit("ipsec", "drop", reason=reason, count=count, spi=spi)
+
+    # --- outbound -----------------------------------------------------------------------------
+    def outbound(self, ip_packet: bytes, now: float) -> list[Output]:
+        """A packet from the TUN device: protected, bypassed, queued (Acquire) or dropped."""
+        if self._now != now:
+            self._tick(now)
+        try:
+            ft = five_tuple(ip_packet)
+        except Drop as exc:
+            self._drop(exc.reason)
+            return []
+        entry = self.spd.lookup(ft)
+        if entry is None or entry.action == BYPASS:
+            return [Bypass(ip_packet)]
+        if entry.action == DISCARD:
+            self._drop("discard")
+            return []
+        child = entry.child
+        assert child is not None
+        sa = child.sa
+        if sa is None:
+            self._queue(child, ip_packet, ft, now)
+            return []
+        try:
+            return self._protect(sa, ip_packet, ft[0])
+        except Drop as exc:
+            self._drop(exc.reason, sa)
+            return []
+
+    def _queue(self, child: ChildState, packet: bytes, ft: FiveTuple, now: float) -> None:
+        if len(child.queue) == child.queue.maxlen:
+            self._drop("queue_full")  # the deque pushes the oldest out
+        child.queue.append(packet)
+        if child.acquired_at is None or now - child.acquired_at >= self._acquire_interval:
+            child.acquired_at = now
+            version, src, dst, proto, sport, dport = ft
+            size = 4 if version == 4 else 16
+            self._events.append(
+                Acquire(
+                    child.key,
+                    version,
+                    address_text(src.to_bytes(size, "big")),
+                    address_text(dst.to_bytes(size, "big")),
+                    proto,
+                    sport,
+                    dport,
+                )
+            )
+
+    def _protect(self, sa: SecurityAssociation, packet: bytes, version: int) -> list[Output]:
+        seq = sa.seq + 1
+        sa.seq = seq
+        esp = sa.esp
+        if esp is not None:
+            if sa.transport:
+                header, proto, payload = split_transport(packet)
+                data = encapsulate(esp, payload, proto, seq, self._rng)
+            else:
+                header = b""
+                data = encapsulate(esp, packet, 4 if version == 4 else 41, seq, self._rng)
+            out = self._esp_output(sa, data, header)
+        else:
+            out = self._ah_output(sa, packet, seq)
+        sa.packets += 1
+        sa.bytes += len(packet)
+        if sa.bytes >= sa.byte_check or seq >= SEQ_SOFT:
+            event = self.sad.check_volume(sa)
+            if event is not None:
+                self._expired(event)
+        return [out]
+
+    def _esp_output(self, sa: SecurityAssociation, data: bytes, header: bytes) -> Output:
+        if sa.encap:
+            return SendUdp(sa.local_ip, sa.remote_ip, sa.local_port, sa.remote_port, data)
+        if not self._outer_headers:
+            return SendIp(_ESP, sa.local_ip, sa.remote_ip, data)
+        if header:  # transport mode: the original header, protocol ESP
+            return SendPacket(sa.local_ip, sa.remote_ip, transport_header(header, _ESP, len(data)) + data)
+        if len(sa.local_packed) == 4:
+            self._ip_id = (self._ip_id + 1) & 0xFFFF
+            outer = build_ipv4_header(sa.local_packed, sa.remote_packed, _ESP, len(data), self._ip_id)
+        else:
+            outer = build_ipv6_header(sa.local_packed, sa.remote_packed, _ESP, len(data))
+        return SendPacket(sa.local_ip, sa.remote_ip, outer + data)
+
+    def _ah_output(self, sa: SecurityAssociation, packet: bytes, seq: int) -> Output:
+        codec = sa.ah
+        assert codec is not None
+        if sa.transport:
+            data = ah_mod.encapsulate_transport(codec, packet, seq)
+        else:
+            self._ip_id = (self._ip_id + 1) & 0xFFFF
+            data = ah_mod.encapsulate_tunnel(
+                codec, packet, seq, sa.local_packed, sa.remote_packed, self._ip_id
+            )
+        return SendPacket(sa.local_ip, sa.remote_ip, data)
+
+    # --- inbound ------------------------------------------------------------------------------
+    def inbound(
+        self,
+        esp_or_ah: bytes,
+        protocol: int,
+        src: str,
+        dst: str,
+        now: float,
+        *,
+        udp: tuple[int, int] | None = None,
+    ) -> list[Output]:
+        """A protected packet from the network.
+
+        ESP (``protocol`` 50): ``esp_or_ah`` is the ESP packet without the IP header (from a raw
+        socket after the header, or a UDP 4500 payload without marker: ``udp`` = (source port,
+        destination port)). AH (51): the complete IP packet, header included (for IPv6, whose raw
+        sockets do not return it, rebuild it with ``packet.build_ipv6_header``).
+        ``src``/``dst`` are the outer addresses, for diagnostics.
+        """
+        if self._now != now:
+            self._tick(now)
+        try:
+            if protocol == _ESP:
+                return self._inbound_esp(esp_or_ah)
+            if protocol == _AH:
+                return self._inbound_ah(esp_or_ah)
+            raise Drop("malformed", f"IP protocol {protocol} is neither ESP nor AH")
+        except Drop as exc:
+            self._drop(exc.reason)
+        except Exception as exc:  # a bug: nothing escapes the data plane (principle 7)
+            self._drop("internal_error")
+            if self._tracer is not None:
+                self._tracer.emit("ipsec", "internal_error", error=repr(exc), src=src, dst=dst)
+        return []
+
+    def _inbound_esp(self, data: bytes) -> list[Output]:
+        if len(data) < 8:
+            raise Drop("malformed", "short ESP packet")
+        spi = int.from_bytes(data[0:4], "big")
+        sa = self.sad.inbound.get((spi, _ESP))
+        if sa is None:
+            raise Drop("unknown_spi", f"no inbound ESP SA with SPI {spi:#010x}")
+        seq = int.from_bytes(data[4:8], "big")
+        try:
+            if not sa.replay.check(seq):
+                raise Drop("replay", f"sequence number {seq}")
+            codec = sa.esp
+            assert codec is not None
+            plaintext = open_esp(codec, data)
+            if plaintext is None:
+                raise Drop("icv", f"ESP ICV mismatch, sequence number {seq}")
+            sa.replay.update(seq)
+            next_header, payload = strip_trailer(plaintext)
+            if next_header == IPPROTO_NONE:
+                raise Drop("dummy", "dummy packet (next header 59)")
+            inner = self._inner(sa, next_header, payload)
+            return self._accept(sa, inner)
+        except Drop as exc:
+            sa.drop(exc.reason)
+            raise
+
+    def _inbound_ah(self, packet: bytes) -> list[Output]:
+        _offset, spi, seq = ah_mod.peek(packet)
+        sa = self.sad.inbound.get((spi, _AH))
+        if sa is None:
+            raise Drop("unknown_spi", f"no inbound AH SA with SPI {spi:#010x}")
+        try:
+            if not sa.replay.check(seq):
+                raise Drop("replay", f"sequence number {seq}")
+            codec = sa.ah
+            assert codec is not None
+            verified = ah_mod.verify(codec, packet)
+            if verified is None:
+                raise Drop("icv", f"AH ICV mismatch, sequence number {seq}")
+            sa.replay.update(seq)
+            next_header, inner = ah_mod.strip(packet, verified, sa.transport)
+            if not sa.transport and (not inner or inner_version(next_header) != inner[0] >> 4):
+                raise Drop("malformed", f"tunnel-mode AH carrying next header {next_header}")
+            return self._accept(sa, inner)
+        except Drop as exc:
+            sa.drop(exc.reason)
+            raise
+
+    def _inner(self, sa: SecurityAssociation, next_header: int, payload: bytes) -> bytes:
+        """The inner IP packet of a decrypted ESP payload."""
+        if not sa.transport:
+            if not payload or inner_version(next_header) != payload[0] >> 4:
+                raise Drop("malformed", f"tunnel-mode ESP carrying next header {next_header}")
+            return payload
+        if sa.fixup is not None:
+            payload = fix_checksum(payload, next_header, *sa.fixup)
+        if len(sa.remote_packed) == 4:
+            header = build_ipv4_header(sa.remote_packed, sa.local_packed, next_header, len(payload), 0)
+        else:
+            header = build_ipv6_header(sa.remote_packed, sa.local_packed, next_header, len(payload))
+        return header + payload
+
+    def _accept(self, sa: SecurityAssociation, inner: bytes) -> list[Output]:
+        """Selectors checked (source in remote_ts, destination in local_ts), counted, delivered."""
+        version, src, dst, proto, sport, dport = five_tuple(inner)
+        if not (
+            matches(sa.remote_ranges, version, src, proto, sport)
+            and matches(sa.local_ranges, version, dst, proto, dport)
+        ):
+            raise Drop("policy", "inner packet outside the SA's traffic selectors")
+        sa.packets += 1
+        sa.bytes += len(inner)
+        if sa.bytes >= sa.byte_check:
+            event = self.sad.check_volume(sa)
+            if event is not None:
+                self._expired(event)
+        return [Deliver(inner)]

@@ -1,0 +1,188 @@
+"""Security Policy Database (RFC 4301 4.4.1): ordered policies, looked up by a packet's 5-tuple.
+
+A :class:`Policy` is configuration: a local and a remote :class:`TrafficSelector` (addresses,
+protocol, ports), an action (``protect``, ``bypass`` or ``discard``), for ``protect`` the child it
+belongs to (``key``, e.g. ``(connection, child)``) and a ``priority`` (lower first; equal
+priorities keep insertion order). Outbound packets match a policy when their source is in
+``local_ts`` and their destination in ``remote_ts``.
+
+Selectors are compiled to integer ranges once; the lookup is a linear scan (tens of policies) in
+front of a bounded cache keyed by the 5-tuple. Per-child state (the outbound SA once installed, the
+packets queued while it is negotiated, when Acquire was last emitted) lives in :class:`ChildState`,
+shared by all the policies of one key.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from snakeswan.config.traffic import TrafficSelector
+from snakeswan.errors import LocalError
+from snakeswan.ipsec.packet import FiveTuple
+
+if TYPE_CHECKING:
+    from snakeswan.ipsec.sad import SecurityAssociation
+
+__all__ = ["ACTIONS", "ChildState", "Policy", "PolicyEntry", "Range", "Spd", "compile_selector", "matches"]
+
+ACTIONS: Final = ("protect", "bypass", "discard")
+PROTECT: Final = 0
+BYPASS: Final = 1
+DISCARD: Final = 2
+_CACHE_LIMIT: Final = 4096
+
+Range = tuple[int, int, int, int, int, int]
+"""A compiled selector: (IP version, first address, last address, protocol or 0, first port, last port)."""
+
+
+def compile_selector(ts: TrafficSelector) -> Range:
+    if ts.dynamic:
+        raise LocalError(f"traffic selector {ts} must be resolved to an address first")
+    return ts.version, int(ts.start), int(ts.end), ts.protocol, ts.port_start, ts.port_end
+
+
+def matches(ranges: tuple[Range, ...], version: int, address: int, protocol: int, port: int) -> bool:
+    """Whether any of ``ranges`` covers the address, protocol and port (an empty tuple: anything)."""
+    if not ranges:
+        return True
+    for v, first, last, proto, pfirst, plast in ranges:
+        if (
+            v == version
+            and first <= address <= last
+            and (not proto or proto == protocol)
+            and pfirst <= port <= plast
+        ):
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    local_ts: TrafficSelector
+    remote_ts: TrafficSelector
+    action: str = "protect"
+    key: tuple[str, str] | None = None
+    priority: int = 0
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise LocalError(f"policy action {self.action!r}: expected one of {', '.join(ACTIONS)}")
+        if self.action == "protect" and self.key is None:
+            raise LocalError("a protect policy needs the key of its child, e.g. (connection, child)")
+        if self.local_ts.version != self.remote_ts.version:
+            raise LocalError("a policy's local and remote selectors must be of one address family")
+
+
+class ChildState:
+    """What the data plane keeps per child (policy key): its outbound SA and the packets waiting."""
+
+    __slots__ = ("acquired_at", "key", "queue", "sa")
+
+    def __init__(self, key: tuple[str, str], queue_limit: int) -> None:
+        self.key = key
+        self.sa: SecurityAssociation | None = None
+        self.queue: deque[bytes] = deque(maxlen=queue_limit)
+        self.acquired_at: float | None = None  # when Acquire was last emitted; None: not pending
+
+
+class PolicyEntry:
+    """A compiled :class:`Policy`."""
+
+    __slots__ = (
+        "action",
+        "child",
+        "dport_first",
+        "dport_last",
+        "dst_first",
+        "dst_last",
+        "policy",
+        "protocol",
+        "sport_first",
+        "sport_last",
+        "src_first",
+        "src_last",
+        "version",
+    )
+
+    def __init__(self, policy: Policy, child: ChildState | None) -> None:
+        self.policy = policy
+        self.child = child
+        self.action = ACTIONS.index(policy.action)
+        local = compile_selector(policy.local_ts)
+        remote = compile_selector(policy.remote_ts)
+        self.version = local[0]
+        self.src_first, self.src_last = local[1], local[2]
+        self.dst_first, self.dst_last = remote[1], remote[2]
+        # protocol: both selectors must agree when both name one (0 = any)
+        if local[3] and remote[3] and local[3] != remote[3]:
+            raise LocalError(f"policy {policy.local_ts} === {policy.remote_ts}: protocols differ")
+        self.protocol = local[3] or remote[3]
+        self.sport_first, self.sport_last = local[4], local[5]
+        self.dport_first, self.dport_last = remote[4], remote[5]
+
+    def match(self, ft: FiveTuple) -> bool:
+        version, src, dst, proto, sport, dport = ft
+        return (
+            version == self.version
+            and self.src_first <= src <= self.src_last
+            and self.dst_first <= dst <= self.dst_last
+            and (not self.protocol or self.protocol == proto)
+            and self.sport_first <= sport <= self.sport_last
+            and self.dport_first <= dport <= self.dport_last
+        )
+
+
+class Spd:
+    """Ordered policies, the per-child state they point at, and a lookup cache."""
+
+    def __init__(self, queue_limit: int = 64) -> None:
+        self.queue_limit = queue_limit
+        self.entries: list[PolicyEntry] = []
+        self.children: dict[tuple[str, str], ChildState] = {}
+        self._cache: dict[FiveTuple, PolicyEntry | None] = {}
+
+    def child(self, key: tuple[str, str]) -> ChildState:
+        """The state of child ``key``, created when first needed."""
+        state = self.children.get(key)
+        if state is None:
+            state = self.children[key] = ChildState(key, self.queue_limit)
+        return state
+
+    def add(self, policy: Policy) -> PolicyEntry:
+        entry = PolicyEntry(policy, self.child(policy.key) if policy.key is not None else None)
+        index = len(self.entries)
+        while index and self.entries[index - 1].policy.priority > policy.priority:
+            index -= 1
+        self.entries.insert(index, entry)
+        self._cache.clear()
+        return entry
+
+    def remove(self, key: tuple[str, str]) -> int:
+        """Remove the policies of child ``key``; returns how many. Its queued packets are dropped."""
+        before = len(self.entries)
+        self.entries = [e for e in self.entries if e.policy.key != key]
+        self._cache.clear()
+        state = self.children.get(key)
+        if state is not None:
+            state.queue.clear()
+            state.acquired_at = None
+        return before - len(self.entries)
+
+    def lookup(self, ft: FiveTuple) -> PolicyEntry | None:
+        """The first policy matching the 5-tuple, or None."""
+        cache = self._cache
+        try:
+            return cache[ft]
+        except KeyError:
+            pass
+        found = None
+        for entry in self.entries:
+            if entry.match(ft):
+                found = entry
+                break
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[ft] = found
+        return found
