@@ -13,6 +13,7 @@ CONF = """
 [daemon]
 port = {port}
 nat_port = {nat_port}
+dataplane = false  # both daemons share the host's network namespace: no TUN, no routes
 [connections.lo]
 local_addrs = ["127.0.0.1"]
 remote_addrs = ["127.0.0.1"]

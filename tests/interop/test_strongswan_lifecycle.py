@@ -176,6 +176,6 @@ def test_sigkill_and_restart_initial_contact(topology: Any, charon_factory: Any,
     d2 = DaemonProcess(tmp_path, "west2", conf, netns=west.name)
     topo.on_close(d2.stop)
     d2.cmd("up", conn="gw")
-    sa, theirs_ = wait_for(lambda: _settled(d2, charon), timeout=15, what="a fresh tunnel and no stale SA")
+    _sa, theirs_ = wait_for(lambda: _settled(d2, charon), timeout=15, what="a fresh tunnel and no stale SA")
     assert theirs_["initiator-spi"] != old
     assert "MM5" in d2.log() and "INITIAL_CONTACT" in d2.log()

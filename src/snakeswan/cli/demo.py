@@ -8,6 +8,7 @@ import argparse
 import os
 from typing import Any
 
+from snakeswan.cli import netdemo
 from snakeswan.config.loader import parse_config
 from snakeswan.config.model import ChildProposal
 from snakeswan.config.proposals import format_child_proposal
@@ -36,9 +37,14 @@ secret = "snakeswan-demo-key"
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "demo", help="negotiate an IKEv1 tunnel between two in-memory engines and show every step"
+        "demo",
+        help="a tunnel between two snakeswan gateways in network namespaces, with traffic (root)",
+        description="Build host-a, gw-a, gw-b, host-b namespaces, run two daemons, let host-a's traffic "
+        "trigger the tunnel, ping and send TCP through it, show the trace, list-sas and the wire, clean up. "
+        "--in-memory: only the negotiation, between two engines in this process (no root needed).",
     )
-    p.add_argument("--aggressive", action="store_true", help="use Aggressive Mode (FQDN identities)")
+    p.add_argument("--in-memory", action="store_true", help="negotiate between two in-memory engines only")
+    p.add_argument("--aggressive", action="store_true", help="(--in-memory) Aggressive Mode, FQDN identities")
     p.add_argument("--ike", default="aes128-sha256-modp2048", help="IKE proposal (strongSwan syntax)")
     p.add_argument("--esp", default="aes128gcm16-modp2048", help="ESP proposal; a DH group means PFS")
     p.set_defaults(run=run)
@@ -64,6 +70,12 @@ def _config(west: bool, args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.in_memory:
+        return netdemo.run_demo()
+    return run_in_memory(args)
+
+
+def run_in_memory(args: argparse.Namespace) -> int:
     def printer(who: str) -> Tracer:
         def sink(rec: Record) -> None:
             print(f"  [{who}] {rec.render()}")

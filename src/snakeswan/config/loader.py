@@ -43,6 +43,7 @@ DAEMON_KEYS = (
     "keep_alive",
     "tun",
     "tun_mtu",
+    "dataplane",
 )
 POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude")
 _PSK_PREFIXES = ("ike", "psk")
@@ -107,6 +108,7 @@ def _daemon(table: Table | None) -> DaemonConfig:
         keep_alive=_keep_alive(table),
         tun=_tun_name(table),
         tun_mtu=table.integer("tun_mtu", 1400, 576, 9000),
+        dataplane=table.boolean("dataplane", True),
     )
 
 

@@ -293,6 +293,7 @@ class DaemonConfig:
     keep_alive: float = 20.0  # NAT-T keepalive interval (strongswan.conf charon.keep_alive)
     tun: str = "snakeswan0"  # the TUN device of the userspace data plane
     tun_mtu: int = 1400
+    dataplane: bool = True  # false: IKE only (no TUN device, routes or raw sockets)
 
 
 @dataclass(frozen=True, slots=True)

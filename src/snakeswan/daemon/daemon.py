@@ -21,6 +21,7 @@ from snakeswan.config.loader import load_config
 from snakeswan.config.model import Config
 from snakeswan.control.protocol import COMMANDS, MAX_LINE, decode, encode
 from snakeswan.daemon import keylog, views
+from snakeswan.daemon.dataplane import DataPlane
 from snakeswan.errors import ConfigError, LocalError
 from snakeswan.ike.engine import Engine
 from snakeswan.ike.events import (
@@ -57,6 +58,7 @@ class Daemon:
         self._timer: asyncio.TimerHandle | None = None
         self._stop = asyncio.Event()
         self._keylog_file: TextIO | None = None
+        self.dataplane: DataPlane | None = None
 
     # ---- life cycle ---------------------------------------------------------------------------
 
@@ -91,6 +93,7 @@ class Daemon:
         if self.keylog_path:
             self._keylog_file = open(self.keylog_path, "a", buffering=1)  # noqa: SIM115 - lives with the daemon
         self._open_sockets()
+        self._start_dataplane()
         Path(self.control_path).parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.control_path)
@@ -110,6 +113,8 @@ class Daemon:
                 self.engine.delete_ike(sa.unique_id, self._now(), "daemon stopping")
         self._pump()
         server.close()
+        if self.dataplane is not None:
+            self.dataplane.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.control_path)
         for s in self.sockets.values():
@@ -117,6 +122,63 @@ class Daemon:
             s.close()
         if self._keylog_file:
             self._keylog_file.close()
+
+    def _start_dataplane(self) -> None:
+        if not self.config.daemon.dataplane:
+            log.info("data plane disabled by configuration ([daemon] dataplane = false): IKE only")
+            return
+        assert self._loop is not None
+        try:
+            self.dataplane = DataPlane(
+                self.config, self._loop, lambda family, port: self.sockets.get((family, port)), self.tracer
+            )
+        except (LocalError, OSError) as e:
+            log.warning("data plane not available (%s): negotiating SAs only", e)
+            return
+        self.dataplane.on_events = self._pump
+        self.dataplane.install_traps()
+        self._loop.call_later(1.0, self._activity)
+
+    def _activity(self) -> None:
+        """Once a second: IPsec SAs that received traffic tell DPD that their peer lives."""
+        if self.dataplane is None or self._loop is None:
+            return
+        now = self._now()
+        for sa_id in set(self.dataplane.inbound_activity()):
+            self.engine.traffic_seen(sa_id, now)
+        self._loop.call_later(1.0, self._activity)
+
+    def _dataplane_requests(self, now: float) -> None:
+        dp = self.dataplane
+        if dp is None:
+            return
+        acquires, dp.acquires = dp.acquires, []
+        for a in acquires:
+            log.info(
+                "acquire: %s %s -> %s (proto %d) needs %s/%s",
+                a.version,
+                a.src,
+                a.dst,
+                a.protocol,
+                *a.policy_key,
+            )
+            try:
+                self._initiate(a.policy_key[0], a.policy_key[1], pump=False)
+            except LocalError as e:
+                log.warning("acquire for %s/%s: %s", *a.policy_key, e)
+        limits, dp.limits = dp.limits, []
+        for ev in limits:
+            info = dp.children.get(ev.spi) or next(
+                (c for c in dp.children.values() if c.spi_out == ev.spi), None
+            )
+            if info is None:
+                continue
+            log.info("IPsec SA %08x_i reached its %s limit (%s)", info.spi_in, ev.kind, ev.reason)
+            with contextlib.suppress(LocalError):
+                if ev.kind == "soft":
+                    self.engine.rekey_child(info.ike_sa, info.spi_in, now)
+                else:
+                    self.engine.delete_child(info.ike_sa, info.spi_in, now)
 
     def _start_actions(self) -> None:
         for conn in self.config.connections:
@@ -136,7 +198,10 @@ class Daemon:
             if r.kind == "ike":
                 self.engine.receive_datagram(r.data, r.src, r.dst, now)
             elif r.kind == "esp":
-                self.esp_dropped += 1  # the data plane is not wired in yet
+                if self.dataplane is not None:
+                    self.dataplane.esp_in_udp(r.data, r.src, r.dst, now)
+                else:
+                    self.esp_dropped += 1
         self._pump()
 
     def _send(self, d: Datagram) -> None:
@@ -151,6 +216,7 @@ class Daemon:
 
     def _pump(self) -> None:
         now = self._now()
+        self._dataplane_requests(now)
         for d in self.engine.datagrams_to_send(now):
             self._send(d)
         while (ev := self.engine.next_event()) is not None:
@@ -164,13 +230,20 @@ class Daemon:
             self._timer.cancel()
             self._timer = None
         due = self.engine.get_timer()
+        if self.dataplane is not None:
+            dp_due = self.dataplane.processor.get_timer()
+            if dp_due is not None:
+                due = dp_due if due is None else min(due, dp_due)
         if due is not None:
             assert self._loop is not None
             self._timer = self._loop.call_at(max(due, now), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.engine.handle_timer(self._now())
+        now = self._now()
+        self.engine.handle_timer(now)
+        if self.dataplane is not None:
+            self.dataplane.timer(now)
         self._pump()
 
     def _on_event(self, ev: Event, now: float) -> None:
@@ -189,6 +262,13 @@ class Daemon:
         elif isinstance(ev, ChildSaEstablished):
             c = ev.child
             self.child_since[c.spi_in] = now
+            if self.dataplane is not None:
+                try:
+                    self.dataplane.child_up(c, now)
+                except (LocalError, OSError) as e:
+                    log.error(
+                        "IPsec SA %s/%s could not be installed in the data plane: %s", c.conn, c.child, e
+                    )
             log.info(
                 "IPsec SA %s/%s established: SPIs %08x_i %08x_o, %s === %s, %s%s",
                 c.conn,
@@ -211,6 +291,8 @@ class Daemon:
             log.info("IKE SA #%d %s deleted: %s", ev.ike_sa, ev.conn, ev.reason)
         elif isinstance(ev, ChildSaDeleted):
             self.child_since.pop(ev.spi_in, None)
+            if self.dataplane is not None:
+                self.dataplane.child_down(ev.spi_in)
             log.info("IPsec SA %s/%s (SPI %08x_i) deleted: %s", ev.conn, ev.child, ev.spi_in, ev.reason)
         elif isinstance(ev, NotifyReceived):
             log.info("notify %s received on IKE SA #%d", name_of(NotifyType, ev.notify_type), ev.ike_sa)
@@ -225,7 +307,7 @@ class Daemon:
 
     # ---- control ------------------------------------------------------------------------------
 
-    def _initiate(self, conn_name: str, child: str | None) -> int:
+    def _initiate(self, conn_name: str, child: str | None, *, pump: bool = True) -> int:
         local = None
         try:
             conn = self.config.connection(conn_name)
@@ -236,7 +318,8 @@ class Daemon:
             if remote is not None:
                 local = source_address_for(remote)
         sa_id = self.engine.initiate(conn_name, child, self._now(), local=local)
-        self._pump()
+        if pump:
+            self._pump()
         return sa_id
 
     def _down(self, conn_name: str, child: str | None) -> int:
@@ -261,6 +344,9 @@ class Daemon:
         config = load_config(self.config_path)
         self.config = config
         self.engine.reconfigure(config)
+        if self.dataplane is not None:
+            self.dataplane.config = config
+            self.dataplane.install_traps()
         log.info("configuration reloaded: %d connections", len(config.connections))
         return [c.name for c in config.connections]
 
@@ -272,7 +358,8 @@ class Daemon:
             return self._down(str(args["conn"]), args.get("child"))
         if command == "list-sas":
             now = self._now()
-            return [views.ike_view(sa, now, self.child_since) for sa in self.engine.ike_sas]
+            counters = self.dataplane.counters() if self.dataplane is not None else None
+            return [views.ike_view(sa, now, self.child_since, counters) for sa in self.engine.ike_sas]
         if command == "list-conns":
             return views.conns_view(self.config)
         if command == "reload":

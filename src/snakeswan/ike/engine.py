@@ -374,7 +374,15 @@ class Engine:
         if sa.state is not IkeState.ESTABLISHED or sa.conn is None:
             return
         while sa.pending_children:
-            self._start_quick_mode(sa, sa.conn.child(sa.pending_children.pop(0)), now, None)
+            name = sa.pending_children.pop(0)
+            busy = any(
+                isinstance(ex, QuickMode) and not ex.done and ex.child is not None and ex.child.name == name
+                for ex in sa.exchanges.values()
+            )
+            if busy or any(c.child == name for c in sa.children):
+                self.tracer.emit("ike", "child_exists", sa=sa.unique_id, child=name)
+                continue  # already up or being negotiated (an acquire, or `up` twice)
+            self._start_quick_mode(sa, sa.conn.child(name), now, None)
 
     def _start_quick_mode(self, sa: IkeSa, child: ChildConfig, now: float, rekey_of: int | None) -> None:
         mid = informational.new_message_id(sa, self.ctx)
@@ -393,6 +401,10 @@ class Engine:
             encrypted=msg.header.encrypted,
             src=sa.remote,
         )
+
+    def rekey_child(self, sa_id: int, spi_in: int, now: float) -> None:
+        """The data plane saw a soft limit (bytes, sequence numbers): rekey that IPsec SA now."""
+        self.timers.rekey_now(sa_id, spi_in, now)
 
     def traffic_seen(self, sa_id: int, now: float) -> None:
         """The data plane received authenticated traffic of this IKE SA's children (DPD: alive)."""

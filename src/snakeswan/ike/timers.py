@@ -101,6 +101,13 @@ class Timers:
         if sa.nat is not None and sa.nat.local_behind and sa.keepalive_due is None:
             sa.keepalive_due = now + self.keepalive_interval
 
+    def rekey_now(self, sa_id: int, spi_in: int, now: float) -> None:
+        t = self.lifetimes.timers.get(spi_in)
+        if t is not None and not t.rekeying and t.delete_at is None:
+            t.rekey_at = None
+            t.rekeying = True
+            self._child("rekey", sa_id, spi_in, now)
+
     def alive(self, sa: IkeSa, now: float) -> None:
         """Authenticated traffic from the peer: no DPD probe needed for a while."""
         if sa.dpd is not None:

@@ -17,6 +17,7 @@ they are counted in ``drops`` and ``errors`` (by errno).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import struct
@@ -45,6 +46,7 @@ class RawPacket:
     dst: str
     tos: int = 0
     ttl: int = 0
+    packet: bytes = b""  # IPv4: the whole packet as received (AH's ICV covers the header)
 
 
 class RawIp:
@@ -74,6 +76,7 @@ class RawIp:
             if family == socket.AF_INET6:
                 self.sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
             self.sock.setblocking(False)
+            grow_buffers(self.sock)
             if bind:
                 self.sock.bind((bind, 0))
         except OSError as e:
@@ -132,6 +135,7 @@ class RawIp:
             dst=socket.inet_ntop(socket.AF_INET, packet[16:20]),
             tos=packet[1],
             ttl=packet[8],
+            packet=packet,
         )
 
     def _receive_v6(self, limit: int) -> Iterator[RawPacket]:
@@ -179,3 +183,40 @@ class RawIp:
         self.drops += 1
         self.errors[code] = self.errors.get(code, 0) + 1
         return False
+
+
+BUFFER_BYTES = 4 << 20
+SO_RCVBUFFORCE: int = getattr(socket, "SO_RCVBUFFORCE", 33)
+SO_SNDBUFFORCE: int = getattr(socket, "SO_SNDBUFFORCE", 32)
+
+
+def grow_buffers(sock: socket.socket, size: int = BUFFER_BYTES) -> None:
+    """Bigger kernel socket buffers (bursts of ESP must not overflow them); the FORCE variants
+    pass net.core.rmem_max when we have CAP_NET_ADMIN, the plain ones otherwise."""
+    for force, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
+        except OSError:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, plain, size)
+
+
+class HeaderIncluded:
+    """Sends complete IPv4 packets (``IPPROTO_RAW``, header included): AH, whose ICV covers the
+    IPv4 header the data plane built. Failures are counted, never raised."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        self.sock.setblocking(False)
+        self.drops = 0
+
+    def send(self, packet: bytes, dst: str) -> bool:
+        try:
+            self.sock.sendto(packet, (dst, 0))
+        except OSError:
+            self.drops += 1
+            return False
+        return True
+
+    def close(self) -> None:
+        self.sock.close()

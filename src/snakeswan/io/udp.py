@@ -15,6 +15,8 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from snakeswan.io.rawip import grow_buffers
+
 NON_ESP_MARKER = b"\x00\x00\x00\x00"
 KEEPALIVE = b"\xff"
 _CMSG_SPACE = socket.CMSG_SPACE(64)
@@ -48,6 +50,8 @@ class UdpSocket:
         else:
             self.sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         self.sock.setblocking(False)
+        if nat_t:
+            grow_buffers(self.sock)  # ESP-in-UDP arrives here too
         self.sock.bind((bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
         self.port = self.sock.getsockname()[1]
 

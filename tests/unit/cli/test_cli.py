@@ -86,7 +86,10 @@ def test_no_daemon_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str], ve
 
 
 def test_demo_negotiates(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
+    assert main(["demo", "--in-memory"]) == 0
     out = capsys.readouterr().out
     assert "== tunnel negotiated" in out and "ESP SA 10.1.0.0/24 === 10.2.0.0/24" in out
-    assert main(["demo", "--aggressive", "--ike", "aes256-sha1-ecp256", "--esp", "aes256-sha256"]) == 0
+    assert (
+        main(["demo", "--in-memory", "--aggressive", "--ike", "aes256-sha1-ecp256", "--esp", "aes256-sha256"])
+        == 0
+    )
