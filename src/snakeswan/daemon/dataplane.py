@@ -190,6 +190,7 @@ class DataPlane:
                 "packets_in": cin.get("packets", 0),
                 "bytes_out": cout.get("bytes", 0),
                 "packets_out": cout.get("packets", 0),
+                **{k: v for k, v in cin.items() if k.startswith("drop_")},  # replay, icv, padding, policy...
             }
         return out
 

@@ -127,6 +127,10 @@ def render_sas(sas: list[dict[str, Any]]) -> str:
             )
             lines.append(f"    in  {c['bytes_in']} bytes, {c['packets_in']} packets")
             lines.append(f"    out {c['bytes_out']} bytes, {c['packets_out']} packets")
+            drops = {k.removeprefix("drop_"): v for k, v in c.items() if k.startswith("drop_") and v}
+            if drops:
+                text = ", ".join(f"{n} {reason}" for reason, n in sorted(drops.items()))
+                lines.append(f"    dropped {text}")
             if c["lifetime_left"] is not None:
                 lines.append(f"    installed {c['age']:.0f}s ago, expires in {c['lifetime_left']:.0f}s")
             lines.append(f"    local  {c['local_ts']}")
