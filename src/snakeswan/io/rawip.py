@@ -66,6 +66,7 @@ class RawIp:
         self.drops = 0
         self.malformed = 0
         self.errors: dict[int, int] = {}
+        self._cmsgs: dict[tuple[str | None, int | None], list[tuple[int, int, bytes]]] = {}
         try:
             self.sock = socket.socket(family, socket.SOCK_RAW, protocol)
         except OSError as e:
@@ -158,26 +159,37 @@ class RawIp:
     # --- sending --------------------------------------------------------------------------------
     def send(self, payload: bytes, dst: str, *, src: str | None = None, tos: int | None = None) -> bool:
         """Send ``payload`` (ESP/AH header onwards) to ``dst`` from ``src`` (None: the kernel
-        chooses); ``tos`` sets the IPv4 TOS / IPv6 traffic class. False (counted) on failure."""
-        cmsg: list[tuple[int, int, bytes]] = []
+        chooses); ``tos`` sets the IPv4 TOS / IPv6 traffic class. False (counted) on failure.
+
+        The ancillary data is built once per (src, tos) and cached: this is the per-packet path."""
+        key = (src, tos)
+        cmsg = self._cmsgs.get(key)
         try:
-            if src is not None:
-                packed = ipaddress.ip_address(src).packed
-                if self.family == socket.AF_INET:
-                    cmsg.append((socket.IPPROTO_IP, IP_PKTINFO, struct.pack("=I4s4s", 0, packed, bytes(4))))
-                else:
-                    cmsg.append((socket.IPPROTO_IPV6, IPV6_PKTINFO, struct.pack("=16sI", packed, 0)))
-            if tos is not None:
-                if self.family == socket.AF_INET:
-                    cmsg.append((socket.IPPROTO_IP, socket.IP_TOS, struct.pack("=i", tos & 0xFF)))
-                else:
-                    cmsg.append((socket.IPPROTO_IPV6, IPV6_TCLASS, struct.pack("=i", tos & 0xFF)))
+            if cmsg is None:
+                cmsg = self._cmsgs[key] = self._ancillary(src, tos)
             self.sock.sendmsg([payload], cmsg, 0, (dst, 0))
         except OSError as e:
             return self._failed(e.errno or 0)
         except ValueError:  # not an address of this family
             return self._failed(0)
         return True
+
+    def _ancillary(self, src: str | None, tos: int | None) -> list[tuple[int, int, bytes]]:
+        cmsg: list[tuple[int, int, bytes]] = []
+        if src is not None:
+            packed = ipaddress.ip_address(src).packed
+            if self.family == socket.AF_INET:
+                cmsg.append((socket.IPPROTO_IP, IP_PKTINFO, struct.pack("=I4s4s", 0, packed, bytes(4))))
+            else:
+                cmsg.append((socket.IPPROTO_IPV6, IPV6_PKTINFO, struct.pack("=16sI", packed, 0)))
+        if tos is not None:
+            if self.family == socket.AF_INET:
+                cmsg.append((socket.IPPROTO_IP, socket.IP_TOS, struct.pack("=i", tos & 0xFF)))
+            else:
+                cmsg.append((socket.IPPROTO_IPV6, IPV6_TCLASS, struct.pack("=i", tos & 0xFF)))
+        if len(self._cmsgs) > 256:  # bounded: a handful of local addresses in practice
+            self._cmsgs.clear()
+        return cmsg
 
     def _failed(self, code: int) -> bool:
         self.drops += 1

@@ -42,6 +42,7 @@ class UdpSocket:
         self.port = port
         self.family = family
         self.nat_t = nat_t
+        self._cmsgs: dict[str, list[tuple[int, int, bytes]]] = {}
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
@@ -93,11 +94,16 @@ class UdpSocket:
         """Send from address ``src`` (IP_PKTINFO); IKE on the NAT-T port gets the non-ESP marker."""
         if self.nat_t and ike:
             data = NON_ESP_MARKER + data
-        ip = ipaddress.ip_address(src)
-        if ip.version == 4:
-            cmsg = [(socket.IPPROTO_IP, IP_PKTINFO, struct.pack("=I4s4s", 0, ip.packed, bytes(4)))]
-        else:
-            cmsg = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, struct.pack("=16sI", ip.packed, 0))]
+        cmsg = self._cmsgs.get(src)
+        if cmsg is None:  # built once per source address (ESP-in-UDP makes this a per-packet path)
+            ip = ipaddress.ip_address(src)
+            if ip.version == 4:
+                cmsg = [(socket.IPPROTO_IP, IP_PKTINFO, struct.pack("=I4s4s", 0, ip.packed, bytes(4)))]
+            else:
+                cmsg = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, struct.pack("=16sI", ip.packed, 0))]
+            if len(self._cmsgs) > 256:
+                self._cmsgs.clear()
+            self._cmsgs[src] = cmsg
         try:
             self.sock.sendmsg([data], cmsg, 0, dst)
         except OSError:
