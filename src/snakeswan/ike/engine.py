@@ -235,7 +235,7 @@ class Engine:
         ex = self._exchange_for(sa, header)
         if ex is None:
             if header.exchange == ExchangeType.QUICK_MODE and sa.state is IkeState.ESTABLISHED:
-                self._new_quick_mode(sa, data, src, dst, now)
+                self._new_quick_mode(sa, header, data, now)
             else:
                 self.tracer.emit(
                     "ike",
@@ -257,14 +257,16 @@ class Engine:
                 "ike", "drop", reason="exchange already complete", sa=sa.unique_id, exchange=ex.name
             )
             return
-        self._process(sa, ex, data, src, dst, now)
+        self._process(sa, ex, header, data, src, dst, now)
 
-    def _process(self, sa: IkeSa, ex: Exchange, data: bytes, src: Address, dst: Address, now: float) -> None:
+    def _process(
+        self, sa: IkeSa, ex: Exchange, header: Header, data: bytes, src: Address, dst: Address, now: float
+    ) -> None:
         """Decrypt and hand a message to its exchange. Addresses (NAT-T float) and the responder's
         cookie (in its first answer) are taken from the message only if it is accepted."""
         old = (sa.local, sa.remote, sa.rcookie)
         sa.local, sa.remote = dst, src
-        rcookie = decode_header(data).rcookie
+        rcookie = header.rcookie
         learn_cookie = sa.initiator and sa.rcookie == _ZERO and rcookie != _ZERO
         sa.rcookie = rcookie if learn_cookie else sa.rcookie
 
@@ -469,8 +471,7 @@ class Engine:
             return
         self._guard(sa, lambda: ex.respond(msg, data, conns, now), ex, now, first=True)
 
-    def _new_quick_mode(self, sa: IkeSa, data: bytes, src: Address, dst: Address, now: float) -> None:
-        header = decode_header(data)
+    def _new_quick_mode(self, sa: IkeSa, header: Header, data: bytes, now: float) -> None:
         qm = QuickMode(sa, self.ctx, header.message_id)
 
         def run() -> None:
