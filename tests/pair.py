@@ -41,10 +41,14 @@ def site_config(
     dpd_delay: str = "0s",
     dpd_timeout: str = "0s",
     dpd_action: str = "clear",
+    close_action: str = "none",
+    start_action: str = "none",
+    ike_life_bytes: str | None = None,
 ) -> str:
     lid = local_id or local
     rid = remote_id or remote
     ids = extra_secret_ids or (lid, rid)
+    volume = f'ike_life_bytes = "{ike_life_bytes}"' if ike_life_bytes else ""
     props = f'ah_proposals = ["{ah}"]' if ah else f'esp_proposals = ["{esp}"]'
     return f"""
 [connections.site]
@@ -56,6 +60,7 @@ rekey_time = "{rekey_time}"
 over_time = "0s"
 dpd_delay = "{dpd_delay}"
 dpd_timeout = "{dpd_timeout}"
+{volume}
 local = {{ auth = "psk", id = "{lid}" }}
 remote = {{ auth = "psk", id = "{rid}" }}
 
@@ -67,6 +72,8 @@ mode = "{mode}"
 life_time = "{life_time}"
 rekey_time = "{life_time}"
 dpd_action = "{dpd_action}"
+close_action = "{close_action}"
+start_action = "{start_action}"
 
 [secrets.ike-site]
 id = ["{ids[0]}", "{ids[1]}"]

@@ -116,3 +116,44 @@ def test_control_errors(tmp_path: Path) -> None:
         assert a.cmd("reload") == ["lo2"]
     finally:
         assert a.stop() == 0
+
+
+def test_rekey_command_and_close_action_start(tmp_path: Path) -> None:
+    ca, cb = configs(False)
+    ca = ca.replace(
+        'esp_proposals = ["aes128gcm16-ecp256"]',
+        'esp_proposals = ["aes128gcm16-ecp256"]\nclose_action = "start"',
+    )
+    a = DaemonProcess(tmp_path, "a", ca)
+    b = DaemonProcess(tmp_path, "b", cb)
+    try:
+        with pytest.raises(Exception, match="no IPsec SA of lo to rekey"):
+            b.cmd("rekey", conn="lo")
+        a.cmd("up", conn="lo")
+        first = wait_for(lambda: [c for s in b.sas() for c in s["children"]], what="B's IPsec SA")[0]
+        # B answered the Quick Mode, but `rekey` works from either end; the old pair goes after 5 s
+        assert b.cmd("rekey", conn="lo", child="net") == 1
+        rekeyed = wait_for(
+            lambda: (
+                [c for s in b.sas() for c in s["children"] if c["spi_in"] != first["spi_in"]]
+                and len(b.sas()[0]["children"]) == 1
+                and len(a.sas()[0]["children"]) == 1
+                and b.sas()[0]["children"]
+            ),
+            what="the rekeyed pair alone on both sides",
+            timeout=20,
+        )[0]
+        ch_a = a.sas()[0]["children"][0]
+        assert (ch_a["spi_in"], ch_a["spi_out"]) == (rekeyed["spi_out"], rekeyed["spi_in"])
+        # B deletes the IPsec SA; A's close_action = "start" negotiates it again at once
+        assert b.cmd("down", conn="lo", child="net") == 1
+        again = wait_for(
+            lambda: [c for s in a.sas() for c in s["children"] if c["spi_in"] != ch_a["spi_in"]],
+            what="A to renegotiate the child B deleted",
+        )[0]
+        wait_for(lambda: b.sas()[0]["children"], what="B's new IPsec SA")
+        assert b.sas()[0]["children"][0]["spi_in"] == again["spi_out"]
+        assert len(a.sas()) == len(b.sas()) == 1  # under the same ISAKMP SA
+    finally:
+        a.stop()
+        b.stop()

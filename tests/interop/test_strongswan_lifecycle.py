@@ -11,7 +11,7 @@ import pytest
 
 from tests.daemons import DaemonProcess, wait_for
 from tests.interop.strongswan import children, psk_secret, swanctl_conf, swanctl_conn
-from tests.netns import site_to_site
+from tests.netns import ping, site_to_site
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
@@ -179,3 +179,72 @@ def test_sigkill_and_restart_initial_contact(topology: Any, charon_factory: Any,
     _sa, theirs_ = wait_for(lambda: _settled(d2, charon), timeout=15, what="a fresh tunnel and no stale SA")
     assert theirs_["initiator-spi"] != old
     assert "MM5" in d2.log() and "INITIAL_CONTACT" in d2.log()
+
+
+def test_close_action_start_when_strongswan_deletes(
+    topology: Any, charon_factory: Any, tmp_path: Path
+) -> None:
+    """strongSwan terminates the CHILD_SA, then the whole IKE SA: with close_action = "start" we
+    negotiate again at once, each time ending with one IKE SA and one IPsec pair on each side."""
+    topo = topology()
+    west, east = site_to_site(topo)
+    charon = charon_factory(east, "east", theirs())
+    conf = ours("1h", "2h", "1h").replace(
+        'rand_time = "0s"\n[secrets', 'rand_time = "0s"\nclose_action = "start"\n[secrets'
+    )
+    d = DaemonProcess(tmp_path, "west", conf, netns=west.name)
+    topo.on_close(d.stop)
+    d.cmd("up", conn="gw")
+    first, _ = wait_for(lambda: _settled(d, charon), what="the tunnel")
+    charon.terminate(child="net")
+    sa, _ = wait_for(
+        lambda: (
+            (s := _settled(d, charon))
+            and s[0]["children"][0]["spi_in"] != first["children"][0]["spi_in"]
+            and s
+        ),
+        timeout=15,
+        what="the IPsec SA renegotiated after strongSwan deleted it",
+    )
+    assert sa["icookie"] == first["icookie"]  # under the same ISAKMP SA
+    assert "deleted by peer" in d.log() and "child_restart" in d.log()
+    charon.terminate(ike="gw")
+    again, _ = wait_for(
+        lambda: (s := _settled(d, charon)) and s[0]["icookie"] != first["icookie"] and s,
+        timeout=15,
+        what="a new ISAKMP SA and IPsec SA after strongSwan deleted the IKE SA",
+    )
+    assert again["children"][0]["spi_in"] != sa["children"][0]["spi_in"]
+
+
+def _block_ike(ns: Any, table: str) -> None:
+    """Drop IKE (UDP 500, and UDP 4500 with the non-ESP marker) both ways; ESP-in-UDP still flows."""
+    ns.run("nft", "add", "table", "inet", table)
+    for chain, hook in (("out", "output"), ("in", "input")):
+        ns.run("nft", "add", "chain", "inet", table, chain, f"{{ type filter hook {hook} priority 0; }}")
+        ns.run("nft", "add", "rule", "inet", table, chain, "udp", "dport", "500", "drop")
+        ns.run("nft", "add", "rule", "inet", table, chain, "udp", "dport", "4500", "@th,64,32", "0", "drop")
+
+
+def test_rekey_collision_with_strongswan(topology: Any, charon_factory: Any, tmp_path: Path) -> None:
+    """Both ends rekey the same IPsec SA at once: IKE is blocked while both start their Quick Mode,
+    so that the retransmissions cross. We spot the collision, delete the redundant pair and end with
+    one IKE SA and one IPsec pair on each side; traffic keeps flowing."""
+    topo = topology()
+    west, east = site_to_site(topo)
+    charon = charon_factory(east, "east", theirs())
+    d = DaemonProcess(tmp_path, "west", ours("1h", "2h", "1h"), netns=west.name)
+    topo.on_close(d.stop)
+    d.cmd("up", conn="gw")
+    first, _ = wait_for(lambda: _settled(d, charon), what="the tunnel")
+    _block_ike(west, "ikeblock")
+    try:
+        assert d.cmd("rekey", conn="gw", child="net") == 1
+        charon.swanctl("--rekey", "--child", "net")
+        time.sleep(1.0)  # both Quick Mode 1s are lost; the retransmissions (after 4 s) cross
+    finally:
+        west.run("nft", "delete", "table", "inet", "ikeblock")
+    wait_for(lambda: "child_rekey_collision" in d.log(), timeout=15, what="the collision to be seen")
+    sa, _ = wait_for(lambda: _settled(d, charon), timeout=30, what="one IPsec pair left on each side")
+    assert sa["children"][0]["spi_in"] != first["children"][0]["spi_in"]
+    assert ping(west, "10.231.1.1", "10.231.2.1", count=3) == 3

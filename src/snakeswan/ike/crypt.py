@@ -46,6 +46,7 @@ def build(sa: IkeSa, exchange: int, message_id: int, payloads: Sequence[Payload]
     bs = c.cipher.block_size
     body += bytes(-len(body) % bs)
     ciphertext = c.cipher.encrypt(c.enc_key, c.iv.iv_for(message_id), body)
+    sa.protected_bytes += len(ciphertext)
     c.iv.confirm(message_id, ciphertext)
     h = Header(sa.icookie, sa.rcookie, first, exchange, Flag.ENCRYPTION, message_id)
     return encode_datagram(h, ciphertext)
@@ -68,6 +69,7 @@ def open_message(sa: IkeSa, data: bytes) -> tuple[Message, bytes | None]:
             "encrypted body",
         )
     plain = c.cipher.decrypt(c.enc_key, c.iv.iv_for(header.message_id), ciphertext)
+    sa.protected_bytes += len(ciphertext)
     try:
         payloads = decode_payloads(header.next_payload, plain, 0, allow_trailing=True, where="decrypted body")
     except DecodeError as e:

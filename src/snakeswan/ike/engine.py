@@ -11,12 +11,13 @@ an unacceptable one answered with the right Notify, and anything unexpected trac
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Callable
 
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig
 from snakeswan.errors import AuthenticationError, DecodeError, LocalError, PeerError, SnakeswanError
-from snakeswan.ike import crypt, informational, peers, renewal
+from snakeswan.ike import close_actions, crypt, informational, peers, renewal
 from snakeswan.ike.aggressive_mode import AggressiveMode
 from snakeswan.ike.context import Context, SpiAllocator
 from snakeswan.ike.cookies import CookieJar
@@ -27,9 +28,9 @@ from snakeswan.ike.events import (
     Event,
     IkeSaDeleted,
     NegotiationFailed,
-    NotifyReceived,
 )
 from snakeswan.ike.exchange import Exchange
+from snakeswan.ike.info_received import InformationalHandler
 from snakeswan.ike.main_mode import MainMode
 from snakeswan.ike.quick_mode import QuickMode
 from snakeswan.ike.retransmit import RetransmitPolicy
@@ -42,19 +43,6 @@ from snakeswan.wire.payloads import DeletePayload, NotifyPayload
 
 _ZERO = bytes(8)
 MAX_DONE_EXCHANGES = 16
-QUICK_MODE_ERRORS = frozenset(
-    {
-        NotifyType.NO_PROPOSAL_CHOSEN,
-        NotifyType.INVALID_ID_INFORMATION,
-        NotifyType.BAD_PROPOSAL_SYNTAX,
-        NotifyType.ATTRIBUTES_NOT_SUPPORTED,
-        NotifyType.INVALID_TRANSFORM_ID,
-        NotifyType.INVALID_SPI,
-        NotifyType.INVALID_KEY_INFORMATION,
-        NotifyType.PAYLOAD_MALFORMED,
-        NotifyType.INVALID_PROTOCOL_ID,
-    }
-)
 
 
 class Engine:
@@ -79,7 +67,6 @@ class Engine:
             nat_port=d.nat_port,
         )
         self.tracer = self.ctx.tracer
-        # RFC 3948 2.3: NAT-T keepalives from behind a NAT ([daemon] keep_alive, 20 s by default)
         self._cookies = CookieJar(rng)
         hooks = EngineHooks(
             sas=lambda: list(self._sas.values()),
@@ -88,14 +75,15 @@ class Engine:
             delete_ike=self.delete_ike,
             remove_sa=self._remove_sa,
             remove_child=self._remove_child,
+            drop_exchange=self._drop_exchange,
             start_phase1=lambda conn, ours, theirs, now: self._start_phase1(
                 conn, ours, theirs, now, initial_contact=False
             ),
             start_quick_mode=self._start_quick_mode,
-            initiate=self.initiate,
         )
         # RFC 3948 2.3: NAT-T keepalives from behind a NAT ([daemon] keep_alive, 20 s by default)
         self.timers = Timers(self.ctx, hooks, keepalive_interval or config.daemon.keep_alive)
+        self._info = InformationalHandler(self.ctx, hooks, self.timers)
         self._next_id = 1
         self._sas: dict[int, IkeSa] = {}
         self._by_cookies: dict[tuple[bytes, bytes], IkeSa] = {}
@@ -190,7 +178,7 @@ class Engine:
             informational.send(
                 sa, self.ctx, [DeletePayload(ProtocolId.ISAKMP, (sa.icookie + sa.rcookie,), 16)]
             )
-        self._remove_sa(sa, reason)
+        self._remove_sa(sa, reason, now=now)
 
     def delete_child(self, sa_id: int, spi_in: int, now: float = 0.0) -> None:
         sa = self._sas.get(sa_id)
@@ -198,7 +186,7 @@ class Engine:
         if sa is None or child is None:
             raise LocalError(f"no IPsec SA with inbound SPI {spi_in:08x} on IKE SA {sa_id}")
         informational.send(sa, self.ctx, [DeletePayload(child.protocol, (spi_in.to_bytes(4, "big"),))])
-        self._remove_child(sa, child.spi_in, "deleted locally")
+        self._remove_child(sa, child.spi_in, "deleted locally", close_actions.LOCAL, now)
 
     # ---- receiving ----------------------------------------------------------------------------
 
@@ -230,7 +218,8 @@ class Engine:
             )
             return
         if header.exchange == ExchangeType.INFORMATIONAL:
-            self._informational(sa, data, header, now)
+            self._info.handle(sa, data, header, now)
+            renewal.check_volume(sa, now)
             return
         ex = self._exchange_for(sa, header)
         if ex is None:
@@ -366,7 +355,7 @@ class Engine:
                 p1 = sa.phase1.p1  # type: ignore[attr-defined]
                 if p1.initial_contact and not sa.initiator:
                     p1.initial_contact = False
-                    self._initial_contact(sa)
+                    self._info.initial_contact(sa, now)
             self._start_pending(sa, now)
         for mid, ex in list(sa.exchanges.items()):
             if ex.done and isinstance(ex, QuickMode) and len(sa.exchanges) > MAX_DONE_EXCHANGES:
@@ -486,84 +475,6 @@ class Engine:
         else:
             self.timers.alive(sa, now)
 
-    # ---- informational ------------------------------------------------------------------------
-
-    def _informational(self, sa: IkeSa, data: bytes, header: Header, now: float) -> None:
-        if header.encrypted and sa.crypto is None:
-            self.tracer.emit("ike", "drop", reason="encrypted informational before keys", sa=sa.unique_id)
-            return
-        msg, ciphertext = crypt.open_message(sa, data)
-        content = informational.parse(sa, msg, ciphertext)
-        if content is None:
-            self.tracer.emit("ike", "drop", reason="informational HASH(1) mismatch", sa=sa.unique_id)
-            return
-        for n in content.notifies:
-            self._notify(sa, n, content.authenticated, now)
-            if sa.unique_id not in self._sas:
-                return
-        if not content.authenticated:
-            return
-        self.timers.alive(sa, now)  # after the notifies: an R-U-THERE-ACK is matched first
-        for d in content.deletes:
-            self._delete(sa, d)
-
-    def _notify(self, sa: IkeSa, n: NotifyPayload, authenticated: bool, now: float) -> None:
-        self.tracer.emit(
-            "ike",
-            "notify_received",
-            sa=sa.unique_id,
-            type=name_of(NotifyType, n.notify_type),
-            authenticated=authenticated,
-        )
-        self.ctx.emit(NotifyReceived(sa.unique_id, n.notify_type, n.protocol, n.spi, n.data))
-        if n.notify_type < 16384 and sa.state is IkeState.CONNECTING:
-            reason = f"peer sent {name_of(NotifyType, n.notify_type)}"
-            self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, "phase1", reason, n.notify_type))
-            self._remove_sa(sa, reason, quiet=True)
-        elif n.notify_type in QUICK_MODE_ERRORS and authenticated:
-            # IKEv1 error notifies do not name the exchange: they end our Quick Modes under way
-            for ex in list(sa.exchanges.values()):
-                if isinstance(ex, QuickMode) and not ex.done and ex.initiator:
-                    reason = f"peer sent {name_of(NotifyType, n.notify_type)}"
-                    self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason, n.notify_type))
-                    self._drop_exchange(sa, ex)
-        elif n.notify_type == NotifyType.R_U_THERE and authenticated:
-            ack = NotifyPayload(NotifyType.R_U_THERE_ACK, ProtocolId.ISAKMP, n.spi, n.data)
-            informational.send(sa, self.ctx, [ack])
-        elif (
-            n.notify_type == NotifyType.R_U_THERE_ACK
-            and authenticated
-            and sa.dpd is not None
-            and len(n.data) == 4
-            and sa.dpd.ack(int.from_bytes(n.data, "big"), now)
-        ):
-            self.tracer.emit("ike", "dpd_ack", sa=sa.unique_id, seq=int.from_bytes(n.data, "big"))
-
-    def _delete(self, sa: IkeSa, d: DeletePayload) -> None:
-        if d.protocol == ProtocolId.ISAKMP:
-            if any(spi == sa.icookie + sa.rcookie for spi in d.spis):
-                heir = renewal.successor(sa, list(self._sas.values()))
-                if heir is not None:  # the peer renewed the ISAKMP SA: its IPsec SAs live on
-                    moved = renewal.adopt_children(sa, heir, self.timers.lifetimes)
-                    self.tracer.emit(
-                        "ike", "ike_renewed", old=sa.unique_id, new=heir.unique_id, children=moved
-                    )
-                self._remove_sa(sa, "deleted by peer")
-            return
-        for spi in d.spis:
-            value = int.from_bytes(spi, "big")
-            child = next((c for c in sa.children if c.spi_out == value and c.protocol == d.protocol), None)
-            if child is not None:
-                self._remove_child(sa, child.spi_in, "deleted by peer")
-            else:
-                self.tracer.emit("ike", "delete_unknown_spi", sa=sa.unique_id, spi=spi)
-
-    def _initial_contact(self, sa: IkeSa) -> None:
-        """INITIAL-CONTACT: the peer rebooted; every older SA with the same identities is stale."""
-        for other in list(self._sas.values()):
-            if other is not sa and other.remote_id == sa.remote_id and other.local_id == sa.local_id:
-                self._remove_sa(other, "replaced after INITIAL-CONTACT")
-
     # ---- bookkeeping --------------------------------------------------------------------------
 
     def _new_sa(self, initiator: bool, icookie: bytes, local: Address, remote: Address) -> IkeSa:
@@ -616,22 +527,69 @@ class Engine:
         if isinstance(ex, QuickMode) and ex.spi_in and not ex.done:
             self.ctx.spis.release(ex.spi_in)
 
-    def _remove_child(self, sa: IkeSa, spi_in: int, reason: str) -> None:
-        for c in list(sa.children):
-            if c.spi_in == spi_in:
-                sa.children.remove(c)
-                self.timers.lifetimes.forget(spi_in)
-                self.ctx.spis.release(c.spi_in)
-                self.ctx.emit(
-                    ChildSaDeleted(sa.unique_id, c.conn, c.child, c.protocol, c.spi_in, c.spi_out, reason)
-                )
-                self.tracer.emit(
-                    "ike", "child_sa_deleted", sa=sa.unique_id, spi_in=f"{spi_in:08x}", reason=reason
-                )
+    def _remove_child(
+        self, sa: IkeSa, spi_in: int, reason: str, cause: str = close_actions.LOCAL, now: float = 0.0
+    ) -> None:
+        gone = self._forget_child(sa, spi_in, reason, cause)
+        if gone is not None and gone[1] == "start" and sa.conn is not None:
+            self._restart(sa.conn.name, [gone[0]], now)
 
-    def _remove_sa(self, sa: IkeSa, reason: str, *, quiet: bool = False) -> None:
+    def _forget_child(self, sa: IkeSa, spi_in: int, reason: str, cause: str) -> tuple[str, str] | None:
+        """Remove one IPsec SA; returns its child's name and follow-up action (None: no such SA)."""
         for c in list(sa.children):
-            self._remove_child(sa, c.spi_in, reason)
+            if c.spi_in != spi_in:
+                continue
+            then = "none"
+            if sa.conn is not None and not close_actions.has_sibling(
+                self._sas.values(), c.conn, c.child, spi_in
+            ):
+                with contextlib.suppress(KeyError):
+                    then = close_actions.action(sa.conn.child(c.child), cause)
+            sa.children.remove(c)
+            self.timers.lifetimes.forget(spi_in)
+            self.ctx.spis.release(c.spi_in)
+            self.ctx.emit(
+                ChildSaDeleted(sa.unique_id, c.conn, c.child, c.protocol, c.spi_in, c.spi_out, reason, then)
+            )
+            self.tracer.emit(
+                "ike", "child_sa_deleted", sa=sa.unique_id, spi_in=f"{spi_in:08x}", reason=reason, then=then
+            )
+            return c.child, then
+        return None
+
+    def _restart(self, conn: str, children: list[str], now: float) -> None:
+        """close_action/dpd_action ``start``: negotiate these children again (a new ISAKMP SA if
+        the old one is gone)."""
+        for name in dict.fromkeys(children):
+            self.tracer.emit("ike", "child_restart", conn=conn, child=name)
+            with contextlib.suppress(LocalError):
+                self.initiate(conn, name, now)
+
+    def _remove_sa(
+        self,
+        sa: IkeSa,
+        reason: str,
+        cause: str = close_actions.LOCAL,
+        now: float = 0.0,
+        *,
+        quiet: bool = False,
+    ) -> None:
+        restart: list[str] = []
+        for c in list(sa.children):
+            gone = self._forget_child(sa, c.spi_in, reason, cause)
+            if gone is not None and gone[1] == "start":
+                restart.append(gone[0])
+        if cause != close_actions.LOCAL and sa.conn is not None:
+            # children we were negotiating when the SA died are wanted as much as those that were up
+            wanted = [
+                ex.child.name
+                for ex in sa.exchanges.values()
+                if isinstance(ex, QuickMode) and ex.initiator and not ex.done and ex.child is not None
+            ]
+            for name in [*wanted, *sa.pending_children]:
+                with contextlib.suppress(KeyError):
+                    if close_actions.action(sa.conn.child(name), cause) == "start":
+                        restart.append(name)
         for ex in list(sa.exchanges.values()):
             self._drop_exchange(sa, ex)
         sa.state = IkeState.DELETED
@@ -643,3 +601,5 @@ class Engine:
         if sa.established_at is not None or not quiet:
             self.ctx.emit(IkeSaDeleted(sa.unique_id, sa.name, reason))
         self.tracer.emit("ike", "ike_sa_deleted", sa=sa.unique_id, reason=reason)
+        if restart and sa.conn is not None:
+            self._restart(sa.conn.name, restart, now)

@@ -97,6 +97,7 @@ class ChildSaDeleted:
     spi_in: int
     spi_out: int
     reason: str
+    then: str = "none"  # "none" | "trap" | "start": what follows (see ike/close_actions.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ class ChildTimer:
     expire_at: float | None
     delete_at: float | None = None
     rekeying: bool = False  # a rekey Quick Mode is under way
+    replaced_by: int | None = None  # inbound SPI of the first successor (a second one: collision)
 
     def due(self) -> float | None:
         times = [t for t in (self.rekey_at, self.expire_at, self.delete_at) if t is not None]
@@ -55,14 +56,24 @@ class ChildLifetimes:
                 rekey = min(rekey, now + 0.9 * life)
         self.timers[info.spi_in] = ChildTimer(info.ike_sa, info.spi_in, rekey, expire)
 
-    def replaced(self, old_spi: int, now: float, *, we_delete: bool) -> None:
-        """A rekey installed the successor of ``old_spi``: no more rekeying it; delete it soon."""
+    def replaced(self, old_spi: int, now: float, *, we_delete: bool, by: int | None = None) -> None:
+        """A rekey installed the successor ``by`` of ``old_spi``: no more rekeying it; delete it soon."""
         t = self.timers.get(old_spi)
         if t is None:
             return
         t.rekey_at = None
         t.rekeying = False
-        if we_delete:
+        if t.replaced_by is None:
+            t.replaced_by = by
+        if we_delete and t.delete_at is None:
+            t.delete_at = now + REKEY_OVERLAP
+
+    def redundant(self, spi_in: int, now: float) -> None:
+        """The loser of a rekey collision: never rekeyed, deleted by us after the overlap."""
+        t = self.timers.get(spi_in)
+        if t is not None:
+            t.rekey_at = None
+            t.rekeying = False
             t.delete_at = now + REKEY_OVERLAP
 
     def forget(self, spi_in: int) -> None:

@@ -1,6 +1,7 @@
 """SA payloads from configured proposals, and proposal selection.
 
-Phase 1 lifetimes are strict (a transform whose lifetime is longer than ours is unacceptable);
+Phase 1 lifetimes are strict (a transform whose lifetime, in seconds or kilobytes, is longer than
+ours is unacceptable; a peer that proposes no volume limit gets ours, enforced locally);
 phase 2 lifetimes are lenient (a longer one is lowered to ours and answered with a
 RESPONDER-LIFETIME notify; a shorter one is taken). This is how the seeds (Cisco) and RFC 2407
 4.5.4 describe it.
@@ -40,7 +41,9 @@ class IkeChoice:
     transform: Transform  # as the initiator sent it (echoed in MM2/AM2)
 
 
-def ike_transform(number: int, p: IkeProposal, auth_method: int, lifetime: int) -> Transform:
+def ike_transform(
+    number: int, p: IkeProposal, auth_method: int, lifetime: int, kilobytes: int | None = None
+) -> Transform:
     attrs = [Attribute.basic(IkeAttr.ENCRYPTION_ALGORITHM, p.encryption)]
     if p.key_length is not None:
         attrs.append(Attribute.basic(IkeAttr.KEY_LENGTH, p.key_length))
@@ -51,12 +54,21 @@ def ike_transform(number: int, p: IkeProposal, auth_method: int, lifetime: int) 
         Attribute.basic(IkeAttr.LIFE_TYPE, LifeType.SECONDS),
         Attribute.integer(IkeAttr.LIFE_DURATION, lifetime),
     ]
+    if kilobytes is not None:
+        attrs += [
+            Attribute.basic(IkeAttr.LIFE_TYPE, LifeType.KILOBYTES),
+            Attribute.integer(IkeAttr.LIFE_DURATION, kilobytes),
+        ]
     return Transform(number, IkeTransformId.KEY_IKE, tuple(attrs))
 
 
-def ike_sa_payload(proposals: Sequence[IkeProposal], auth_method: int, lifetime: int) -> SaPayload:
+def ike_sa_payload(
+    proposals: Sequence[IkeProposal], auth_method: int, lifetime: int, kilobytes: int | None = None
+) -> SaPayload:
     """MM1/AM1: one ISAKMP proposal whose transforms are our proposals, in order of preference."""
-    transforms = tuple(ike_transform(i + 1, p, auth_method, lifetime) for i, p in enumerate(proposals))
+    transforms = tuple(
+        ike_transform(i + 1, p, auth_method, lifetime, kilobytes) for i, p in enumerate(proposals)
+    )
     return SaPayload((Proposal(1, ProtocolId.ISAKMP, b"", transforms),))
 
 
@@ -106,11 +118,16 @@ def _same_ike(a: IkeProposal, b: IkeProposal) -> bool:
 
 
 def select_ike(
-    offered: SaPayload, ours: Sequence[IkeProposal], auth_methods: Sequence[int], lifetime: int
+    offered: SaPayload,
+    ours: Sequence[IkeProposal],
+    auth_methods: Sequence[int],
+    lifetime: int,
+    kilobytes: int | None = None,
 ) -> IkeChoice:
     """Responder: the first of the initiator's transforms that we accept, in the initiator's order.
 
-    A transform proposing a lifetime longer than ``lifetime`` is not acceptable (strict rule).
+    A transform proposing a lifetime longer than ``lifetime`` (or a volume above ``kilobytes``) is
+    not acceptable (strict rule).
     """
     reasons: list[str] = []
     for prop in offered.proposals:
@@ -132,11 +149,16 @@ def select_ike(
             if seconds is not None and seconds > lifetime:
                 reasons.append(f"transform {t.number}: lifetime {seconds}s longer than ours ({lifetime}s)")
                 continue
-            return IkeChoice(p, auth, seconds if seconds is not None else lifetime, kb, t)
+            if kb is not None and kilobytes is not None and kb > kilobytes:
+                reasons.append(f"transform {t.number}: lifetime {kb} KiB more than ours ({kilobytes} KiB)")
+                continue
+            return IkeChoice(p, auth, seconds if seconds is not None else lifetime, kb or kilobytes, t)
     raise PeerError(NotifyType.NO_PROPOSAL_CHOSEN, "no acceptable ISAKMP proposal: " + "; ".join(reasons))
 
 
-def check_ike_reply(reply: SaPayload, offered: SaPayload, lifetime: int) -> IkeChoice:
+def check_ike_reply(
+    reply: SaPayload, offered: SaPayload, lifetime: int, kilobytes: int | None = None
+) -> IkeChoice:
     """Initiator: the responder must have chosen exactly one of the transforms we offered."""
     if len(reply.proposals) != 1 or len(reply.proposals[0].transforms) != 1:
         raise PeerError(
@@ -151,7 +173,9 @@ def check_ike_reply(reply: SaPayload, offered: SaPayload, lifetime: int) -> IkeC
         if mine is not None and _same_ike(mine[0], p) and mine[1] == auth:
             if seconds is not None and seconds > lifetime:
                 raise PeerError(NotifyType.NO_PROPOSAL_CHOSEN, f"responder raised the lifetime to {seconds}s")
-            return IkeChoice(p, auth, seconds if seconds is not None else lifetime, kb, t)
+            if kb is not None and kilobytes is not None and kb > kilobytes:
+                raise PeerError(NotifyType.NO_PROPOSAL_CHOSEN, f"responder raised the volume to {kb} KiB")
+            return IkeChoice(p, auth, seconds if seconds is not None else lifetime, kb or kilobytes, t)
     raise PeerError(NotifyType.NO_PROPOSAL_CHOSEN, "responder chose a transform we did not offer")
 
 

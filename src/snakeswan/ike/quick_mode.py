@@ -341,10 +341,16 @@ class QuickMode(Exchange):
         replaces = self.rekey_of
         if replaces is None:  # the peer rekeys one of our children: same child, same selectors
             ts = (str(self.local_ts), str(self.remote_ts))
-            same = [
-                c.spi_in for c in sa.children if c.child == child.name and (c.local_ts, c.remote_ts) == ts
-            ]
-            replaces = same[-1] if same else None
+            same = [c for c in sa.children if c.child == child.name and (c.local_ts, c.remote_ts) == ts]
+            newest = same[-1] if same else None
+            replaces = newest.spi_in if newest else None
+            if (
+                newest
+                and newest.initiator
+                and newest.replaces is not None
+                and any(c.spi_in == newest.replaces for c in same)
+            ):
+                replaces = newest.replaces  # our own rekey of that SA just finished: a collision
         info = ChildSaInfo(
             conn=sa.conn.name,
             child=child.name,

@@ -7,6 +7,8 @@ children. snakeswan does the same: the initiator of the ISAKMP SA runs a new Mai
 ``rekey_time`` minus a jitter (never later than 90 % of the negotiated lifetime), moves the children
 to the new SA once it is established and deletes the old ISAKMP SA (its IPsec SAs stay up). A
 responder adopts the children when the peer deletes the old ISAKMP SA after establishing a new one.
+A volume lifetime (kilobytes, counted over every byte encrypted under the SA) acts the same way:
+renewal at 90 % of it, expiry at 100 % (:func:`check_volume`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,19 @@ def schedule(sa: IkeSa, now: float, rng: Callable[[int], bytes]) -> None:
     if sa.initiator and sa.conn.rekey_time > 0:
         jitter = sa.conn.rand_time * int.from_bytes(rng(2), "big") / 0xFFFF
         sa.rekey_at = min(now + sa.conn.rekey_time - jitter, now + 0.9 * lifetime)
+
+
+def check_volume(sa: IkeSa, now: float) -> None:
+    """A volume lifetime (kilobytes) works like the time one: the initiator renews at 90 % of it,
+    and at 100 % the SA expires (both by moving ``rekey_at`` / ``expire_at`` to ``now``)."""
+    kilobytes = sa.choice.life_kilobytes if sa.choice is not None else None
+    if not kilobytes or sa.state is not IkeState.ESTABLISHED:
+        return
+    limit = kilobytes * 1024
+    if sa.protected_bytes >= limit:
+        sa.expire_at = now if sa.expire_at is None else min(sa.expire_at, now)
+    elif sa.protected_bytes >= 0.9 * limit and sa.rekey_at is not None:
+        sa.rekey_at = min(sa.rekey_at, now)
 
 
 def adopt_children(old: IkeSa, new: IkeSa, lifetimes: ChildLifetimes) -> int:

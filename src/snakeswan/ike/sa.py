@@ -66,6 +66,7 @@ class IkeSa:
     rekey_at: float | None = None  # renewal by a new Main/Aggressive Mode (initiator only)
     expire_at: float | None = None  # the negotiated ISAKMP SA lifetime ends
     replaces: int | None = None  # the ISAKMP SA this one renews (its children move here)
+    protected_bytes: int = 0  # encrypted under this SA, both ways (for a volume lifetime)
 
     @property
     def cookies(self) -> tuple[bytes, bytes]:

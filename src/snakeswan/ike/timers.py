@@ -7,20 +7,25 @@ keepalives, Dead Peer Detection, IPsec SA rekey/expiry and ISAKMP SA renewal/exp
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from snakeswan.config.model import ChildConfig, ConnectionConfig
-from snakeswan.errors import LocalError
-from snakeswan.ike import dpd, informational, renewal
+from snakeswan.ike import close_actions, dpd, informational, renewal
 from snakeswan.ike.context import Context
-from snakeswan.ike.events import Address, Datagram
+from snakeswan.ike.events import Address, ChildSaInfo, Datagram
 from snakeswan.ike.exchange import Exchange
 from snakeswan.ike.lifetimes import ChildLifetimes
 from snakeswan.ike.sa import IkeSa, IkeState
 from snakeswan.wire.enums import NotifyType, ProtocolId
 from snakeswan.wire.payloads import DeletePayload, NotifyPayload
+
+
+class RemoveSa(Protocol):
+    def __call__(
+        self, sa: IkeSa, reason: str, cause: str = ..., now: float = ..., *, quiet: bool = ...
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -31,11 +36,11 @@ class EngineHooks:
     exchanges: Callable[[], list[Exchange]]
     give_up: Callable[[Exchange], None]
     delete_ike: Callable[[int, float, str], None]
-    remove_sa: Callable[[IkeSa, str], None]
-    remove_child: Callable[[IkeSa, int, str], None]
+    remove_sa: RemoveSa  # (sa, reason, cause, now): cause as in ike/close_actions.py
+    remove_child: Callable[[IkeSa, int, str, str, float], None]  # (sa, spi_in, reason, cause, now)
+    drop_exchange: Callable[[IkeSa, Exchange], None]
     start_phase1: Callable[[ConnectionConfig, Address, Address, float], IkeSa]
     start_quick_mode: Callable[[IkeSa, ChildConfig, float, int | None], None]
-    initiate: Callable[[str, str, float], int]
 
 
 class Timers:
@@ -61,6 +66,7 @@ class Timers:
         for action, timer in self.lifetimes.pop_due(now):
             self._child(action, timer.ike_sa, timer.spi_in, now)
         for sa in self.hooks.sas():
+            renewal.check_volume(sa, now)
             self._ike(sa, now)
             if sa.dpd is not None and sa.state is not IkeState.DELETED:
                 self._dpd(sa, now)
@@ -84,16 +90,17 @@ class Timers:
 
     def after(self, sa: IkeSa, now: float) -> None:
         """After any successful step on ``sa``: start the timers of what just came into being."""
-        for c in sa.children:
+        for c in list(sa.children):
             if c.spi_in not in self.lifetimes.timers and sa.conn is not None:
                 self.lifetimes.track(c, sa.conn.child(c.child), now)
                 if c.replaces is not None:
-                    self.lifetimes.replaced(c.replaces, now, we_delete=c.initiator)
+                    self._successor(c, now)
         if sa.state is not IkeState.ESTABLISHED:
             return
         if sa.expire_at is None:
             renewal.schedule(sa, now, self.ctx.rng)
             self._renewed(sa)
+        renewal.check_volume(sa, now)
         if sa.dpd is None and sa.conn is not None and sa.conn.dpd_delay > 0 and sa.dpd_supported:
             timeout = sa.conn.dpd_timeout or dpd.DEFAULT_TIMEOUT
             seq = int.from_bytes(self.ctx.rng(4), "big") & 0x7FFFFFFF
@@ -159,7 +166,32 @@ class Timers:
             return
         if sa.state is IkeState.ESTABLISHED:
             informational.send(sa, self.ctx, [DeletePayload(child.protocol, (spi_in.to_bytes(4, "big"),))])
-        self.hooks.remove_child(sa, spi_in, "rekeyed" if action == "delete" else "expired")
+        reason = "rekeyed" if action == "delete" else "expired"
+        self.hooks.remove_child(sa, spi_in, reason, close_actions.LOCAL, now)
+
+    def _successor(self, new: ChildSaInfo, now: float) -> None:
+        """``new`` rekeyed ``new.replaces``. If that SA already has another successor, both ends
+        rekeyed it at once (a collision): the pair holding the lowest of the four SPIs is redundant
+        (a rule both ends compute alike, after RFC 7296 2.8.1's lowest nonce) and we delete it after
+        the overlap, whichever end started it; the old SA goes too."""
+        old = self.lifetimes.timers.get(new.replaces) if new.replaces is not None else None
+        first = old.replaced_by if old is not None else None
+        sibling = next((c for s in self.hooks.sas() for c in s.children if c.spi_in == first), None)
+        assert new.replaces is not None
+        if sibling is None or sibling.spi_in == new.spi_in:
+            self.lifetimes.replaced(new.replaces, now, we_delete=new.initiator, by=new.spi_in)
+            return
+        loser = min((sibling, new), key=lambda c: min(c.spi_in, c.spi_out))
+        self.ctx.tracer.emit(
+            "ike",
+            "child_rekey_collision",
+            child=new.child,
+            old=f"{new.replaces:08x}",
+            redundant=f"{loser.spi_in:08x}",
+            kept=f"{(new if loser is sibling else sibling).spi_in:08x}",
+        )
+        self.lifetimes.replaced(new.replaces, now, we_delete=True)
+        self.lifetimes.redundant(loser.spi_in, now)
 
     # ---- DPD ----------------------------------------------------------------------------------
 
@@ -176,13 +208,7 @@ class Timers:
             self._dead_peer(sa, now)
 
     def _dead_peer(self, sa: IkeSa, now: float) -> None:
-        """No answer to R-U-THERE within dpd_timeout: drop the SAs, then each child's dpd_action
-        (clear: nothing more; trap: the data plane keeps its trap policy; restart: initiate again)."""
-        conn = sa.conn
-        restart = [c.child for c in sa.children if conn and conn.child(c.child).dpd_action == "restart"]
-        self.ctx.tracer.emit("ike", "dpd_timeout", sa=sa.unique_id, restart=restart)
-        self.hooks.remove_sa(sa, "dead peer (DPD timeout)")
-        if conn is not None:
-            for name in dict.fromkeys(restart):
-                with contextlib.suppress(LocalError):
-                    self.hooks.initiate(conn.name, name, now)
+        """No answer to R-U-THERE within dpd_timeout: drop the SAs; each child's dpd_action follows
+        (ike/close_actions.py: clear -> nothing, trap -> the data plane keeps its policy, restart)."""
+        self.ctx.tracer.emit("ike", "dpd_timeout", sa=sa.unique_id)
+        self.hooks.remove_sa(sa, "dead peer (DPD timeout)", close_actions.DPD, now)

@@ -100,3 +100,35 @@ def test_isakmp_sa_renewal_keeps_ipsec_sas() -> None:
     p.run(max_time=3200)
     assert len(p.a.engine.ike_sas) == 1 and len(p.a.engine.ike_sas[0].children) == 1
     assert len(p.of(p.a, ChildSaEstablished)) >= 2
+
+
+def test_rekey_collision_leaves_one_pair() -> None:
+    """Both ends rekey the same IPsec SA at the same moment (e.g. both data planes hit rekey_bytes):
+    two new pairs come up; both ends pick the same one as redundant and one working pair is left."""
+    p = pair("1h")
+    (sa_a,), (sa_b,) = p.a.engine.ike_sas, p.b.engine.ike_sas
+    old_a, old_b = sa_a.children[0].spi_in, sa_b.children[0].spi_in
+    p.a.engine.rekey_child(sa_a.unique_id, old_a, p.now)
+    p.b.engine.rekey_child(sa_b.unique_id, old_b, p.now)
+    p.run(max_time=1)
+    assert len(p.of(p.a, ChildSaEstablished)) == len(p.of(p.b, ChildSaEstablished)) == 3
+    (col_a,) = p.a.engine.tracer.find("child_rekey_collision")
+    (col_b,) = p.b.engine.tracer.find("child_rekey_collision")
+    spis_a = {c.spi_in: c.spi_out for c in sa_a.children}
+    # the same pair is redundant on both sides (A's inbound SPI of it is B's outbound one)
+    redundant_a, kept_a = int(col_a.fields["redundant"], 16), int(col_a.fields["kept"], 16)
+    redundant_b, kept_b = int(col_b.fields["redundant"], 16), int(col_b.fields["kept"], 16)
+    assert spis_a[redundant_a] == redundant_b and spis_a[kept_a] == kept_b
+    p.run(max_time=30)
+    for side, old, kept in ((p.a, old_a, kept_a), (p.b, old_b, kept_b)):
+        (sa,) = side.engine.ike_sas
+        assert [c.spi_in for c in sa.children] == [kept]
+        gone = {e.spi_in for e in p.of(side, ChildSaDeleted)}
+        assert old in gone and len(gone) == 2
+        assert all(e.then == "none" for e in p.of(side, ChildSaDeleted))
+    ca, cb = sa_a.children[0], sa_b.children[0]
+    assert (ca.spi_in, ca.spi_out) == (cb.spi_out, cb.spi_in) and ca.keys_in == cb.keys_out
+    # the survivor is rekeyed later as usual (by whichever end initiated it)
+    p.run(max_time=3600)
+    assert len(p.a.engine.ike_sas[0].children) == 1 and len(p.b.engine.ike_sas[0].children) == 1
+    assert not [e for e in p.of(p.a, ChildSaDeleted) if e.reason == "expired"]

@@ -1,0 +1,124 @@
+"""A received Informational exchange: its Notify and Delete payloads acted on (RFC 2408 4.8, RFC 2409
+5.7, RFC 3706 DPD), and INITIAL-CONTACT (RFC 2407 4.6.3.3).
+
+Sending and parsing informational messages is :mod:`snakeswan.ike.informational`; this module
+decides what they do to the engine's SAs, through the same :class:`~snakeswan.ike.timers.EngineHooks`
+that the timer policy uses, so it never reaches into the engine's tables itself.
+"""
+
+from __future__ import annotations
+
+from snakeswan.ike import close_actions, crypt, informational, renewal
+from snakeswan.ike.context import Context
+from snakeswan.ike.events import NegotiationFailed, NotifyReceived
+from snakeswan.ike.quick_mode import QuickMode
+from snakeswan.ike.sa import IkeSa, IkeState
+from snakeswan.ike.timers import EngineHooks, Timers
+from snakeswan.wire.enums import NotifyType, ProtocolId, name_of
+from snakeswan.wire.message import Header
+from snakeswan.wire.payloads import DeletePayload, NotifyPayload
+
+QUICK_MODE_ERRORS = frozenset(
+    {
+        NotifyType.NO_PROPOSAL_CHOSEN,
+        NotifyType.INVALID_ID_INFORMATION,
+        NotifyType.BAD_PROPOSAL_SYNTAX,
+        NotifyType.ATTRIBUTES_NOT_SUPPORTED,
+        NotifyType.INVALID_TRANSFORM_ID,
+        NotifyType.INVALID_SPI,
+        NotifyType.INVALID_KEY_INFORMATION,
+        NotifyType.PAYLOAD_MALFORMED,
+        NotifyType.INVALID_PROTOCOL_ID,
+    }
+)
+
+
+class InformationalHandler:
+    def __init__(self, ctx: Context, hooks: EngineHooks, timers: Timers) -> None:
+        self.ctx = ctx
+        self.hooks = hooks
+        self.timers = timers
+
+    def _alive(self, sa: IkeSa) -> bool:
+        return any(s is sa for s in self.hooks.sas())
+
+    def handle(self, sa: IkeSa, data: bytes, header: Header, now: float) -> None:
+        tracer = self.ctx.tracer
+        if header.encrypted and sa.crypto is None:
+            tracer.emit("ike", "drop", reason="encrypted informational before keys", sa=sa.unique_id)
+            return
+        msg, ciphertext = crypt.open_message(sa, data)
+        content = informational.parse(sa, msg, ciphertext)
+        if content is None:
+            tracer.emit("ike", "drop", reason="informational HASH(1) mismatch", sa=sa.unique_id)
+            return
+        for n in content.notifies:
+            self._notify(sa, n, content.authenticated, now)
+            if not self._alive(sa):
+                return
+        if not content.authenticated:
+            return
+        self.timers.alive(sa, now)  # after the notifies: an R-U-THERE-ACK is matched first
+        for d in content.deletes:
+            self._delete(sa, d, now)
+
+    def _notify(self, sa: IkeSa, n: NotifyPayload, authenticated: bool, now: float) -> None:
+        self.ctx.tracer.emit(
+            "ike",
+            "notify_received",
+            sa=sa.unique_id,
+            type=name_of(NotifyType, n.notify_type),
+            authenticated=authenticated,
+        )
+        self.ctx.emit(NotifyReceived(sa.unique_id, n.notify_type, n.protocol, n.spi, n.data))
+        if n.notify_type < 16384 and sa.state is IkeState.CONNECTING:
+            reason = f"peer sent {name_of(NotifyType, n.notify_type)}"
+            self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, "phase1", reason, n.notify_type))
+            self.hooks.remove_sa(sa, reason, close_actions.LOCAL, now, quiet=True)
+        elif n.notify_type in QUICK_MODE_ERRORS and authenticated:
+            # IKEv1 error notifies do not name the exchange: they end our Quick Modes under way
+            for ex in list(sa.exchanges.values()):
+                if isinstance(ex, QuickMode) and not ex.done and ex.initiator:
+                    reason = f"peer sent {name_of(NotifyType, n.notify_type)}"
+                    self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason, n.notify_type))
+                    self.hooks.drop_exchange(sa, ex)
+        elif n.notify_type == NotifyType.R_U_THERE and authenticated:
+            ack = NotifyPayload(NotifyType.R_U_THERE_ACK, ProtocolId.ISAKMP, n.spi, n.data)
+            informational.send(sa, self.ctx, [ack])
+        elif (
+            n.notify_type == NotifyType.R_U_THERE_ACK
+            and authenticated
+            and sa.dpd is not None
+            and len(n.data) == 4
+            and sa.dpd.ack(int.from_bytes(n.data, "big"), now)
+        ):
+            self.ctx.tracer.emit("ike", "dpd_ack", sa=sa.unique_id, seq=int.from_bytes(n.data, "big"))
+
+    def _delete(self, sa: IkeSa, d: DeletePayload, now: float) -> None:
+        if d.protocol == ProtocolId.ISAKMP:
+            if any(spi == sa.icookie + sa.rcookie for spi in d.spis):
+                heir = renewal.successor(sa, self.hooks.sas())
+                if heir is not None:  # the peer renewed the ISAKMP SA: its IPsec SAs live on
+                    moved = renewal.adopt_children(sa, heir, self.timers.lifetimes)
+                    self.ctx.tracer.emit(
+                        "ike", "ike_renewed", old=sa.unique_id, new=heir.unique_id, children=moved
+                    )
+                self.hooks.remove_sa(sa, "deleted by peer", close_actions.PEER, now)
+            return
+        for spi in d.spis:
+            value = int.from_bytes(spi, "big")
+            child = next((c for c in sa.children if c.spi_out == value and c.protocol == d.protocol), None)
+            if child is None:  # some peers (strongSwan after a failed install) name our inbound SPI
+                child = next((c for c in sa.children if c.spi_in == value and c.protocol == d.protocol), None)
+                if child is not None:
+                    self.ctx.tracer.emit("ike", "delete_names_our_spi", sa=sa.unique_id, spi=spi)
+            if child is not None:
+                self.hooks.remove_child(sa, child.spi_in, "deleted by peer", close_actions.PEER, now)
+            else:
+                self.ctx.tracer.emit("ike", "delete_unknown_spi", sa=sa.unique_id, spi=spi)
+
+    def initial_contact(self, sa: IkeSa, now: float) -> None:
+        """INITIAL-CONTACT: the peer rebooted; every older SA with the same identities is stale."""
+        for other in self.hooks.sas():
+            if other is not sa and other.remote_id == sa.remote_id and other.local_id == sa.local_id:
+                self.hooks.remove_sa(other, "replaced after INITIAL-CONTACT", close_actions.LOCAL, now)
