@@ -4,7 +4,8 @@
     R -> I  AM2  HDR, SA, KE, Nr, IDir, HASH_R, NAT-D, NAT-D, VID*
     I -> R  AM3  HDR, HASH_I, NAT-D, NAT-D     (plaintext, as strongSwan sends it; from port 4500 if NAT)
 
-Identities travel in the clear; the pre-shared key is looked up by the peer's ID.
+Identities travel in the clear; the pre-shared key is looked up by the peer's ID. With signatures
+(RFC 2409 5.1) AM2/AM3 carry ``[CERT,] SIG`` instead of the HASH; CERTREQs go in AM1/AM2.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import enum
 from snakeswan.config.model import ConnectionConfig
 from snakeswan.crypto.dh import dh_group
 from snakeswan.errors import PeerError
-from snakeswan.ike import crypt, peers
+from snakeswan.ike import crypt
 from snakeswan.ike.context import Context
 from snakeswan.ike.exchange import Exchange
-from snakeswan.ike.phase1 import Phase1, _identity_of
+from snakeswan.ike.phase1 import Phase1, _identity_of, id_acceptable
 from snakeswan.ike.proposals import check_ike_reply
 from snakeswan.ike.sa import IkeSa
 from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType
 from snakeswan.wire.message import Message, Rule, check_payloads, summary
-from snakeswan.wire.payloads import HashPayload, IdPayload, KePayload, Payload, Proposal, SaPayload
+from snakeswan.wire.payloads import IdPayload, KePayload, Payload, Proposal, SaPayload
 
 P = PayloadType
 _NATD: dict[int, Rule] = {P.NAT_D: Rule(0, 9), P.NAT_D_DRAFT: Rule(0, 9)}
@@ -33,10 +34,11 @@ AM2_RULES: dict[int, Rule] = {
     P.KE: Rule(1, 1),
     P.NONCE: Rule(1, 1),
     P.ID: Rule(1, 1),
-    P.HASH: Rule(1, 1),
+    P.HASH: Rule(0, 1),  # HASH (pre-shared key) or SIG (signatures): Phase1.verify_auth checks
+    P.SIG: Rule(0, 1),
     **_NATD,
 }
-AM3_RULES: dict[int, Rule] = {P.HASH: Rule(1, 1), **_NATD}
+AM3_RULES: dict[int, Rule] = {P.HASH: Rule(0, 1), P.SIG: Rule(0, 1), **_NATD}
 
 
 class AmState(enum.Enum):
@@ -70,7 +72,8 @@ class AggressiveMode(Exchange):
         our_id = self.p1.our_id()
         self._idii_b = our_id.encode_body()
         self.state = AmState.SENT_AM1
-        self._send([offer, *self.p1.ke_nonce(group), our_id, *self.p1.our_vids()], now, expect_reply=True)
+        payloads: list[Payload] = [offer, *self.p1.ke_nonce(group), our_id, *self.p1.certreqs()]
+        self._send([*payloads, *self.p1.our_vids()], now, expect_reply=True)
 
     def expected(self) -> str:
         return {AmState.START: "AM1", AmState.SENT_AM1: "AM2", AmState.SENT_AM2: "AM3"}.get(self.state, "AM?")
@@ -91,19 +94,22 @@ class AggressiveMode(Exchange):
         sa_payload, id_p = msg.first(SaPayload), msg.first(IdPayload)
         assert sa_payload is not None and id_p is not None and self.p1.offer is not None
         assert self.sa.conn is not None
-        self.sa.choice = check_ike_reply(sa_payload, self.p1.offer, int(self.sa.conn.ike_lifetime))
+        self.sa.choice = check_ike_reply(
+            sa_payload, self.p1.offer, int(self.sa.conn.ike_lifetime), self.sa.conn.ike_life_kilobytes
+        )
         self.p1.sai_b = self.p1.offer.encode_body()
         self.p1.note_vids(msg)
+        self.p1.note_certreqs(msg)
         self.p1.take_ke_nonce(msg)
         self.p1.take_peer_id(id_p)
         self.p1.derive_keys()
-        self.p1.verify_hash(msg)
+        self.p1.verify_auth(msg, now)
         self.p1.check_natd(msg)
         natd = self.p1.natd()
         self.p1.float_to_nat_port()
-        hash_i = self.p1.auth_hash(True, self._idii_b)
+        auth = self.p1.our_auth(self._idii_b)  # HASH_I, or [CERT,] SIG_I
         self.state = AmState.DONE
-        self._send([HashPayload(hash_i), *natd], now, expect_reply=False)
+        self._send([*auth, *natd], now, expect_reply=False)
         self.done = True
         self.p1.established(now)
 
@@ -115,12 +121,13 @@ class AggressiveMode(Exchange):
         assert offered is not None and sa_raw is not None and id_p is not None and ke is not None
         assert isinstance(id_p.payload, IdPayload)
         ident = _identity_of(id_p.payload)
-        conns = [c for c in candidates if peers.remote_identity(c, self.sa.remote[0]).matches(ident)]
+        conns = [c for c in candidates if id_acceptable(c, self.sa.remote[0], ident)]
         choice = self.p1.choose(offered, conns)
         self.sa.remote_id = ident
         self._idii_b = id_p.body
         self.p1.sai_b = sa_raw.body
         self.p1.note_vids(msg)
+        self.p1.note_certreqs(msg)
         self.p1.take_ke_nonce(msg)
         if len(ke.data) != _public_size(choice.proposal.group):
             raise PeerError(NotifyType.INVALID_KEY_INFORMATION, "KE does not match the chosen DH group")
@@ -128,14 +135,15 @@ class AggressiveMode(Exchange):
         self.p1.derive_keys()
         our_id = self.p1.our_id()
         reply = SaPayload((Proposal(1, offered.proposals[0].protocol, b"", (choice.transform,)),))
-        payloads: list[Payload] = [reply, *ke_nonce, our_id, self.p1.our_hash(our_id), *self.p1.natd()]
+        auth = self.p1.our_auth(our_id.encode_body())  # HASH_R, or [CERT,] SIG_R
+        payloads: list[Payload] = [reply, *ke_nonce, our_id, *auth, *self.p1.natd(), *self.p1.certreqs()]
         self.state = AmState.SENT_AM2
         self._send([*payloads, *self.p1.our_vids()], now, expect_reply=True)
         self.retx.processed(data)
 
     def _r_am3(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
         assert self.sa.crypto is not None
-        self.p1.verify_hash(msg, self._idii_b)
+        self.p1.verify_auth(msg, now, self._idii_b)
         if ciphertext is not None:
             self.sa.crypto.iv.confirm(0, ciphertext)
         self.p1.check_natd(msg)

@@ -46,6 +46,9 @@ class Context:
     retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
     keylog: bool = False
     nat_port: int = 4500
+    # wall-clock time = engine time + wall_offset (certificate validity); set by the driver. None:
+    # unknown, and certificates cannot be validated (signature authentication then fails).
+    wall_offset: float | None = None
     outbox: list[Datagram] = field(default_factory=list)
     events: deque[Event] = field(default_factory=deque)
 

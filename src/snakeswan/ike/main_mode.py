@@ -2,10 +2,13 @@
 
 I -> R  MM1  HDR, SA, VID*
 R -> I  MM2  HDR, SA, VID*
-I -> R  MM3  HDR, KE, Ni, NAT-D, NAT-D
-R -> I  MM4  HDR, KE, Nr, NAT-D, NAT-D
+I -> R  MM3  HDR, KE, Ni, NAT-D, NAT-D [, CERTREQ*]
+R -> I  MM4  HDR, KE, Nr, NAT-D, NAT-D [, CERTREQ*]
 I -> R  MM5  HDR*, IDii, HASH_I [, N(INITIAL-CONTACT)]   (encrypted; port 4500 if NAT)
 R -> I  MM6  HDR*, IDir, HASH_R
+
+With signatures (RFC 2409 5.1) MM5/MM6 carry ``[CERT,] SIG_I`` / ``[CERT,] SIG_R`` instead of the
+HASH; CERTREQs go in MM3/MM4 (``ike.pubkey`` says when CERTs are sent).
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ RULES: dict[MmState, dict[int, Rule]] = {
     MmState.SENT_MM1: {P.SA: Rule(1, 1)},  # MM2
     MmState.SENT_MM2: {P.KE: Rule(1, 1), P.NONCE: Rule(1, 1), P.NAT_D: Rule(0, 9), P.NAT_D_DRAFT: Rule(0, 9)},
     MmState.SENT_MM3: {P.KE: Rule(1, 1), P.NONCE: Rule(1, 1), P.NAT_D: Rule(0, 9), P.NAT_D_DRAFT: Rule(0, 9)},
-    MmState.SENT_MM4: {P.ID: Rule(1, 1), P.HASH: Rule(1, 1), P.SIG: Rule(0, 0)},  # MM5
-    MmState.SENT_MM5: {P.ID: Rule(1, 1), P.HASH: Rule(1, 1), P.SIG: Rule(0, 0)},  # MM6
+    # MM5, MM6: HASH (pre-shared key) or SIG (signatures); Phase1.verify_auth wants the right one
+    MmState.SENT_MM4: {P.ID: Rule(1, 1), P.HASH: Rule(0, 1), P.SIG: Rule(0, 1)},
+    MmState.SENT_MM5: {P.ID: Rule(1, 1), P.HASH: Rule(0, 1), P.SIG: Rule(0, 1)},
 }
 
 
@@ -100,19 +104,23 @@ class MainMode(Exchange):
     def _i_mm2(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
         sa_payload = msg.first(SaPayload)
         assert sa_payload is not None and self.p1.offer is not None and self.sa.conn is not None
-        self.sa.choice = check_ike_reply(sa_payload, self.p1.offer, int(self.sa.conn.ike_lifetime))
+        self.sa.choice = check_ike_reply(
+            sa_payload, self.p1.offer, int(self.sa.conn.ike_lifetime), self.sa.conn.ike_life_kilobytes
+        )
         self.p1.sai_b = self.p1.offer.encode_body()
         self.p1.note_vids(msg)
+        self.p1.note_certreqs(msg)
         self.state = MmState.SENT_MM3
-        self._send([*self.p1.ke_nonce(), *self.p1.natd()], now)
+        self._send([*self.p1.ke_nonce(), *self.p1.natd(), *self.p1.certreqs()], now)
 
     def _i_mm4(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
         self.p1.take_ke_nonce(msg)
         self.p1.check_natd(msg)
+        self.p1.note_certreqs(msg)
         self.p1.derive_keys()
         self.p1.float_to_nat_port()
         our_id = self.p1.our_id()
-        payloads: list[Payload] = [our_id, self.p1.our_hash(our_id)]
+        payloads: list[Payload] = [our_id, *self.p1.our_auth(our_id.encode_body())]
         if self.p1.initial_contact:
             payloads.append(NotifyPayload(NotifyType.INITIAL_CONTACT, spi=self.sa.icookie + self.sa.rcookie))
         self.state = MmState.SENT_MM5
@@ -123,7 +131,7 @@ class MainMode(Exchange):
         id_p = msg.first(IdPayload)
         assert id_p is not None and self.sa.crypto is not None and ciphertext is not None
         self.p1.take_peer_id(id_p)
-        self.p1.verify_hash(msg)
+        self.p1.verify_auth(msg, now)
         self.sa.crypto.iv.confirm(0, ciphertext)
         self.state = MmState.DONE
         self.done = True
@@ -141,6 +149,7 @@ class MainMode(Exchange):
         choice = self.p1.choose(offered, candidates)
         self.p1.sai_b = sa_raw.body
         self.p1.note_vids(msg)
+        self.p1.note_certreqs(msg)
         reply = SaPayload((Proposal(1, offered.proposals[0].protocol, b"", (choice.transform,)),))
         self.state = MmState.SENT_MM2
         self._send([reply, *self.p1.our_vids()], now)
@@ -149,7 +158,8 @@ class MainMode(Exchange):
     def _r_mm3(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
         self.p1.take_ke_nonce(msg)
         self.p1.check_natd(msg)
-        payloads: list[Payload] = [*self.p1.ke_nonce(), *self.p1.natd()]
+        self.p1.note_certreqs(msg)
+        payloads: list[Payload] = [*self.p1.ke_nonce(), *self.p1.natd(), *self.p1.certreqs()]
         self.p1.derive_keys()
         self.state = MmState.SENT_MM4
         self._send(payloads, now)
@@ -159,14 +169,15 @@ class MainMode(Exchange):
         id_p = msg.first(IdPayload)
         assert id_p is not None and self.sa.crypto is not None and ciphertext is not None
         self.p1.take_peer_id(id_p)
-        self.p1.verify_hash(msg)
+        self.p1.verify_auth(msg, now)
         self.sa.crypto.iv.confirm(0, ciphertext)
+        self.p1.note_certreqs(msg)
         for n in msg.all(NotifyPayload):
             if n.notify_type == NotifyType.INITIAL_CONTACT:
                 self.p1.initial_contact = True
         our_id = self.p1.our_id()
         self.state = MmState.DONE
-        self._send([our_id, self.p1.our_hash(our_id)], now, encrypt=True, expect_reply=False)
+        self._send([our_id, *self.p1.our_auth(our_id.encode_body())], now, encrypt=True, expect_reply=False)
         self.done = True
         self.p1.established(now)
 

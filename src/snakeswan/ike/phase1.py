@@ -1,20 +1,22 @@
 """What Main Mode and Aggressive Mode share: proposals, DH and nonces, keys, identities, HASH_I/R,
-NAT-D, vendor IDs. A helper that both exchanges hold (composition, DESIGN.md principle 3)."""
+NAT-D, vendor IDs, and authentication (pre-shared key: HASH_I/R; signatures: CERT/SIG through
+:mod:`snakeswan.ike.pubkey`). A helper that both exchanges hold (composition, DESIGN.md principle 3)."""
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
 
+from snakeswan.config.credentials import Credentials
 from snakeswan.config.identity import Identity
 from snakeswan.config.model import ConnectionConfig
 from snakeswan.config.proposals import format_ike_proposal
-from snakeswan.crypto import keymat
-from snakeswan.crypto.algorithms import ike_cipher, ike_hash
+from snakeswan.crypto import keymat, signatures
+from snakeswan.crypto.algorithms import hash_by_name, ike_cipher, ike_hash
 from snakeswan.crypto.dh import DhKeyPair, dh_group
 from snakeswan.crypto.ivchain import IvChain
 from snakeswan.errors import AuthenticationError, CryptoError, PeerError
-from snakeswan.ike import natt, peers, vendor
+from snakeswan.ike import natt, peers, pubkey, vendor
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import IkeSaEstablished, KeyLog
 from snakeswan.ike.proposals import IkeChoice, ike_sa_payload, select_ike
@@ -22,11 +24,13 @@ from snakeswan.ike.sa import IkeSa, IkeState, Phase1Crypto
 from snakeswan.wire.enums import AuthMethod, IdType, NotifyType
 from snakeswan.wire.message import Message
 from snakeswan.wire.payloads import (
+    CertRequestPayload,
     HashPayload,
     IdPayload,
     KePayload,
     NatDPayload,
     NoncePayload,
+    Payload,
     SaPayload,
     VendorIdPayload,
 )
@@ -34,11 +38,25 @@ from snakeswan.wire.payloads import (
 NONCE_SIZE = 32
 
 
-def auth_methods(conn: ConnectionConfig) -> tuple[int, ...]:
-    """The phase 1 authentication methods a connection offers or accepts."""
+def auth_methods(conn: ConnectionConfig, creds: Credentials) -> tuple[int, ...]:
+    """The phase 1 authentication methods a connection offers or accepts: PSK, or the signature
+    method of our own key (RSA 3, ECDSA 9/10/11), as strongSwan (one method for both ends)."""
     if conn.local.auth == "psk" or conn.remote.auth == "psk":
         return (AuthMethod.PRE_SHARED_KEY,)
-    raise PeerError(NotifyType.NO_PROPOSAL_CHOSEN, f"auth {conn.local.auth!r} is not supported yet")
+    if pubkey.is_pubkey(conn.local.method) and pubkey.is_pubkey(conn.remote.method):
+        return (pubkey.local_method(conn, creds),)
+    raise PeerError(
+        NotifyType.NO_PROPOSAL_CHOSEN,
+        f"auth {conn.local.auth!r}/{conn.remote.auth!r} is not supported",
+    )
+
+
+def id_acceptable(conn: ConnectionConfig, remote_addr: str, ident: Identity) -> bool:
+    """Is ``ident`` the peer we expect? With signatures and no ``remote.id``: anybody (``%any``, as
+    swanctl), since the certificate must then contain the identity."""
+    if conn.remote.id is None and pubkey.is_pubkey(conn.remote.method):
+        return True
+    return peers.id_acceptable(conn, remote_addr, ident)
 
 
 class Phase1:
@@ -56,6 +74,7 @@ class Phase1:
         self.gxr = b""
         self.psk: bytes | None = None
         self.initial_contact = False
+        self.pubkey = pubkey.PubkeyAuth(ctx, sa.unique_id)
 
     # ---- proposals --------------------------------------------------------------------------
 
@@ -64,7 +83,12 @@ class Phase1:
         proposals = conn.proposals
         if single_group:
             proposals = tuple(p for p in proposals if p.group == proposals[0].group)
-        self.offer = ike_sa_payload(proposals, auth_methods(conn)[0], int(conn.ike_lifetime))
+        self.offer = ike_sa_payload(
+            proposals,
+            auth_methods(conn, self.ctx.config.credentials)[0],
+            int(conn.ike_lifetime),
+            conn.ike_life_kilobytes,
+        )
         return self.offer
 
     def choose(self, offered: SaPayload, conns: list[ConnectionConfig]) -> IkeChoice:
@@ -72,7 +96,13 @@ class Phase1:
         last: PeerError | None = None
         for conn in conns:
             try:
-                choice = select_ike(offered, conn.proposals, auth_methods(conn), int(conn.ike_lifetime))
+                choice = select_ike(
+                    offered,
+                    conn.proposals,
+                    auth_methods(conn, self.ctx.config.credentials),
+                    int(conn.ike_lifetime),
+                    conn.ike_life_kilobytes,
+                )
             except PeerError as e:
                 last = e
                 continue
@@ -137,14 +167,23 @@ class Phase1:
             raise PeerError(NotifyType.INVALID_KEY_INFORMATION, f"peer's KE rejected: {e}") from e
         h = ike_hash(choice.proposal.hash)
         cipher = ike_cipher(choice.proposal.encryption, choice.proposal.key_length)
-        psk = self.lookup_psk()
-        skeyid = keymat.skeyid_psk(h, psk, self.ni, self.nr)  # SKEYID = prf(pre-shared-key, Ni_b | Nr_b)
+        if self.signatures:
+            skeyid = keymat.skeyid_sig(h, self.ni, self.nr, gxy)  # SKEYID = prf(Ni_b | Nr_b, g^xy)
+        else:
+            psk = self.lookup_psk()
+            skeyid = keymat.skeyid_psk(h, psk, self.ni, self.nr)  # SKEYID = prf(pre-shared-key, Ni_b | Nr_b)
         keys = keymat.derive_phase1(h, skeyid, gxy, sa.icookie, sa.rcookie)
         enc_key = keymat.encryption_key(h, keys.skeyid_e, cipher.key_size)
         iv = keymat.phase1_iv(h, self.gxi, self.gxr, cipher.block_size)  # IV = hash(g^xi | g^xr)
         sa.crypto = Phase1Crypto(h, cipher, keys, enc_key, IvChain(h, cipher.block_size, iv))
         if self.ctx.keylog:
             self.ctx.emit(KeyLog(ikev1_line=f"{sa.icookie.hex()},{enc_key.hex()}"))
+
+    @property
+    def signatures(self) -> bool:
+        """Authentication by signatures (the negotiated method is not a pre-shared key)."""
+        choice = self.sa.choice
+        return choice is not None and choice.auth_method != AuthMethod.PRE_SHARED_KEY
 
     def lookup_psk(self) -> bytes:
         sa = self.sa
@@ -205,7 +244,7 @@ class Phase1:
         sa = self.sa
         assert sa.conn is not None
         ident = _identity_of(p)
-        if not peers.id_acceptable(sa.conn, sa.remote[0], ident):
+        if not id_acceptable(sa.conn, sa.remote[0], ident):
             raise PeerError(
                 NotifyType.INVALID_ID_INFORMATION,
                 f"peer identity {ident} is not {peers.remote_identity(sa.conn, sa.remote[0])}",
@@ -215,16 +254,54 @@ class Phase1:
 
     def auth_hash(self, of_initiator: bool, id_body: bytes) -> bytes:
         """HASH_I = prf(SKEYID, g^xi | g^xr | CKY-I | CKY-R | SAi_b | IDii_b);
-        HASH_R = prf(SKEYID, g^xr | g^xi | CKY-R | CKY-I | SAi_b | IDir_b)."""
+        HASH_R = prf(SKEYID, g^xr | g^xi | CKY-R | CKY-I | SAi_b | IDir_b).
+        With ECDSA the prf is HMAC with the method's hash (RFC 4754 section 7), not the negotiated one."""
         sa = self.sa
-        assert sa.crypto is not None
+        assert sa.crypto is not None and sa.choice is not None
         h, skeyid = sa.crypto.hash, sa.crypto.keys.skeyid
+        ecdsa_hash = signatures.auth_hash_name(sa.choice.auth_method)
+        if ecdsa_hash is not None:
+            h = hash_by_name(ecdsa_hash)
         if of_initiator:
             return keymat.hash_i(h, skeyid, self.gxi, self.gxr, sa.icookie, sa.rcookie, self.sai_b, id_body)
         return keymat.hash_r(h, skeyid, self.gxr, self.gxi, sa.rcookie, sa.icookie, self.sai_b, id_body)
 
     def our_hash(self, id_payload: IdPayload) -> HashPayload:
         return HashPayload(self.auth_hash(self.sa.initiator, id_payload.encode_body()))
+
+    def our_auth(self, id_body: bytes) -> list[Payload]:
+        """HASH_I/HASH_R (pre-shared key), or [CERT,] SIG over it (signatures)."""
+        value = self.auth_hash(self.sa.initiator, id_body)
+        if not self.signatures:
+            return [HashPayload(value)]
+        assert self.sa.conn is not None
+        return self.pubkey.our_payloads(self.sa.conn, value)
+
+    def certreqs(self, conn: ConnectionConfig | None = None) -> list[CertRequestPayload]:
+        """CERTREQs to send (signature authentication only; ``conn`` before a choice exists)."""
+        conn = conn or self.sa.conn
+        assert conn is not None
+        if conn.local.method == "psk" or not pubkey.is_pubkey(conn.remote.method):
+            return []
+        return self.pubkey.certreqs(conn)
+
+    def note_certreqs(self, msg: Message) -> None:
+        self.pubkey.note_certreqs(msg)
+
+    def verify_auth(self, msg: Message, now: float, id_body: bytes | None = None) -> None:
+        """Check the peer's HASH_I/HASH_R, or its SIG over it (its ID from ``sa.remote_id``)."""
+        if not self.signatures:
+            self.verify_hash(msg, id_body)
+            return
+        if id_body is None:
+            id_raw = msg.raw_of(IdPayload)
+            if id_raw is None:
+                raise PeerError(NotifyType.PAYLOAD_MALFORMED, "ID payload missing")
+            id_body = id_raw.body
+        sa = self.sa
+        assert sa.conn is not None and sa.choice is not None and sa.remote_id is not None
+        expected = self.auth_hash(not sa.initiator, id_body)
+        self.pubkey.verify(sa.conn, msg, sa.remote_id, expected, sa.choice.auth_method, now)
 
     def verify_hash(self, msg: Message, id_body: bytes | None = None) -> None:
         """Check the peer's HASH_I or HASH_R over its ID payload body as it was on the wire (taken

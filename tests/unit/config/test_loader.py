@@ -225,7 +225,7 @@ def test_error_format_names_file_key_and_expectation() -> None:
     )
     assert (
         message
-        == 'snakeswan.toml: connections.gw.children.net.mode: expected "tunnel" or "transport", got "tunel"'
+        == 'snakeswan.toml: connections.gw.children.net.mode: expected "tunnel", "transport", "pass" or "drop", got "tunel"'
     )
 
 
@@ -370,7 +370,7 @@ def test_error_format_names_file_key_and_expectation() -> None:
             "IKEv1 only",
         ),
         # 22. secret section with an unknown prefix
-        ("[secrets.ike-1]", "[secrets.rsa-1]", "secrets.rsa-1", "starting with ike or psk"),
+        ("[secrets.ike-1]", "[secrets.cert-1]", "secrets.cert-1", "starting with ike or psk"),
         # 23. secret without a value
         ('secret = "s"', 'id = "10.0.0.1"', "secrets.ike-1.secret", "required"),
         # 24. bad secret encoding

@@ -1,0 +1,124 @@
+"""The loader's part for certificates and private keys: read the files, check them, fill in IDs.
+
+Files are named as in swanctl.conf: ``local.certs``/``remote.certs`` (end-entity certificates),
+``local.cacerts``/``remote.cacerts`` (trusted CA certificates) and ``[secrets.private<suffix>]``
+(also ``rsa``, ``ecdsa``, ``pkcs8``) sections with ``file`` (the private key) and an optional
+``secret`` (its passphrase). A relative file name is taken from the configuration file's directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from cryptography import x509
+
+from snakeswan.config._fields import Table
+from snakeswan.config.credentials import (
+    Credentials,
+    PrivateKey,
+    cert_contains,
+    load_certificate,
+    load_private_key,
+    subject_identity,
+)
+from snakeswan.config.model import AuthConfig, ConnectionConfig
+from snakeswan.crypto.signatures import auth_method_for
+from snakeswan.errors import ConfigError
+from snakeswan.wire.enums import AuthMethod
+
+KEY_PREFIXES = ("private", "rsa", "ecdsa", "pkcs8")
+KEY_KEYS = ("file", "secret")
+
+
+def is_key_section(name: str) -> bool:
+    return name.startswith(KEY_PREFIXES)
+
+
+def _read(path: str, base: str, where: str) -> tuple[bytes, str]:
+    full = path if os.path.isabs(path) else os.path.join(base, path)
+    try:
+        with open(full, "rb") as stream:
+            return stream.read(), full
+    except OSError as exc:
+        raise ConfigError(f"cannot read {full!r}: {exc.strerror}", where) from None
+
+
+def _keys(top: Table, base: str) -> list[PrivateKey]:
+    keys: list[PrivateKey] = []
+    for name, table in top.subtables("secrets"):
+        if not is_key_section(name):
+            continue
+        table.check_keys(KEY_KEYS)
+        file = table.string("file")
+        if not file:
+            raise table.error("file", "required: the private key file (PEM or DER)")
+        secret = table.string("secret")
+        where = f"{top.source}: {table.key_path('file')}"
+        data, full = _read(file, base, where)
+        keys.append(load_private_key(data, f"{where} ({full})", secret.encode() if secret else None))
+    return keys
+
+
+def _certs(
+    auth: AuthConfig, where: str, base: str, loaded: dict[str, x509.Certificate], *, ca: bool = False
+) -> None:
+    names = auth.cacerts if ca else auth.certs
+    key = "cacerts" if ca else "certs"
+    for index, name in enumerate(names):
+        at = f"{where}.{key}[{index}]"
+        if name not in loaded:
+            data, full = _read(name, base, at)
+            loaded[name] = load_certificate(data, f"{at} ({full})")
+        if ca:
+            try:
+                bc = loaded[name].extensions.get_extension_for_class(x509.BasicConstraints).value
+            except (x509.ExtensionNotFound, ValueError):
+                bc = None
+            if bc is None or not bc.ca:
+                raise ConfigError("expected a CA certificate (basicConstraints cA = true)", at)
+
+
+def _local(conn: ConnectionConfig, creds: Credentials, where: str) -> ConnectionConfig:
+    """Checks of our own side: a private key for the certificate, the ID in the certificate."""
+    local = conn.local
+    if local.pubkeys or conn.remote.pubkeys:
+        raise ConfigError("raw public keys (pubkeys) are not supported; use certs and cacerts", where)
+    if local.method not in ("pubkey", "rsa", "ecdsa") or not local.certs:
+        return conn
+    cert = creds.cert(local.certs[0])
+    key = creds.key_for(cert)
+    at = f"{where}.local.certs[0]"
+    if key is None:
+        raise ConfigError(
+            "no private key for this certificate: expected a [secrets.private-<name>] section "
+            "whose file holds its key",
+            at,
+        )
+    is_rsa = auth_method_for(key.key) == AuthMethod.RSA_SIGNATURES
+    if (local.method == "rsa" and not is_rsa) or (local.method == "ecdsa" and is_rsa):
+        raise ConfigError(f'auth = "{local.method}" but the certificate holds another kind of key', at)
+    if local.id is None:
+        return replace(conn, local=replace(local, id=subject_identity(cert)))
+    if not cert_contains(cert, local.id):
+        raise ConfigError(
+            f"identity {local.id} is neither the subject nor a subjectAltName of the certificate", at
+        )
+    return conn
+
+
+def load_credentials(
+    top: Table, conns: list[ConnectionConfig], source: str
+) -> tuple[Credentials, list[ConnectionConfig]]:
+    """Load every certificate and private key the configuration names; return them and the
+    connections with the local ID defaulted to the certificate's subject."""
+    base = os.path.dirname(source) if source and not source.startswith("<") else ""
+    keys = _keys(top, base)
+    loaded: dict[str, x509.Certificate] = {}
+    for conn in conns:
+        for side, auth in (("local", conn.local), ("remote", conn.remote)):
+            where = f"{source}: connections.{conn.name}.{side}"
+            _certs(auth, where, base, loaded)
+            _certs(auth, where, base, loaded, ca=True)
+    creds = Credentials(tuple(loaded.items()), tuple(keys))
+    return creds, [_local(conn, creds, f"{source}: connections.{conn.name}") for conn in conns]
