@@ -31,8 +31,11 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"  proposals: {', '.join(c['proposals'])}")
         for ch in c["children"]:
-            props = ch["esp_proposals"] or ch["ah_proposals"]
-            print(f"  {ch['name']}: {ch['mode'].upper()}, start {ch['start_action']}, {', '.join(props)}")
+            if ch["mode"] in ("pass", "drop"):  # shunts: installed at start, never negotiated
+                print(f"  {ch['name']}: {ch['mode'].upper()}")
+            else:
+                props = ch["esp_proposals"] or ch["ah_proposals"]
+                print(f"  {ch['name']}: {ch['mode'].upper()}, start {ch['start_action']}, {', '.join(props)}")
             print(f"    local  {', '.join(ch['local_ts'])}")
             print(f"    remote {', '.join(ch['remote_ts'])}")
     return 0

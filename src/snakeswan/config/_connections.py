@@ -11,8 +11,10 @@ from typing import TypedDict, TypeVar
 from snakeswan.config._fields import Table, describe
 from snakeswan.config.identity import Identity
 from snakeswan.config.model import (
+    CHILD_MODES,
     DEFAULT_ESP_PROPOSALS,
     DEFAULT_IKE_PROPOSALS,
+    SHUNT_MODES,
     AuthConfig,
     ChildConfig,
     ChildProposal,
@@ -48,6 +50,7 @@ CONNECTION_KEYS = (
     "rekey_time",
     "over_time",
     "rand_time",
+    "ike_life_bytes",
     "pools",
     "children",
     "local",
@@ -89,6 +92,7 @@ class _IkeTimers(TypedDict):
     rand_time: float
     dpd_delay: float
     dpd_timeout: float
+    ike_life_bytes: int | None
 
 
 class _ConnectionOptions(TypedDict):
@@ -227,6 +231,7 @@ def _ike_timers(conn: Table) -> _IkeTimers:
         rand_time=over if rand is None else rand,
         dpd_delay=conn.duration("dpd_delay") or 0.0,
         dpd_timeout=conn.duration("dpd_timeout") or 0.0,
+        ike_life_bytes=conn.volume("ike_life_bytes") or None,
     )
 
 
@@ -286,10 +291,12 @@ def parse_connection(
     lists = conn.parsed_list("proposals", parse_ike_proposal, (DEFAULT_IKE_PROPOSALS,))
     local, local_xauth = _auth_rounds(conn, "local")
     remote, remote_xauth = _auth_rounds(conn, "remote")
-    children = tuple(parse_child(child_name, table) for child_name, table in conn.subtables("children"))
+    parsed = [(parse_child(child_name, table), table) for child_name, table in conn.subtables("children")]
+    children = tuple(child for child, _ in parsed if not child.shunt)
+    shunts = tuple(child for child, _ in parsed if child.shunt)
     if not any(is_specific(address) for address in remote_addrs):
-        for child, (_, table) in zip(children, conn.subtables("children"), strict=True):
-            if child.start_action != "none":
+        for child, table in parsed:
+            if child.start_action != "none" and not child.shunt:
                 raise table.error(
                     "start_action",
                     f"needs a specific remote address to initiate to; remote_addrs is {list(remote_addrs)}",
@@ -304,14 +311,19 @@ def parse_connection(
         remote_addrs=remote_addrs,
         proposals=_unique(proposal for proposals in lists for proposal in proposals),
         children=children,
+        shunts=shunts,
     )
     return replace(config, **_ike_timers(conn), **_connection_options(conn, daemon, pool_names))
 
 
-def _selectors(child: Table, key: str) -> tuple[TrafficSelector, ...]:
+def _selectors(child: Table, key: str, *, shunt: bool = False) -> tuple[TrafficSelector, ...]:
+    """A child's ``local_ts``/``remote_ts``: one selector with one port or all for IKEv1; a shunt
+    (never negotiated) may have several, with port ranges."""
     selectors = child.parsed_list(key, TrafficSelector.from_text, (TrafficSelector.make_dynamic(),))
     if not selectors:
         raise child.error(key, 'expected at least one traffic selector (or "dynamic")')
+    if shunt:
+        return selectors
     if len(selectors) > 1:
         raise child.error(
             key, "IKEv1 negotiates one traffic selector per side; define another child for more"
@@ -373,23 +385,45 @@ def _child_proposals(child: Table) -> tuple[tuple[ChildProposal, ...], tuple[Chi
     return esp, ah
 
 
+def _check_shunt_families(
+    child: Table, local_ts: tuple[TrafficSelector, ...], remote_ts: tuple[TrafficSelector, ...]
+) -> None:
+    """A shunt's policies pair each local with each remote selector of its family; a selector
+    without any partner of its family would be silently ignored, so it is an error."""
+    for key, ours, theirs in (("local_ts", local_ts, remote_ts), ("remote_ts", remote_ts, local_ts)):
+        for index, ts in enumerate(ours):
+            if not ts.dynamic and not any(o.dynamic or o.version == ts.version for o in theirs):
+                raise child.error(f"{key}[{index}]", f"{ts} has no selector of its address family opposite")
+
+
 def parse_child(name: str, child: Table) -> ChildConfig:
     child.check_keys(CHILD_KEYS)
     if child.boolean("ipcomp", False):
         raise child.error("ipcomp", "IPComp is not supported; expected false")
-    local_ts, remote_ts = _selectors(child, "local_ts"), _selectors(child, "remote_ts")
-    if not (local_ts[0].dynamic or remote_ts[0].dynamic) and local_ts[0].version != remote_ts[0].version:
+    mode = child.choice("mode", CHILD_MODES, "tunnel")
+    shunt = mode in SHUNT_MODES
+    local_ts = _selectors(child, "local_ts", shunt=shunt)
+    remote_ts = _selectors(child, "remote_ts", shunt=shunt)
+    if shunt:
+        _check_shunt_families(child, local_ts, remote_ts)
+    elif not (local_ts[0].dynamic or remote_ts[0].dynamic) and local_ts[0].version != remote_ts[0].version:
         raise child.error("remote_ts", "local_ts and remote_ts must be of the same address family")
     esp, ah = _child_proposals(child)
     actions = ("none", "trap", "start")
+    start_action = child.choice("start_action", actions, "none")
+    if shunt and start_action == "start":
+        raise child.error(
+            "start_action",
+            f'a "{mode}" policy is installed at start and never negotiated; expected "trap" or "none"',
+        )
     config = ChildConfig(
         name=name,
         local_ts=local_ts,
         remote_ts=remote_ts,
         esp_proposals=esp,
         ah_proposals=ah,
-        mode=child.choice("mode", ("tunnel", "transport"), "tunnel"),
-        start_action=child.choice("start_action", actions, "none"),
+        mode=mode,
+        start_action=start_action,
         close_action=child.choice("close_action", actions, "none"),
         dpd_action=child.choice("dpd_action", ("clear", "trap", "restart"), "clear"),
         replay_window=child.integer("replay_window", 32, 0, 65535),

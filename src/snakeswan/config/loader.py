@@ -8,6 +8,9 @@ is ``<file>: <dotted.key[index]>: <what was expected>, got <what was found>``.
 Secrets sections are typed by their name's prefix as in swanctl: ``ike``/``psk`` (an IKE
 pre-shared key) and ``xauth``/``eap`` (an XAUTH password). Each holds ``secret`` (text, ``0x`` hex
 or ``0s`` base64) and ``id`` (a string or an array) and/or swanctl's ``id<suffix>`` keys.
+``private``/``rsa``/``ecdsa``/``pkcs8`` sections name a private key ``file`` (and its passphrase
+``secret``); certificate and key files are loaded by ``config._credentials`` into
+``Config.credentials``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import tomllib
 
 from snakeswan.config._connections import is_specific, parse_connection
+from snakeswan.config._credentials import is_key_section, load_credentials
 from snakeswan.config._fields import Table, describe
 from snakeswan.config.identity import Identity
 from snakeswan.config.model import (
@@ -43,7 +47,11 @@ DAEMON_KEYS = (
     "keep_alive",
     "tun",
     "tun_mtu",
+    "tun_offload",
     "dataplane",
+    "route_table",
+    "route_priority",
+    "fwmark",
 )
 POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude")
 _PSK_PREFIXES = ("ike", "psk")
@@ -84,7 +92,10 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         conn = parse_connection(name, table, daemon, pool_names)
         _check_secrets(conn, secrets, table)
         connections.append(conn)
-    return Config(daemon=daemon, connections=tuple(connections), secrets=secrets, pools=pools)
+    credentials, connections = load_credentials(top, connections, source)
+    return Config(
+        daemon=daemon, connections=tuple(connections), secrets=secrets, pools=pools, credentials=credentials
+    )
 
 
 def _daemon(table: Table | None) -> DaemonConfig:
@@ -108,8 +119,23 @@ def _daemon(table: Table | None) -> DaemonConfig:
         keep_alive=_keep_alive(table),
         tun=_tun_name(table),
         tun_mtu=table.integer("tun_mtu", 1400, 576, 9000),
+        tun_offload=table.boolean("tun_offload", True),
         dataplane=table.boolean("dataplane", True),
+        route_table=_route_table(table),
+        route_priority=table.integer("route_priority", 220, 2, 32765),  # pass shunts: one less
+        fwmark=table.integer("fwmark", 0x42, 1, 2**32 - 1),
     )
+
+
+def _route_table(table: Table) -> int:
+    """The routing table of the TUN routes: 0 (main, no rule) or a table of our own (not 253..255,
+    the kernel's default, main and local tables)."""
+    value = table.integer("route_table", 220, 0, 2**32 - 1)
+    if value in (253, 254, 255):
+        raise table.error(
+            "route_table", f"{value} is one of the kernel's tables; 0 means main without a rule"
+        )
+    return value
 
 
 def _keep_alive(table: Table) -> float:
@@ -193,6 +219,8 @@ def _secrets(top: Table) -> Secrets:
     psks: list[PskSecret] = []
     xauth: list[XauthSecret] = []
     for name, table in top.subtables("secrets"):
+        if is_key_section(name):
+            continue  # a private key file: config._credentials
         table.check_keys(("secret",), extra=lambda key: key.startswith("id"))
         value = table.string("secret")
         if not value:
@@ -206,8 +234,8 @@ def _secrets(top: Table) -> Secrets:
             xauth.append(XauthSecret(ids, secret, name))
         else:
             raise table.here(
-                "expected a section name starting with ike or psk (an IKE pre-shared key) "
-                "or xauth or eap (an XAUTH password)"
+                "expected a section name starting with ike or psk (an IKE pre-shared key), "
+                "xauth or eap (an XAUTH password) or private, rsa, ecdsa (a private key file)"
             )
     return Secrets(tuple(psks), tuple(xauth))
 

@@ -8,20 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from snakeswan.config.credentials import Credentials
 from snakeswan.config.identity import ANY_IDENTITY, ID_ANY, MATCH_NONE, Identity
 from snakeswan.config.traffic import IPAddress, IPNetwork, TrafficSelector
 from snakeswan.wire.enums import AuthAlgorithm, DhGroup, EspTransformId, IkeEncryption, IkeHash, ProtocolId
 
 __all__ = [
     "ANY_IDENTITY",
+    "CHILD_MODES",
     "DEFAULT_ESP_PROPOSALS",
     "DEFAULT_IKE_PROPOSALS",
     "ID_ANY",
+    "SHUNT_MODES",
     "AuthConfig",
     "ChildConfig",
     "ChildProposal",
     "Config",
     "ConnectionConfig",
+    "Credentials",
     "DaemonConfig",
     "IPAddress",
     "IPNetwork",
@@ -77,6 +81,8 @@ DEFAULT_IKE_PROPOSALS: tuple[IkeProposal, ...] = (
 )
 
 _ESP = ProtocolId.IPSEC_ESP
+CHILD_MODES = ("tunnel", "transport", "pass", "drop")
+SHUNT_MODES = ("pass", "drop")
 # Default ESP proposals (``esp_proposals`` unset or ``default``): AEAD first like strongSwan's
 # default, then AES-CBC with HMAC-SHA-256; no PFS (strongSwan's default has no DH group either).
 DEFAULT_ESP_PROPOSALS: tuple[ChildProposal, ...] = (
@@ -93,7 +99,10 @@ class AuthConfig:
 
     ``auth``: ``psk``, ``pubkey`` (also ``rsa``/``ecdsa``), ``xauth`` or ``xauth-<backend>``.
     ``id``: the IKE identity; None for ``local`` means "our IP address" (strongSwan's default),
-    ``remote`` defaults to ``%any``. ``certs``/``cacerts``/``pubkeys`` are file names as written.
+    ``remote`` defaults to ``%any``. ``certs``/``cacerts``/``pubkeys`` are file names as written;
+    their contents are in :attr:`Config.credentials` (loaded by the loader). With ``pubkey`` auth
+    the loader sets a missing local ``id`` to the subject DN of the first local certificate, as
+    strongSwan does; a remote without ``id`` is then ``%any`` (the peer's certificate binds it).
     """
 
     auth: str = "pubkey"
@@ -115,6 +124,10 @@ class ChildConfig:
     """One phase 2 (CHILD_SA) configuration, ``connections.<conn>.children.<name>``.
 
     Byte/packet limits are None when unset (no volume limit). ``replay_window`` 32 as swanctl.
+    ``mode``: ``tunnel`` or ``transport`` (negotiated), or a shunt policy as swanctl's: ``pass``
+    (the traffic goes around the data plane in the clear) or ``drop`` (it is discarded). Shunts are
+    installed when the daemon starts and never negotiated; the loader keeps them apart from the
+    negotiable children (:attr:`ConnectionConfig.shunts`).
     """
 
     name: str
@@ -143,6 +156,11 @@ class ChildConfig:
     policies: bool = True
 
     @property
+    def shunt(self) -> bool:
+        """A ``pass`` or ``drop`` policy: installed at start, never negotiated."""
+        return self.mode in SHUNT_MODES
+
+    @property
     def proposals(self) -> tuple[ChildProposal, ...]:
         """What Quick Mode offers: ESP proposals if any, else AH."""
         return self.esp_proposals or self.ah_proposals
@@ -162,6 +180,8 @@ class ConnectionConfig:
     ranges or ``%any``. IKEv1 has no rekeying: ``rekey_time`` is when we re-authenticate, and the
     lifetime we offer/accept is :attr:`ike_lifetime` (as strongSwan's ``phase1.c``).
     ``dpd_timeout`` 0 (swanctl's default) leaves the DPD timeout to the engine's retransmissions.
+    ``children`` are negotiated (tunnel/transport); ``shunts`` are the ``pass``/``drop`` children,
+    which only the data plane sees (the IKE engine never negotiates or selects them).
     """
 
     name: str
@@ -179,9 +199,11 @@ class ConnectionConfig:
     rand_time: float = 1440.0
     dpd_delay: float = 0.0
     dpd_timeout: float = 0.0
+    ike_life_bytes: int | None = None  # ISAKMP SA volume limit (a snakeswan extension of swanctl.conf)
     local_xauth: AuthConfig | None = None
     remote_xauth: AuthConfig | None = None
     children: tuple[ChildConfig, ...] = ()
+    shunts: tuple[ChildConfig, ...] = ()
     encap: bool = False
     fragmentation: str = "yes"
     send_certreq: bool = True
@@ -196,6 +218,11 @@ class ConnectionConfig:
     def ike_lifetime(self) -> float:
         """ISAKMP SA lifetime to offer and the most to accept: (reauth or rekey time) + over_time."""
         return (self.reauth_time or self.rekey_time) + self.over_time
+
+    @property
+    def ike_life_kilobytes(self) -> int | None:
+        """The ISAKMP SA volume limit to offer and the most to accept, in kilobytes (None: none)."""
+        return -(-self.ike_life_bytes // 1024) if self.ike_life_bytes else None
 
     def child(self, name: str) -> ChildConfig:
         """The child named ``name``; ``KeyError`` if there is none."""
@@ -293,7 +320,16 @@ class DaemonConfig:
     keep_alive: float = 20.0  # NAT-T keepalive interval (strongswan.conf charon.keep_alive)
     tun: str = "snakeswan0"  # the TUN device of the userspace data plane
     tun_mtu: int = 1400
+    tun_offload: bool = True  # TUN offloads (TSO/checksum in, coalesced super-packets out)
     dataplane: bool = True  # false: IKE only (no TUN device, routes or raw sockets)
+    # policy routing (as strongSwan's kernel-libipsec setups): the routes into the TUN live in
+    # ``route_table``, consulted by the rule "not fwmark <fwmark> lookup <route_table>" at
+    # ``route_priority``; the daemon's own IKE/ESP/AH sockets carry ``fwmark`` and so never enter
+    # the TUN (transport mode protects traffic to the very address IKE talks to). route_table 0:
+    # routes in the main table, no rule (then transport mode and pass shunts cannot work).
+    route_table: int = 220
+    route_priority: int = 220
+    fwmark: int = 0x42
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +340,8 @@ class Config:
     connections: tuple[ConnectionConfig, ...] = ()
     secrets: Secrets = Secrets()
     pools: tuple[Pool, ...] = ()
+    # certificates and private keys of the files the connections and secrets name (loaded once)
+    credentials: Credentials = field(default_factory=Credentials)
 
     def connection(self, name: str) -> ConnectionConfig:
         """The connection named ``name``; ``KeyError`` if there is none."""

@@ -10,8 +10,12 @@ Commands (``args`` in brackets):
 
 - ``up`` [``conn``, optional ``child``]: initiate; result: ``{"ike_sa": <id>}``
 - ``down`` [``conn``, optional ``child``]: delete (sends Delete payloads); result: number of SAs deleted
+- ``rekey`` [``conn``, optional ``child``]: rekey those IPsec SAs now (a new Quick Mode each, the
+  old SA deleted after the overlap); result: number of IPsec SAs being rekeyed
 - ``list-sas``: list of IKE SAs, each with its IPsec SAs (see :mod:`snakeswan.daemon.views`)
 - ``list-conns``: configured connections
+- ``list-pols``: the data plane's policies in lookup order, its drop counters (``drops``, e.g.
+  ``discard`` for drop policies), ``unrouted``, and the policy-routing table, mark and rules
 - ``reload``: re-read the configuration file; result: names of the connections now loaded
 - ``log``: the response is a stream: one ``{"ok": true, "record": {...}}`` line per trace record
   until the client closes the connection
@@ -24,7 +28,7 @@ import json
 from typing import Any
 
 DEFAULT_SOCKET = "/run/snakeswan/control.sock"
-COMMANDS = ("up", "down", "list-sas", "list-conns", "reload", "log", "stop")
+COMMANDS = ("up", "down", "rekey", "list-sas", "list-conns", "list-pols", "reload", "log", "stop")
 MAX_LINE = 1 << 20
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import os
 import signal
 import socket
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -72,12 +74,27 @@ class Daemon:
         asyncio.run(self._main())
         return 0
 
+    @property
+    def mark(self) -> int:
+        """The firewall mark of our sockets: their packets skip the TUN's routing table (io.routes)."""
+        d = self.config.daemon
+        return d.fwmark if d.dataplane and d.route_table else 0
+
+    def _udp_socket(self, port: int, family: int, nat_t: bool) -> UdpSocket:
+        try:
+            return UdpSocket(port, family=family, nat_t=nat_t, mark=self.mark)
+        except OSError as e:
+            if e.errno != errno.EPERM or not self.mark:
+                raise
+            log.warning("UDP %d: %s; IKE may be routed into the TUN device", port, e.strerror)
+            return UdpSocket(port, family=family, nat_t=nat_t)
+
     def _open_sockets(self) -> None:
         d = self.config.daemon
         for port, nat_t in ((d.port, False), (d.nat_port, True)):
             for family in (socket.AF_INET, socket.AF_INET6):
                 try:
-                    s = UdpSocket(port, family=family, nat_t=nat_t)
+                    s = self._udp_socket(port, family, nat_t)
                 except OSError as e:
                     if family == socket.AF_INET:
                         raise LocalError(f"cannot open UDP port {port}: {e.strerror}") from None
@@ -90,6 +107,8 @@ class Daemon:
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
+        # the engine's time is the loop's (monotonic); certificates are valid by the wall clock
+        self.engine.ctx.wall_offset = time.time() - self._loop.time()
         if self.keylog_path:
             self._keylog_file = open(self.keylog_path, "a", buffering=1)  # noqa: SIM115 - lives with the daemon
         self._open_sockets()
@@ -267,8 +286,15 @@ class Daemon:
                     self.dataplane.child_up(c, now)
                 except (LocalError, OSError) as e:
                     log.error(
-                        "IPsec SA %s/%s could not be installed in the data plane: %s", c.conn, c.child, e
+                        "IPsec SA %s/%s could not be installed in the data plane: %s; deleting it",
+                        c.conn,
+                        c.child,
+                        e,
                     )
+                    # no half SA: the peer is told (Delete) and list-sas no longer shows it
+                    with contextlib.suppress(LocalError):
+                        self.engine.delete_child(c.ike_sa, c.spi_in, now)
+                    return
             log.info(
                 "IPsec SA %s/%s established: SPIs %08x_i %08x_o, %s === %s, %s%s",
                 c.conn,
@@ -293,6 +319,8 @@ class Daemon:
             self.child_since.pop(ev.spi_in, None)
             if self.dataplane is not None:
                 self.dataplane.child_down(ev.spi_in)
+                if ev.then == "none":  # "trap" keeps the policy, "start" negotiates again
+                    self.dataplane.child_closed(ev.conn, ev.child)
             log.info("IPsec SA %s/%s (SPI %08x_i) deleted: %s", ev.conn, ev.child, ev.spi_in, ev.reason)
         elif isinstance(ev, NotifyReceived):
             log.info("notify %s received on IKE SA #%d", name_of(NotifyType, ev.notify_type), ev.ike_sa)
@@ -316,7 +344,7 @@ class Daemon:
         if not any(_is_ip(a) for a in conn.local_addrs):
             remote = next((a for a in conn.remote_addrs if _is_ip(a)), None)
             if remote is not None:
-                local = source_address_for(remote)
+                local = source_address_for(remote, mark=self.mark)
         sa_id = self.engine.initiate(conn_name, child, self._now(), local=local)
         if pump:
             self._pump()
@@ -340,6 +368,20 @@ class Daemon:
             raise LocalError(f"no SA of {conn_name}{'/' + child if child else ''} to delete")
         return count
 
+    def _rekey(self, conn_name: str, child: str | None) -> int:
+        """Rekey the IPsec SAs of ``conn_name`` (or of its child ``child``) now, make before break."""
+        count = 0
+        now = self._now()
+        for sa in self.engine.ike_sas:
+            if sa.name == conn_name:
+                for c in [c for c in sa.children if child is None or c.child == child]:
+                    self.engine.rekey_child(sa.unique_id, c.spi_in, now)
+                    count += 1
+        self._pump()
+        if count == 0:
+            raise LocalError(f"no IPsec SA of {conn_name}{'/' + child if child else ''} to rekey")
+        return count
+
     def _reload(self) -> list[str]:
         config = load_config(self.config_path)
         self.config = config
@@ -356,12 +398,18 @@ class Daemon:
             return {"ike_sa": self._initiate(str(args["conn"]), args.get("child"))}
         if command == "down":
             return self._down(str(args["conn"]), args.get("child"))
+        if command == "rekey":
+            return self._rekey(str(args["conn"]), args.get("child"))
         if command == "list-sas":
             now = self._now()
             counters = self.dataplane.counters() if self.dataplane is not None else None
             return [views.ike_view(sa, now, self.child_since, counters) for sa in self.engine.ike_sas]
         if command == "list-conns":
             return views.conns_view(self.config)
+        if command == "list-pols":
+            if self.dataplane is None:
+                raise LocalError("no data plane: no policies")
+            return self.dataplane.policies()
         if command == "reload":
             return self._reload()
         if command == "stop":

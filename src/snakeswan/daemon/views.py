@@ -91,7 +91,7 @@ def conn_view(conn: ConnectionConfig) -> dict[str, Any]:
                 "start_action": c.start_action,
                 "life_time": c.life_time,
             }
-            for c in conn.children
+            for c in (*conn.children, *conn.shunts)
         ],
     }
 

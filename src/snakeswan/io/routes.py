@@ -12,13 +12,25 @@ it is deleted only when its last owner removes it. :meth:`Routes.add` is idempot
 :meth:`Routes.remove` of a route that is gone is not an error, :meth:`Routes.remove_all` is for
 shutdown. Errors raise :class:`LocalError` naming the command and iproute2's message.
 
+Policy routing (:class:`Rules`, as strongSwan does with kernel-libipsec): the routes into the TUN
+go into a table of their own (``[daemon] route_table``, 220), consulted through one rule per address
+family, ``not fwmark MARK lookup 220`` (priority ``route_priority``, 220). The daemon's own sockets
+(IKE on UDP 500/4500, raw ESP/AH) carry the mark (:func:`set_mark`), so their packets skip that
+table: in transport mode the peer's address itself is routed into the TUN, and without the mark the
+daemon's IKE and ESP would be captured too. ``pass`` shunts get rules just before that one,
+``[from L] to R [ipproto P] [sport S] [dport D] lookup main``, so their flows never reach the TUN.
+Rules are installed at start (a leftover identical one from a daemon that died is replaced) and
+removed at stop.
+
 Nothing here runs per packet.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
+import socket
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -27,6 +39,7 @@ from snakeswan.config.traffic import IPAddress, IPNetwork, TrafficSelector
 from snakeswan.errors import LocalError
 
 IP_TIMEOUT = 5.0
+SO_MARK: int = getattr(socket, "SO_MARK", 36)  # Linux
 
 #: runs ``ip`` with these arguments and returns its stdout; raises LocalError
 Runner = Callable[[Sequence[str]], str]
@@ -247,3 +260,102 @@ class Routes:
                 first = first or e
         if first is not None:
             raise first
+
+
+# --- marks and rules -----------------------------------------------------------------------------
+def set_mark(sock: socket.socket, mark: int) -> None:
+    """Put firewall mark ``mark`` on every packet ``sock`` sends (``SO_MARK``, needs CAP_NET_ADMIN);
+    0 leaves the socket alone. ``LocalError`` if the kernel refuses."""
+    if not mark:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
+    except OSError as e:
+        raise LocalError(f"SO_MARK {mark:#x}: {e.strerror} (needs CAP_NET_ADMIN)") from None
+
+
+_PORT_PROTOCOLS = {6: "tcp", 17: "udp", 33: "dccp", 132: "sctp"}  # what fib rules match ports of
+
+
+def _ports(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}-{last}"
+
+
+def pass_rule_selectors(local_ts: TrafficSelector, remote_ts: TrafficSelector) -> list[list[str]]:
+    """The ``ip rule`` selectors (``from``, ``to``, ``ipproto``, ``sport``, ``dport``) matching the
+    packets of policy ``local_ts === remote_ts``: one list per pair of prefixes. ``from`` and ``to``
+    are left out for a whole address family, ports for protocols without them (the rule is then
+    broader than the policy)."""
+    if local_ts.version != remote_ts.version:
+        raise LocalError(f"{local_ts} === {remote_ts}: selectors of two address families")
+    proto = local_ts.protocol or remote_ts.protocol
+    extra: list[str] = []
+    if proto:
+        extra += ["ipproto", _PORT_PROTOCOLS.get(proto, str(proto))]
+        if proto in _PORT_PROTOCOLS:
+            if not local_ts.all_ports:
+                extra += ["sport", _ports(local_ts.port_start, local_ts.port_end)]
+            if not remote_ts.all_ports:
+                extra += ["dport", _ports(remote_ts.port_start, remote_ts.port_end)]
+    out = []
+    for src in selector_networks(local_ts):
+        for dst in selector_networks(remote_ts):
+            sel = [] if src.prefixlen == 0 else ["from", str(src)]
+            sel += [] if dst.prefixlen == 0 else ["to", str(dst)]
+            out.append(sel + extra)
+    return out
+
+
+class Rules:
+    """``ip rule`` entries we own (policy routing), each for one address family.
+
+    :meth:`add` first deletes identical leftovers (a daemon that was killed could not remove its
+    rules), :meth:`remove_all` deletes what we added (shutdown). ``runner`` as for :class:`Routes`.
+    """
+
+    def __init__(self, *, runner: Runner = run_ip) -> None:
+        self._run = runner
+        self._rules: list[tuple[int, list[str]]] = []
+
+    def installed(self) -> list[tuple[int, list[str]]]:
+        """(IP version, ``ip rule`` arguments after ``add``) of each rule we added, in order."""
+        return [(version, list(args)) for version, args in self._rules]
+
+    def add(self, version: int, args: Sequence[str]) -> None:
+        """``ip -<version> rule add ARGS`` (ARGS include ``priority``); ``LocalError`` on failure."""
+        spec = list(args)
+        for _ in range(16):  # leftovers of earlier runs (the kernel allows duplicates)
+            try:
+                self._run([f"-{version}", "rule", "del", *spec])
+            except LocalError:
+                break
+        self._run([f"-{version}", "rule", "add", *spec])
+        self._rules.append((version, spec))
+
+    def remove(self, version: int, args: Sequence[str]) -> bool:
+        """Delete one rule we added; False if we did not add it. Gone already is no error."""
+        spec = list(args)
+        if (version, spec) not in self._rules:
+            return False
+        self._rules.remove((version, spec))
+        with contextlib.suppress(LocalError):
+            self._run([f"-{version}", "rule", "del", *spec])
+        return True
+
+    def remove_all(self) -> None:
+        """Delete every rule we added, newest first; keeps going past errors, raises the first."""
+        first: LocalError | None = None
+        while self._rules:
+            version, spec = self._rules.pop()
+            try:
+                self._run([f"-{version}", "rule", "del", *spec])
+            except LocalError as e:
+                if "No such file" not in str(e):
+                    first = first or e
+        if first is not None:
+            raise first
+
+
+def tun_table_rule(table: int, mark: int, priority: int) -> list[str]:
+    """The arguments of the rule that sends everything without our mark to the TUN's table."""
+    return ["not", "fwmark", f"{mark:#x}", "lookup", str(table), "priority", str(priority)]

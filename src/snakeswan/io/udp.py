@@ -1,5 +1,8 @@
 """UDP sockets for IKE: port 500, and port 4500 shared with ESP-in-UDP (RFC 3948).
 
+With ``mark`` every datagram carries that firewall mark (``SO_MARK``): the daemon's IKE and
+ESP-in-UDP then skip the routing table of the TUN device (``io.routes``).
+
 Each socket is bound to the wildcard address of its family with IP_PKTINFO / IPV6_RECVPKTINFO, so
 that the address a datagram was sent *to* is known (the engine needs it: NAT-D hashes, connection
 lookup) and replies leave *from* that address. On the NAT-T port the 4-byte non-ESP marker is
@@ -9,13 +12,17 @@ plane) and the one-byte 0xff datagrams are NAT-T keepalives.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import ipaddress
 import socket
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from snakeswan.errors import LocalError
 from snakeswan.io.rawip import grow_buffers
+from snakeswan.io.routes import set_mark
 
 NON_ESP_MARKER = b"\x00\x00\x00\x00"
 KEEPALIVE = b"\xff"
@@ -37,7 +44,13 @@ class UdpSocket:
     """One non-blocking UDP socket on ``port`` for one address family."""
 
     def __init__(
-        self, port: int, *, family: int = socket.AF_INET, nat_t: bool = False, bind: str | None = None
+        self,
+        port: int,
+        *,
+        family: int = socket.AF_INET,
+        nat_t: bool = False,
+        bind: str | None = None,
+        mark: int = 0,
     ) -> None:
         self.port = port
         self.family = family
@@ -51,6 +64,11 @@ class UdpSocket:
         else:
             self.sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         self.sock.setblocking(False)
+        try:
+            set_mark(self.sock, mark)  # the daemon's IKE never enters the TUN (io.routes)
+        except LocalError as e:
+            self.sock.close()
+            raise OSError(errno.EPERM, str(e)) from None
         if nat_t:
             grow_buffers(self.sock)  # ESP-in-UDP arrives here too
         self.sock.bind((bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
@@ -115,8 +133,11 @@ def family_of(address: str) -> int:
     return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
 
 
-def source_address_for(destination: str) -> str:
-    """The local address the kernel would use to reach ``destination`` (no packet is sent)."""
+def source_address_for(destination: str, *, mark: int = 0) -> str:
+    """The local address the kernel would use to reach ``destination`` (no packet is sent) from a
+    socket with firewall mark ``mark`` (the daemon's: the route its IKE packets take)."""
     with socket.socket(family_of(destination), socket.SOCK_DGRAM) as s:
+        with contextlib.suppress(LocalError):
+            set_mark(s, mark)
         s.connect((destination, 9))
         return str(s.getsockname()[0])

@@ -6,6 +6,11 @@ belongs to (``key``, e.g. ``(connection, child)``) and a ``priority`` (lower fir
 priorities keep insertion order). Outbound packets match a policy when their source is in
 ``local_ts`` and their destination in ``remote_ts``.
 
+Order (:func:`policy_priority`, after strongSwan's kernel policy priorities): the bypass of the
+daemon's own IKE traffic first, then ``bypass`` (pass shunts), then ``protect`` and ``discard``
+(drop shunts) together, the most specific first: fewer addresses on both sides, then a port, then
+a protocol; equal ones keep the order they were added in (configuration order).
+
 Selectors are compiled to integer ranges once; the lookup is a linear scan (tens of policies) in
 front of a bounded cache keyed by the 5-tuple. Per-child state (the outbound SA once installed, the
 packets queued while it is negotiated, when Acquire was last emitted) lives in :class:`ChildState`,
@@ -14,24 +19,44 @@ shared by all the policies of one key.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from snakeswan.config.traffic import TrafficSelector
+from snakeswan.config.traffic import IPAddress, TrafficSelector
 from snakeswan.errors import LocalError
 from snakeswan.ipsec.packet import FiveTuple
 
 if TYPE_CHECKING:
     from snakeswan.ipsec.sad import SecurityAssociation
 
-__all__ = ["ACTIONS", "ChildState", "Policy", "PolicyEntry", "Range", "Spd", "compile_selector", "matches"]
+__all__ = [
+    "ACTIONS",
+    "IKE_BYPASS_KEY",
+    "ChildState",
+    "Policy",
+    "PolicyEntry",
+    "Range",
+    "Spd",
+    "compile_selector",
+    "ike_bypass_policies",
+    "matches",
+    "policy_priority",
+]
 
 ACTIONS: Final = ("protect", "bypass", "discard")
 PROTECT: Final = 0
 BYPASS: Final = 1
 DISCARD: Final = 2
 _CACHE_LIMIT: Final = 4096
+
+IKE_BYPASS_KEY: Final = ("%ike", "bypass")
+_UDP: Final = 17
+_ESP: Final = 50
+_AH: Final = 51
+_CLASS_IKE, _CLASS_PASS, _CLASS_PROTECT = 0, 1, 2
 
 Range = tuple[int, int, int, int, int, int]
 """A compiled selector: (IP version, first address, last address, protocol or 0, first port, last port)."""
@@ -56,6 +81,38 @@ def matches(ranges: tuple[Range, ...], version: int, address: int, protocol: int
         ):
             return True
     return False
+
+
+def _host_bits(ts: TrafficSelector) -> int:
+    """log2 of the number of addresses (rounded up): 0 for a host, 8 for a /24."""
+    return (int(ts.end) - int(ts.start)).bit_length()
+
+
+def policy_priority(action: str, local_ts: TrafficSelector, remote_ts: TrafficSelector) -> int:
+    """The :attr:`Policy.priority` that puts the policy in its place (module docstring): the class
+    (pass shunts before protect and drop policies), then the number of addresses the two selectors
+    cover (fewer first), then a port range narrower than all ports, then a protocol."""
+    klass = _CLASS_PASS if action == "bypass" else _CLASS_PROTECT
+    bits = _host_bits(local_ts) + _host_bits(remote_ts)  # 0..256
+    ports = local_ts.all_ports and remote_ts.all_ports
+    proto = not (local_ts.protocol or remote_ts.protocol)
+    return ((klass << 9 | bits) << 2) + 2 * ports + proto
+
+
+def ike_bypass_policies(addresses: Iterable[IPAddress], ports: Iterable[int]) -> list[Policy]:
+    """``bypass`` policies for the daemon's own IKE and NAT-T traffic (UDP from one of our
+    ``addresses`` and ``ports`` to anywhere) and its ESP and AH packets, ahead of everything: should
+    such a packet ever be routed into the TUN device, it must not wait for (or be protected by) an
+    SA that IKE itself has to negotiate, nor be wrapped in ESP again. IKE of other hosts (a LAN
+    host's own VPN through the tunnel) is not matched."""
+    out = []
+    for address in addresses:
+        last = ipaddress.ip_address((1 << address.max_prefixlen) - 1)
+        anywhere = TrafficSelector(ipaddress.ip_address(0 if address.version == 4 else "::"), last)
+        ours = [TrafficSelector.host(address, _UDP, port, port) for port in ports]
+        ours += [TrafficSelector.host(address, proto) for proto in (_ESP, _AH)]
+        out += [Policy(ts, anywhere, "bypass", IKE_BYPASS_KEY, _CLASS_IKE) for ts in ours]
+    return out
 
 
 @dataclass(frozen=True, slots=True)
