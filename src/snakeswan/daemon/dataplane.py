@@ -4,7 +4,10 @@ device (cleartext side), raw ESP/AH sockets and the UDP 4500 socket (protected s
 - Policies: every child's local_ts/remote_ts is a protect policy. Children with
   ``start_action = "trap"`` get their policy and route at start, so that the first packet
   ("interesting traffic") makes the processor emit ``Acquire`` and the engine negotiate; others
-  when their SA is installed.
+  when their SA is installed. A child closed with nothing to follow loses them again unless it is
+  trapped. Shunts (``mode = "pass"``/``"drop"``) become bypass/discard policies at start and reload.
+- Routes go into their own table, entered by all packets but those of our marked sockets (policy
+  routing, ``io.routes``); our own IKE/ESP/AH is bypassed in the SPD should it reach the TUN.
 - A negotiated child (``ChildSaEstablished``) becomes an inbound/outbound SA pair; a rekey installs
   the new pair next to the old one (outbound moves to the newest) until the engine deletes the old.
 - Byte limits are counted here and reported to the engine; so is inbound traffic (for DPD).
@@ -15,15 +18,25 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
+import socket
 from collections.abc import Callable
+from typing import Any
 
-from snakeswan.config.model import ChildConfig, Config, ConnectionConfig
+from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, DaemonConfig
 from snakeswan.config.traffic import TrafficSelector
 from snakeswan.errors import LocalError
 from snakeswan.ike.events import ChildSaInfo, SaKeys
+from snakeswan.io.entropy import BufferedRandom
 from snakeswan.io.rawip import AH, ESP, HeaderIncluded, RawIp
-from snakeswan.io.routes import Routes, local_address_in
+from snakeswan.io.routes import (
+    Routes,
+    Rules,
+    local_address_in,
+    local_addresses,
+    pass_rule_selectors,
+    set_mark,
+    tun_table_rule,
+)
 from snakeswan.io.tun import Tun
 from snakeswan.io.udp import UdpSocket, family_of
 from snakeswan.ipsec import (
@@ -39,10 +52,34 @@ from snakeswan.ipsec import (
     SendPacket,
     SendUdp,
 )
+from snakeswan.ipsec.spd import ike_bypass_policies, policy_priority
 from snakeswan.trace import Tracer
 from snakeswan.wire.enums import ProtocolId
 
 log = logging.getLogger("snakeswan.dataplane")
+
+
+_ACTIONS = {"tunnel": "protect", "transport": "protect", "pass": "bypass", "drop": "discard"}
+
+
+class _Families:
+    """The raw sockets of one protocol for IPv4 and IPv6 behind :meth:`RawIp.send`'s signature."""
+
+    __slots__ = ("_send4", "_send6")
+
+    def __init__(self, v4: RawIp, v6: RawIp) -> None:
+        self._send4 = v4.send
+        self._send6 = v6.send
+
+    def send(self, payload: bytes, dst: str, *, src: str | None = None, tos: int | None = None) -> bool:
+        if ":" in dst:
+            return self._send6(payload, dst, src=src, tos=tos)
+        return self._send4(payload, dst, src=src, tos=tos)
+
+
+def _shunt_inputs(conn: ConnectionConfig, child: ChildConfig) -> tuple[object, ...]:
+    """What a shunt's policies are made of (a reload that changes none of it keeps them)."""
+    return conn.local_addrs, conn.remote_addrs, child.mode, child.local_ts, child.remote_ts
 
 
 def _concrete(addrs: tuple[str, ...]) -> str | None:
@@ -65,13 +102,23 @@ class DataPlane:
         self.config = config
         self.loop = loop
         self._udp = udp  # (family, port) -> the daemon's socket
-        self.processor = Processor(os.urandom, tracer=tracer)
-        self.tun = Tun(config.daemon.tun)
-        self.tun.configure(mtu=config.daemon.tun_mtu)
-        self.routes = Routes(self.tun.name)
-        self.raw = {ESP: RawIp(ESP), AH: RawIp(AH)}
-        self.hdrincl = HeaderIncluded()
-        for sock in self.raw.values():
+        self.processor = Processor(BufferedRandom(), tracer=tracer)  # IVs: os.urandom in blocks
+        self.tun = Tun(config.daemon.tun, offload=config.daemon.tun_offload)
+        if self.tun.offload_error:
+            log.info("%s: no TUN offloads (%s), plain packets", self.tun.name, self.tun.offload_error)
+        self._udp_delivered: list[bytes] = []  # ESP-in-UDP decrypted, written after the read batch
+        self.rules = Rules()
+        self.mark = 0  # the firewall mark of our sockets, once the rules are in place
+        self._raw_sockets: list[RawIp] = []
+        try:
+            self.tun.configure(mtu=config.daemon.tun_mtu)
+            self.routes = Routes(self.tun.name, table=self._policy_routing(config.daemon))
+            self._open_raw_sockets()
+        except (LocalError, OSError):
+            self._close_sockets_and_rules()
+            self.tun.close()
+            raise
+        for sock in self._raw_sockets:
             loop.add_reader(sock.fileno(), self._raw_readable, sock)
         loop.add_reader(self.tun.fileno(), self._tun_readable)
         self.children: dict[int, ChildSaInfo] = {}  # by inbound SPI
@@ -79,21 +126,83 @@ class DataPlane:
         self.limits: list[Expired] = []
         self.unrouted = 0
         self._policies: set[tuple[str, str]] = set()
+        self._owned_rules: dict[str, list[tuple[int, list[str]]]] = {}  # pass shunts' rules by child
+        self._shunts: dict[tuple[str, str], tuple[ConnectionConfig, ChildConfig]] = {}
         self._inbound_seen: dict[int, int] = {}
         self.on_events: Callable[[], None] = lambda: None
+        self._bypass_own_traffic(config.daemon)
         log.info("data plane on %s (MTU %d)", self.tun.name, config.daemon.tun_mtu)
+
+    def _open_raw_sockets(self) -> None:
+        mark = self.mark
+        self._raw_sockets += [RawIp(ESP, mark=mark), RawIp(AH, mark=mark)]
+        self.raw: dict[int, RawIp | _Families] = {ESP: self._raw_sockets[0], AH: self._raw_sockets[1]}
+        try:  # ESP over IPv6 (AH over IPv6 needs its header, which IPv6 raw sockets do not give)
+            esp6 = RawIp(ESP, socket.AF_INET6, mark=mark)
+        except LocalError as e:
+            log.info("no IPv6 ESP socket: %s", e)
+        else:
+            self._raw_sockets.append(esp6)
+            self.raw[ESP] = _Families(self._raw_sockets[0], esp6)
+        self.hdrincl = HeaderIncluded()
+        set_mark(self.hdrincl.sock, mark)
+
+    def _policy_routing(self, daemon: DaemonConfig) -> int | None:
+        """The rules that send unmarked traffic to the TUN's table (module ``io.routes``); that
+        table, or None (main) when ``route_table`` is 0 or the rules cannot be installed."""
+        if not daemon.route_table:
+            log.info("routes into %s in the main table (route_table = 0)", self.tun.name)
+            return None
+        rule = tun_table_rule(daemon.route_table, daemon.fwmark, daemon.route_priority)
+        for version in (4, 6):
+            try:
+                self.rules.add(version, rule)
+            except LocalError as e:
+                if version == 4:
+                    log.warning("policy routing unavailable (%s): routes in the main table", e)
+                    return None
+                log.info("no IPv6 policy routing: %s", e)
+        self.mark = daemon.fwmark
+        log.info(
+            "routes into %s in table %d: rule 'not fwmark %#x lookup %d' (priority %d)",
+            self.tun.name,
+            daemon.route_table,
+            daemon.fwmark,
+            daemon.route_table,
+            daemon.route_priority,
+        )
+        return daemon.route_table
+
+    def _bypass_own_traffic(self, daemon: DaemonConfig) -> None:
+        """SPD bypass policies for our own IKE, NAT-T, ESP and AH packets, should they reach the TUN."""
+        try:
+            addresses = local_addresses(exclude_devices=(self.tun.name,))
+        except LocalError as e:
+            log.warning("no bypass policies for IKE: %s", e)
+            return
+        for policy in ike_bypass_policies(addresses, (daemon.port, daemon.nat_port)):
+            self.processor.add_policy(policy)
 
     def close(self) -> None:
         self.loop.remove_reader(self.tun.fileno())
-        for sock in self.raw.values():
+        for sock in self._raw_sockets:
             self.loop.remove_reader(sock.fileno())
-            sock.close()
-        self.hdrincl.close()
         try:
             self.routes.remove_all()
         except LocalError as e:
             log.info("route clean-up: %s", e)
+        self._close_sockets_and_rules()
         self.tun.close()
+
+    def _close_sockets_and_rules(self) -> None:
+        for sock in self._raw_sockets:
+            sock.close()
+        if hasattr(self, "hdrincl"):
+            self.hdrincl.close()
+        try:
+            self.rules.remove_all()
+        except LocalError as e:
+            log.warning("rule clean-up: %s", e)
 
     # ---- policies -----------------------------------------------------------------------------
 
@@ -111,33 +220,110 @@ class DataPlane:
     def protect(
         self, conn: ConnectionConfig, child: ChildConfig, local: str | None = None, remote: str | None = None
     ) -> None:
-        """The protect policy and the routes of one child (idempotent)."""
+        """The policies and the routes of one child (idempotent): ``protect`` for a negotiated child,
+        ``bypass`` for a pass shunt (with rules that keep its flows out of the TUN), ``discard`` for a
+        drop shunt (routed into the TUN, where it is dropped and counted)."""
         key = (conn.name, child.name)
         if key in self._policies:
             return
         lts, rts = self._selectors(conn, child, local, remote)
-        if not lts or not rts:
+        pairs = [(l_ts, r_ts) for l_ts in lts for r_ts in rts if l_ts.version == r_ts.version]
+        if not pairs:
             log.warning("%s/%s: no concrete traffic selectors, no policy", *key)
             return
-        for l_ts in lts:
-            for r_ts in rts:
-                self.processor.add_policy(Policy(l_ts, r_ts, "protect", key))
-        src = local_address_in(lts)
-        self.routes.add_selectors(rts, src=src, owner=f"{conn.name}/{child.name}")
+        action = _ACTIONS[child.mode]
+        for l_ts, r_ts in pairs:
+            self.processor.add_policy(Policy(l_ts, r_ts, action, key, policy_priority(action, l_ts, r_ts)))
+        if action == "bypass":
+            self._pass_rules(pairs, f"{conn.name}/{child.name}")
+        else:
+            for version in sorted({ts.version for ts in rts}):
+                src = local_address_in([ts for ts in lts if ts.version == version])
+                family = [ts for ts in rts if ts.version == version]
+                self.routes.add_selectors(family, src=src, owner=f"{conn.name}/{child.name}")
         self._policies.add(key)
         log.info(
-            "policy %s/%s: %s === %s via %s",
+            "policy %s/%s (%s): %s === %s via %s",
             *key,
+            action,
             ",".join(map(str, lts)),
             ",".join(map(str, rts)),
             self.tun.name,
         )
 
+    def _pass_rules(self, pairs: list[tuple[TrafficSelector, TrafficSelector]], owner: str) -> None:
+        """Rules just before the TUN table's: a pass shunt's flows use the main table."""
+        if not self.mark:
+            log.warning("%s: pass policy without policy routing: its flows are dropped in the TUN", owner)
+            return
+        priority = str(self.config.daemon.route_priority - 1)
+        for l_ts, r_ts in pairs:
+            for selector in pass_rule_selectors(l_ts, r_ts):
+                spec = [*selector, "lookup", "main", "priority", priority]
+                self.rules.add(l_ts.version, spec)
+                self._owned_rules.setdefault(owner, []).append((l_ts.version, spec))
+
+    def unprotect(self, conn_name: str, child_name: str) -> None:
+        """Remove what :meth:`protect` installed for one child: its policies (packets queued for it
+        are dropped), its routes (unless another child needs them) and a pass shunt's rules.
+        Its SAs stay until :meth:`child_down`. Nothing to remove is no error."""
+        key = (conn_name, child_name)
+        if key not in self._policies:
+            return
+        self._policies.discard(key)
+        self.processor.remove_policies(key)
+        owner = f"{conn_name}/{child_name}"
+        try:
+            self.routes.remove_owner(owner)
+            for version, spec in self._owned_rules.pop(owner, []):
+                self.rules.remove(version, spec)
+        except LocalError as e:
+            log.warning("%s: route clean-up: %s", owner, e)
+        log.info("policy %s/%s removed", *key)
+
     def install_traps(self) -> None:
+        """Trap policies (``start_action = "trap"``) and the pass/drop shunts, at start and reload
+        (shunts gone from the configuration or changed are removed first)."""
+        shunts = {
+            (conn.name, child.name): (conn, child)
+            for conn in self.config.connections
+            for child in conn.shunts
+        }
+        for key, old in list(self._shunts.items()):
+            new = shunts.get(key)
+            if new is None or _shunt_inputs(*new) != _shunt_inputs(*old):
+                self.unprotect(*key)
+                del self._shunts[key]
+        for key, (conn, child) in shunts.items():
+            self.protect(conn, child)
+            self._shunts[key] = (conn, child)
         for conn in self.config.connections:
             for child in conn.children:
                 if child.start_action == "trap":
                     self.protect(conn, child)
+
+    def policies(self) -> dict[str, Any]:
+        """What ``list-pols`` shows: the SPD in lookup order, the data plane's drop counters and
+        the policy-routing rules."""
+        return {
+            "policies": [
+                {
+                    "conn": e.policy.key[0] if e.policy.key else None,
+                    "child": e.policy.key[1] if e.policy.key else None,
+                    "action": e.policy.action,
+                    "local_ts": str(e.policy.local_ts),
+                    "remote_ts": str(e.policy.remote_ts),
+                    "priority": e.policy.priority,
+                    "installed": bool(e.child and e.child.sa),
+                }
+                for e in self.processor.spd.entries
+            ],
+            "drops": dict(self.processor.drops),
+            "unrouted": self.unrouted,
+            "table": self.routes.table,
+            "fwmark": self.mark,
+            "rules": [f"-{v} {' '.join(args)}" for v, args in self.rules.installed()],
+        }
 
     # ---- SAs ------------------------------------------------------------------------------------
 
@@ -169,6 +355,9 @@ class DataPlane:
     def child_up(self, info: ChildSaInfo, now: float) -> None:
         conn = self.config.connection(info.conn)
         child = conn.child(info.child)
+        if info.protocol == ProtocolId.IPSEC_AH and ":" in info.remote[0]:
+            # IPv6 raw sockets do not hand over the header AH's ICV covers; the AH sender is IPv4
+            raise LocalError("AH over IPv6 is not supported by this data plane (ESP is)")
         self.protect(conn, child, info.local[0], info.remote[0])
         inbound = self._params(info.spi_in, info.keys_in, info, child)
         outbound = self._params(info.spi_out, info.keys_out, info, child)
@@ -179,6 +368,19 @@ class DataPlane:
         if self.children.pop(spi_in, None) is not None:
             self.processor.remove(spi_in)
             self._inbound_seen.pop(spi_in, None)
+
+    def child_closed(self, conn_name: str, child_name: str) -> None:
+        """A child closed with nothing to follow (``ChildSaDeleted.then == "none"``: deleted,
+        ``dpd_action = "clear"``...): its policy and routes go, unless it is trapped
+        (``start_action = "trap"``) or another of its SAs is still installed (a rekey)."""
+        if any(c.conn == conn_name and c.child == child_name for c in self.children.values()):
+            return
+        try:
+            child = self.config.connection(conn_name).child(child_name)
+        except KeyError:
+            child = None  # gone from the configuration (reload): nothing keeps its policy
+        if child is None or child.start_action != "trap":
+            self.unprotect(conn_name, child_name)
 
     def counters(self) -> dict[int, dict[str, int]]:
         out: dict[int, dict[str, int]] = {}
@@ -207,33 +409,56 @@ class DataPlane:
     # ---- packets --------------------------------------------------------------------------------
 
     def _tun_readable(self) -> None:
-        now = self.loop.time()
-        outbound = self.processor.outbound
-        for packet in self.tun.read(64):
-            self._emit(outbound(packet, now))
+        packets = self.tun.read(64)
+        if packets:
+            self._emit(self.processor.outbound_many(packets, self.loop.time()))
         self._drain_events()
 
     def _raw_readable(self, sock: RawIp) -> None:
         now = self.loop.time()
+        inbound, emit = self.processor.inbound, self._emit
+        delivered: list[bytes] = []
         for p in sock.receive(64):
             data = p.packet if p.protocol == AH and p.packet else p.data
-            self._emit(self.processor.inbound(data, p.protocol, p.src, p.dst, now))
+            outputs = inbound(data, p.protocol, p.src, p.dst, now)
+            if len(outputs) == 1 and type(outputs[0]) is Deliver:  # the common case, short
+                delivered.append(outputs[0].ip_packet)
+            else:
+                emit(outputs, delivered)
+        if delivered:  # one write batch: the TUN coalesces the TCP segments in it
+            self.tun.write_many(delivered)
         self._drain_events()
 
     def esp_in_udp(self, data: bytes, src: tuple[str, int], dst: tuple[str, int], now: float) -> None:
-        self._emit(self.processor.inbound(data, ESP, src[0], dst[0], now, udp=(src[1], dst[1])))
+        """One ESP-in-UDP packet; what it carries is written with the rest of the daemon's read
+        batch (once the loop gets back, :meth:`_flush_udp`)."""
+        pending = self._udp_delivered
+        idle = not pending
+        self._emit(self.processor.inbound(data, ESP, src[0], dst[0], now, udp=(src[1], dst[1])), pending)
+        if idle and pending:
+            self.loop.call_soon(self._flush_udp)
         self._drain_events()
 
-    def _emit(self, outputs: list[Output]) -> None:
+    def _flush_udp(self) -> None:
+        pending, self._udp_delivered = self._udp_delivered, []
+        if pending:
+            self.tun.write_many(pending)
+
+    def _emit(self, outputs: list[Output], delivered: list[bytes] | None = None) -> None:
+        """Carry out the processor's outputs; inner packets are collected in ``delivered`` (to be
+        written as one batch) if it is given, else written at once."""
         for o in outputs:
-            if isinstance(o, SendUdp):
+            if isinstance(o, SendIp):
+                self.raw[o.protocol].send(o.payload, o.dst, src=o.src)
+            elif isinstance(o, Deliver):
+                if delivered is not None:
+                    delivered.append(o.ip_packet)
+                else:
+                    self.tun.write(o.ip_packet)
+            elif isinstance(o, SendUdp):
                 sock = self._udp(family_of(o.src), o.sport)
                 if sock is not None:
                     sock.send(o.payload, o.src, (o.dst, o.dport), ike=False)
-            elif isinstance(o, SendIp):
-                self.raw[o.protocol].send(o.payload, o.dst, src=o.src)
-            elif isinstance(o, Deliver):
-                self.tun.write(o.ip_packet)
             elif isinstance(o, SendPacket):
                 self.hdrincl.send(o.packet, o.dst)
             elif isinstance(o, Bypass):

@@ -84,6 +84,24 @@ def five_tuple(packet: bytes) -> FiveTuple:
     raise Drop("malformed", f"IP version {version}")
 
 
+def selector_bytes(packet: bytes) -> bytes | None:
+    """Header bytes that decide :func:`five_tuple` (packets with equal ones have equal 5-tuples),
+    for the common shapes: an unfragmented option-less IPv4 packet, an IPv6 packet without
+    extension headers; None for anything else (or too short to carry ports)."""
+    if len(packet) < 24:
+        return None
+    if packet[0] == 0x45:
+        if packet[6] & 0x1F or packet[7]:
+            return None
+        return packet[9:10] + packet[12:24]
+    if packet[0] >> 4 == 6 and len(packet) >= 44 and packet[6] not in _V6_SKIP:
+        return packet[6:7] + packet[8:44]
+    return None
+
+
+_V6_SKIP: Final = frozenset((*_V6_EXTENSIONS, _V6_FRAGMENT))
+
+
 def _ports(packet: bytes, offset: int, proto: int) -> tuple[int, int]:
     if proto in _PORT_PROTOCOLS:
         if len(packet) >= offset + 4:

@@ -20,8 +20,9 @@ Drops are counted (``drops`` and per SA) and traced at the 1st, 2nd, 4th, 8th...
 
 from __future__ import annotations
 
+import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from snakeswan.errors import LocalError
 from snakeswan.ipsec import ah as ah_mod
@@ -46,6 +47,7 @@ from snakeswan.ipsec.packet import (
     build_ipv6_header,
     five_tuple,
     inner_version,
+    selector_bytes,
     split_transport,
     transport_header,
 )
@@ -58,6 +60,7 @@ __all__ = ["Processor"]
 
 _ESP = 50
 _AH = 51
+_SPI_SEQ = struct.Struct("!II")
 
 
 class Processor:
@@ -84,6 +87,8 @@ class Processor:
         self._unstarted: list[SecurityAssociation] = []
         self._now: float | None = None
         self._ip_id = 0
+        # inbound SPI -> (SA, selector bytes of the last inner packet it accepted): see _accept
+        self._accepted: dict[int, tuple[SecurityAssociation, bytes]] = {}
 
     # --- commands -----------------------------------------------------------------------------
     def add_policy(self, policy: Policy) -> None:
@@ -124,7 +129,7 @@ class Processor:
         out: list[Output] = []
         for packet in queued:
             try:
-                out.extend(self._protect(sa_out, packet, packet[0] >> 4))
+                out.append(self._protect(sa_out, packet, packet[0] >> 4))
             except Drop as exc:
                 self._drop(exc.reason, sa_out)
             if sa_out.spi not in self.sad.outbound:  # a volume limit hit while flushing
@@ -136,6 +141,7 @@ class Processor:
         pair = self._pairs.pop(spi_in, None)
         if pair is None:
             return
+        self._accepted.pop(spi_in, None)
         for sa in pair:
             self.sad.discard(sa)
         self._retarget(pair[1])
@@ -202,28 +208,68 @@ class Processor:
         """A packet from the TUN device: protected, bypassed, queued (Acquire) or dropped."""
         if self._now != now:
             self._tick(now)
+        out: list[Output] = []
+        route = self._route(ip_packet, now, out)
+        if route is not None:
+            _child, sa, version = route
+            try:
+                out.append(self._protect(sa, ip_packet, version))
+            except Drop as exc:
+                self._drop(exc.reason, sa)
+        return out
+
+    def outbound_many(self, packets: Iterable[bytes], now: float) -> list[Output]:
+        """:meth:`outbound` for each of ``packets``, in order. Packets in a row with the same
+        selectors (the segments of one TCP super-packet) share one policy lookup: their header
+        bytes that carry the selectors are compared instead."""
+        if self._now != now:
+            self._tick(now)
+        out: list[Output] = []
+        append, protect = out.append, self._protect
+        key: bytes | None = None
+        sa: SecurityAssociation | None = None
+        child: ChildState | None = None
+        version = 0
+        for packet in packets:
+            k = selector_bytes(packet)
+            if k is None or k != key or child is None or child.sa is not sa:
+                key = k
+                route = self._route(packet, now, out)
+                if route is None:
+                    child = None
+                    continue
+                child, sa, version = route
+            assert sa is not None
+            try:
+                append(protect(sa, packet, version))
+            except Drop as exc:
+                self._drop(exc.reason, sa)
+        return out
+
+    def _route(
+        self, packet: bytes, now: float, out: list[Output]
+    ) -> tuple[ChildState, SecurityAssociation, int] | None:
+        """The child, its outbound SA and the IP version for ``packet``; None when it is bypassed
+        (appended to ``out``), discarded, queued for an SA still to be negotiated, or malformed."""
         try:
-            ft = five_tuple(ip_packet)
+            ft = five_tuple(packet)
         except Drop as exc:
             self._drop(exc.reason)
-            return []
+            return None
         entry = self.spd.lookup(ft)
         if entry is None or entry.action == BYPASS:
-            return [Bypass(ip_packet)]
+            out.append(Bypass(packet))
+            return None
         if entry.action == DISCARD:
             self._drop("discard")
-            return []
+            return None
         child = entry.child
         assert child is not None
         sa = child.sa
         if sa is None:
-            self._queue(child, ip_packet, ft, now)
-            return []
-        try:
-            return self._protect(sa, ip_packet, ft[0])
-        except Drop as exc:
-            self._drop(exc.reason, sa)
-            return []
+            self._queue(child, packet, ft, now)
+            return None
+        return child, sa, ft[0]
 
     def _queue(self, child: ChildState, packet: bytes, ft: FiveTuple, now: float) -> None:
         if len(child.queue) == child.queue.maxlen:
@@ -245,7 +291,7 @@ class Processor:
                 )
             )
 
-    def _protect(self, sa: SecurityAssociation, packet: bytes, version: int) -> list[Output]:
+    def _protect(self, sa: SecurityAssociation, packet: bytes, version: int) -> Output:
         seq = sa.seq + 1
         sa.seq = seq
         esp = sa.esp
@@ -265,7 +311,7 @@ class Processor:
             event = self.sad.check_volume(sa)
             if event is not None:
                 self._expired(event)
-        return [out]
+        return out
 
     def _esp_output(self, sa: SecurityAssociation, data: bytes, header: bytes) -> Output:
         if sa.encap:
@@ -331,11 +377,10 @@ class Processor:
     def _inbound_esp(self, data: bytes) -> list[Output]:
         if len(data) < 8:
             raise Drop("malformed", "short ESP packet")
-        spi = int.from_bytes(data[0:4], "big")
+        spi, seq = _SPI_SEQ.unpack_from(data)
         sa = self.sad.inbound.get((spi, _ESP))
         if sa is None:
             raise Drop("unknown_spi", f"no inbound ESP SA with SPI {spi:#010x}")
-        seq = int.from_bytes(data[4:8], "big")
         try:
             if not sa.replay.check(seq):
                 raise Drop("replay", f"sequence number {seq}")
@@ -391,13 +436,23 @@ class Processor:
         return header + payload
 
     def _accept(self, sa: SecurityAssociation, inner: bytes) -> list[Output]:
-        """Selectors checked (source in remote_ts, destination in local_ts), counted, delivered."""
-        version, src, dst, proto, sport, dport = five_tuple(inner)
-        if not (
-            matches(sa.remote_ranges, version, src, proto, sport)
-            and matches(sa.local_ranges, version, dst, proto, dport)
-        ):
-            raise Drop("policy", "inner packet outside the SA's traffic selectors")
+        """Selectors checked (source in remote_ts, destination in local_ts), counted, delivered.
+
+        The header bytes that decide the selectors of the last packet accepted on each SA are
+        remembered: the next packet of the same flow (the common case) is compared, not parsed."""
+        key = selector_bytes(inner)
+        seen = self._accepted.get(sa.spi)
+        if key is None or seen is None or seen[1] != key or seen[0] is not sa:
+            version, src, dst, proto, sport, dport = five_tuple(inner)
+            if not (
+                matches(sa.remote_ranges, version, src, proto, sport)
+                and matches(sa.local_ranges, version, dst, proto, dport)
+            ):
+                raise Drop("policy", "inner packet outside the SA's traffic selectors")
+            if key is not None:
+                if len(self._accepted) >= 1024:
+                    self._accepted.clear()
+                self._accepted[sa.spi] = (sa, key)
         sa.packets += 1
         sa.bytes += len(inner)
         if sa.bytes >= sa.byte_check:

@@ -103,13 +103,13 @@ def test_drives_an_asyncio_reader() -> None:
 
 
 def test_both_have_the_protocols_surface() -> None:
-    members = ["read", "write", "fileno", "close"]
-    assert set(TunDevice.__annotations__) == {"name", "drops"}
+    members = ["read", "write", "write_many", "fileno", "close"]
+    assert set(TunDevice.__annotations__) == {"name", "drops", "offload"}
     with MemoryTun() as mem:
         device: TunDevice = mem  # mypy checks this line
         for cls in (Tun, MemoryTun):
             assert all(callable(getattr(cls, m)) for m in members)
-        assert device.name == "mem0" and device.drops == 0
+        assert device.name == "mem0" and device.drops == 0 and not device.offload
 
 
 def test_interface_names() -> None:
