@@ -1,11 +1,12 @@
 """iperf3 TCP through a snakeswan tunnel, through a strongSwan kernel-libipsec tunnel, and over the
 bare link, in the same run and the same namespaces; prints Mbit/s and ratios (asserts nothing).
 
-    python bench/throughput.py [--time 5] [--repeat 3] [--esp aes128gcm16]
+    python bench/throughput.py [--time 5] [--repeat 3] [--esp aes128gcm16] [--plain]
 
 Needs root, iperf3 and strongSwan (scripts/setup.sh installs them). Topology: west 10.231.0.1
 (LAN 10.231.1.1) -- veth -- east 10.231.0.2 (LAN 10.231.2.1); iperf3 from west's LAN address to
-east's through the tunnel, from 10.231.0.1 to 10.231.0.2 for the bare link.
+east's through the tunnel, from 10.231.0.1 to 10.231.0.2 for the bare link. ``--plain`` adds a
+snakeswan run without TUN offloads (``[daemon] tun_offload = false``), to show what they bring.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ WEST, EAST = "10.231.0.1", "10.231.0.2"
 LAN_W, LAN_E = "10.231.1.0/24", "10.231.2.0/24"
 
 
-def snakeswan_conf(local: str, remote: str, lnet: str, rnet: str, esp: str) -> str:
-    return f"""
+def snakeswan_conf(local: str, remote: str, lnet: str, rnet: str, esp: str, offload: bool = True) -> str:
+    daemon = "" if offload else "[daemon]\ntun_offload = false\n"
+    return f"""{daemon}
 [connections.gw]
 local_addrs = ["{local}"]
 remote_addrs = ["{remote}"]
@@ -72,11 +74,12 @@ def measure(kind: str, esp: str, seconds: float, repeat: int, work: Path) -> lis
         west, east = site_to_site(topo)
         if kind == "bare":
             return [iperf(west, east, WEST, EAST, seconds) for _ in range(repeat)]
-        if kind == "snakeswan":
+        if kind.startswith("snakeswan"):
+            offload = kind == "snakeswan"
             e = DaemonProcess(
                 work,
                 "east",
-                snakeswan_conf(EAST, WEST, LAN_E, LAN_W, esp),
+                snakeswan_conf(EAST, WEST, LAN_E, LAN_W, esp, offload),
                 netns=east.name,
                 log_level="warning",
             )
@@ -84,7 +87,7 @@ def measure(kind: str, esp: str, seconds: float, repeat: int, work: Path) -> lis
             w = DaemonProcess(
                 work,
                 "west",
-                snakeswan_conf(WEST, EAST, LAN_W, LAN_E, esp),
+                snakeswan_conf(WEST, EAST, LAN_W, LAN_E, esp, offload),
                 netns=west.name,
                 log_level="warning",
             )
@@ -108,10 +111,12 @@ def main() -> int:
     ap.add_argument("--time", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--esp", default="aes128gcm16")
+    ap.add_argument("--plain", action="store_true", help="also snakeswan with tun_offload = false")
     args = ap.parse_args()
     results: dict[str, list[float]] = {}
+    kinds = ["bare", "strongswan", "snakeswan"] + (["snakeswan-plain"] if args.plain else [])
     with tempfile.TemporaryDirectory(prefix="snakeswan-bench-") as tmp:
-        for kind in ("bare", "strongswan", "snakeswan"):
+        for kind in kinds:
             work = Path(tmp) / kind
             work.mkdir()
             results[kind] = measure(kind, args.esp, args.time, args.repeat, work)
@@ -123,6 +128,7 @@ def main() -> int:
         "bare": "bare veth, no IPsec",
         "strongswan": "strongSwan kernel-libipsec",
         "snakeswan": "snakeswan userspace data plane",
+        "snakeswan-plain": "snakeswan, tun_offload = false",
     }
     for kind, values in results.items():
         med = statistics.median(values)

@@ -184,6 +184,7 @@ class DataPlane:
             self.processor.add_policy(policy)
 
     def close(self) -> None:
+        self._udp_delivered = []  # a pending _flush_udp must not write to the closed device
         self.loop.remove_reader(self.tun.fileno())
         for sock in self._raw_sockets:
             self.loop.remove_reader(sock.fileno())

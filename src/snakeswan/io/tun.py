@@ -103,6 +103,34 @@ def _segments(frame: bytes) -> int:
 _LITTLE = sys.byteorder == "little"
 
 
+class _FrameWriter(Protocol):
+    gso_refused: bool
+
+    def _write(self, frame: bytes, count: int) -> bool: ...
+    def _write_gso(self, frame: bytes) -> int: ...
+
+
+def _write_frames(dev: _FrameWriter, packets: Iterable[bytes]) -> int:
+    """Write ``packets`` behind virtio_net_hdrs, the TCP segments coalesced; how many the kernel
+    took. A super-packet the kernel refuses as invalid (a kernel without GSO writes, or a bug of
+    ours) goes out as its segments, and so does everything from then on (``gso_refused``)."""
+    batch = packets if isinstance(packets, list) else list(packets)
+    if dev.gso_refused:
+        return sum(1 for p in batch if dev._write(ZERO_HEADER + p, 1))
+    taken = 0
+    for frame in coalesce(batch):
+        if not frame[1]:
+            taken += dev._write(frame, 1)
+            continue
+        code = dev._write_gso(frame)
+        if code == errno.EINVAL:
+            dev.gso_refused = True
+            taken += sum(1 for p in split_frame(frame) if dev._write(ZERO_HEADER + p, 1))
+        elif not code:
+            taken += _segments(frame)
+    return taken
+
+
 class TunDevice(Protocol):
     """What the daemon needs of a TUN device (:class:`Tun` and :class:`MemoryTun` both are one)."""
 
@@ -137,6 +165,7 @@ class Tun:
         self.mtu: int | None = None
         self.offload = False
         self.tso = False
+        self.gso_refused = False  # the kernel refused a super-packet: plain writes from then on
         self.offload_error: str | None = None
         self._closed = False
         if offload:
@@ -210,17 +239,25 @@ class Tun:
             return False
         return True
 
+    def _write_gso(self, frame: bytes) -> int:
+        """Write a super-packet: 0, or the errno (EINVAL is left to the caller to count)."""
+        try:
+            os.write(self._fd, frame)
+        except OSError as e:
+            code = e.errno or 0
+            if code != errno.EINVAL:
+                count = _segments(frame)
+                self.drops += count
+                self.write_errors[code] = self.write_errors.get(code, 0) + count
+            return code or -1
+        return 0
+
     def write_many(self, packets: Iterable[bytes]) -> int:
         """:meth:`write` each packet (with offloads: the TCP segments of one flow coalesced into
         super-packets); returns how many packets the kernel took."""
         if not self.offload:
             return sum(1 for p in packets if self._write(p, 1))
-        taken = 0
-        for frame in coalesce(packets if isinstance(packets, list) else list(packets)):
-            n = _segments(frame)
-            if self._write(frame, n):
-                taken += n
-        return taken
+        return _write_frames(self, packets)
 
     def configure(
         self,
@@ -268,7 +305,8 @@ class MemoryTun:
     :meth:`read` it back; :meth:`write` appends to :attr:`written`.
 
     ``queue_limit`` mimics the device's queue: packets injected beyond it are dropped (counted in
-    ``inject_drops``). ``refuse_writes`` makes :meth:`write` fail like a full kernel queue.
+    ``inject_drops``). ``refuse_writes`` makes :meth:`write` fail like a full kernel queue,
+    ``refuse_gso`` makes super-packets fail like a kernel that does not take them.
     ``fileno()`` is the read end of a pipe, readable while packets are queued (-1 after close).
     ``offload=True`` speaks the offload framing like :class:`Tun` with offloads: :meth:`inject`
     takes frames with their ``virtio_net_hdr`` (super-packets too), :meth:`read` returns plain
@@ -285,6 +323,8 @@ class MemoryTun:
         self.malformed = 0
         self.inject_drops = 0
         self.refuse_writes = False
+        self.refuse_gso = False  # refuse super-packets like a kernel without GSO writes (EINVAL)
+        self.gso_refused = False
         self.mtu: int | None = None
         self.addresses: list[str] = []
         self.up = False
@@ -342,10 +382,15 @@ class MemoryTun:
         self.written.append(bytes(frame))
         return True
 
+    def _write_gso(self, frame: bytes) -> int:
+        if self.refuse_gso:
+            return errno.EINVAL
+        return 0 if self._write(frame, _segments(frame)) else errno.ENOBUFS
+
     def write_many(self, packets: Iterable[bytes]) -> int:
         if not self.offload:
             return sum(1 for p in packets if self._write(p, 1))
-        return sum(_segments(f) for f in coalesce(list(packets)) if self._write(f, _segments(f)))
+        return _write_frames(self, packets)
 
     def take_written(self) -> list[bytes]:
         """What was written since the last call (and forget it)."""

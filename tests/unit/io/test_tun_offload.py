@@ -69,6 +69,18 @@ def test_memory_tun_writes_frames() -> None:
         assert tun.write_many(segs) == 0 and tun.drops == 6
 
 
+def test_refused_super_packets_go_out_as_segments_from_then_on() -> None:
+    with MemoryTun(offload=True) as tun:
+        tun.refuse_gso = True  # a kernel that answers EINVAL to GSO frames
+        segs = segments_of(4, b"g" * 5000, 1000)
+        assert tun.write_many(segs) == 5
+        assert tun.gso_refused and tun.drops == 0
+        assert tun.take_written() == [ZERO_HEADER + s for s in segs]  # re-segmented, identical
+        tun.refuse_gso = False
+        assert tun.write_many(segs) == 5
+        assert tun.take_written() == [ZERO_HEADER + s for s in segs]  # no more coalescing
+
+
 def test_memory_tun_plain_is_unchanged() -> None:
     with MemoryTun() as tun:
         assert not tun.offload
