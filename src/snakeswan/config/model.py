@@ -6,6 +6,7 @@ TOML file, but every class can be built directly in code and tests. Times are fl
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from snakeswan.config.credentials import Credentials
@@ -230,6 +231,17 @@ class ConnectionConfig:
             if child.name == name:
                 return child
         raise KeyError(name)
+
+
+def first_address(addrs: tuple[str, ...]) -> str | None:
+    """The first entry of ``local_addrs``/``remote_addrs`` that is a single IP address (not a name,
+    subnet, range or ``%any``), normalised; None if there is none."""
+    for a in addrs:
+        try:
+            return str(ipaddress.ip_address(a))
+        except ValueError:
+            continue
+    return None
 
 
 @dataclass(frozen=True, slots=True)

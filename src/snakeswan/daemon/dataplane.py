@@ -22,7 +22,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, DaemonConfig
+from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, DaemonConfig, first_address
 from snakeswan.config.traffic import TrafficSelector
 from snakeswan.errors import LocalError
 from snakeswan.ike.events import ChildSaInfo, SaKeys
@@ -80,15 +80,6 @@ class _Families:
 def _shunt_inputs(conn: ConnectionConfig, child: ChildConfig) -> tuple[object, ...]:
     """What a shunt's policies are made of (a reload that changes none of it keeps them)."""
     return conn.local_addrs, conn.remote_addrs, child.mode, child.local_ts, child.remote_ts
-
-
-def _concrete(addrs: tuple[str, ...]) -> str | None:
-    for a in addrs:
-        try:
-            return str(ipaddress.ip_address(a))
-        except ValueError:
-            continue
-    return None
 
 
 class DataPlane:
@@ -210,8 +201,8 @@ class DataPlane:
     def _selectors(
         self, conn: ConnectionConfig, child: ChildConfig, local: str | None, remote: str | None
     ) -> tuple[list[TrafficSelector], list[TrafficSelector]]:
-        local = local or _concrete(conn.local_addrs)
-        remote = remote or _concrete(conn.remote_addrs)
+        local = local or first_address(conn.local_addrs)
+        remote = remote or first_address(conn.remote_addrs)
         lts = [t.resolve(ipaddress.ip_address(local)) if t.dynamic and local else t for t in child.local_ts]
         rts = [
             t.resolve(ipaddress.ip_address(remote)) if t.dynamic and remote else t for t in child.remote_ts

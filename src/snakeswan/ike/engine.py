@@ -12,10 +12,9 @@ an unacceptable one answered with the right Notify, and anything unexpected trac
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 from collections.abc import Callable
 
-from snakeswan.config.model import ChildConfig, Config, ConnectionConfig
+from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, first_address
 from snakeswan.errors import AuthenticationError, DecodeError, LocalError, PeerError, SnakeswanError
 from snakeswan.ike import close_actions, crypt, informational, peers, renewal
 from snakeswan.ike.aggressive_mode import AggressiveMode
@@ -484,16 +483,8 @@ class Engine:
         return sa
 
     def _initiator_addresses(self, conn: ConnectionConfig, local: str | None) -> tuple[Address, Address]:
-        def concrete(addrs: tuple[str, ...]) -> str | None:
-            for a in addrs:
-                try:
-                    return str(ipaddress.ip_address(a))
-                except ValueError:
-                    continue
-            return None
-
-        ours = concrete(conn.local_addrs) or local
-        theirs = concrete(conn.remote_addrs)
+        ours = first_address(conn.local_addrs) or local
+        theirs = first_address(conn.remote_addrs)
         if theirs is None:
             raise LocalError(f"connection {conn.name}: remote_addrs has no address to initiate to")
         if ours is None:
