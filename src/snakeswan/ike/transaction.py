@@ -96,12 +96,15 @@ class Transaction(Exchange):
         attr = self._open(msg, ciphertext)
         assert self.request is not None and self.on_reply is not None
         want = _ANSWER.get(self.request.message_type)
-        if attr.message_type != want or attr.identifier != self.request.identifier:
+        if attr.message_type != want:
             raise PeerError(
                 NotifyType.INVALID_PAYLOAD_TYPE,
-                f"{self.label}: expected {CFG_NAMES.get(want or 0)} #{self.request.identifier}, got "
-                f"{CFG_NAMES.get(attr.message_type, attr.message_type)} #{attr.identifier}",
+                f"{self.label}: expected {CFG_NAMES.get(want or 0)}, got "
+                f"{CFG_NAMES.get(attr.message_type, attr.message_type)}",
             )
+        if attr.identifier != self.request.identifier:
+            # strongSwan's XAUTH REPLY carries identifier 0; the message ID and HASH bind the answer
+            self.trace("identifier_mismatch", sent=self.request.identifier, got=attr.identifier)
         self._received(attr)
         self.done = True
         self.retx.stop()

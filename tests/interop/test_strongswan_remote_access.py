@@ -1,0 +1,239 @@
+"""Remote access against strongSwan 5.9 in namespaces, both roles: PSK + XAUTH in Main and
+Aggressive Mode, Mode Config pull and push, a wrong password; traffic from the virtual IP reaches
+the gateway's protected network (east's LAN 10.231.2.0/24).
+
+    west 10.231.0.1 (the client)  ===  east 10.231.0.2 (the gateway, LAN 10.231.2.1/24)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemons import DaemonProcess, wait_for
+from tests.interop.strongswan import AGGRESSIVE_PSK_OPT_IN, children
+from tests.netns import ping, site_to_site
+
+pytestmark = [pytest.mark.interop, pytest.mark.netns]
+
+WEST, EAST = "10.231.0.1", "10.231.0.2"
+LAN_E = "10.231.2.0/24"
+POOL = "10.231.100.0/24"
+FIRST_VIP = "10.231.100.1"
+GROUP = "ra-group-pre-shared-key"
+
+
+def snakeswan_gateway(*, pull: bool, aggressive: bool) -> str:
+    return f"""
+[connections.rw]
+local_addrs = ["{EAST}"]
+remote_addrs = ["%any"]
+aggressive = {str(aggressive).lower()}
+proposals = ["aes128-sha256-modp2048"]
+pools = ["rwpool"]
+pull = {str(pull).lower()}
+local = {{ auth = "psk", id = "gw.ssw-lab" }}
+remote-psk = {{ auth = "psk", round = 1 }}
+remote-xauth = {{ auth = "xauth", round = 2 }}
+[connections.rw.children.net]
+local_ts = ["{LAN_E}"]
+esp_proposals = ["aes128gcm16-modp2048"]
+[pools.rwpool]
+addrs = "{POOL}"
+dns = ["10.231.2.53"]
+[secrets.ike-group]
+secret = "{GROUP}"
+[secrets.xauth-alice]
+id = "alice"
+secret = "alice-password"
+"""
+
+
+def strongswan_client(*, pull: bool, aggressive: bool, password: str = "alice-password") -> str:
+    return f"""connections {{
+  home {{
+    version = 1
+    aggressive = {"yes" if aggressive else "no"}
+    remote_addrs = {EAST}
+    vips = 0.0.0.0
+    pull = {"yes" if pull else "no"}
+    proposals = aes128-sha256-modp2048
+    local-psk {{
+      round = 1
+      auth = psk
+      id = rw.ssw-lab
+    }}
+    local-xauth {{
+      round = 2
+      auth = xauth
+      xauth_id = alice
+    }}
+    remote {{
+      auth = psk
+      id = gw.ssw-lab
+    }}
+    children {{
+      home {{
+        remote_ts = {LAN_E}
+        esp_proposals = aes128gcm16-modp2048
+      }}
+    }}
+  }}
+}}
+secrets {{
+  ike-group {{
+    secret = "{GROUP}"
+  }}
+  xauth-alice {{
+    id = alice
+    secret = "{password}"
+  }}
+}}
+"""
+
+
+def strongswan_gateway(*, pull: bool, aggressive: bool) -> str:
+    return f"""connections {{
+  rw {{
+    version = 1
+    aggressive = {"yes" if aggressive else "no"}
+    local_addrs = {EAST}
+    remote_addrs = %any
+    pools = rwpool
+    pull = {"yes" if pull else "no"}
+    proposals = aes128-sha256-modp2048
+    local {{
+      auth = psk
+      id = gw.ssw-lab
+    }}
+    remote-psk {{
+      round = 1
+      auth = psk
+    }}
+    remote-xauth {{
+      round = 2
+      auth = xauth
+    }}
+    children {{
+      net {{
+        local_ts = {LAN_E}
+        esp_proposals = aes128gcm16-modp2048
+      }}
+    }}
+  }}
+}}
+pools {{
+  rwpool {{
+    addrs = {POOL}
+    dns = 10.231.2.53
+  }}
+}}
+secrets {{
+  ike-group {{
+    secret = "{GROUP}"
+  }}
+  xauth-alice {{
+    id = alice
+    secret = "alice-password"
+  }}
+}}
+"""
+
+
+def snakeswan_client(*, pull: bool, aggressive: bool) -> str:
+    return f"""
+[connections.home]
+local_addrs = ["{WEST}"]
+remote_addrs = ["{EAST}"]
+aggressive = {str(aggressive).lower()}
+vips = ["0.0.0.0"]
+pull = {str(pull).lower()}
+proposals = ["aes128-sha256-modp2048"]
+local-psk = {{ auth = "psk", round = 1, id = "rw.ssw-lab" }}
+local-xauth = {{ auth = "xauth", round = 2, xauth_id = "alice" }}
+remote = {{ auth = "psk", id = "gw.ssw-lab" }}
+[connections.home.children.home]
+remote_ts = ["{LAN_E}"]
+esp_proposals = ["aes128gcm16-modp2048"]
+[secrets.ike-group]
+secret = "{GROUP}"
+[secrets.xauth-alice]
+id = "alice"
+secret = "alice-password"
+"""
+
+
+CELLS = [(False, True), (False, False), (True, True)]  # (aggressive, pull)
+IDS = ["main-pull", "main-push", "aggressive-pull"]
+
+
+def _settings(aggressive: bool) -> dict[str, Any]:
+    return {AGGRESSIVE_PSK_OPT_IN: True} if aggressive else {}
+
+
+@pytest.mark.parametrize(("aggressive", "pull"), CELLS, ids=IDS)
+def test_strongswan_client_against_snakeswan_gateway(
+    aggressive: bool, pull: bool, topology: Any, charon_factory: Any, tmp_path: Path
+) -> None:
+    topo = topology()
+    west, east = site_to_site(topo)
+    gw = DaemonProcess(tmp_path, "east", snakeswan_gateway(pull=pull, aggressive=aggressive), netns=east.name)
+    topo.on_close(gw.stop)
+    charon = charon_factory(
+        west, "west", strongswan_client(pull=pull, aggressive=aggressive), settings=_settings(aggressive)
+    )
+    charon.initiate("home", ike="home", timeout=30)
+    sas = wait_for(lambda: [s for s in gw.sas() if s["children"]], what="the gateway's IPsec SA")
+    [sa] = sas
+    assert sa["xauth_user"] == "alice" and sa["vips"] == [FIRST_VIP]
+    assert sa["children"][0]["remote_ts"] == f"{FIRST_VIP}/32"
+    theirs = charon.list_sas_raw()[0]
+    assert FIRST_VIP in str(theirs.get("local-vips", ""))
+    assert children(theirs)[0]["spi-in"] == sa["children"][0]["spi_out"]
+    charon.wait_log(r"XAuth authentication of 'alice' \(myself\) successful")
+    # traffic from the virtual IP (on strongSwan's ipsec0) to the gateway's LAN
+    assert ping(west, FIRST_VIP, "10.231.2.1", count=5) >= 4
+    [pool] = gw.cmd("list-pools")
+    assert pool["leases"] == [{"identity": "alice", "address": FIRST_VIP, "online": True}]
+    assert "XAUTH check of 'alice' successful" in gw.log()
+
+
+def test_strongswan_client_with_a_wrong_password_gets_nothing(
+    topology: Any, charon_factory: Any, tmp_path: Path
+) -> None:
+    topo = topology()
+    west, east = site_to_site(topo)
+    gw = DaemonProcess(tmp_path, "east", snakeswan_gateway(pull=True, aggressive=False), netns=east.name)
+    topo.on_close(gw.stop)
+    charon = charon_factory(west, "west", strongswan_client(pull=True, aggressive=False, password="wrong"))
+    charon.initiate("home", ike="home", timeout=30, check=False)
+    charon.wait_log(r"XAuth authentication of 'alice' \(myself\) failed", timeout=20)
+    wait_for(
+        lambda: "XAUTH check of 'alice' failed (wrong password)" in gw.log(), what="the gateway's log line"
+    )
+    wait_for(lambda: not gw.sas(), what="the gateway to delete the IKE SA")
+    assert not charon.list_sas_raw() or not children(charon.list_sas_raw()[0])
+    assert gw.cmd("list-pools")[0]["leases"] == []
+
+
+@pytest.mark.parametrize(("aggressive", "pull"), CELLS, ids=IDS)
+def test_snakeswan_client_against_strongswan_gateway(
+    aggressive: bool, pull: bool, topology: Any, charon_factory: Any, tmp_path: Path
+) -> None:
+    topo = topology()
+    west, east = site_to_site(topo)
+    charon_factory(
+        east, "east", strongswan_gateway(pull=pull, aggressive=aggressive), settings=_settings(aggressive)
+    )
+    client = DaemonProcess(
+        tmp_path, "west", snakeswan_client(pull=pull, aggressive=aggressive), netns=west.name
+    )
+    topo.on_close(client.stop)
+    client.cmd("up", conn="home")
+    sas = wait_for(lambda: [s for s in client.sas() if s["children"]], what="the client's IPsec SA")
+    [sa] = sas
+    assert sa["vips"] == [FIRST_VIP] and sa["xauth_user"] == "alice"
+    assert sa["children"][0]["local_ts"] == f"{FIRST_VIP}/32"
+    assert ping(west, FIRST_VIP, "10.231.2.1", count=5) >= 4
