@@ -14,7 +14,7 @@ import pytest
 
 from tests.daemons import DaemonProcess, wait_for
 from tests.interop.strongswan import AGGRESSIVE_PSK_OPT_IN, children
-from tests.netns import ping, site_to_site
+from tests.netns import ping, protected, site_to_site, veth
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
@@ -237,3 +237,66 @@ def test_snakeswan_client_against_strongswan_gateway(
     assert sa["vips"] == [FIRST_VIP] and sa["xauth_user"] == "alice"
     assert sa["children"][0]["local_ts"] == f"{FIRST_VIP}/32"
     assert ping(west, FIRST_VIP, "10.231.2.1", count=5) >= 4
+
+
+def _nat_lab(topo: Any) -> tuple[Any, Any, Any]:
+    """Two clients behind one NAT (nftables masquerade, UDP source ports rewritten) and the gateway:
+
+    c1 10.231.10.2 -- nat 10.231.10.1 | nat 10.231.11.1 -- c2 10.231.11.2
+                      nat 10.231.20.1 == gw 10.231.20.2 (LAN 10.231.3.1/24)
+    """
+    c1, c2, nat, gw = topo.add("c1"), topo.add("c2"), topo.add("nat"), topo.add("gw")
+    veth(c1, "c0", "10.231.10.2/24", nat, "n1", "10.231.10.1/24")
+    veth(c2, "c0", "10.231.11.2/24", nat, "n2", "10.231.11.1/24")
+    veth(nat, "n0", "10.231.20.1/24", gw, "g0", "10.231.20.2/24")
+    protected(gw, "10.231.3.1/24")
+    c1.run("ip", "route", "add", "10.231.20.0/24", "via", "10.231.10.1")
+    c2.run("ip", "route", "add", "10.231.20.0/24", "via", "10.231.11.1")
+    nat.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+    nat.run("nft", "add", "table", "ip", "sswnat")
+    nat.run("nft", "add", "chain", "ip", "sswnat", "post", "{ type nat hook postrouting priority 100; }")
+    nat.run("nft", "add", "rule", "ip", "sswnat", "post", "oifname", "n0", "meta", "l4proto", "udp",
+            "masquerade", "to", ":20000-29999")  # fmt: skip
+    nat.run("nft", "add", "rule", "ip", "sswnat", "post", "oifname", "n0", "masquerade")
+    return c1, c2, gw
+
+
+def test_two_strongswan_clients_behind_one_nat_each_on_its_own_sa(
+    topology: Any, charon_factory: Any, tmp_path: Path
+) -> None:
+    topo = topology()
+    c1, c2, gw_ns = _nat_lab(topo)
+    conf = (
+        snakeswan_gateway(pull=True, aggressive=False)
+        .replace(EAST, "10.231.20.2")
+        .replace(LAN_E, "10.231.3.0/24")
+        .replace('[secrets.xauth-alice]', '[secrets.xauth-bob]\nid = "bob"\nsecret = "bob-password"\n[secrets.xauth-alice]')
+    )  # fmt: skip
+    gw = DaemonProcess(tmp_path, "gw", conf, netns=gw_ns.name)
+    topo.on_close(gw.stop)
+    for ns, user in ((c1, "alice"), (c2, "bob")):
+        client = (
+            strongswan_client(pull=True, aggressive=False, password=f"{user}-password")
+            .replace(EAST, "10.231.20.2")
+            .replace(LAN_E, "10.231.3.0/24")
+            .replace("alice", user)
+            .replace("rw.ssw-lab", f"{user}.ssw-lab")  # one IKE identity each (INITIAL-CONTACT)
+        )
+        charon = charon_factory(ns, user, client)
+        charon.initiate("home", ike="home", timeout=30)
+    sas = wait_for(
+        lambda: (lambda up: up if len(up) == 2 else None)([s for s in gw.sas() if s["children"]]),
+        what="2 SAs",
+    )
+    assert sorted(s["xauth_user"] for s in sas) == ["alice", "bob"]
+    assert {s["remote"].split(":")[0] for s in sas} == {"10.231.20.1"}  # both behind the NAT's address
+    assert all(s["nat_remote"] and s["children"][0]["encap"] for s in sas)
+    vips = {s["xauth_user"]: s["vips"][0] for s in sas}
+    assert len(set(vips.values())) == 2
+    # each client's traffic goes out on its own SA: both ping at once, each sees its replies
+    assert ping(c1, vips["alice"], "10.231.3.1", count=5) >= 4
+    assert ping(c2, vips["bob"], "10.231.3.1", count=5) >= 4
+    pols = [p for p in gw.cmd("list-pols")["policies"] if p["conn"] == "rw"]
+    assert sorted(p["remote_ts"] for p in pols) == sorted(f"{v}/32" for v in vips.values())
+    counts = {s["xauth_user"]: s["children"][0]["packets_in"] for s in gw.sas()}
+    assert all(n >= 4 for n in counts.values())
