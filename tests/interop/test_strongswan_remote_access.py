@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.daemons import DaemonProcess, wait_for
-from tests.interop.strongswan import AGGRESSIVE_PSK_OPT_IN, children
+from tests.interop.strongswan import AGGRESSIVE_PSK_OPT_IN, Credential, Pki, children
 from tests.netns import ping, protected, site_to_site, veth
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
@@ -284,10 +284,12 @@ def test_two_strongswan_clients_behind_one_nat_each_on_its_own_sa(
         )
         charon = charon_factory(ns, user, client)
         charon.initiate("home", ike="home", timeout=30)
-    sas = wait_for(
-        lambda: (lambda up: up if len(up) == 2 else None)([s for s in gw.sas() if s["children"]]),
-        what="2 SAs",
-    )
+
+    def both_up() -> list[dict[str, Any]] | None:
+        up = [s for s in gw.sas() if s["children"]]
+        return up if len(up) == 2 else None
+
+    sas = wait_for(both_up, what="2 SAs")
     assert sorted(s["xauth_user"] for s in sas) == ["alice", "bob"]
     assert {s["remote"].split(":")[0] for s in sas} == {"10.231.20.1"}  # both behind the NAT's address
     assert all(s["nat_remote"] and s["children"][0]["encap"] for s in sas)
@@ -300,3 +302,186 @@ def test_two_strongswan_clients_behind_one_nat_each_on_its_own_sa(
     assert sorted(p["remote_ts"] for p in pols) == sorted(f"{v}/32" for v in vips.values())
     counts = {s["xauth_user"]: s["children"][0]["packets_in"] for s in gw.sas()}
     assert all(n >= 4 for n in counts.values())
+
+
+# ---- certificates: RSA + XAUTH and hybrid, both roles --------------------------------------------
+
+
+def _pki(tmp_path: Path) -> tuple[Credential, Credential, Credential]:
+    pki = Pki(tmp_path / "pki")
+    return pki.ca(), pki.host("gw.sw-lab"), pki.host("alice.sw-lab")
+
+
+def _sw_gateway_certs(hybrid: bool) -> str:
+    remote = (
+        "remote {\n      auth = xauth\n    }"
+        if hybrid
+        else "remote-rsa {\n      round = 1\n      auth = pubkey\n      cacerts = ca.crt\n    }\n"
+        "    remote-xauth {\n      round = 2\n      auth = xauth\n    }"
+    )
+    return f"""connections {{
+  rw {{
+    version = 1
+    local_addrs = {EAST}
+    remote_addrs = %any
+    pools = rwpool
+    proposals = aes128-sha256-modp2048
+    local {{
+      auth = pubkey
+      certs = gw.sw-lab.crt
+    }}
+    {remote}
+    children {{
+      net {{
+        local_ts = {LAN_E}
+        esp_proposals = aes128gcm16-modp2048
+      }}
+    }}
+  }}
+}}
+pools {{
+  rwpool {{
+    addrs = {POOL}
+  }}
+}}
+secrets {{
+  xauth-alice {{
+    id = alice
+    secret = "alice-password"
+  }}
+}}
+"""
+
+
+def _sw_client_certs(hybrid: bool, gw_dn: str) -> str:
+    local = (
+        "local {\n      auth = xauth\n      xauth_id = alice\n    }"
+        if hybrid
+        else "local-rsa {\n      round = 1\n      auth = pubkey\n      certs = alice.sw-lab.crt\n    }\n"
+        "    local-xauth {\n      round = 2\n      auth = xauth\n      xauth_id = alice\n    }"
+    )
+    return f"""connections {{
+  home {{
+    version = 1
+    remote_addrs = {EAST}
+    vips = 0.0.0.0
+    proposals = aes128-sha256-modp2048
+    {local}
+    remote {{
+      auth = pubkey
+      id = "{gw_dn}"
+      cacerts = ca.crt
+    }}
+    children {{
+      home {{
+        remote_ts = {LAN_E}
+        esp_proposals = aes128gcm16-modp2048
+      }}
+    }}
+  }}
+}}
+secrets {{
+  xauth-alice {{
+    id = alice
+    secret = "alice-password"
+  }}
+}}
+"""
+
+
+def _ours_gateway_certs(hybrid: bool, ca: Credential, gw: Credential) -> str:
+    remote = (
+        'remote = { auth = "xauth" }'
+        if hybrid
+        else f'remote-rsa = {{ auth = "pubkey", round = 1, cacerts = ["{ca.cert}"] }}\n'
+        'remote-xauth = { auth = "xauth", round = 2 }'
+    )
+    return f"""
+[connections.rw]
+local_addrs = ["{EAST}"]
+remote_addrs = ["%any"]
+proposals = ["aes128-sha256-modp2048"]
+pools = ["rwpool"]
+local = {{ auth = "pubkey", certs = ["{gw.cert}"] }}
+{remote}
+[connections.rw.children.net]
+local_ts = ["{LAN_E}"]
+esp_proposals = ["aes128gcm16-modp2048"]
+[pools.rwpool]
+addrs = "{POOL}"
+[secrets.private-gw]
+file = "{gw.key}"
+[secrets.xauth-alice]
+id = "alice"
+secret = "alice-password"
+"""
+
+
+def _ours_client_certs(hybrid: bool, ca: Credential, gw: Credential, me: Credential) -> str:
+    local = (
+        'local = { auth = "xauth", xauth_id = "alice" }'
+        if hybrid
+        else f'local-rsa = {{ auth = "pubkey", round = 1, certs = ["{me.cert}"] }}\n'
+        'local-xauth = { auth = "xauth", round = 2, xauth_id = "alice" }'
+    )
+    return f"""
+[connections.home]
+local_addrs = ["{WEST}"]
+remote_addrs = ["{EAST}"]
+vips = ["0.0.0.0"]
+proposals = ["aes128-sha256-modp2048"]
+{local}
+remote = {{ auth = "pubkey", id = "{gw.dn}", cacerts = ["{ca.cert}"] }}
+[connections.home.children.home]
+remote_ts = ["{LAN_E}"]
+esp_proposals = ["aes128gcm16-modp2048"]
+[secrets.private-me]
+file = "{me.key}"
+[secrets.xauth-alice]
+id = "alice"
+secret = "alice-password"
+"""
+
+
+@pytest.mark.parametrize("hybrid", [False, True], ids=["rsa-xauth", "hybrid"])
+def test_certificates_strongswan_client_against_snakeswan_gateway(
+    hybrid: bool, topology: Any, charon_factory: Any, tmp_path: Path
+) -> None:
+    ca, gw_cred, alice = _pki(tmp_path)
+    topo = topology()
+    west, east = site_to_site(topo)
+    gw = DaemonProcess(tmp_path, "east", _ours_gateway_certs(hybrid, ca, gw_cred), netns=east.name)
+    topo.on_close(gw.stop)
+    charon = charon_factory(west, "west", _sw_client_certs(hybrid, gw_cred.dn), start=False)
+    charon.add_cert(ca.cert, "x509ca")
+    if not hybrid:
+        charon.add_cert(alice.cert, "x509")
+        charon.add_cert(alice.key, "rsa")
+    charon.start()
+    charon.load_all()
+    charon.initiate("home", ike="home", timeout=30)
+    [sa] = wait_for(lambda: [s for s in gw.sas() if s["children"]], what="the gateway's IPsec SA")
+    assert sa["xauth_user"] == "alice" and sa["vips"] == [FIRST_VIP]
+    assert ping(west, FIRST_VIP, "10.231.2.1", count=5) >= 4
+
+
+@pytest.mark.parametrize("hybrid", [False, True], ids=["rsa-xauth", "hybrid"])
+def test_certificates_snakeswan_client_against_strongswan_gateway(
+    hybrid: bool, topology: Any, charon_factory: Any, tmp_path: Path
+) -> None:
+    ca, gw_cred, alice = _pki(tmp_path)
+    topo = topology()
+    west, east = site_to_site(topo)
+    charon = charon_factory(east, "east", _sw_gateway_certs(hybrid), start=False)
+    charon.add_cert(ca.cert, "x509ca")
+    charon.add_cert(gw_cred.cert, "x509")
+    charon.add_cert(gw_cred.key, "rsa")
+    charon.start()
+    charon.load_all()
+    client = DaemonProcess(tmp_path, "west", _ours_client_certs(hybrid, ca, gw_cred, alice), netns=west.name)
+    topo.on_close(client.stop)
+    client.cmd("up", conn="home")
+    [sa] = wait_for(lambda: [s for s in client.sas() if s["children"]], what="the client's IPsec SA")
+    assert sa["vips"] == [FIRST_VIP]
+    assert ping(west, FIRST_VIP, "10.231.2.1", count=5) >= 4
+    charon.wait_log(r"XAuth authentication of 'alice' successful")

@@ -219,12 +219,10 @@ def _auth_rounds(conn: Table, side: str) -> tuple[AuthConfig, AuthConfig | None]
             f"{rounds[1][2]}.auth",
             f'a second authentication round must be "xauth", got "{rounds[1][3].auth}"',
         )
-    if rounds[0][3].method == "xauth":
-        raise conn.error(
-            f"{rounds[0][2]}.auth",
-            "XAUTH as the only round (hybrid authentication) is not implemented yet; use psk or "
-            'pubkey in round 1 and "xauth" in round 2',
-        )
+    if rounds[0][3].method == "xauth":  # hybrid authentication: XAUTH is this side's only proof
+        if len(rounds) == 2:
+            raise conn.error(f"{rounds[1][2]}.auth", "XAUTH in round 1 (hybrid) takes no second round")
+        return rounds[0][3], rounds[0][3]
     return rounds[0][3], rounds[1][3] if len(rounds) == 2 else None
 
 
@@ -309,6 +307,13 @@ def parse_connection(
     lists = conn.parsed_list("proposals", parse_ike_proposal, (DEFAULT_IKE_PROPOSALS,))
     local, local_xauth = _auth_rounds(conn, "local")
     remote, remote_xauth = _auth_rounds(conn, "remote")
+    for side, ours, theirs in (("local", local, remote), ("remote", remote, local)):
+        if ours.method == "xauth" and theirs.method not in ("pubkey", "rsa"):
+            raise conn.error(
+                f"{side}.auth",
+                "XAUTH as the only round (hybrid authentication) needs the other side to sign "
+                f'(auth = "pubkey" with an RSA certificate), got "{theirs.auth}"',
+            )
     parsed = [(parse_child(child_name, table), table) for child_name, table in conn.subtables("children")]
     children = tuple(child for child, _ in parsed if not child.shunt)
     shunts = tuple(child for child, _ in parsed if child.shunt)

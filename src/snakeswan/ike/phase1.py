@@ -47,6 +47,17 @@ _XAUTH_METHODS: dict[int, tuple[int, int]] = {
 _BASE_METHOD: dict[int, int] = {xm: base for base, pair in _XAUTH_METHODS.items() for xm in pair}
 
 
+_HYBRID_METHODS = (AuthMethod.HYBRID_INIT_RSA, AuthMethod.HYBRID_RESP_RSA)
+_BASE_METHOD.update({m: AuthMethod.RSA_SIGNATURES for m in _HYBRID_METHODS})
+
+
+def is_hybrid(conn: ConnectionConfig) -> bool:
+    """Hybrid authentication (draft-ietf-ipsec-isakmp-hybrid-auth-05): one side (the gateway)
+    signs with its certificate, the other proves itself with XAUTH only (its phase 1 HASH is
+    computed with the signature SKEYID, no pre-shared key)."""
+    return "xauth" in (conn.local.method, conn.remote.method)
+
+
 def base_method(method: int) -> int:
     """The phase 1 method an XAUTH method authenticates with: 65001 -> PSK, 65005 -> RSA."""
     return _BASE_METHOD.get(method, method)
@@ -57,6 +68,16 @@ def auth_methods(conn: ConnectionConfig, creds: Credentials, *, initiator: bool 
     the signature method of our own key (RSA 3, ECDSA 9/10/11), as strongSwan (one method for
     both ends); with an XAUTH round, its XAUTH variant (the client is checked: ``local-xauth`` on
     our side, ``remote-xauth`` on the peer's)."""
+    if is_hybrid(conn):
+        gateway_signs = pubkey.is_pubkey(conn.local.method) or pubkey.is_pubkey(conn.remote.method)
+        if not gateway_signs or (pubkey.is_pubkey(conn.local.method) and pubkey.local_method(
+            conn, creds) != AuthMethod.RSA_SIGNATURES):  # fmt: skip
+            raise PeerError(
+                NotifyType.NO_PROPOSAL_CHOSEN,
+                f"connection {conn.name}: hybrid authentication needs an RSA certificate on the gateway",
+            )
+        init_checked = (conn.local.method == "xauth") == initiator
+        return (_HYBRID_METHODS[0 if init_checked else 1],)
     if conn.local.auth == "psk" or conn.remote.auth == "psk":
         base: int = AuthMethod.PRE_SHARED_KEY
     elif pubkey.is_pubkey(conn.local.method) and pubkey.is_pubkey(conn.remote.method):
@@ -295,9 +316,9 @@ class Phase1:
         return HashPayload(self.auth_hash(self.sa.initiator, id_payload.encode_body()))
 
     def our_auth(self, id_body: bytes) -> list[Payload]:
-        """HASH_I/HASH_R (pre-shared key), or [CERT,] SIG over it (signatures)."""
+        """HASH_I/HASH_R (pre-shared key; the XAUTH side of hybrid), or [CERT,] SIG over it."""
         value = self.auth_hash(self.sa.initiator, id_body)
-        if not self.signatures:
+        if not self.signatures or (self.sa.conn is not None and self.sa.conn.local.method == "xauth"):
             return [HashPayload(value)]
         assert self.sa.conn is not None
         return self.pubkey.our_payloads(self.sa.conn, value)
@@ -315,8 +336,8 @@ class Phase1:
 
     def verify_auth(self, msg: Message, now: float, id_body: bytes | None = None) -> None:
         """Check the peer's HASH_I/HASH_R, or its SIG over it (its ID from ``sa.remote_id``)."""
-        if not self.signatures:
-            self.verify_hash(msg, id_body)
+        if not self.signatures or (self.sa.conn is not None and self.sa.conn.remote.method == "xauth"):
+            self.verify_hash(msg, id_body)  # the XAUTH side of hybrid sends a HASH, no signature
             return
         if id_body is None:
             id_raw = msg.raw_of(IdPayload)

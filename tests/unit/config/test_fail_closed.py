@@ -60,9 +60,7 @@ def test_split_exclude_is_refused() -> None:
         parse_config('[pools.p]\naddrs = "10.231.9.0/24"\nsplit_exclude = ["10.231.1.0/24"]\n', "t.toml")
 
 
-def test_hybrid_xauth_only_round_is_refused_until_it_exists() -> None:
-    text = BASE.replace('local = {{ auth = "psk" }}', 'local = {{ auth = "xauth" }}').format(
-        conn="", child=""
-    )
+def test_hybrid_needs_a_signing_peer() -> None:
+    text = BASE.replace('local = {{ auth = "psk" }}', 'local = {{ auth = "xauth" }}').format(conn="", child="")
     with pytest.raises(ConfigError, match=r"connections\.c\.local\.auth: XAUTH as the only round \(hybrid"):
         parse_config(text, "t.toml")

@@ -3,6 +3,8 @@ Main and Aggressive Mode), and every way they fail closed."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from snakeswan.ike.events import (
@@ -13,8 +15,9 @@ from snakeswan.ike.events import (
     VirtualIps,
     XauthResult,
 )
-from snakeswan.wire.enums import ExchangeType
+from snakeswan.wire.enums import AuthMethod, ExchangeType
 from snakeswan.wire.message import decode_header
+from tests.pki import TestPki
 from tests.ra import GW_NET, Hub, client_addr, client_config, gateway_config
 
 
@@ -190,3 +193,96 @@ def test_two_hundred_clients_get_distinct_virtual_ips_and_their_own_tunnels() ->
         [x] = h.of(h.gateway, XauthResult)[i : i + 1] or [None]
         assert x is not None and x.ok
     assert h.gateway.leases.listing()[0]["online"] == n
+
+
+# ---- certificates: RSA + XAUTH, and hybrid (the gateway signs, the client has only XAUTH) -------
+
+
+def _cert_configs(pki: TestPki, hybrid: bool) -> tuple[str, str]:
+    gw, client = pki.host("gw.sw-lab"), pki.host("alice.sw-lab", key_index=1)
+    gw_remote = (
+        'remote = { auth = "xauth" }'
+        if hybrid
+        else f'remote-rsa = {{ auth = "pubkey", round = 1, cacerts = ["{pki.ca_path}"] }}\n'
+        'remote-xauth = { auth = "xauth", round = 2 }'
+    )
+    gateway = f"""
+[connections.rw]
+local_addrs = ["10.231.0.2"]
+remote_addrs = ["%any"]
+proposals = ["aes128-sha256-modp2048"]
+pools = ["rwpool"]
+local = {{ auth = "pubkey", certs = ["{gw.cert}"] }}
+{gw_remote}
+[connections.rw.children.net]
+local_ts = ["{GW_NET}"]
+esp_proposals = ["aes128gcm16"]
+[pools.rwpool]
+addrs = "10.231.100.0/24"
+[secrets.private-gw]
+file = "{gw.key}"
+[secrets.xauth-alice]
+id = "alice"
+secret = "alice-password"
+"""
+    client_local = (
+        'local = { auth = "xauth", xauth_id = "alice" }'
+        if hybrid
+        else f'local-rsa = {{ auth = "pubkey", round = 1, certs = ["{client.cert}"] }}\n'
+        'local-xauth = { auth = "xauth", round = 2, xauth_id = "alice" }'
+    )
+    client_conf = f"""
+[connections.home]
+local_addrs = ["{client_addr(0)}"]
+remote_addrs = ["10.231.0.2"]
+proposals = ["aes128-sha256-modp2048"]
+vips = ["0.0.0.0"]
+{client_local}
+remote = {{ auth = "pubkey", id = "{gw.dn}", cacerts = ["{pki.ca_path}"] }}
+[connections.home.children.home]
+remote_ts = ["{GW_NET}"]
+esp_proposals = ["aes128gcm16"]
+[secrets.private-me]
+file = "{client.key}"
+[secrets.xauth-me]
+id = "alice"
+secret = "alice-password"
+"""
+    return gateway, client_conf
+
+
+@pytest.fixture(scope="module")
+def rsa_pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    return TestPki(tmp_path_factory.mktemp("ra-pki"), "rsa")
+
+
+@pytest.mark.parametrize("hybrid", [False, True], ids=["rsa-xauth", "hybrid"])
+def test_certificates_with_xauth_and_hybrid(rsa_pki: TestPki, hybrid: bool) -> None:
+    gateway, client_conf = _cert_configs(rsa_pki, hybrid)
+    h = Hub(gateway, [client_conf])
+    for eng in h.engines.values():
+        eng.ctx.wall_offset = time.time() - h.now
+    h.clients[0].initiate("home", now=h.now)
+    h.run(30)
+    client = h.clients[0]
+    [c_child] = children(h, client)
+    assert c_child.local_ts == "10.231.100.1/32"
+    method = AuthMethod.HYBRID_INIT_RSA if hybrid else AuthMethod.XAUTH_INIT_RSA
+    for eng in (h.gateway, client):
+        sa = eng.ike_sas[0]
+        assert sa.choice is not None and sa.choice.auth_method == method
+    # the client checked the gateway's certificate; in hybrid mode nobody checked the client's
+    assert list(client.tracer.find("peer_authenticated"))
+    assert bool(list(h.gateway.tracer.find("peer_authenticated"))) is not hybrid
+    assert h.of(h.gateway, XauthResult)[0].ok
+
+
+def test_hybrid_with_a_wrong_password_fails(rsa_pki: TestPki) -> None:
+    gateway, client_conf = _cert_configs(rsa_pki, True)
+    h = Hub(gateway, [client_conf.replace('secret = "alice-password"', 'secret = "nope"')])
+    for eng in h.engines.values():
+        eng.ctx.wall_offset = time.time() - h.now
+    h.clients[0].initiate("home", now=h.now)
+    h.run(60)
+    assert not children(h, h.gateway) and not h.gateway.ike_sas
+    assert not h.of(h.gateway, XauthResult)[0].ok
