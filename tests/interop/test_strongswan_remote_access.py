@@ -15,6 +15,7 @@ import pytest
 from tests.daemons import DaemonProcess, wait_for
 from tests.interop.strongswan import AGGRESSIVE_PSK_OPT_IN, Credential, Pki, children
 from tests.netns import ping, protected, site_to_site, veth
+from tests.radius import FreeRadius, require_freeradius
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
@@ -485,3 +486,38 @@ def test_certificates_snakeswan_client_against_strongswan_gateway(
     assert sa["vips"] == [FIRST_VIP]
     assert ping(west, FIRST_VIP, "10.231.2.1", count=5) >= 4
     charon.wait_log(r"XAuth authentication of 'alice' successful")
+
+
+# ---- XAUTH checked by a real FreeRADIUS server ----------------------------------------------------
+
+
+@pytest.mark.parametrize("password", ["alice-password", "wrong-password"], ids=["accept", "reject"])
+def test_radius_decides_xauth_for_a_strongswan_client(
+    password: str, topology: Any, charon_factory: Any, tmp_path: Path
+) -> None:
+    require_freeradius()
+    topo = topology()
+    west, east = site_to_site(topo)
+    radius = FreeRadius(east, tmp_path, {"alice": "alice-password"}, "radius-test-secret").start()
+    topo.on_close(radius.stop)
+    conf = snakeswan_gateway(pull=True, aggressive=False).replace(
+        'remote-xauth = { auth = "xauth", round = 2 }', 'remote-xauth = { auth = "xauth-radius", round = 2 }'
+    )
+    conf = conf.replace('[secrets.xauth-alice]\nid = "alice"\nsecret = "alice-password"\n', "")
+    conf += '[radius]\naddress = "127.0.0.1"\nsecret = "radius-test-secret"\ntimeout = "2s"\n'
+    assert "xauth-alice" not in conf  # the gateway knows no password: only RADIUS can say yes
+    gw = DaemonProcess(tmp_path, "east", conf, netns=east.name)
+    topo.on_close(gw.stop)
+    charon = charon_factory(west, "west", strongswan_client(pull=True, aggressive=False, password=password))
+    ok = password == "alice-password"
+    charon.initiate("home", ike="home", timeout=30, check=ok)
+    if ok:
+        [sa] = wait_for(lambda: [s for s in gw.sas() if s["children"]], what="the gateway's IPsec SA")
+        assert sa["xauth_user"] == "alice" and sa["vips"] == [FIRST_VIP]
+        assert ping(west, FIRST_VIP, "10.231.2.1", count=3) >= 2
+        wait_for(lambda: "Login OK: [alice]" in radius.log(), what="FreeRADIUS's Login OK")
+        assert "XAUTH check of 'alice' successful (RADIUS Access-Accept)" in gw.log()
+    else:
+        wait_for(lambda: "Login incorrect" in radius.log(), what="FreeRADIUS's Login incorrect")
+        wait_for(lambda: "XAUTH check of 'alice' failed (RADIUS Access-Reject)" in gw.log(), what="our log")
+        wait_for(lambda: not gw.sas(), what="the gateway to delete the IKE SA")

@@ -122,8 +122,9 @@ class _ChildLifetimes(TypedDict):
     rand_packets: int
 
 
-# XAUTH backends the gateway can verify with: "xauth"/"xauth-generic" check [secrets.xauth-*]
-XAUTH_BACKENDS = ("xauth", "xauth-generic")
+# XAUTH backends the gateway can verify with: "xauth"/"xauth-generic" check [secrets.xauth-*],
+# "xauth-radius" asks the [radius] server
+XAUTH_BACKENDS = ("xauth", "xauth-generic", "xauth-radius")
 _ROUND_RE = re.compile(r"^(local|remote)[-_]?[A-Za-z0-9_-]+$")
 _AUTH_RE = re.compile(r"^(psk|pubkey|rsa|ecdsa|xauth(-[A-Za-z0-9_]+)?)$")
 _HOSTNAME_RE = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(\.(?!-)[A-Za-z0-9_-]{1,63})*\.?$")

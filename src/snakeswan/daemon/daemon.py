@@ -37,8 +37,10 @@ from snakeswan.ike.events import (
     NegotiationFailed,
     NotifyReceived,
     VirtualIps,
+    XauthCheck,
     XauthResult,
 )
+from snakeswan.io.radius import RadiusAnswer, RadiusClient
 from snakeswan.io.udp import UdpSocket, family_of, source_address_for
 from snakeswan.trace import Record, Tracer
 from snakeswan.wire.enums import NotifyType, name_of
@@ -326,6 +328,8 @@ class Daemon:
             )
         elif isinstance(ev, VirtualIps):
             self._virtual_ips(ev)
+        elif isinstance(ev, XauthCheck):
+            self._radius_check(ev)
         elif isinstance(ev, NegotiationFailed):
             log.warning("%s: %s failed: %s", ev.conn, ev.exchange, ev.reason)
         elif isinstance(ev, IkeSaDeleted):
@@ -341,6 +345,26 @@ class Daemon:
             log.info("IPsec SA %s/%s (SPI %08x_i) deleted: %s", ev.conn, ev.child, ev.spi_in, ev.reason)
         elif isinstance(ev, NotifyReceived):
             log.info("notify %s received on IKE SA #%d", name_of(NotifyType, ev.notify_type), ev.ike_sa)
+
+    def _radius_check(self, ev: XauthCheck) -> None:
+        """Ask the RADIUS server in a worker thread; the engine gets the verdict when it comes."""
+        radius = self.config.radius
+        assert self._loop is not None
+        if radius is None:  # the loader refuses this; a reload may have removed the section
+            self.engine.xauth_verdict(ev.ike_sa, False, "no [radius] server configured", self._now())
+            return
+        log.info("IKE SA #%d %s: asking RADIUS %s about '%s'", ev.ike_sa, ev.conn, radius.address, ev.user)
+        future = self._loop.run_in_executor(None, RadiusClient(radius).authenticate, ev.user, ev.password)
+
+        def done(f: asyncio.Future[RadiusAnswer]) -> None:
+            try:
+                answer = f.result()
+            except Exception as e:  # a bug in the client must not leave the SA waiting silently
+                answer = RadiusAnswer(False, f"RADIUS check failed: {e!r}")
+            self.engine.xauth_verdict(ev.ike_sa, answer.ok, answer.reason, self._now())
+            self._pump()
+
+        future.add_done_callback(done)
 
     def _virtual_ips(self, ev: VirtualIps) -> None:
         if not ev.local:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, first_address
 from snakeswan.errors import AuthenticationError, DecodeError, LocalError, PeerError, SnakeswanError
-from snakeswan.ike import close_actions, crypt, informational, peers, renewal
+from snakeswan.ike import close_actions, crypt, informational, peers, renewal, xauth
 from snakeswan.ike.aggressive_mode import AggressiveMode
 from snakeswan.ike.context import Context, SpiAllocator
 from snakeswan.ike.cookies import CookieJar
@@ -459,6 +459,16 @@ class Engine:
     def rekey_child(self, sa_id: int, spi_in: int, now: float) -> None:
         """The data plane saw a soft limit (bytes, sequence numbers): rekey that IPsec SA now."""
         self.timers.rekey_now(sa_id, spi_in, now)
+
+    def xauth_verdict(self, sa_id: int, ok: bool, reason: str, now: float) -> None:
+        """The driver's answer to an :class:`~snakeswan.ike.events.XauthCheck` (RADIUS)."""
+        sa = self._sas.get(sa_id)
+        ra = sa.remote_access if sa is not None else None
+        if sa is None or ra is None or ra.xauth.state != "checking" or ra.user is None:
+            self.tracer.emit("ike", "xauth_verdict_ignored", sa=sa_id, reason="no XAUTH check under way")
+            return
+        ra.decided(xauth.Verdict(ra.user, ok, reason), now)
+        self._after(sa, now)
 
     def traffic_seen(self, sa_id: int, now: float) -> None:
         """The data plane received authenticated traffic of this IKE SA's children (DPD: alive)."""

@@ -134,6 +134,18 @@ class XauthResult:
 
 
 @dataclass(frozen=True, slots=True)
+class XauthCheck:
+    """The driver must check this password with the connection's backend (RADIUS) and answer
+    with :meth:`~snakeswan.ike.engine.Engine.xauth_verdict`; until then the SA waits (its
+    deadline still runs). ``repr`` never shows the password."""
+
+    ike_sa: int
+    conn: str
+    user: str
+    password: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class VirtualIps:
     """Mode Config gave addresses: ``local`` True when they are ours (a client; the data plane
     puts them on its TUN device), False when we leased them to the peer (a gateway)."""
@@ -163,6 +175,7 @@ Event = (
     | NegotiationFailed
     | NotifyReceived
     | XauthResult
+    | XauthCheck
     | VirtualIps
     | KeyLog
 )

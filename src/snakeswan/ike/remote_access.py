@@ -27,7 +27,7 @@ from snakeswan.config.model import ConnectionConfig
 from snakeswan.config.traffic import IPAddress
 from snakeswan.ike import modecfg, xauth
 from snakeswan.ike.context import Context
-from snakeswan.ike.events import VirtualIps, XauthResult
+from snakeswan.ike.events import VirtualIps, XauthCheck, XauthResult
 from snakeswan.ike.leases import Leases
 from snakeswan.ike.sa import IkeSa
 from snakeswan.ike.transaction import ACK, REPLY, REQUEST, SET, OnReply
@@ -143,7 +143,22 @@ class RemoteAccess:
 
     def _xauth_reply(self, attr: AttributePayload, now: float) -> None:
         assert self.conn.remote_xauth is not None
-        verdict = xauth.check_reply(attr.attributes, self.conn.remote_xauth, self.ctx.config.secrets)
+        if self.conn.remote_xauth.auth == "xauth-radius":
+            checked = xauth.check_reply_fields(attr.attributes, self.conn.remote_xauth)
+            if isinstance(checked, xauth.Verdict):  # nothing to ask RADIUS about
+                self.decided(checked, now)
+                return
+            self.user = checked[0]
+            self.xauth.state = "checking"
+            self.ctx.emit(XauthCheck(self.sa.unique_id, self.conn.name, *checked))
+            self.ctx.tracer.emit(
+                "ike", "xauth_check", sa=self.sa.unique_id, user=checked[0], backend="radius"
+            )
+            return
+        self.decided(xauth.check_reply(attr.attributes, self.conn.remote_xauth, self.ctx.config.secrets), now)
+
+    def decided(self, verdict: xauth.Verdict, now: float) -> None:
+        """The password check is over (at once for secrets, later for RADIUS)."""
         self.verdict, self.user = verdict, verdict.user
         self.xauth.state = "verdict"
         self.ctx.emit(

@@ -40,9 +40,9 @@ class Verdict:
     reason: str
 
 
-def check_reply(attrs: tuple[Attribute, ...], round_cfg: AuthConfig, secrets: Secrets) -> Verdict:
-    """The gateway's check of a client's REPLY against ``[secrets.xauth-*]`` (and the round's
-    ``xauth_id``, the one user this connection accepts, when it is set)."""
+def check_reply_fields(attrs: tuple[Attribute, ...], round_cfg: AuthConfig) -> tuple[str, bytes] | Verdict:
+    """(user, password) of a client's REPLY, or the Verdict that refuses it without asking any
+    backend (no user name, no password, a user other than the round's ``xauth_id``)."""
     name, password = find(attrs, A.XAUTH_USER_NAME), find(attrs, A.XAUTH_USER_PASSWORD)
     user = name.value.decode("utf-8", "replace") if name is not None else ""
     if name is None or not user:
@@ -51,13 +51,23 @@ def check_reply(attrs: tuple[Attribute, ...], round_cfg: AuthConfig, secrets: Se
         return Verdict(user, False, "no password in the reply")
     if round_cfg.xauth_id is not None and user != round_cfg.xauth_id:
         return Verdict(user, False, f"user is not the configured {round_cfg.xauth_id!r}")
+    return user, password.value
+
+
+def check_reply(attrs: tuple[Attribute, ...], round_cfg: AuthConfig, secrets: Secrets) -> Verdict:
+    """The gateway's check of a client's REPLY against ``[secrets.xauth-*]`` (and the round's
+    ``xauth_id``, the one user this connection accepts, when it is set)."""
+    fields = check_reply_fields(attrs, round_cfg)
+    if isinstance(fields, Verdict):
+        return fields
+    user, password = fields
     try:
         expected = secrets.xauth_for(Identity.parse(user))
     except ConfigError:  # a user name that is no valid identity cannot have a secret
         expected = None
     if expected is None:
         return Verdict(user, False, "no XAUTH secret for this user")
-    if not hmac.compare_digest(expected, password.value):
+    if not hmac.compare_digest(expected, password):
         return Verdict(user, False, "wrong password")
     return Verdict(user, True, "password matches")
 

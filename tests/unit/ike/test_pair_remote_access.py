@@ -13,6 +13,7 @@ from snakeswan.ike.events import (
     IkeSaEstablished,
     NegotiationFailed,
     VirtualIps,
+    XauthCheck,
     XauthResult,
 )
 from snakeswan.wire.enums import AuthMethod, ExchangeType
@@ -286,3 +287,35 @@ def test_hybrid_with_a_wrong_password_fails(rsa_pki: TestPki) -> None:
     h.run(60)
     assert not children(h, h.gateway) and not h.gateway.ike_sas
     assert not h.of(h.gateway, XauthResult)[0].ok
+
+
+# ---- XAUTH checked by a backend outside the engine (RADIUS): XauthCheck, then xauth_verdict ----
+
+
+@pytest.mark.parametrize("accept", [True, False], ids=["accept", "reject"])
+def test_radius_backend_decides_through_the_driver(accept: bool) -> None:
+    gw = gateway_config(users={}).replace('auth = "xauth", round = 2', 'auth = "xauth-radius", round = 2')
+    gw += '\n[radius]\naddress = "127.0.0.1"\nsecret = "radius-secret"\n'
+    h = hub(gw)
+    h.run(5)
+    [check] = h.of(h.gateway, XauthCheck)
+    assert (check.user, check.password) == ("alice", b"alice-password")
+    assert "alice-password" not in repr(check)
+    assert not children(h, h.gateway)  # nothing until the backend answered
+    h.gateway.xauth_verdict(
+        check.ike_sa, accept, "RADIUS Access-Accept" if accept else "RADIUS Access-Reject", h.now
+    )
+    h.run(30)
+    assert bool(children(h, h.gateway)) is accept
+    assert h.of(h.gateway, XauthResult)[0].ok is accept
+    if not accept:
+        assert not h.gateway.ike_sas
+
+
+def test_radius_backend_that_never_answers_times_out() -> None:
+    gw = gateway_config(users={}).replace('auth = "xauth", round = 2', 'auth = "xauth-radius", round = 2')
+    gw += '\n[radius]\naddress = "127.0.0.1"\nsecret = "radius-secret"\n'
+    h = hub(gw)
+    h.run(600)
+    assert h.of(h.gateway, XauthCheck) and not h.gateway.ike_sas and not children(h, h.gateway)
+    assert [f.reason for f in h.of(h.gateway, NegotiationFailed)] == ["XAUTH not completed in time"]
