@@ -107,13 +107,15 @@ def client_addr(n: int) -> str:
 
 
 class Hub:
-    def __init__(self, gateway: str, clients: list[str], *, seed: int = 7) -> None:
+    def __init__(self, gateway: str, clients: list[str], *, seed: int = 7, keylog: bool = False) -> None:
         self.now = 1000.0
-        self.gateway = Engine(parse_config(gateway, "gw.toml"), rng_for(seed), tracer=Tracer())
+        self.gateway = Engine(parse_config(gateway, "gw.toml"), rng_for(seed), tracer=Tracer(), keylog=keylog)
         self.engines: dict[str, Engine] = {GW_ADDR: self.gateway}
         self.clients: list[Engine] = []
         for n, text in enumerate(clients):
-            eng = Engine(parse_config(text, f"c{n}.toml"), rng_for(seed + 1 + n), tracer=Tracer())
+            eng = Engine(
+                parse_config(text, f"c{n}.toml"), rng_for(seed + 1 + n), tracer=Tracer(), keylog=keylog
+            )
             self.engines[client_addr(n)] = eng
             self.clients.append(eng)
         self.events: dict[int, list[Event]] = {id(e): [] for e in self.engines.values()}
