@@ -159,9 +159,12 @@ class Phase1:
 
     # ---- vendor IDs -------------------------------------------------------------------------
 
-    @staticmethod
-    def our_vids() -> list[VendorIdPayload]:
-        return [VendorIdPayload(v) for v in vendor.OURS]
+    def our_vids(self) -> list[VendorIdPayload]:
+        conn = self.sa.conn
+        ra = conn is not None and bool(
+            conn.local_xauth or conn.remote_xauth or conn.pools or conn.vips
+        )  # fmt: skip
+        return [VendorIdPayload(v) for v in (*vendor.OURS, *(vendor.REMOTE_ACCESS if ra else ()))]
 
     def note_vids(self, msg: Message) -> None:
         vids = [p.data for p in msg.all(VendorIdPayload)]
@@ -170,6 +173,7 @@ class Phase1:
                 vendor.natt_flavour(vids) if self.sa.natt_flavour is None else self.sa.natt_flavour
             )
             self.sa.dpd_supported = self.sa.dpd_supported or vendor.DPD in vids
+            self.sa.unity = self.sa.unity or vendor.CISCO_UNITY in vids
             self.ctx.tracer.emit(
                 "ike", "vendor_ids", sa=self.sa.unique_id, vids=[vendor.describe(v) for v in vids]
             )

@@ -56,6 +56,7 @@ class IkeSa:
     natt_flavour: str | None = None  # "rfc" | "draft" | None: what the peer announced
     nat: NatResult | None = None
     dpd_supported: bool = False
+    unity: bool = False  # the peer announced Cisco Unity
     established_at: float | None = None
     phase1: Exchange | None = None
     exchanges: dict[int, Exchange] = field(default_factory=dict)  # by message ID (Quick Mode, ...)

@@ -319,3 +319,12 @@ def test_radius_backend_that_never_answers_times_out() -> None:
     h.run(600)
     assert h.of(h.gateway, XauthCheck) and not h.gateway.ike_sas and not children(h, h.gateway)
     assert [f.reason for f in h.of(h.gateway, NegotiationFailed)] == ["XAUTH not completed in time"]
+
+
+def test_remote_access_peers_announce_xauth_and_cisco_unity() -> None:
+    h = hub()
+    h.run(30)
+    for eng in (h.gateway, h.clients[0]):
+        vids = [r.fields["vids"] for r in eng.tracer.find("vendor_ids")][0]
+        assert "XAUTH" in vids and "Cisco Unity" in vids
+        assert eng.ike_sas[0].unity
