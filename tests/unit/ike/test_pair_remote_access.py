@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from snakeswan.ike import modecfg
 from snakeswan.ike.events import (
     ChildSaEstablished,
     IkeSaDeleted,
@@ -16,6 +17,7 @@ from snakeswan.ike.events import (
     XauthCheck,
     XauthResult,
 )
+from snakeswan.wire.attributes import Attribute
 from snakeswan.wire.enums import AuthMethod, ExchangeType
 from snakeswan.wire.message import decode_header
 from tests.pki import TestPki
@@ -325,6 +327,33 @@ def test_remote_access_peers_announce_xauth_and_cisco_unity() -> None:
     h = hub()
     h.run(30)
     for eng in (h.gateway, h.clients[0]):
-        vids = [r.fields["vids"] for r in eng.tracer.find("vendor_ids")][0]
+        vids = next(r.fields["vids"] for r in eng.tracer.find("vendor_ids"))
         assert "XAUTH" in vids and "Cisco Unity" in vids
         assert eng.ike_sas[0].unity
+
+
+def test_attributes_the_other_side_does_not_know_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client asks for attributes the gateway has no value for (Cisco's firewall type, a private
+    number); the gateway answers what it has. A gateway sends one the client does not know: the
+    client takes the rest and records the unknown type."""
+    asked = modecfg.client_request
+    monkeypatch.setattr(
+        modecfg,
+        "client_request",
+        lambda vips: (*asked(vips), Attribute.variable(28680, b""), Attribute.variable(0x7FF0, b"")),
+    )
+    answer = modecfg.gateway_attributes
+    monkeypatch.setattr(
+        modecfg,
+        "gateway_attributes",
+        lambda wanted, addrs, pool: (*answer(wanted, addrs, pool), Attribute.variable(0x7FF1, b"x")),
+    )
+    h = hub()
+    h.run(30)
+    assert children(h, h.clients[0])[0].local_ts == "10.231.100.1/32"
+    ra = h.clients[0].ike_sas[0].remote_access
+    assert ra is not None and ra.modecfg is not None and ra.modecfg.unknown == (0x7FF1,)
+    replied = [
+        r.fields["attributes"] for r in h.clients[0].tracer.find("attributes") if "REPLY" in r.fields["msg"]
+    ]
+    assert 28680 not in replied[-1] and 0x7FF0 not in replied[-1]
