@@ -376,6 +376,7 @@ class DataPlane:
             soft_bytes=child.rekey_bytes,
             hard_bytes=hard_bytes,
             replay_window=max(child.replay_window, 32),
+            nat_oa=info.nat_oa,
         )
 
     def child_up(self, info: ChildSaInfo, now: float) -> None:

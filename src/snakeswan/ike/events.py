@@ -56,6 +56,9 @@ class ChildSaInfo:
     pfs_group: int | None
     initiator: bool
     replaces: int | None = None  # inbound SPI of the SA this one rekeys (make before break)
+    # transport mode behind a NAT: (the peer's original address, ours as the peer saw it), from
+    # its NAT-OA payloads; the data plane fixes the inner TCP/UDP checksums up with them
+    nat_oa: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
