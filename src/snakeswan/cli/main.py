@@ -8,7 +8,20 @@ import sys
 from collections.abc import Sequence
 
 from snakeswan import __version__
-from snakeswan.cli import daemon, demo, down, list_conns, list_pols, list_sas, log, rekey, reload, up
+from snakeswan.cli import (
+    check,
+    daemon,
+    demo,
+    down,
+    list_conns,
+    list_pols,
+    list_sas,
+    log,
+    rekey,
+    reload,
+    stop,
+    up,
+)
 from snakeswan.cli.common import add_control_option
 
 
@@ -20,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"snakeswan {__version__}")
     add_control_option(parser)
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for verb in (daemon, up, down, rekey, list_sas, list_conns, list_pols, reload, log, demo):
+    for verb in (daemon, up, down, rekey, list_sas, list_conns, list_pols, reload, stop, log, check, demo):
         verb.add_parser(sub)
     return parser
 
