@@ -4,6 +4,7 @@ and IPsec SAs refused when the configured data plane is missing."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
@@ -195,3 +196,11 @@ def test_ipsec_sa_refused_without_the_configured_data_plane(
         caplog.text
     )
     assert "IPsec SA gw/net established" not in caplog.text
+
+
+def test_tun_open_hints_say_what_is_true(tmp_path: Path) -> None:
+    from snakeswan.io.tun import Tun, _open_hint  # noqa: PLC0415 - only this test needs the driver
+
+    with pytest.raises(LocalError, match=r"No such file.*load the tun module"):
+        Tun("sswtest0", path=str(tmp_path / "missing"))
+    assert _open_hint(errno.EACCES).startswith("run as root")  # not the module: it is there
