@@ -46,7 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verb is None:
         parser.print_help()
         return 2
-    rc: int = args.run(args)
+    try:
+        rc: int = args.run(args)
+    except KeyboardInterrupt:  # Ctrl-C while `up` waits: the daemon goes on; no traceback
+        print("snakeswan: interrupted", file=sys.stderr)
+        return 130
     return rc
 
 
