@@ -15,6 +15,7 @@ from snakeswan.cli import (
     down,
     list_conns,
     list_pols,
+    list_pools,
     list_sas,
     log,
     rekey,
@@ -23,6 +24,8 @@ from snakeswan.cli import (
     up,
 )
 from snakeswan.cli.common import add_control_option
+
+VERBS = (daemon, up, down, rekey, list_sas, list_conns, list_pols, list_pools, reload, stop, log, check, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"snakeswan {__version__}")
     add_control_option(parser)
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for verb in (daemon, up, down, rekey, list_sas, list_conns, list_pols, reload, stop, log, check, demo):
+    for verb in VERBS:
         verb.add_parser(sub)
     return parser
 

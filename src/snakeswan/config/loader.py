@@ -53,7 +53,7 @@ DAEMON_KEYS = (
     "route_priority",
     "fwmark",
 )
-POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude")
+POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude", "banner", "default_domain")
 _PSK_PREFIXES = ("ike", "psk")
 _XAUTH_PREFIXES = ("xauth", "eap")
 
@@ -177,6 +177,9 @@ def _pool(name: str, table: Table) -> Pool:
         else:
             net = ipaddress.ip_network(addrs, strict=False)
             first, last = net.network_address, net.broadcast_address
+            if net.num_addresses > 2:  # as strongSwan: the subnet's own address is never leased
+                first = first + 1
+                last = last - 1 if net.version == 4 else last  # nor an IPv4 broadcast address
         if first.version != last.version or int(first) > int(last):
             raise ValueError(addrs)
     except ValueError:
@@ -188,8 +191,17 @@ def _pool(name: str, table: Table) -> Pool:
         dns=table.parsed_list("dns", _address),
         nbns=table.parsed_list("nbns", _address),
         split_include=table.parsed_list("split_include", _network) + table.parsed_list("subnet", _network),
-        split_exclude=table.parsed_list("split_exclude", _network),
+        split_exclude=_split_exclude(table),
+        banner=table.string("banner"),
+        default_domain=table.string("default_domain"),
     )
+
+
+def _split_exclude(table: Table) -> tuple[IPNetwork, ...]:
+    excluded = table.parsed_list("split_exclude", _network)
+    if excluded:
+        raise table.error("split_exclude", "split-exclude (UNITY_LOCAL_LAN) is not implemented yet")
+    return excluded
 
 
 def decode_secret(text: str) -> bytes:

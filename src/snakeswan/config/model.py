@@ -318,6 +318,12 @@ class Pool:
     nbns: tuple[IPAddress, ...] = ()
     split_include: tuple[IPNetwork, ...] = ()
     split_exclude: tuple[IPNetwork, ...] = ()
+    banner: str | None = None  # Cisco Unity UNITY_BANNER
+    default_domain: str | None = None  # Cisco Unity UNITY_DEF_DOMAIN
+
+    @property
+    def size(self) -> int:
+        return int(self.end) - int(self.start) + 1
 
 
 @dataclass(frozen=True, slots=True)

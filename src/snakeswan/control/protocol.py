@@ -20,6 +20,7 @@ Commands (``args`` in brackets):
   old SA deleted after the overlap); result: number of IPsec SAs being rekeyed
 - ``list-sas``: list of IKE SAs, each with its IPsec SAs (see :mod:`snakeswan.daemon.views`)
 - ``list-conns``: configured connections
+- ``list-pools``: virtual IP pools and their leases (identity, address, online)
 - ``list-pols``: the data plane's policies in lookup order, its drop counters (``drops``, e.g.
   ``discard`` for drop policies), ``unrouted``, and the policy-routing table, mark and rules
 - ``reload``: re-read the configuration file; result: names of the connections now loaded
@@ -34,7 +35,18 @@ import json
 from typing import Any
 
 DEFAULT_SOCKET = "/run/snakeswan/control.sock"
-COMMANDS = ("up", "down", "rekey", "list-sas", "list-conns", "list-pols", "reload", "log", "stop")
+COMMANDS = (
+    "up",
+    "down",
+    "rekey",
+    "list-sas",
+    "list-conns",
+    "list-pols",
+    "list-pools",
+    "reload",
+    "log",
+    "stop",
+)
 MAX_LINE = 1 << 20
 
 

@@ -37,6 +37,8 @@ from snakeswan.ike.events import (
     KeyLog,
     NegotiationFailed,
     NotifyReceived,
+    VirtualIps,
+    XauthResult,
 )
 from snakeswan.io.udp import UdpSocket, family_of, source_address_for
 from snakeswan.trace import Record, Tracer
@@ -359,19 +361,60 @@ class Daemon:
                     self._keylog_file.write(line + "\n")
         elif isinstance(ev, KeyLog) and self._keylog_file and ev.ikev1_line:
             self._keylog_file.write(ev.ikev1_line + "\n")
+        elif isinstance(ev, XauthResult):
+            log.log(
+                logging.INFO if ev.ok else logging.WARNING,
+                "IKE SA #%d %s: XAUTH %s of '%s' %s (%s)",
+                ev.ike_sa,
+                ev.conn,
+                "check" if ev.server else "authentication",
+                ev.user,
+                "successful" if ev.ok else "failed",
+                ev.reason,
+            )
+        elif isinstance(ev, VirtualIps):
+            self._virtual_ips(ev)
         elif isinstance(ev, NegotiationFailed):
             log.warning("%s: %s failed: %s", ev.conn, ev.exchange, ev.reason)
         elif isinstance(ev, IkeSaDeleted):
             log.info("IKE SA #%d %s deleted: %s", ev.ike_sa, ev.conn, ev.reason)
+            if self.dataplane is not None:
+                self.dataplane.remove_vips(ev.ike_sa)
         elif isinstance(ev, ChildSaDeleted):
             self.child_since.pop(ev.spi_in, None)
             if self.dataplane is not None:
-                self.dataplane.child_down(ev.spi_in)
+                gone = self.dataplane.child_down(ev.spi_in)
                 if ev.then == "none":  # "trap" keeps the policy, "start" negotiates again
-                    self.dataplane.child_closed(ev.conn, ev.child)
+                    self.dataplane.child_closed(ev.conn, ev.child, gone)
             log.info("IPsec SA %s/%s (SPI %08x_i) deleted: %s", ev.conn, ev.child, ev.spi_in, ev.reason)
         elif isinstance(ev, NotifyReceived):
             log.info("notify %s received on IKE SA #%d", name_of(NotifyType, ev.notify_type), ev.ike_sa)
+
+    def _virtual_ips(self, ev: VirtualIps) -> None:
+        if not ev.local:
+            log.info(
+                "IKE SA #%d %s: assigned virtual IP %s to the peer",
+                ev.ike_sa,
+                ev.conn,
+                ", ".join(ev.addresses),
+            )
+            return
+        log.info(
+            "IKE SA #%d %s: virtual IP %s, DNS %s, split %s%s",
+            ev.ike_sa,
+            ev.conn,
+            ", ".join(ev.addresses),
+            ", ".join(ev.dns) or "-",
+            ", ".join(ev.split_include) or "-",
+            f", banner {ev.banner!r}" if ev.banner else "",
+        )
+        if self.dataplane is not None:
+            try:
+                self.dataplane.add_vips(ev.ike_sa, ev.addresses)
+            except LocalError as e:
+                log.error(
+                    "virtual IP %s could not be put on %s: %s", ev.addresses, self.dataplane.tun.name, e
+                )
 
     def _on_record(self, rec: Record) -> None:
         logger = logging.getLogger(f"snakeswan.{rec.subsystem}")
@@ -462,6 +505,8 @@ class Daemon:
             return [views.ike_view(sa, now, self.child_since, counters) for sa in self.engine.ike_sas]
         if command == "list-conns":
             return views.conns_view(self.config)
+        if command == "list-pools":
+            return self.engine.leases.listing()
         if command == "list-pols":
             if self.dataplane is None:
                 raise LocalError("no data plane: no policies")

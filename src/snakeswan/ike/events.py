@@ -121,6 +121,33 @@ class NotifyReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class XauthResult:
+    """An XAUTH round ended: ``server`` True when we checked the peer's password (the gateway),
+    False when we were the one checked (a client)."""
+
+    ike_sa: int
+    conn: str
+    user: str
+    ok: bool
+    reason: str
+    server: bool
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualIps:
+    """Mode Config gave addresses: ``local`` True when they are ours (a client; the data plane
+    puts them on its TUN device), False when we leased them to the peer (a gateway)."""
+
+    ike_sa: int
+    conn: str
+    addresses: tuple[str, ...]
+    local: bool
+    dns: tuple[str, ...] = ()
+    split_include: tuple[str, ...] = ()
+    banner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class KeyLog:
     """Emitted only when the engine was asked for key logging: Wireshark decryption table lines."""
 
@@ -135,5 +162,7 @@ Event = (
     | ChildSaDeleted
     | NegotiationFailed
     | NotifyReceived
+    | XauthResult
+    | VirtualIps
     | KeyLog
 )
