@@ -550,7 +550,6 @@ class Daemon:
 
     async def _up_waiting(self, writer: asyncio.StreamWriter, args: dict[str, Any]) -> None:
         """``up`` with ``wait``: stream the IKE SA's records, end with the outcome or a timeout."""
-        assert self._loop is not None
         conn_name, child = str(args["conn"]), args.get("child")
         timeout = float(args.get("timeout") or 60.0)
         try:
@@ -564,20 +563,7 @@ class Daemon:
             for item in first:
                 w.queue.put_nowait(item)
             self._pump()
-            deadline = self._loop.time() + timeout
-            while True:
-                try:
-                    item = await asyncio.wait_for(w.queue.get(), max(0.0, deadline - self._loop.time()))
-                except TimeoutError:
-                    item = {
-                        "ok": False,
-                        "error": f"{conn_name}: no outcome within {timeout:g} s "
-                        f"(IKE SA #{w.ike_sa} keeps negotiating; see snakeswan list-sas)",
-                    }
-                writer.write(encode(item))
-                await writer.drain()
-                if "record" not in item:
-                    return
+            await w.send_until_done(writer, timeout)
         finally:
             self.waiters.remove(w)
 

@@ -71,8 +71,10 @@ def claim_socket_path(path: str) -> None:
         probe.settimeout(1.0)
         try:
             probe.connect(path)
-        except OSError:
+        except (ConnectionRefusedError, FileNotFoundError):
             pass  # nobody listens: a socket left behind by a daemon that died
+        except OSError as e:  # e.g. a full backlog: somebody is there, or we cannot tell
+            raise LocalError(f"cannot tell whether a daemon answers on {path}: {e.strerror or e}") from None
         else:
             raise LocalError(f"a daemon is answering on {path}; not replacing its control socket")
     with contextlib.suppress(FileNotFoundError):

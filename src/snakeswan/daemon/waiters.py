@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from snakeswan.control.protocol import encode
 from snakeswan.ike.events import Event, IkeSaDeleted, IkeSaEstablished, NegotiationFailed
 from snakeswan.ike.sa import IkeSa, IkeState
 from snakeswan.trace import Record
@@ -36,6 +37,24 @@ class Waiter:
         if not self.done:
             record = {"subsystem": subsystem, "event": event, "text": text}
             self.queue.put_nowait({"ok": True, "record": record})
+
+    async def send_until_done(self, writer: asyncio.StreamWriter, timeout: float) -> None:
+        """Write the queued records to ``writer`` as they come, then the outcome (or a timeout)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                item = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                item = {
+                    "ok": False,
+                    "error": f"{self.conn}: no outcome within {timeout:g} s "
+                    f"(IKE SA #{self.ike_sa} keeps negotiating; see snakeswan list-sas)",
+                }
+            writer.write(encode(item))
+            await writer.drain()
+            if "record" not in item:
+                return
 
     def finish(self, ok: bool, text: str) -> None:
         if self.done:
