@@ -16,7 +16,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from snakeswan.control.protocol import encode
-from snakeswan.ike.events import Event, IkeSaDeleted, IkeSaEstablished, NegotiationFailed
+from snakeswan.ike.events import (
+    Event,
+    IkeSaDeleted,
+    IkeSaEstablished,
+    NegotiationFailed,
+    VirtualIps,
+    XauthResult,
+)
 from snakeswan.ike.sa import IkeSa, IkeState
 from snakeswan.trace import Record
 
@@ -100,6 +107,13 @@ class Waiters:
         for w in self._waiting:
             if isinstance(ev, IkeSaEstablished) and ev.ike_sa == w.ike_sa:
                 w.line("daemon", "ike_sa_up", f"IKE SA #{ev.ike_sa} {ev.conn} established: {ev.proposal}")
+            elif isinstance(ev, XauthResult) and ev.ike_sa == w.ike_sa:
+                if ev.ok:
+                    w.line("daemon", "xauth", f"XAUTH of '{ev.user}' successful")
+                else:
+                    w.finish(False, f"{ev.conn}: XAUTH of '{ev.user}' failed: {ev.reason}")
+            elif isinstance(ev, VirtualIps) and ev.ike_sa == w.ike_sa and ev.local:
+                w.line("daemon", "virtual_ips", f"virtual IP {', '.join(ev.addresses)}")
             elif isinstance(ev, NegotiationFailed) and ev.ike_sa == w.ike_sa:
                 w.finish(False, f"{ev.conn}: {ev.exchange} failed: {ev.reason}")
             elif isinstance(ev, IkeSaDeleted) and ev.ike_sa == w.ike_sa:

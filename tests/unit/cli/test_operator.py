@@ -12,6 +12,8 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -22,8 +24,18 @@ from snakeswan.cli.list_sas import select
 from snakeswan.cli.main import main
 from snakeswan.daemon.daemon import Daemon
 from snakeswan.daemon.instance import InstanceLock, claim_socket_path
+from snakeswan.daemon.waiters import Waiters
 from snakeswan.errors import LocalError
-from snakeswan.ike.events import ChildSaEstablished, ChildSaInfo, SaKeys
+from snakeswan.ike.events import (
+    ChildSaEstablished,
+    ChildSaInfo,
+    IkeSaDeleted,
+    NegotiationFailed,
+    SaKeys,
+    XauthResult,
+)
+from snakeswan.ike.sa import IkeState
+from snakeswan.trace import Record
 from tests.unit.cli.test_cli import BAD, GOOD
 from tests.unit.cli.test_list_pols import POLS
 
@@ -204,3 +216,47 @@ def test_tun_open_hints_say_what_is_true(tmp_path: Path) -> None:
     with pytest.raises(LocalError, match=r"No such file.*load the tun module"):
         Tun("sswtest0", path=str(tmp_path / "missing"))
     assert _open_hint(errno.EACCES).startswith("run as root")  # not the module: it is there
+
+
+def _drain(w: Any) -> list[dict[str, Any]]:
+    out = []
+    while not w.queue.empty():
+        out.append(w.queue.get_nowait())
+    return out
+
+
+def test_waiter_streams_its_sa_and_ends_with_the_outcome() -> None:
+    ws = Waiters()
+    w = ws.add("gw", ["net"])
+    w.ike_sa = 3
+    ws.on_record(Record("ike", "sent", {"sa": 3, "msg": "MM1"}))
+    ws.on_record(Record("ike", "sent", {"sa": 4, "msg": "MM1"}))  # another SA's: not ours
+    sa = SimpleNamespace(unique_id=3, state=IkeState.CONNECTING, children=[])
+    ws.check([sa])
+    assert [i["record"]["text"] for i in _drain(w)] == ["sent sa=3 msg=MM1"] and not w.done
+    sa.state = IkeState.ESTABLISHED
+    ws.check([sa])
+    assert not w.done  # the IKE SA alone is not the outcome: its child is asked for
+    sa.children = [SimpleNamespace(child="net", spi_in=1, spi_out=2)]
+    ws.check([sa])
+    (item,) = _drain(w)
+    assert item == {
+        "ok": True,
+        "result": {
+            "ike_sa": 3,
+            "message": "IKE SA #3 gw established; IPsec SA gw/net established (SPIs 00000001_i 00000002_o)",
+        },
+    }
+
+
+def test_waiter_failures() -> None:
+    ws = Waiters()
+    a, b, c = ws.add("gw", ["net"]), ws.add("ra", []), ws.add("gw", ["net"])
+    a.ike_sa, b.ike_sa, c.ike_sa = 1, 2, 5
+    ws.on_event(NegotiationFailed(1, "gw", "phase1", "peer sent AUTHENTICATION_FAILED"))
+    ws.on_event(XauthResult(2, "ra", "alice", False, "wrong password", server=False))
+    ws.fail(5, "IPsec SA gw/net not installed: no data plane")
+    ws.on_event(IkeSaDeleted(1, "gw", "later"))  # the first outcome stays
+    assert _drain(a) == [{"ok": False, "error": "gw: phase1 failed: peer sent AUTHENTICATION_FAILED"}]
+    assert _drain(b)[0] == {"ok": False, "error": "ra: XAUTH of 'alice' failed: wrong password"}
+    assert _drain(c) == [{"ok": False, "error": "IPsec SA gw/net not installed: no data plane"}]
