@@ -24,9 +24,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--log-format",
         choices=logsetup.FORMATS,
-        default="text",
+        default="auto",
         help="text (timestamps, levels), json (one object a line) or journal (priority prefixes for "
-        "systemd's journal)",
+        "systemd's journal); auto (default): journal when stderr is the journal, else text",
     )
     p.add_argument(
         "--keylog",

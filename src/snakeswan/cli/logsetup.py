@@ -6,13 +6,16 @@ timestamp of our own: the journal keeps it)."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import os
 import sys
+from collections.abc import Mapping
 from typing import TextIO
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-FORMATS = ("text", "json", "journal")
+FORMATS = ("auto", "text", "json", "journal")
 _SYSLOG_PRIORITY = {
     logging.DEBUG: 7,
     logging.INFO: 6,
@@ -54,8 +57,21 @@ class JournalFormatter(logging.Formatter):
         return "\n".join(f"<{prio}>{line}" for line in text.splitlines())
 
 
+def default_format(stream: TextIO = sys.stderr, environ: Mapping[str, str] = os.environ) -> str:
+    """``journal`` when ``stream`` is connected to systemd's journal (``JOURNAL_STREAM`` names its
+    device and inode, see systemd.exec(5)), else ``text``."""
+    try:
+        dev, ino = (int(x) for x in environ.get("JOURNAL_STREAM", "").split(":"))
+        st = os.fstat(stream.fileno())
+    except (ValueError, OSError, io.UnsupportedOperation):
+        return "text"
+    return "journal" if (st.st_dev, st.st_ino) == (dev, ino) else "text"
+
+
 def configure(levels: dict[str, int], fmt: str = "text", stream: TextIO = sys.stderr) -> None:
     handler = logging.StreamHandler(stream)
+    if fmt == "auto":
+        fmt = default_format(stream)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     elif fmt == "journal":

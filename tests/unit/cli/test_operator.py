@@ -260,3 +260,13 @@ def test_waiter_failures() -> None:
     assert _drain(a) == [{"ok": False, "error": "gw: phase1 failed: peer sent AUTHENTICATION_FAILED"}]
     assert _drain(b)[0] == {"ok": False, "error": "ra: XAUTH of 'alice' failed: wrong password"}
     assert _drain(c) == [{"ok": False, "error": "IPsec SA gw/net not installed: no data plane"}]
+
+
+def test_log_format_auto_detects_the_journal(tmp_path: Path) -> None:
+    with open(tmp_path / "stderr", "w") as stream:
+        st = os.fstat(stream.fileno())
+        assert logsetup.default_format(stream, {}) == "text"
+        assert logsetup.default_format(stream, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}) == "journal"
+        assert logsetup.default_format(stream, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"}) == "text"
+        assert logsetup.default_format(stream, {"JOURNAL_STREAM": "garbage"}) == "text"
+    assert logsetup.default_format(io.StringIO(), {"JOURNAL_STREAM": "1:2"}) == "text"
