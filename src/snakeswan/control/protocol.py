@@ -8,8 +8,14 @@ object on one line (UTF-8, ``\\n``-terminated):
 
 Commands (``args`` in brackets):
 
-- ``up`` [``conn``, optional ``child``]: initiate; result: ``{"ike_sa": <id>}``
-- ``down`` [``conn``, optional ``child``]: delete (sends Delete payloads); result: number of SAs deleted
+- ``up`` [``conn``, optional ``child``]: initiate; result: ``{"ike_sa": <id>}``. With ``"wait": true``
+  (and optional ``timeout`` in seconds, default 60) the answer is preceded by one
+  ``{"ok": true, "record": {...}}`` line per trace record of that IKE SA and is sent once the
+  outcome is known: ``{"ike_sa": <id>, "message": <text>}`` when every requested IPsec SA is
+  established, else an error naming the reason (failed exchange, IKE SA deleted, SA refused by the
+  data plane, timeout)
+- ``down`` [``conn``, optional ``child``]: delete (sends Delete payloads); result: number of SAs
+  deleted; with ``"wait": true`` preceded by the records the deletion emitted
 - ``rekey`` [``conn``, optional ``child``]: rekey those IPsec SAs now (a new Quick Mode each, the
   old SA deleted after the overlap); result: number of IPsec SAs being rekeyed
 - ``list-sas``: list of IKE SAs, each with its IPsec SAs (see :mod:`snakeswan.daemon.views`)

@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import time
-from pathlib import Path
 from typing import Any, TextIO
 
 from snakeswan.config.loader import load_config
@@ -24,6 +23,8 @@ from snakeswan.config.model import Config
 from snakeswan.control.protocol import COMMANDS, MAX_LINE, decode, encode
 from snakeswan.daemon import keylog, views
 from snakeswan.daemon.dataplane import DataPlane
+from snakeswan.daemon.instance import InstanceLock, claim_socket_path
+from snakeswan.daemon.waiters import Waiters
 from snakeswan.errors import ConfigError, LocalError
 from snakeswan.ike.engine import Engine
 from snakeswan.ike.events import (
@@ -65,10 +66,14 @@ class Daemon:
         self._stop = asyncio.Event()
         self._keylog_file: TextIO | None = None
         self.dataplane: DataPlane | None = None
+        self.dataplane_error: str | None = None  # why the configured data plane is not running
+        self.waiters = Waiters()
 
     # ---- life cycle ---------------------------------------------------------------------------
 
     def run(self) -> int:
+        # a reader that goes away (`snakeswan log | head`) must not kill the daemon: EPIPE instead
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         try:  # uvloop when installed (optional): a faster event loop, same behaviour
             import uvloop  # type: ignore[import-not-found]  # noqa: PLC0415
 
@@ -101,7 +106,8 @@ class Daemon:
                     s = self._udp_socket(port, family, nat_t)
                 except OSError as e:
                     if family == socket.AF_INET:
-                        raise LocalError(f"cannot open UDP port {port}: {e.strerror}") from None
+                        hint = " (another IKE daemon on this port?)" if e.errno == errno.EADDRINUSE else ""
+                        raise LocalError(f"cannot open UDP port {port}: {e.strerror}{hint}") from None
                     log.info("no IPv6 socket on port %d: %s", port, e.strerror)
                     continue
                 self.sockets[(family, port)] = s
@@ -113,38 +119,67 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         # the engine's time is the loop's (monotonic); certificates are valid by the wall clock
         self.engine.ctx.wall_offset = time.time() - self._loop.time()
-        if self.keylog_path:
-            self._keylog_file = open(self.keylog_path, "a", buffering=1)  # noqa: SIM115 - lives with the daemon
-        self._open_sockets()
-        self._start_dataplane()
-        Path(self.control_path).parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.control_path)
-        server = await asyncio.start_unix_server(self._control_client, self.control_path, limit=MAX_LINE)
-        os.chmod(self.control_path, 0o600)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._loop.add_signal_handler(sig, self._stop.set)
-        log.info(
-            "snakeswan daemon started: %d connections from %s", len(self.config.connections), self.config_path
-        )
-        self._start_actions()
-        self._pump()
-        await self._stop.wait()
-        log.info("stopping: deleting %d IKE SAs", len(self.engine.ike_sas))
-        for sa in self.engine.ike_sas:
-            with contextlib.suppress(LocalError):
-                self.engine.delete_ike(sa.unique_id, self._now(), "daemon stopping")
-        self._pump()
-        server.close()
+        lock = InstanceLock(self.control_path)
+        lock.acquire()  # before any socket: a second daemon changes nothing of the first's
+        server: asyncio.AbstractServer | None = None
+        try:
+            if self.keylog_path:
+                try:
+                    self._keylog_file = open(self.keylog_path, "a", buffering=1)  # noqa: SIM115 - lives with the daemon
+                except OSError as e:
+                    raise LocalError(f"cannot open the key log {self.keylog_path}: {e.strerror}") from None
+            self._open_sockets()
+            self._start_dataplane()
+            claim_socket_path(self.control_path)
+            server = await asyncio.start_unix_server(self._control_client, self.control_path, limit=MAX_LINE)
+            os.chmod(self.control_path, 0o600)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._loop.add_signal_handler(sig, self._stop.set)
+            self._loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
+            log.info(
+                "snakeswan daemon started (pid %d): %d connections from %s",
+                os.getpid(),
+                len(self.config.connections),
+                self.config_path,
+            )
+            self._start_actions()
+            self._pump()
+            await self._stop.wait()
+            log.info("stopping: deleting %d IKE SAs", len(self.engine.ike_sas))
+            for sa in self.engine.ike_sas:
+                with contextlib.suppress(LocalError):
+                    self.engine.delete_ike(sa.unique_id, self._now(), "daemon stopping")
+            self._pump()
+        finally:
+            self._shutdown(server)
+            lock.release()
+
+    def _shutdown(self, server: asyncio.AbstractServer | None) -> None:
+        """Undo what was set up, whatever got that far: routes, rules and the TUN device (the data
+        plane), the UDP sockets, the control socket (ours: the lock is still held) last."""
+        assert self._loop is not None
+        if server is not None:
+            server.close()
         if self.dataplane is not None:
             self.dataplane.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.control_path)
+            self.dataplane = None
         for s in self.sockets.values():
             self._loop.remove_reader(s.fileno())
             s.close()
+        self.sockets.clear()
         if self._keylog_file:
             self._keylog_file.close()
+        if server is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.control_path)
+            log.info("stopped")
+
+    def _reload_on_signal(self) -> None:
+        """SIGHUP: reload as `snakeswan reload` does; a bad file keeps the running configuration."""
+        try:
+            self._reload()
+        except ConfigError as e:
+            log.error("reload on SIGHUP failed, configuration unchanged: %s", e)
 
     def _start_dataplane(self) -> None:
         if not self.config.daemon.dataplane:
@@ -156,7 +191,12 @@ class Daemon:
                 self.config, self._loop, lambda family, port: self.sockets.get((family, port)), self.tracer
             )
         except (LocalError, OSError) as e:
-            log.warning("data plane not available (%s): negotiating SAs only", e)
+            self.dataplane_error = str(e)
+            log.error(
+                "data plane not available (%s): IPsec SAs will be refused; "
+                "set [daemon] dataplane = false to negotiate IKE only",
+                e,
+            )
             return
         self.dataplane.on_events = self._pump
         self.dataplane.install_traps()
@@ -207,7 +247,10 @@ class Daemon:
         for conn in self.config.connections:
             for child in conn.children:
                 if child.start_action == "start":
-                    self._initiate(conn.name, child.name)
+                    try:
+                        self._initiate(conn.name, child.name)
+                    except LocalError as e:
+                        log.error("start_action of %s/%s: %s", conn.name, child.name, e)
 
     def _now(self) -> float:
         assert self._loop is not None
@@ -247,6 +290,7 @@ class Daemon:
         for d in self.engine.datagrams_to_send(now):
             self._send(d)
         self._arm_timer(now)
+        self.waiters.check(self.engine.ike_sas)
 
     def _arm_timer(self, now: float) -> None:
         if self._timer is not None:
@@ -270,6 +314,7 @@ class Daemon:
         self._pump()
 
     def _on_event(self, ev: Event, now: float) -> None:
+        self.waiters.on_event(ev)
         if isinstance(ev, IkeSaEstablished):
             log.info(
                 "IKE SA #%d %s established: %s[%s] === %s[%s], %s%s",
@@ -285,8 +330,10 @@ class Daemon:
         elif isinstance(ev, ChildSaEstablished):
             c = ev.child
             self.child_since[c.spi_in] = now
-            if self.dataplane is not None:
+            if self.dataplane is not None or self.dataplane_error is not None:
                 try:
+                    if self.dataplane is None:
+                        raise LocalError(f"the data plane is not available ({self.dataplane_error})")
                     self.dataplane.child_up(c, now)
                 except (LocalError, OSError) as e:
                     log.error(
@@ -295,6 +342,7 @@ class Daemon:
                         c.child,
                         e,
                     )
+                    self.waiters.fail(c.ike_sa, f"IPsec SA {c.conn}/{c.child} not installed: {e}")
                     # no half SA: the peer is told (Delete) and list-sas no longer shows it
                     with contextlib.suppress(LocalError):
                         self.engine.delete_child(c.ike_sa, c.spi_in, now)
@@ -393,7 +441,10 @@ class Daemon:
                 )
 
     def _on_record(self, rec: Record) -> None:
-        logging.getLogger(f"snakeswan.{rec.subsystem}").info("%s", rec.render())
+        logger = logging.getLogger(f"snakeswan.{rec.subsystem}")
+        if not logger.isEnabledFor(logging.DEBUG):  # at debug the tracer has logged it already
+            logger.info("%s", rec.render())
+        self.waiters.on_record(rec)
         if self.log_queues:
             item = {"subsystem": rec.subsystem, "event": rec.event, "text": rec.render()}
             for q in list(self.log_queues):
@@ -408,6 +459,11 @@ class Daemon:
             conn = self.config.connection(conn_name)
         except KeyError:
             raise LocalError(f"no connection named {conn_name!r}") from None
+        if self.dataplane_error is not None and conn.children:
+            raise LocalError(
+                f"{conn_name}: its IPsec SAs need the data plane, which is not available "
+                f"({self.dataplane_error}); [daemon] dataplane = false negotiates IKE only"
+            )
         if not any(_is_ip(a) for a in conn.local_addrs):
             remote = next((a for a in conn.remote_addrs if _is_ip(a)), None)
             if remote is not None:
@@ -498,7 +554,13 @@ class Daemon:
                 if command == "log":
                     await self._stream_log(writer)
                     return
-                result = self.handle_command(command, args)
+                if command == "up" and args.get("wait"):
+                    await self._up_waiting(writer, args)
+                    return
+                with self.waiters.capture() as lines:
+                    result = self.handle_command(command, args)
+                if args.get("wait"):  # e.g. down: what the command logged, then its result
+                    writer.writelines(encode(item) for item in lines)
                 writer.write(encode({"ok": True, "result": result}))
             except (LocalError, ConfigError, KeyError, ValueError) as e:
                 writer.write(
@@ -509,6 +571,25 @@ class Daemon:
             pass
         finally:
             writer.close()
+
+    async def _up_waiting(self, writer: asyncio.StreamWriter, args: dict[str, Any]) -> None:
+        """``up`` with ``wait``: stream the IKE SA's records, end with the outcome or a timeout."""
+        conn_name, child = str(args["conn"]), args.get("child")
+        timeout = float(args.get("timeout") or 60.0)
+        try:
+            conn = self.config.connection(conn_name)
+        except KeyError:
+            raise LocalError(f"no connection named {conn_name!r}") from None
+        w = self.waiters.add(conn_name, [str(child)] if child else [c.name for c in conn.children])
+        try:
+            with self.waiters.capture() as first:  # MM1/AM1 goes out before the id is known
+                w.ike_sa = self._initiate(conn_name, child, pump=False)
+            for item in first:
+                w.queue.put_nowait(item)
+            self._pump()
+            await w.send_until_done(writer, timeout)
+        finally:
+            self.waiters.remove(w)
 
     async def _stream_log(self, writer: asyncio.StreamWriter) -> None:
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10000)
