@@ -24,10 +24,10 @@ def conf(local: str, remote: str, *, gateway: bool) -> str:
     return f"""
 [connections.t]
 local_addrs = ["{local}"]
-remote_addrs = ["{'%any' if gateway else remote}"]
+remote_addrs = ["{"%any" if gateway else remote}"]
 proposals = ["aes128-sha256-modp2048"]
-local = {{ auth = "psk", id = "{'gw' if gateway else 'client'}.ssw-lab" }}
-remote = {{ auth = "psk", id = "{'client' if gateway else 'gw'}.ssw-lab" }}
+local = {{ auth = "psk", id = "{"gw" if gateway else "client"}.ssw-lab" }}
+remote = {{ auth = "psk", id = "{"client" if gateway else "gw"}.ssw-lab" }}
 [connections.t.children.host]
 mode = "transport"
 esp_proposals = ["aes128gcm16"]

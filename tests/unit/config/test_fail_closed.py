@@ -61,6 +61,8 @@ def test_split_exclude_is_refused() -> None:
 
 
 def test_hybrid_needs_a_signing_peer() -> None:
-    text = BASE.replace('local = {{ auth = "psk" }}', 'local = {{ auth = "xauth" }}').format(conn="", child="")
+    text = BASE.replace('local = {{ auth = "psk" }}', 'local = {{ auth = "xauth" }}').format(
+        conn="", child=""
+    )
     with pytest.raises(ConfigError, match=r"connections\.c\.local\.auth: XAUTH as the only round \(hybrid"):
         parse_config(text, "t.toml")
