@@ -240,39 +240,54 @@ def test_snakeswan_client_against_strongswan_gateway(
     assert ping(west, FIRST_VIP, "10.231.2.1", count=5) >= 4
 
 
-def _nat_lab(topo: Any) -> tuple[Any, Any, Any]:
-    """Two clients behind one NAT (nftables masquerade, UDP source ports rewritten) and the gateway:
-
-    c1 10.231.10.2 -- nat 10.231.10.1 | nat 10.231.11.1 -- c2 10.231.11.2
-                      nat 10.231.20.1 == gw 10.231.20.2 (LAN 10.231.3.1/24)
-    """
-    c1, c2, nat, gw = topo.add("c1"), topo.add("c2"), topo.add("nat"), topo.add("gw")
-    veth(c1, "c0", "10.231.10.2/24", nat, "n1", "10.231.10.1/24")
-    veth(c2, "c0", "10.231.11.2/24", nat, "n2", "10.231.11.1/24")
-    veth(nat, "n0", "10.231.20.1/24", gw, "g0", "10.231.20.2/24")
-    protected(gw, "10.231.3.1/24")
-    c1.run("ip", "route", "add", "10.231.20.0/24", "via", "10.231.10.1")
-    c2.run("ip", "route", "add", "10.231.20.0/24", "via", "10.231.11.1")
+def _masquerade(nat: Any, out: str) -> None:
     nat.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
     nat.run("nft", "add", "table", "ip", "sswnat")
     nat.run("nft", "add", "chain", "ip", "sswnat", "post", "{ type nat hook postrouting priority 100; }")
-    nat.run("nft", "add", "rule", "ip", "sswnat", "post", "oifname", "n0", "meta", "l4proto", "udp",
+    nat.run("nft", "add", "rule", "ip", "sswnat", "post", "oifname", out, "meta", "l4proto", "udp",
             "masquerade", "to", ":20000-29999")  # fmt: skip
-    nat.run("nft", "add", "rule", "ip", "sswnat", "post", "oifname", "n0", "masquerade")
-    return c1, c2, gw
+    nat.run("nft", "add", "rule", "ip", "sswnat", "post", "oifname", out, "masquerade")
 
 
-def test_two_strongswan_clients_behind_one_nat_each_on_its_own_sa(
+def _nat_lab(topo: Any) -> tuple[Any, Any, Any, Any]:
+    """Three clients behind two NATs (nftables masquerade, UDP source ports rewritten), two of them
+    with the same private address, and the gateway (LAN 10.231.3.1/24):
+
+    c1 10.231.10.2 -- nat1 10.231.10.1 | nat1 10.231.11.1 -- c2 10.231.11.2
+                      nat1 10.231.20.1 == gw 10.231.20.2
+    c3 10.231.10.2 -- nat2 10.231.10.1
+                      nat2 10.231.21.1 == gw 10.231.21.2
+    """
+    c1, c2, c3 = topo.add("c1"), topo.add("c2"), topo.add("c3")
+    nat1, nat2, gw = topo.add("nat1"), topo.add("nat2"), topo.add("gw")
+    veth(c1, "c0", "10.231.10.2/24", nat1, "n1", "10.231.10.1/24")
+    veth(c2, "c0", "10.231.11.2/24", nat1, "n2", "10.231.11.1/24")
+    veth(c3, "c0", "10.231.10.2/24", nat2, "n1", "10.231.10.1/24")
+    veth(nat1, "n0", "10.231.20.1/24", gw, "g0", "10.231.20.2/24")
+    veth(nat2, "n0", "10.231.21.1/24", gw, "g1", "10.231.21.2/24")
+    protected(gw, "10.231.3.1/24")
+    c1.run("ip", "route", "add", "10.231.20.0/24", "via", "10.231.10.1")
+    c2.run("ip", "route", "add", "10.231.20.0/24", "via", "10.231.11.1")
+    c3.run("ip", "route", "add", "10.231.21.0/24", "via", "10.231.10.1")
+    _masquerade(nat1, "n0")
+    _masquerade(nat2, "n0")
+    return c1, c2, c3, gw
+
+
+def test_clients_behind_nats_with_the_same_private_address_each_on_its_own_sa(
     topology: Any, charon_factory: Any, tmp_path: Path
 ) -> None:
+    """alice and bob (strongSwan) behind one NAT, carol (a snakeswan client) behind another with
+    alice's private address: three SAs, three virtual IPs, each client's traffic on its own SA."""
     topo = topology()
-    c1, c2, gw_ns = _nat_lab(topo)
+    c1, c2, c3, gw_ns = _nat_lab(topo)
+    users = "".join(f'[secrets.xauth-{u}]\nid = "{u}"\nsecret = "{u}-password"\n' for u in ("bob", "carol"))
     conf = (
         snakeswan_gateway(pull=True, aggressive=False)
-        .replace(EAST, "10.231.20.2")
+        .replace(f'local_addrs = ["{EAST}"]', 'local_addrs = ["%any"]')
         .replace(LAN_E, "10.231.3.0/24")
-        .replace('[secrets.xauth-alice]', '[secrets.xauth-bob]\nid = "bob"\nsecret = "bob-password"\n[secrets.xauth-alice]')
-    )  # fmt: skip
+        .replace("[secrets.xauth-alice]", users + "[secrets.xauth-alice]")
+    )
     gw = DaemonProcess(tmp_path, "gw", conf, netns=gw_ns.name)
     topo.on_close(gw.stop)
     for ns, user in ((c1, "alice"), (c2, "bob")):
@@ -285,24 +300,37 @@ def test_two_strongswan_clients_behind_one_nat_each_on_its_own_sa(
         )
         charon = charon_factory(ns, user, client)
         charon.initiate("home", ike="home", timeout=30)
+    carol_conf = (
+        snakeswan_client(pull=True, aggressive=False)
+        .replace(f'local_addrs = ["{WEST}"]', 'local_addrs = ["10.231.10.2"]')
+        .replace(EAST, "10.231.21.2")
+        .replace(LAN_E, "10.231.3.0/24")
+        .replace("alice", "carol")
+        .replace("rw.ssw-lab", "carol.ssw-lab")
+    )
+    carol = DaemonProcess(tmp_path, "carol", carol_conf, netns=c3.name)
+    topo.on_close(carol.stop)
+    carol.cmd("up", conn="home")
 
-    def both_up() -> list[dict[str, Any]] | None:
+    def all_up() -> list[dict[str, Any]] | None:
         up = [s for s in gw.sas() if s["children"]]
-        return up if len(up) == 2 else None
+        return up if len(up) == 3 else None
 
-    sas = wait_for(both_up, what="2 SAs")
-    assert sorted(s["xauth_user"] for s in sas) == ["alice", "bob"]
-    assert {s["remote"].split(":")[0] for s in sas} == {"10.231.20.1"}  # both behind the NAT's address
+    sas = wait_for(all_up, timeout=20, what="3 SAs")
+    assert sorted(s["xauth_user"] for s in sas) == ["alice", "bob", "carol"]
+    publics = {s["xauth_user"]: s["remote"].split(":")[0] for s in sas}
+    assert publics == {"alice": "10.231.20.1", "bob": "10.231.20.1", "carol": "10.231.21.1"}
     assert all(s["nat_remote"] and s["children"][0]["encap"] for s in sas)
     vips = {s["xauth_user"]: s["vips"][0] for s in sas}
-    assert len(set(vips.values())) == 2
-    # each client's traffic goes out on its own SA: both ping at once, each sees its replies
+    assert len(set(vips.values())) == 3
+    # each client's traffic goes out on its own SA: each pings, each sees its replies
     assert ping(c1, vips["alice"], "10.231.3.1", count=5) >= 4
     assert ping(c2, vips["bob"], "10.231.3.1", count=5) >= 4
+    assert ping(c3, vips["carol"], "10.231.3.1", count=5) >= 4
     pols = [p for p in gw.cmd("list-pols")["policies"] if p["conn"] == "rw"]
     assert sorted(p["remote_ts"] for p in pols) == sorted(f"{v}/32" for v in vips.values())
     counts = {s["xauth_user"]: s["children"][0]["packets_in"] for s in gw.sas()}
-    assert all(n >= 4 for n in counts.values())
+    assert all(n >= 4 for n in counts.values()), counts
 
 
 # ---- certificates: RSA + XAUTH and hybrid, both roles --------------------------------------------
