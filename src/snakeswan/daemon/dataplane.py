@@ -93,6 +93,32 @@ def policy_key(conn: ConnectionConfig, child: str, info: ChildSaInfo | None) -> 
     return conn.name, child
 
 
+def sa_params(spi: int, keys: SaKeys, info: ChildSaInfo, child: ChildConfig) -> SaParams:
+    """One direction of a negotiated child as the data plane installs it."""
+    local_ts = (TrafficSelector.from_text(info.local_ts),)
+    remote_ts = (TrafficSelector.from_text(info.remote_ts),)
+    hard_bytes = info.life_kilobytes * 1024 if info.life_kilobytes else child.life_bytes
+    return SaParams(
+        spi=spi,
+        protocol=ESP if info.protocol == ProtocolId.IPSEC_ESP else AH,  # ISAKMP protocol id -> IP protocol
+        transform_id=info.transform_id,
+        key_length=info.key_length,
+        auth=info.auth,
+        encryption_key=keys.encryption,
+        integrity_key=keys.integrity,
+        local=info.local,
+        remote=info.remote,
+        mode=info.mode,
+        encap=info.encap,
+        local_ts=local_ts,
+        remote_ts=remote_ts,
+        soft_bytes=child.rekey_bytes,
+        hard_bytes=hard_bytes,
+        replay_window=max(child.replay_window, 32),
+        nat_oa=info.nat_oa,
+    )
+
+
 def _host(address: str) -> str:
     return f"{address}/128" if ":" in address else f"{address}/32"
 
@@ -353,32 +379,6 @@ class DataPlane:
 
     # ---- SAs ------------------------------------------------------------------------------------
 
-    def _params(self, spi: int, keys: SaKeys, info: ChildSaInfo, child: ChildConfig) -> SaParams:
-        local_ts = (TrafficSelector.from_text(info.local_ts),)
-        remote_ts = (TrafficSelector.from_text(info.remote_ts),)
-        hard_bytes = info.life_kilobytes * 1024 if info.life_kilobytes else child.life_bytes
-        return SaParams(
-            spi=spi,
-            protocol=ESP
-            if info.protocol == ProtocolId.IPSEC_ESP
-            else AH,  # ISAKMP protocol id -> IP protocol
-            transform_id=info.transform_id,
-            key_length=info.key_length,
-            auth=info.auth,
-            encryption_key=keys.encryption,
-            integrity_key=keys.integrity,
-            local=info.local,
-            remote=info.remote,
-            mode=info.mode,
-            encap=info.encap,
-            local_ts=local_ts,
-            remote_ts=remote_ts,
-            soft_bytes=child.rekey_bytes,
-            hard_bytes=hard_bytes,
-            replay_window=max(child.replay_window, 32),
-            nat_oa=info.nat_oa,
-        )
-
     def child_up(self, info: ChildSaInfo, now: float) -> None:
         conn = self.config.connection(info.conn)
         child = conn.child(info.child)
@@ -386,8 +386,8 @@ class DataPlane:
             # IPv6 raw sockets do not hand over the header AH's ICV covers; the AH sender is IPv4
             raise LocalError("AH over IPv6 is not supported by this data plane (ESP is)")
         self.protect(conn, child, info.local[0], info.remote[0], negotiated=info)
-        inbound = self._params(info.spi_in, info.keys_in, info, child)
-        outbound = self._params(info.spi_out, info.keys_out, info, child)
+        inbound = sa_params(info.spi_in, info.keys_in, info, child)
+        outbound = sa_params(info.spi_out, info.keys_out, info, child)
         self.children[info.spi_in] = info
         self._emit(self.processor.install(inbound, outbound, policy_key(conn, child.name, info), now=now))
 
