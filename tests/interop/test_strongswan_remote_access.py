@@ -549,3 +549,29 @@ def test_radius_decides_xauth_for_a_strongswan_client(
         wait_for(lambda: "Login incorrect" in radius.log(), what="FreeRADIUS's Login incorrect")
         wait_for(lambda: "XAUTH check of 'alice' failed (RADIUS Access-Reject)" in gw.log(), what="our log")
         wait_for(lambda: not gw.sas(), what="the gateway to delete the IKE SA")
+
+
+def test_snakeswan_client_behind_a_nat_against_strongswan_gateway(
+    topology: Any, charon_factory: Any, tmp_path: Path
+) -> None:
+    topo = topology()
+    c1, _c2, _c3, gw_ns = _nat_lab(topo)
+    charon_factory(
+        gw_ns,
+        "gw",
+        strongswan_gateway(pull=True, aggressive=False)
+        .replace(EAST, "10.231.20.2")
+        .replace(LAN_E, "10.231.3.0/24"),
+    )
+    conf = (
+        snakeswan_client(pull=True, aggressive=False)
+        .replace(f'local_addrs = ["{WEST}"]', 'local_addrs = ["10.231.10.2"]')
+        .replace(EAST, "10.231.20.2")
+        .replace(LAN_E, "10.231.3.0/24")
+    )
+    client = DaemonProcess(tmp_path, "client", conf, netns=c1.name)
+    topo.on_close(client.stop)
+    client.cmd("up", conn="home")
+    [sa] = wait_for(lambda: [s for s in client.sas() if s["children"]], what="the client's IPsec SA")
+    assert sa["nat_local"] and sa["children"][0]["encap"] and sa["vips"] == [FIRST_VIP]
+    assert ping(c1, FIRST_VIP, "10.231.3.1", count=5) >= 4

@@ -34,7 +34,7 @@ from snakeswan.ike.proposals import (
     responder_lifetime,
     select_child,
 )
-from snakeswan.ike.remote_access import dynamic_address
+from snakeswan.ike.remote_access import dynamic_address, family_of
 from snakeswan.ike.sa import IkeSa
 from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType, ProtocolId
 from snakeswan.wire.message import Message, Rule, check_payloads, encode_payloads, summary
@@ -181,8 +181,12 @@ class QuickMode(Exchange):
         if group is not None:
             self.dh = dh_group(group).generate(self.ctx.rng)
             rest.append(KePayload(self.dh.public))
-        self.local_ts = self._resolve(child.local_ts, dynamic_address(sa, local=True))[0]
-        self.remote_ts = self._resolve(child.remote_ts, dynamic_address(sa, local=False))[0]
+        self.local_ts = self._resolve(child.local_ts, dynamic_address(sa, True, family_of(child.remote_ts)))[
+            0
+        ]
+        self.remote_ts = self._resolve(
+            child.remote_ts, dynamic_address(sa, False, family_of(child.local_ts))
+        )[0]
         rest += [_id_payload(self.local_ts), _id_payload(self.remote_ts)]
         if sa.encap and child.mode == "transport":
             rest += [natt.nat_oa(sa.local[0], sa.natt_flavour), natt.nat_oa(sa.remote[0], sa.natt_flavour)]
@@ -312,8 +316,10 @@ class QuickMode(Exchange):
         assert sa.conn is not None
         last: PeerError | None = None
         for child in sa.conn.children:
-            ours_local = self._resolve(child.local_ts, dynamic_address(sa, local=True))
-            ours_remote = self._resolve(child.remote_ts, dynamic_address(sa, local=False))
+            ours_local = self._resolve(child.local_ts, dynamic_address(sa, True, family_of(child.remote_ts)))
+            ours_remote = self._resolve(
+                child.remote_ts, dynamic_address(sa, False, family_of(child.local_ts))
+            )
             if not (
                 selectors.ts_acceptable(ours_remote, their_ci)
                 and selectors.ts_acceptable(ours_local, their_cr)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from snakeswan.config.model import ConnectionConfig
-from snakeswan.config.traffic import IPAddress
+from snakeswan.config.traffic import IPAddress, TrafficSelector
 from snakeswan.ike import modecfg, xauth
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import VirtualIps, XauthCheck, XauthResult
@@ -308,12 +308,18 @@ class RemoteAccess:
         return next((v for v in self.vips if v.version == version), None)
 
 
-def dynamic_address(sa: IkeSa, local: bool) -> str:
+def dynamic_address(sa: IkeSa, local: bool, version: int | None = None) -> str:
     """The address a ``dynamic`` traffic selector stands for: a virtual IP when Mode Config gave
-    one (ours as a client, the peer's as a gateway), else the IKE address."""
+    one (ours as a client, the peer's as a gateway; of IP ``version`` when the selector opposite
+    says which), else the IKE address."""
     ra = sa.remote_access
     outer = sa.local[0] if local else sa.remote[0]
     if ra is not None and ra.vips and (ra.client_cfg == local):
-        vip = ra.vip_for(ipaddress.ip_address(outer).version) or ra.vips[0]
+        vip = ra.vip_for(version or ipaddress.ip_address(outer).version) or ra.vips[0]
         return str(vip)
     return outer
+
+
+def family_of(selectors: tuple[TrafficSelector, ...]) -> int | None:
+    """The IP version of the first concrete selector (None: all dynamic)."""
+    return next((ts.version for ts in selectors if not ts.dynamic), None)

@@ -357,3 +357,24 @@ def test_attributes_the_other_side_does_not_know_are_ignored(monkeypatch: pytest
         r.fields["attributes"] for r in h.clients[0].tracer.find("attributes") if "REPLY" in r.fields["msg"]
     ]
     assert 28680 not in replied[-1] and 0x7FF0 not in replied[-1]
+
+
+def test_ipv6_pool_and_dual_stack_virtual_ips() -> None:
+    """vips = ["0.0.0.0", "::"] asks for one of each; the gateway leases from its IPv4 and IPv6
+    pools; an IPv6 child then uses the IPv6 virtual IP over IPv4 IKE."""
+    gw = gateway_config().replace('pools = ["rwpool"]', 'pools = ["rwpool", "v6pool"]')
+    gw = gw.replace(f'local_ts = ["{GW_NET}"]', 'local_ts = ["fd00:3::/64"]')
+    gw += '\n[pools.v6pool]\naddrs = "fd00:100::/120"\n'
+    client = client_config(client_addr(0)).replace('vips = ["0.0.0.0"]', 'vips = ["0.0.0.0", "::"]')
+    client = client.replace(f'remote_ts = ["{GW_NET}"]', 'remote_ts = ["fd00:3::/64"]')
+    h = hub(gw, client)
+    h.run(30)
+    [vip] = h.of(h.clients[0], VirtualIps)
+    assert vip.addresses == ("10.231.100.1", "fd00:100::1")
+    [c_child] = children(h, h.clients[0])
+    assert c_child.local_ts == "fd00:100::1/128" and c_child.remote_ts == "fd00:3::/64"
+    assert children(h, h.gateway)[0].remote_ts == "fd00:100::1/128"
+    assert {lease["address"] for p in h.gateway.leases.listing() for lease in p["leases"]} == {
+        "10.231.100.1",
+        "fd00:100::1",
+    }
