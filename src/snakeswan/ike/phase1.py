@@ -119,6 +119,7 @@ class Phase1:
         self.gxi = b""
         self.gxr = b""
         self.psk: bytes | None = None
+        self.psk_ids = ""  # which identities the PSK was looked up by (for explanations)
         self.initial_contact = False
         self.pubkey = pubkey.PubkeyAuth(ctx, sa.unique_id)
 
@@ -238,12 +239,18 @@ class Phase1:
     def lookup_psk(self) -> bytes:
         sa = self.sa
         assert sa.conn is not None
+        local = sa.local_id or peers.local_identity(sa.conn, sa.local[0])
+        remote = sa.remote_id or peers.remote_identity(sa.conn, sa.remote[0])
         if self.psk is None:
-            local = sa.local_id or peers.local_identity(sa.conn, sa.local[0])
-            remote = sa.remote_id or peers.remote_identity(sa.conn, sa.remote[0])
             self.psk = self.ctx.config.secrets.psk_for(local, remote)
+            self.psk_ids = f"local {local or '%any'}, remote {remote or '%any'} (peer at {sa.remote[0]})"
         if self.psk is None:
-            raise PeerError(NotifyType.AUTHENTICATION_FAILED, f"no pre-shared key for connection {sa.name}")
+            raise PeerError(
+                NotifyType.AUTHENTICATION_FAILED,
+                f"no pre-shared key for connection {sa.name}: PSK lookup by ID/address failed for "
+                f"{self.psk_ids}; {len(self.ctx.config.secrets.psks)} secret(s) configured, none owned "
+                "by these identities",
+            )
         return self.psk
 
     # ---- NAT-D --------------------------------------------------------------------------------
@@ -366,8 +373,12 @@ class Phase1:
             raise PeerError(NotifyType.PAYLOAD_MALFORMED, "HASH payload missing")
         expected = self.auth_hash(not self.sa.initiator, id_body)
         if not hmac.compare_digest(expected, got.data):
+            which = "HASH_R" if self.sa.initiator else "HASH_I"
             raise AuthenticationError(
-                NotifyType.AUTHENTICATION_FAILED, "HASH mismatch: wrong pre-shared key?"
+                NotifyType.AUTHENTICATION_FAILED,
+                f"{which} mismatch: the peer's {which} is not the one computed with the pre-shared key "
+                f"found for {self.psk_ids or 'the connection'} over its ID payload: wrong pre-shared "
+                "key (or the peer used another key for another ID)?",
             )
 
     def established(self, now: float) -> None:

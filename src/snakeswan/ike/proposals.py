@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from snakeswan.config.model import ChildProposal, IkeProposal
 from snakeswan.errors import PeerError
+from snakeswan.ike.mismatch import explain_child_transform, explain_ike_transform
 from snakeswan.wire.attributes import Attribute, decode_attributes, find
 from snakeswan.wire.buffer import Reader, Writer
 from snakeswan.wire.enums import (
@@ -140,17 +141,18 @@ def select_ike(
                 reasons.append(f"transform {t.number}: unknown or missing attributes")
                 continue
             p, auth, seconds, kb = parsed
+            why = (t.number, p, auth, seconds, kb, ours, auth_methods, lifetime, kilobytes)
             if auth not in auth_methods:
-                reasons.append(f"transform {t.number}: auth method {auth} not configured")
+                reasons.append(explain_ike_transform(*why))
                 continue
             if not any(_same_ike(p, o) for o in ours):
-                reasons.append(f"transform {t.number}: algorithms not configured")
+                reasons.append(explain_ike_transform(*why))
                 continue
             if seconds is not None and seconds > lifetime:
-                reasons.append(f"transform {t.number}: lifetime {seconds}s longer than ours ({lifetime}s)")
+                reasons.append(explain_ike_transform(*why))
                 continue
             if kb is not None and kilobytes is not None and kb > kilobytes:
-                reasons.append(f"transform {t.number}: lifetime {kb} KiB more than ours ({kilobytes} KiB)")
+                reasons.append(explain_ike_transform(*why))
                 continue
             return IkeChoice(p, auth, seconds if seconds is not None else lifetime, kb or kilobytes, t)
     raise PeerError(NotifyType.NO_PROPOSAL_CHOSEN, "no acceptable ISAKMP proposal: " + "; ".join(reasons))
@@ -288,11 +290,12 @@ def select_child(
                 reasons.append(f"transform {t.number}: unknown attributes")
                 continue
             p, mode, their_s, their_kb = parsed
+            why = (t.number, p, mode, their_s, ours, acceptable_modes, seconds)
             if not any(_same_child(p, o) for o in ours):
-                reasons.append(f"transform {t.number}: algorithms not configured")
+                reasons.append(explain_child_transform(*why))
                 continue
             if mode not in acceptable_modes:
-                reasons.append(f"transform {t.number}: encapsulation mode {mode} not acceptable")
+                reasons.append(explain_child_transform(*why))
                 continue
             use_s, low_s = _lenient(their_s, seconds)
             use_kb, low_kb = _lenient(their_kb, kilobytes)

@@ -1,0 +1,84 @@
+"""Issue 12: every failure class says which attribute or check failed, in the trace record
+``exchange_failed`` and the ``NegotiationFailed`` reason (what the daemon logs at warning)."""
+
+from __future__ import annotations
+
+from snakeswan.ike.events import NegotiationFailed
+from snakeswan.ike.mismatch import FIRST
+from tests.pair import A_ADDR, B_ADDR, Pair, site_config
+
+LAN_A, LAN_B = "10.231.1.0/24", "10.231.2.0/24"
+
+
+def pair(a_kw: dict | None = None, b_kw: dict | None = None, lan_b_at_a: str = LAN_B) -> Pair:  # type: ignore[type-arg]
+    a = site_config(A_ADDR, B_ADDR, LAN_A, lan_b_at_a, **(a_kw or {}))
+    b = site_config(B_ADDR, A_ADDR, LAN_B, LAN_A, **(b_kw or {}))
+    p = Pair(a, b)
+    p.a.engine.initiate("site", now=p.now)
+    p.run(max_time=600)
+    return p
+
+
+def failed_reason(p: Pair) -> str:
+    """The responder's explanation: the trace record and the event must say the same."""
+    rec = next(r for r in p.b.engine.tracer.records if r.event == "exchange_failed")
+    ev = p.of(p.b, NegotiationFailed)
+    assert ev and ev[0].reason == rec.fields["reason"]
+    return str(rec.fields["reason"])
+
+
+def test_ike_key_length_is_the_first_difference() -> None:
+    reason = failed_reason(pair({"ike": "aes128-sha1-modp1024"}, {"ike": "aes256-sha256-modp2048"}))
+    assert reason.startswith("no acceptable ISAKMP proposal: transform 1 [")
+    # what was offered and what is configured, attribute by attribute
+    assert "cipher=AES_CBC key=128 hash=SHA group=MODP_1024 auth=PRE_SHARED_KEY" in reason
+    assert "vs ours 1 [cipher=AES_CBC key=256 hash=SHA2_256 group=MODP_2048" in reason
+    assert f"{FIRST}: key 128 != 256 (also hash SHA != SHA2_256, group MODP_1024 != MODP_2048)" in reason
+
+
+def test_ike_group_only_difference_against_each_configured_proposal() -> None:
+    reason = failed_reason(
+        pair({"ike": "aes128-sha256-modp1024"}, {"ike": 'aes128-sha256-modp2048", "aes256-sha256-modp1024'})
+    )
+    assert "vs ours 1 [cipher=AES_CBC key=128 hash=SHA2_256 group=MODP_2048 auth=PRE_SHARED_KEY" in reason
+    parts = reason.split(" | ")
+    assert len(parts) == 2
+    assert parts[0].endswith(f"{FIRST}: group MODP_1024 != MODP_2048")
+    assert parts[1].startswith("vs ours 2 [cipher=AES_CBC key=256")
+    assert parts[1].endswith(f"{FIRST}: key 128 != 256")
+
+
+def test_ike_lifetime_difference_is_named() -> None:
+    reason = failed_reason(pair({"rekey_time": "8h"}, {"rekey_time": "1h"}))
+    assert "life=28800s" in reason and "life=<=3600s" in reason
+    assert f"{FIRST}: lifetime 28800s longer than ours (3600s)" in reason
+
+
+def test_esp_proposal_mismatch_names_the_integrity_algorithm() -> None:
+    reason = failed_reason(pair({"esp": "aes128-sha256-modp2048"}, {"esp": "aes128-sha1-modp2048"}))
+    assert reason.startswith(
+        "no acceptable IPsec proposal: transform 1 [protocol=IPSEC_ESP transform=AES_CBC"
+    )
+    assert "integrity=HMAC_SHA2_256" in reason and "integrity=HMAC_SHA " in reason
+    assert f"{FIRST}: integrity HMAC_SHA2_256 != HMAC_SHA" in reason
+
+
+def test_esp_pfs_group_mismatch() -> None:
+    reason = failed_reason(pair({"esp": "aes128gcm16-modp2048"}, {"esp": "aes128gcm16"}))
+    assert f"{FIRST}: PFS group MODP_2048 != none" in reason
+
+
+def test_proxy_id_mismatch_shows_both_sides_selectors() -> None:
+    reason = failed_reason(pair(lan_b_at_a="10.231.3.0/24"))
+    assert "peer proposes IDci=10.231.1.0/24 IDcr=10.231.3.0/24" in reason
+    assert "child net [remote_ts=10.231.1.0/24 local_ts=10.231.2.0/24]" in reason
+    assert f"{FIRST}: IDcr 10.231.3.0/24 not in local_ts" in reason
+
+
+def test_wrong_psk_aggressive_mode_names_hash_r_and_the_ids() -> None:
+    a_kw = {"aggressive": True, "local_id": "@west.test", "remote_id": "@east.test"}
+    b_kw = {"aggressive": True, "local_id": "@east.test", "remote_id": "@west.test", "psk": "another-key"}
+    p = pair(a_kw, b_kw)
+    rej = next(r for r in p.a.engine.tracer.records if r.event == "message_rejected")
+    assert "HASH_R mismatch" in rej.fields["reason"]
+    assert "local west.test, remote east.test" in rej.fields["reason"]
