@@ -35,8 +35,14 @@ def add_parser(sub: Any) -> None:
         "handle with care",
     )
 
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="log under each message what it is for (cookies, SA offer, KE/nonce, NAT-D, ID+HASH...)",
+    )
+
 
 def run(args: argparse.Namespace) -> int:
-    logsetup.configure(args.log_level, args.log_format)
+    logsetup.configure(args.log_level, args.log_format, explain=args.explain)
     daemon = Daemon(args.config, control_path=control_path(args), keylog_path=args.keylog)
     return daemon.run()

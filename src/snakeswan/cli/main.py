@@ -12,6 +12,7 @@ from snakeswan.cli import (
     check,
     daemon,
     demo,
+    diagram,
     down,
     list_conns,
     list_pols,
@@ -25,7 +26,22 @@ from snakeswan.cli import (
 )
 from snakeswan.cli.common import add_control_option
 
-VERBS = (daemon, up, down, rekey, list_sas, list_conns, list_pols, list_pools, reload, stop, log, check, demo)
+VERBS = (
+    daemon,
+    up,
+    down,
+    rekey,
+    list_sas,
+    list_conns,
+    list_pols,
+    list_pools,
+    reload,
+    stop,
+    log,
+    check,
+    demo,
+    diagram,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

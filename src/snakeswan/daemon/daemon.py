@@ -552,7 +552,7 @@ class Daemon:
                 command = str(req.get("command"))
                 args = req.get("args") or {}
                 if command == "log":
-                    await self._stream_log(writer)
+                    await self._stream_log(writer, history=bool(args.get("history")))
                     return
                 if command == "up" and args.get("wait"):
                     await self._up_waiting(writer, args)
@@ -591,10 +591,18 @@ class Daemon:
         finally:
             self.waiters.remove(w)
 
-    async def _stream_log(self, writer: asyncio.StreamWriter) -> None:
+    async def _stream_log(self, writer: asyncio.StreamWriter, *, history: bool = False) -> None:
+        """Each record as it comes; with ``history`` first the ones kept (then ``history_end``)."""
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10000)
         self.log_queues.add(q)
         try:
+            if history:
+                kept = [
+                    {"subsystem": r.subsystem, "event": r.event, "text": r.render()}
+                    for r in self.tracer.records
+                ]
+                kept.append({"subsystem": "daemon", "event": "history_end", "text": "history_end"})
+                writer.writelines(encode({"ok": True, "record": item}) for item in kept)
             while True:
                 item = await q.get()
                 writer.write(encode({"ok": True, "record": item}))

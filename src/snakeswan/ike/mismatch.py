@@ -95,7 +95,7 @@ def ike_attrs(
             name_of(IkeEncryption, ours.encryption),
             offered.encryption != ours.encryption,
         ),
-        Attr("key", _bits(keylen(offered)), _bits(keylen(ours)), keylen(offered) != keylen(ours)),
+        Attr("keylen", _bits(keylen(offered)), _bits(keylen(ours)), keylen(offered) != keylen(ours)),
         Attr("hash", name_of(IkeHash, offered.hash), name_of(IkeHash, ours.hash), offered.hash != ours.hash),
         Attr("group", _group(offered.group), _group(ours.group), offered.group != ours.group),
         Attr(
@@ -184,7 +184,9 @@ def child_attrs(
             _transform_name(ours.protocol, ours.transform_id),
             offered.transform_id != ours.transform_id,
         ),
-        Attr("key", _bits(offered.key_length), _bits(ours.key_length), offered.key_length != ours.key_length),
+        Attr(
+            "keylen", _bits(offered.key_length), _bits(ours.key_length), offered.key_length != ours.key_length
+        ),
         Attr("integrity", auth(offered), auth(ours), offered.auth != ours.auth),
         Attr(
             "pfs",
@@ -195,7 +197,7 @@ def child_attrs(
         ),
         Attr("esn", str(offered.esn).lower(), str(ours.esn).lower(), offered.esn != ours.esn),
         Attr(
-            "mode",
+            "encap",
             name_of(EncapsulationMode, mode),
             mode_names,
             mode not in modes,

@@ -31,21 +31,21 @@ def test_ike_key_length_is_the_first_difference() -> None:
     reason = failed_reason(pair({"ike": "aes128-sha1-modp1024"}, {"ike": "aes256-sha256-modp2048"}))
     assert reason.startswith("no acceptable ISAKMP proposal: transform 1 [")
     # what was offered and what is configured, attribute by attribute
-    assert "cipher=AES_CBC key=128 hash=SHA group=MODP_1024 auth=PRE_SHARED_KEY" in reason
-    assert "vs ours 1 [cipher=AES_CBC key=256 hash=SHA2_256 group=MODP_2048" in reason
-    assert f"{FIRST}: key 128 != 256 (also hash SHA != SHA2_256, group MODP_1024 != MODP_2048)" in reason
+    assert "cipher=AES_CBC keylen=128 hash=SHA group=MODP_1024 auth=PRE_SHARED_KEY" in reason
+    assert "vs ours 1 [cipher=AES_CBC keylen=256 hash=SHA2_256 group=MODP_2048" in reason
+    assert f"{FIRST}: keylen 128 != 256 (also hash SHA != SHA2_256, group MODP_1024 != MODP_2048)" in reason
 
 
 def test_ike_group_only_difference_against_each_configured_proposal() -> None:
     reason = failed_reason(
         pair({"ike": "aes128-sha256-modp1024"}, {"ike": 'aes128-sha256-modp2048", "aes256-sha256-modp1024'})
     )
-    assert "vs ours 1 [cipher=AES_CBC key=128 hash=SHA2_256 group=MODP_2048 auth=PRE_SHARED_KEY" in reason
+    assert "vs ours 1 [cipher=AES_CBC keylen=128 hash=SHA2_256 group=MODP_2048 auth=PRE_SHARED_KEY" in reason
     parts = reason.split(" | ")
     assert len(parts) == 2
     assert parts[0].endswith(f"{FIRST}: group MODP_1024 != MODP_2048")
-    assert parts[1].startswith("vs ours 2 [cipher=AES_CBC key=256")
-    assert parts[1].endswith(f"{FIRST}: key 128 != 256")
+    assert parts[1].startswith("vs ours 2 [cipher=AES_CBC keylen=256")
+    assert parts[1].endswith(f"{FIRST}: keylen 128 != 256")
 
 
 def test_ike_lifetime_difference_is_named() -> None:
