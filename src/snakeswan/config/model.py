@@ -348,6 +348,7 @@ class DaemonConfig:
     route_table: int = 220
     route_priority: int = 220
     fwmark: int = 0x42
+    metrics: tuple[str, int] | None = None  # Prometheus endpoint (address, port); None: none
 
 
 @dataclass(frozen=True, slots=True)

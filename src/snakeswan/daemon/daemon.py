@@ -24,6 +24,7 @@ from snakeswan.control.protocol import COMMANDS, MAX_LINE, decode, encode
 from snakeswan.daemon import keylog, views
 from snakeswan.daemon.dataplane import DataPlane
 from snakeswan.daemon.instance import InstanceLock, claim_socket_path
+from snakeswan.daemon.metrics import Metrics
 from snakeswan.daemon.waiters import Waiters
 from snakeswan.errors import ConfigError, LocalError
 from snakeswan.ike.engine import Engine
@@ -68,6 +69,7 @@ class Daemon:
         self.dataplane: DataPlane | None = None
         self.dataplane_error: str | None = None  # why the configured data plane is not running
         self.waiters = Waiters()
+        self.metrics = Metrics(lambda: (self.engine, self.dataplane), time.monotonic)
 
     # ---- life cycle ---------------------------------------------------------------------------
 
@@ -133,6 +135,8 @@ class Daemon:
             claim_socket_path(self.control_path)
             server = await asyncio.start_unix_server(self._control_client, self.control_path, limit=MAX_LINE)
             os.chmod(self.control_path, 0o600)
+            if self.config.daemon.metrics is not None:
+                await self.metrics.serve(self.config.daemon.metrics)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._loop.add_signal_handler(sig, self._stop.set)
             self._loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
@@ -160,6 +164,7 @@ class Daemon:
         assert self._loop is not None
         if server is not None:
             server.close()
+        self.metrics.close()
         if self.dataplane is not None:
             self.dataplane.close()
             self.dataplane = None
@@ -445,6 +450,7 @@ class Daemon:
         if not logger.isEnabledFor(logging.DEBUG):  # at debug the tracer has logged it already
             logger.info("%s", rec.render())
         self.waiters.on_record(rec)
+        self.metrics.on_record(rec)
         if self.log_queues:
             item = {"subsystem": rec.subsystem, "event": rec.event, "text": rec.render()}
             for q in list(self.log_queues):
