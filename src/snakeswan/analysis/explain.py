@@ -96,6 +96,15 @@ def _notifies(text: str) -> list[str]:
     return out
 
 
+def explain_message(label: str, payloads: str) -> str | None:
+    """A message by its label (``MM1``, ``QM2``, ``INFO``, ``Transaction``) and payload summary."""
+    if label == "INFO":
+        return "Informational: " + ("; ".join(_notifies(payloads)) or "notification or delete")
+    if label == "Transaction":
+        return _transaction("XAUTH or Mode Config")
+    return _message(label)
+
+
 def explain(e: Entry) -> str | None:
     """One record, explained; None when there is nothing to add."""
     ev = e.event

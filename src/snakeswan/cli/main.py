@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from snakeswan import __version__
 from snakeswan.cli import (
+    analyze,
     check,
     daemon,
     demo,
@@ -41,6 +42,7 @@ VERBS = (
     check,
     demo,
     diagram,
+    analyze,
 )
 
 
