@@ -168,3 +168,20 @@ def test_cli_text_and_diagram(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     bad.write_bytes(b"not a capture at all")
     with redirect_stdout(io.StringIO()):
         assert main(["analyze", str(bad)]) == 1
+
+
+def test_analysis_of_the_capture_reproduces_the_live_explanation(tmp_path: Path) -> None:
+    from snakeswan.analysis import diagram, report  # noqa: PLC0415
+    from snakeswan.analysis.records import from_record  # noqa: PLC0415
+
+    pcap, keys, p = capture(tmp_path)
+    live = [
+        s for s in diagram.steps(from_record(r) for r in p.a.engine.tracer.records) if s.direction != "note"
+    ]
+    offline = report.steps(analyze(pcap, keys))
+    pick = lambda steps: [(s.direction, s.label, s.explanation) for s in steps if s.label[:2] in ("MM", "QM")]  # noqa: E731
+    assert pick(live) == pick(offline) and len(pick(live)) == 9
+    # the payloads as the initiator's trace names them, decrypted ones included
+    assert [s.detail for s in live if s.label[:2] in ("MM", "QM")] == [
+        s.detail for s in offline if s.label[:2] in ("MM", "QM")
+    ]

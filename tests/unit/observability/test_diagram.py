@@ -9,6 +9,8 @@ import json
 import logging
 import pathlib
 
+import pytest
+
 from snakeswan.analysis import diagram
 from snakeswan.analysis.explain import explain
 from snakeswan.analysis.records import FIELD_NAMES, from_record, parse_fields, parse_line
@@ -141,3 +143,16 @@ def test_daemon_explain_filter_adds_the_purpose_under_a_message() -> None:
     first, second = (json.loads(line)["message"] for line in out.getvalue().splitlines())
     assert first.startswith("sent sa=1") and "\n    = Quick Mode 1/3" in first and "HASH(1)" in first
     assert second == "nothing_to_explain sa=1"
+
+
+def test_in_memory_demo_prints_its_diagram_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    from snakeswan.cli.main import main  # noqa: PLC0415
+
+    assert main(["demo", "--in-memory"]) == 0
+    out = capsys.readouterr().out
+    assert "== sequence diagram (west's view, each message explained)" in out
+    part = out.split("== sequence diagram")[1]
+    labels = [line.split("|", 1)[1].strip("-<>| ").split(" ")[0] for line in part.splitlines()
+              if line.rstrip().endswith(("->|", "--|"))]  # fmt: skip
+    assert labels == ["MM1", "MM2", "MM3", "MM4", "MM5", "MM6", "QM1", "QM2", "QM3"]
+    assert part.count("     = ") >= 9 and "HASH(2)" in part
