@@ -82,3 +82,19 @@ def test_wrong_psk_aggressive_mode_names_hash_r_and_the_ids() -> None:
     rej = next(r for r in p.a.engine.tracer.records if r.event == "message_rejected")
     assert "HASH_R mismatch" in rej.fields["reason"]
     assert "local west.test, remote east.test" in rej.fields["reason"]
+
+
+def test_initiator_explains_a_transform_it_did_not_offer() -> None:
+    from snakeswan.config.proposals import parse_ike_proposal  # noqa: PLC0415
+    from snakeswan.errors import PeerError  # noqa: PLC0415
+    from snakeswan.ike.proposals import check_ike_reply, ike_sa_payload  # noqa: PLC0415
+
+    offered = ike_sa_payload(parse_ike_proposal("aes128-sha256-modp2048"), 1, 3600)
+    reply = ike_sa_payload(parse_ike_proposal("aes128-sha256-modp1024"), 1, 3600)
+    try:
+        check_ike_reply(reply, offered, 3600)
+    except PeerError as e:
+        assert e.what.startswith("responder chose a transform we did not offer: transform 1 [")
+        assert f"{FIRST}: group MODP_1024 != MODP_2048" in e.what
+    else:
+        raise AssertionError("accepted a transform we did not offer")
