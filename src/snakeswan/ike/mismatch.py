@@ -252,3 +252,10 @@ def explain_selectors(
         ts = f"remote_ts={','.join(map(str, remote))} local_ts={','.join(map(str, local))}"
         parts.append(f"child {name} [{ts}]: {verdict}")
     return f"peer proposes IDci={their_ci} IDcr={their_cr}; " + (" | ".join(parts) or "no children")
+
+
+def psk_hint(exchange: object) -> str:
+    """`` (PSK looked up for local X, remote Y (peer at Z))`` for a phase 1 exchange that used one."""
+    p1 = getattr(exchange, "p1", None)
+    ids = getattr(p1, "psk_ids", "")
+    return f" (the PSK was looked up for {ids})" if ids else ""

@@ -98,3 +98,31 @@ def test_initiator_explains_a_transform_it_did_not_offer() -> None:
         assert f"{FIRST}: group MODP_1024 != MODP_2048" in e.what
     else:
         raise AssertionError("accepted a transform we did not offer")
+
+
+def test_wrong_psk_main_mode_names_the_ids_the_key_was_looked_up_by() -> None:
+    p = pair(b_kw={"psk": "another-key"})
+    rej = next(r for r in p.b.engine.tracer.records if r.event == "message_rejected")
+    assert rej.fields["reason"].endswith(
+        "wrong PSK? (the PSK was looked up for local 10.231.0.2, remote 10.231.0.1 (peer at 10.231.0.1))"
+    )
+
+
+def test_certificate_path_failure_is_named(tmp_path: object) -> None:
+    from pathlib import Path  # noqa: PLC0415
+
+    from tests.pki import TestPki  # noqa: PLC0415
+    from tests.unit.ike.test_pair_pubkey import EAST, WEST, cert_config, run_pair  # noqa: PLC0415
+
+    base = Path(str(tmp_path))
+    pki = TestPki(base / "good", "ecdsa")
+    rogue = TestPki(base / "rogue", "ecdsa", cn="rogue CA", n=1)
+    west, east = rogue.host(WEST), pki.host(EAST, key_index=1)
+    a = cert_config(A_ADDR, B_ADDR, LAN_A, LAN_B, west, rogue.ca_path, remote_dn=east.dn)
+    b = cert_config(B_ADDR, A_ADDR, LAN_B, LAN_A, east, pki.ca_path, remote_dn=west.dn)
+    p = run_pair(a, b, max_time=600)
+    reason = next(r for r in p.b.engine.tracer.records if r.event == "message_rejected").fields["reason"]
+    assert reason == (
+        'certificate path check of "CN=west.sw-lab,O=snakeswan,C=CH" failed: '
+        'no trusted CA certificate for issuer "CN=rogue CA,O=snakeswan,C=CH"'
+    )
