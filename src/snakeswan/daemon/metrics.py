@@ -84,7 +84,16 @@ class _State(Collector):
                         sa_drops.add_metric([conn, child, spi, key.removeprefix("drop_")], n)
             for reason, n in sorted(dp.processor.drops.items()):
                 drops.add_metric([reason], n)
-        yield from (nbytes, packets, sa_drops, drops)
+        queued = GaugeMetricFamily(
+            "snakeswan_dataplane_queued_packets",
+            "Packets waiting for an IPsec SA, per policy",
+            labels=["policy"],
+        )
+        if dp is not None:
+            for policy, state in dp.processor.spd.children.items():
+                if state.queue:
+                    queued.add_metric(["/".join(policy)], len(state.queue))
+        yield from (nbytes, packets, sa_drops, drops, queued)
 
 
 class Metrics:

@@ -3,6 +3,7 @@ families the daemon exposes, computed from trace records and from the data plane
 
 from __future__ import annotations
 
+from collections import deque
 from types import SimpleNamespace
 
 import pytest
@@ -45,7 +46,11 @@ class FakeDataPlane:
 
     def __init__(self) -> None:
         self.children = {0xA1: SimpleNamespace(conn="site", child="net")}
-        self.processor = SimpleNamespace(drops={"no_sa": 3, "replay": 1})
+        waiting = SimpleNamespace(queue=deque([b"p1", b"p2"]))
+        spd = SimpleNamespace(
+            children={("site", "net"): waiting, ("site", "idle"): SimpleNamespace(queue=deque())}
+        )
+        self.processor = SimpleNamespace(drops={"no_sa": 3, "replay": 1}, spd=spd)
         self.traffic = 0
 
     def counters(self) -> dict[int, dict[str, int]]:
@@ -82,6 +87,8 @@ def test_counters_follow_the_trace_and_the_data_plane() -> None:
     assert s[("snakeswan_dpd_events_total", (("event", "probe"),))] >= 1
     assert s[("snakeswan_dpd_events_total", (("event", "ack"),))] >= 1
     assert s[("snakeswan_dataplane_drops_total", (("reason", "no_sa"),))] == 3
+    assert s[("snakeswan_dataplane_queued_packets", (("policy", "site/net"),))] == 2
+    assert ("snakeswan_dataplane_queued_packets", (("policy", "site/idle"),)) not in s
     key = (("child", "net"), ("conn", "site"), ("direction", "in"), ("spi_in", "000000a1"))
     assert s[("snakeswan_ipsec_packets_total", key)] == 0
     dp.traffic = 7  # traffic flows: the per-SA counters move
