@@ -185,3 +185,34 @@ def test_analysis_of_the_capture_reproduces_the_live_explanation(tmp_path: Path)
     assert [s.detail for s in live if s.label[:2] in ("MM", "QM")] == [
         s.detail for s in offline if s.label[:2] in ("MM", "QM")
     ]
+
+
+def test_padding_longer_than_a_block_is_a_problem(tmp_path: Path) -> None:
+    from snakeswan.crypto.algorithms import ike_cipher, ike_hash  # noqa: PLC0415
+    from snakeswan.crypto.keymat import phase1_iv  # noqa: PLC0415
+    from snakeswan.wire.enums import IkeEncryption, IkeHash  # noqa: PLC0415
+    from snakeswan.wire.message import HEADER_SIZE, decode_message  # noqa: PLC0415
+    from snakeswan.wire.payloads import KePayload  # noqa: PLC0415
+
+    _, keys, p = capture(tmp_path)
+    ike = [d for _, d in p.wire if not d.keepalive]
+    gxi, gxr = (decode_message(ike[i].data).first(KePayload).data for i in (2, 3))  # type: ignore[union-attr]
+    cipher, h = ike_cipher(IkeEncryption.AES_CBC, 128), ike_hash(IkeHash.SHA2_256)
+    key = next(iter(parse_keylog(keys.read_text()).values()))
+    iv = phase1_iv(h, gxi, gxr, 16)
+    mm5 = ike[4].data
+    plain = cipher.decrypt(key, iv, mm5[HEADER_SIZE:]) + bytes(32)  # two more blocks of padding
+    body = cipher.encrypt(key, iv, plain)
+    header = mm5[:24] + (HEADER_SIZE + len(body)).to_bytes(4, "big")
+    packets = [(n * 0.001, d.src, d.dst, d.data) for n, d in enumerate(ike[:5])]
+    packets[4] = (0.004, ike[4].src, ike[4].dst, header + body)
+    (tmp_path / "pad.pcap").write_bytes(pcap_bytes(packets))
+    r = analyze(tmp_path / "pad.pcap", keys)
+    assert r.messages[4].decrypted and r.messages[4].payloads == "ID HASH N(INITIAL_CONTACT)"
+    pads = [
+        m
+        for x in r.problems
+        if (m := re.fullmatch(r"MM5: (\d+) bytes of padding, more than a cipher block", x.text))
+    ]
+    assert len(pads) == 1 and 32 <= int(pads[0].group(1)) < 48
+    assert not any("padding" in x.text for x in analyze(tmp_path / "c.pcap", keys).problems)
