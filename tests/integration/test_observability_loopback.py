@@ -114,6 +114,14 @@ def test_metrics_diagram_and_log_history(tmp_path: Path) -> None:
                   if line.rstrip().endswith("|") and ("->|" in line or "|<-" in line)]  # fmt: skip
         assert labels[:9] == ["MM1", "MM2", "MM3", "MM4", "MM5", "MM6", "QM1", "QM2", "QM3"]
         assert "INFO" in labels[9:] and labels[-3:] == ["QM1", "QM2", "QM3"]  # the Delete, then the new QM
+        # the kept records, explained
+        r = cli("log", "--control", a.control, "--history", "--no-follow", "--explain")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        mm1 = next(i for i, x in enumerate(lines) if x.startswith("ike: sent") and "msg=MM1" in x)
+        assert lines[mm1 + 1].startswith("    = Main Mode 1/6, initiator: the SA offer.")
+        qm3 = next(i for i, x in enumerate(lines) if x.startswith("ike: sent") and "msg=QM3" in x)
+        assert "HASH(3)" in lines[qm3 + 1]
         # and from the saved log of the daemon, as HTML
         out = tmp_path / "a.html"
         r = cli("diagram", str(a.log_path), "--format", "html", "--sa", "1", "-o", str(out))

@@ -21,6 +21,7 @@ def add_parser(sub: Any) -> None:
         help="under each message, what it is for (cookies, SA offer, KE/nonce, NAT-D, ID+HASH, HASH(1..3))",
     )
     p.add_argument("--history", action="store_true", help="first print the records the daemon kept")
+    p.add_argument("--no-follow", action="store_true", help="with --history: stop after the kept records")
 
 
 def explained(subsystem: str, text: str) -> str | None:
@@ -32,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         for rec in stream(control_path(args), "log", history=bool(args.history)):
             if rec.get("event") == "history_end":
+                if args.no_follow:
+                    break
                 continue
             sub, text = str(rec.get("subsystem", "?")), str(rec.get("text", ""))
             print(f"{sub}: {text}", flush=True)
