@@ -128,6 +128,11 @@ def test_metrics_diagram_and_log_history(tmp_path: Path) -> None:
         assert r.returncode == 0, r.stderr
         page = out.read_text()
         assert page.count('class="message"') == len(labels) and "HASH(3)" in page
+        # a reload that moves the endpoint is refused (it is bound at start), the running one stays
+        a.config_path.write_text(a.config_path.read_text().replace(f":{mport}", f":{free_tcp_port()}"))
+        with pytest.raises(Exception, match=r"daemon\.metrics: changing the endpoint needs a restart"):
+            a.cmd("reload")
+        assert scrape(mport)[("snakeswan_ike_sas", (("state", "established"),))] == 1
     finally:
         a.stop()
         b.stop()

@@ -513,6 +513,8 @@ class Daemon:
 
     def _reload(self) -> list[str]:
         config = load_config(self.config_path)
+        if config.daemon.metrics != self.config.daemon.metrics:  # the endpoint is bound at start
+            raise ConfigError(f"{self.config_path}: daemon.metrics: changing the endpoint needs a restart")
         self.config = config
         self.engine.reconfigure(config)
         if self.dataplane is not None:
