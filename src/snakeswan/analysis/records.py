@@ -2,8 +2,8 @@
 journal format) or a :class:`~snakeswan.trace.Record` itself, as one :class:`Entry`.
 
 ``Record.render()`` writes ``event k=v k=v``; values may hold spaces (``payloads=SA V V``) and a
-``reason`` may hold anything, ``=`` included. So a line is split only before the field names the
-engine uses, and a ``reason`` runs to the end of the line (but for a trailing ``count=N``).
+``reason`` may hold anything, `` name=`` included. So a line is split before each `` name=``, but a
+``reason`` goes on until one of the fields the engine puts after one (``count``, ``src``, ``sa``...).
 """
 
 from __future__ import annotations
@@ -15,72 +15,9 @@ from dataclasses import dataclass, field
 
 from snakeswan.trace import Record
 
-# Every keyword the engine and the daemon pass to Tracer.emit (see tests: this list is checked
-# against the sources so that a new field is parsed too).
-FIELD_NAMES = frozenset(
-    [
-        "at",
-        "attributes",
-        "authenticated",
-        "backend",
-        "child",
-        "children",
-        "conn",
-        "count",
-        "dst",
-        "encoding",
-        "encodings",
-        "encrypted",
-        "error",
-        "exchange",
-        "got",
-        "icookie",
-        "identifier",
-        "identity",
-        "issuer",
-        "kept",
-        "key",
-        "kilobytes",
-        "local",
-        "local_behind",
-        "mid",
-        "mode",
-        "msg",
-        "new",
-        "notify",
-        "ok",
-        "old",
-        "ours_as_seen",
-        "payloads",
-        "peer",
-        "protected",
-        "rcookie",
-        "reason",
-        "received",
-        "redundant",
-        "remote",
-        "remote_behind",
-        "sa",
-        "seconds",
-        "sent",
-        "seq",
-        "spi",
-        "spi_in",
-        "spi_out",
-        "src",
-        "state",
-        "subject",
-        "summary",
-        "then",
-        "type",
-        "user",
-        "using",
-        "vids",
-        "vips",
-    ]
-)
-_SPLIT = re.compile(r" (?=(?:" + "|".join(sorted(FIELD_NAMES)) + r")=)")
-_TRAILING_COUNT = re.compile(r"^(.*) count=(\d+)$")
+# a field starts at " name=" (the engine's field names are identifiers); a reason runs to the end
+_SPLIT = re.compile(r" (?=[a-z_][a-z0-9_]*=)")
+_AFTER_REASON = frozenset(("count", "src", "dst", "sa", "mid", "spi", "exchange", "notify"))
 # "2026-11-30T03:54:48.123 INFO    snakeswan.ike: sent ..." / "<6>snakeswan.ike: ..." / "ike: sent ..."
 _PREFIX = re.compile(r"^(?:\S+ +[A-Z]+ +|<\d>)?(?:snakeswan\.)?(?P<sub>[a-z_]+): (?P<rest>.*)$")
 _TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?) ")
@@ -102,21 +39,15 @@ class Entry:
 def parse_fields(text: str) -> dict[str, str]:
     """``k=v k=v`` as :meth:`Record.render` wrote it."""
     out: dict[str, str] = {}
-    head, sep, reason = text.partition("reason=")
-    if sep and (not head or head.endswith(" ")):
-        m = _TRAILING_COUNT.match(reason)
-        text = head.rstrip()
-        out_reason = m.group(1) if m else reason
-        tail = {"count": m.group(2)} if m else {}
-    else:
-        out_reason, tail = None, {}
+    in_reason = False
     for part in _SPLIT.split(text) if text else []:
         key, eq, value = part.partition("=")
+        if in_reason and key not in _AFTER_REASON:
+            out["reason"] += " " + part  # " name=" inside a reason (an explained proposal)
+            continue
         if eq:
             out[key] = value
-    if out_reason is not None:
-        out["reason"] = out_reason
-    out.update(tail)
+            in_reason = key == "reason"
     return out
 
 
