@@ -51,12 +51,14 @@ log = logging.getLogger("snakeswan.daemon")
 
 
 class Daemon:
-    def __init__(self, config_path: str, *, control_path: str, keylog_path: str | None = None) -> None:
+    def __init__(
+        self, config_path: str, *, control_path: str, keylog_path: str | None = None, log_keys: bool = False
+    ) -> None:
         self.config_path = config_path
         self.control_path = control_path
         self.keylog_path = keylog_path
         self.config: Config = load_config(config_path)
-        self.tracer = Tracer(sink=self._on_record)
+        self.tracer = Tracer(sink=self._on_record, log_keys=log_keys)  # log_keys: explicit opt-in
         self.engine = Engine(self.config, os.urandom, tracer=self.tracer, keylog=keylog_path is not None)
         self.sockets: dict[tuple[int, int], UdpSocket] = {}
         self.child_since: dict[int, float] = {}

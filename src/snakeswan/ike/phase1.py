@@ -227,6 +227,10 @@ class Phase1:
         enc_key = keymat.encryption_key(h, keys.skeyid_e, cipher.key_size)
         iv = keymat.phase1_iv(h, self.gxi, self.gxr, cipher.block_size)  # IV = hash(g^xi | g^xr)
         sa.crypto = Phase1Crypto(h, cipher, keys, enc_key, IvChain(h, cipher.block_size, iv))
+        self.ctx.tracer.secret(  # only with an explicit opt-in (Tracer(log_keys=True))
+            "ike", "phase1_keys", sa=sa.unique_id, gxy=gxy, skeyid=skeyid, skeyid_d=keys.skeyid_d,
+            skeyid_a=keys.skeyid_a, skeyid_e=keys.skeyid_e, enc_key=enc_key, iv=iv,
+        )  # fmt: skip
         if self.ctx.keylog:
             self.ctx.emit(KeyLog(ikev1_line=f"{sa.icookie.hex()},{enc_key.hex()}"))
 

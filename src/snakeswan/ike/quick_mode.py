@@ -380,6 +380,10 @@ class QuickMode(Exchange):
             enc_len + int_len,
             self.gqm,
         )
+        self.ctx.tracer.secret(  # only with an explicit opt-in (Tracer(log_keys=True))
+            "ike", "keymat", sa=self.sa.unique_id, spi=f"{spi:08x}", gqm=self.gqm or b"", keymat=km,
+            enc_key=km[:enc_len], auth_key=km[enc_len:],
+        )  # fmt: skip
         return SaKeys(km[:enc_len], km[enc_len:])
 
     def _established(self, *, initiator: bool) -> None:

@@ -126,3 +126,32 @@ def test_certificate_path_failure_is_named(tmp_path: object) -> None:
         'certificate path check of "CN=west.sw-lab,O=snakeswan,C=CH" failed: '
         'no trusted CA certificate for issuer "CN=rogue CA,O=snakeswan,C=CH"'
     )
+
+
+def test_key_derivation_only_on_opt_in_with_consistent_values() -> None:
+    from snakeswan.analysis.explain import explain  # noqa: PLC0415
+    from snakeswan.analysis.records import from_record  # noqa: PLC0415
+    from snakeswan.crypto.algorithms import ike_hash  # noqa: PLC0415
+    from snakeswan.crypto.keymat import derive_phase1  # noqa: PLC0415
+    from snakeswan.ike.events import ChildSaEstablished, IkeSaEstablished, KeyLog  # noqa: PLC0415
+    from snakeswan.wire.enums import IkeHash  # noqa: PLC0415
+
+    p = Pair(
+        site_config(A_ADDR, B_ADDR, LAN_A, LAN_B), site_config(B_ADDR, A_ADDR, LAN_B, LAN_A), keylog=True
+    )
+    p.a.engine.tracer.log_keys = True  # the explicit opt-in (daemon --explain-keys)
+    p.a.engine.initiate("site", now=p.now)
+    p.run(30)
+    assert not [r for r in p.b.engine.tracer.records if r.event in ("phase1_keys", "keymat")]  # default
+    k = next(r.fields for r in p.a.engine.tracer.records if r.event == "phase1_keys")
+    est = p.of(p.a, IkeSaEstablished)[0]
+    again = derive_phase1(ike_hash(IkeHash.SHA2_256), k["skeyid"], k["gxy"], est.icookie, est.rcookie)
+    assert (again.skeyid_d, again.skeyid_a, again.skeyid_e) == (k["skeyid_d"], k["skeyid_a"], k["skeyid_e"])
+    line = next(e.ikev1_line for e in p.of(p.a, KeyLog) if e.ikev1_line)
+    assert line == f"{est.icookie.hex()},{k['enc_key'].hex()}"
+    child = p.of(p.a, ChildSaEstablished)[0].child
+    mats = {r.fields["spi"]: r.fields for r in p.a.engine.tracer.records if r.event == "keymat"}
+    assert mats[f"{child.spi_in:08x}"]["enc_key"] == child.keys_in.encryption
+    assert mats[f"{child.spi_out:08x}"]["enc_key"] == child.keys_out.encryption
+    rec = next(r for r in p.a.engine.tracer.records if r.event == "phase1_keys")
+    assert "SKEYID_d = prf(SKEYID, g^xy | CKY-I | CKY-R | 0)" in (explain(from_record(rec)) or "")
