@@ -37,7 +37,7 @@ from snakeswan.ike.remote_access import RemoteAccess, is_xauth
 from snakeswan.ike.retransmit import RetransmitPolicy
 from snakeswan.ike.sa import IkeSa, IkeState
 from snakeswan.ike.timers import EngineHooks, Timers
-from snakeswan.ike.transaction import OnReply, Transaction
+from snakeswan.ike.transaction import Deferred, OnReply, Transaction
 from snakeswan.trace import Tracer
 from snakeswan.wire.enums import ExchangeType, NotifyType, ProtocolId, name_of
 from snakeswan.wire.message import Header, Message, decode_header, decode_message, summary
@@ -407,7 +407,10 @@ class Engine:
             self._trace_received(sa, tx, msg)
             if ra is None:
                 raise PeerError(NotifyType.ATTRIBUTES_NOT_SUPPORTED, "no XAUTH or Mode Config on this SA")
-            tx.respond(msg, ciphertext, data, ra.answer, now)
+            try:
+                tx.respond(msg, ciphertext, data, ra.answer, now)
+            except Deferred:
+                return  # dropped and traced; its retransmission gets the answer
             sa.exchanges[header.message_id] = tx
 
         self._guard(sa, run, tx, now)
