@@ -72,7 +72,7 @@ class Engine:
         self._cookies = CookieJar(rng)
         hooks = EngineHooks(
             sas=lambda: list(self._sas.values()),
-            exchanges=self._all_exchanges,
+            sa=lambda sa_id: self._sas.get(sa_id),
             give_up=self._give_up,
             delete_ike=self.delete_ike,
             remove_sa=self._remove_sa,
@@ -136,6 +136,7 @@ class Engine:
                 raise LocalError(f"connection {conn_name!r} has no child {name!r}") from None
         for sa in sorted(self._sas.values(), key=lambda s: s.state is not IkeState.ESTABLISHED):
             if sa.conn is not None and sa.conn.name == conn.name and sa.state is not IkeState.DELETED:
+                self.timers.touch(sa)
                 sa.pending_children += children
                 self._start_pending(sa, now)
                 return sa.unique_id
@@ -190,6 +191,7 @@ class Engine:
         child = next((c for c in sa.children if c.spi_in == spi_in), None) if sa else None
         if sa is None or child is None:
             raise LocalError(f"no IPsec SA with inbound SPI {spi_in:08x} on IKE SA {sa_id}")
+        self.timers.touch(sa)
         informational.send(sa, self.ctx, [DeletePayload(child.protocol, (spi_in.to_bytes(4, "big"),))])
         self._remove_child(sa, child.spi_in, "deleted locally", close_actions.LOCAL, now)
 
@@ -206,6 +208,8 @@ class Engine:
     def _receive(self, data: bytes, src: Address, dst: Address, now: float) -> None:
         header = decode_header(data)
         sa = self._lookup(header, src)
+        if sa is not None:
+            self.timers.touch(sa)  # whatever happens to it now, its timers are looked at again
         if sa is None:
             if header.rcookie == _ZERO and header.exchange in (
                 ExchangeType.IDENTITY_PROTECTION,
@@ -356,6 +360,7 @@ class Engine:
             self._drop_exchange(sa, ex)
 
     def _after(self, sa: IkeSa, now: float) -> None:
+        self.timers.touch(sa)
         self.timers.after(sa, now)
         if sa.state is IkeState.ESTABLISHED:
             if sa.phase1 is not None and getattr(sa.phase1, "p1", None) is not None:
@@ -391,6 +396,7 @@ class Engine:
         self, sa: IkeSa, label: str, attr: AttributePayload, on_reply: OnReply, now: float
     ) -> None:
         mid = informational.new_message_id(sa, self.ctx)
+        self.timers.touch(sa)
         tx = Transaction(sa, self.ctx, mid, label)
         sa.exchanges[mid] = tx
         tx.start(attr, on_reply, now)
@@ -443,6 +449,7 @@ class Engine:
 
     def _start_quick_mode(self, sa: IkeSa, child: ChildConfig, now: float, rekey_of: int | None) -> None:
         mid = informational.new_message_id(sa, self.ctx)
+        self.timers.touch(sa)
         qm = QuickMode(sa, self.ctx, mid, child, rekey_of=rekey_of)
         sa.exchanges[mid] = qm
         self._guard(sa, lambda: qm.start(now), qm, now)
@@ -470,6 +477,7 @@ class Engine:
         if sa is None or ra is None or ra.xauth.state != "checking" or ra.user is None:
             self.tracer.emit("ike", "xauth_verdict_ignored", sa=sa_id, reason="no XAUTH check under way")
             return
+        self.timers.touch(sa)
         ra.decided(xauth.Verdict(ra.user, ok, reason), now)
         self._after(sa, now)
 
@@ -477,6 +485,7 @@ class Engine:
         """The data plane received authenticated traffic of this IKE SA's children (DPD: alive)."""
         sa = self._sas.get(sa_id)
         if sa is not None:
+            self.timers.touch(sa)
             self.timers.alive(sa, now)
 
     # ---- finding SAs and exchanges ------------------------------------------------------------
@@ -569,6 +578,7 @@ class Engine:
         sa = IkeSa(self._next_id, initiator, icookie, local, remote)
         self._next_id += 1
         self._sas[sa.unique_id] = sa
+        self.timers.touch(sa)
         return sa
 
     def _initiator_addresses(self, conn: ConnectionConfig, local: str | None) -> tuple[Address, Address]:
@@ -579,14 +589,6 @@ class Engine:
         if ours is None:
             raise LocalError(f"connection {conn.name}: local_addrs has no address to initiate from")
         return (ours, self.config.daemon.port), (theirs, conn.remote_port)
-
-    def _all_exchanges(self) -> list[Exchange]:
-        out: list[Exchange] = []
-        for sa in self._sas.values():
-            if sa.phase1 is not None:
-                out.append(sa.phase1)
-            out += sa.exchanges.values()
-        return out
 
     def _give_up(self, ex: Exchange) -> None:
         sa = ex.sa
@@ -679,6 +681,7 @@ class Engine:
             sa.remote_access.release()
         sa.state = IkeState.DELETED
         self._sas.pop(sa.unique_id, None)
+        self.timers.forget(sa)
         for key in [k for k, v in self._by_cookies.items() if v is sa]:
             del self._by_cookies[key]
         for half in [k for k, v in self._half_open.items() if v is sa]:
