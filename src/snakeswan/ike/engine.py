@@ -70,9 +70,10 @@ class Engine:
         )
         self.tracer = self.ctx.tracer
         self._cookies = CookieJar(rng)
+        self._sas: dict[int, IkeSa] = {}
         hooks = EngineHooks(
             sas=lambda: list(self._sas.values()),
-            sa=lambda sa_id: self._sas.get(sa_id),
+            sa=self._sas.get,
             give_up=self._give_up,
             delete_ike=self.delete_ike,
             remove_sa=self._remove_sa,
@@ -88,7 +89,6 @@ class Engine:
         self.timers = Timers(self.ctx, hooks, keepalive_interval or config.daemon.keep_alive)
         self._info = InformationalHandler(self.ctx, hooks, self.timers)
         self._next_id = 1
-        self._sas: dict[int, IkeSa] = {}
         self._by_cookies: dict[tuple[bytes, bytes], IkeSa] = {}
         self._half_open: dict[tuple[bytes, Address], IkeSa] = {}
         self.leases = Leases(config.pools)  # virtual IPs handed out by Mode Config (gateway)

@@ -17,7 +17,6 @@ from snakeswan.wire.enums import ExchangeType, NotifyType, name_of
 from snakeswan.wire.message import Message, encode_payloads, summary
 from snakeswan.wire.payloads import DeletePayload, HashPayload, NotifyPayload, Payload
 
-
 SEEN_MIDS = 256  # message IDs remembered per ISAKMP SA (bounded: a long-lived SA must not grow)
 
 
