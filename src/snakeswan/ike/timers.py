@@ -63,6 +63,8 @@ class EngineHooks:
 
     sas: Callable[[], list[IkeSa]]
     sa: Callable[[int], IkeSa | None]  # by unique id
+    conn_sas: Callable[[str], list[IkeSa]]  # the SAs of one connection
+    same_ids: Callable[[IkeSa], list[IkeSa]]  # the other SAs between the same two identities
     give_up: Callable[[Exchange], None]
     delete_ike: Callable[[int, float, str], None]
     remove_sa: RemoveSa  # (sa, reason, cause, now): cause as in ike/close_actions.py
