@@ -365,6 +365,9 @@ class Engine:
         self.timers.after(sa, now)
         if sa.state is not IkeState.DELETED:
             self.table.index(sa)
+            if sa.half_open_until is not None and sa.phase1 is not None and sa.phase1.answered:
+                sa.half_open_until = None  # the peer answered from its address (MM3/AM3)
+                self.table.settle(sa)
         if sa.state is IkeState.ESTABLISHED:
             if sa.phase1 is not None and getattr(sa.phase1, "p1", None) is not None:
                 p1 = sa.phase1.p1  # type: ignore[attr-defined]
@@ -498,7 +501,7 @@ class Engine:
         if sa is not None:
             return sa
         if header.rcookie == _ZERO:
-            return self.table.half_open(header.icookie, src)
+            return self.table.half_open_sa(header.icookie, src)
         pending = self.table.by_cookies(header.icookie, _ZERO)
         if pending is not None and pending.initiator and pending.rcookie == _ZERO:
             return pending  # the responder's first answer: its cookie is learnt once it is accepted
@@ -532,9 +535,12 @@ class Engine:
                 "ike", "drop", reason="first message must be plaintext with message ID 0", src=src
             )
             return
+        if not self._admit(src, now):
+            return
         msg = decode_message(data)
         conns = peers.candidates(self.config.connections, dst[0], src[0], aggressive=aggressive)
         sa = self._new_sa(False, header.icookie, dst, src)
+        sa.half_open_until = now + self.config.daemon.half_open_timeout
         sa.rcookie = self._cookies.make(dst, src, header.icookie, now)
         ex: MainMode | AggressiveMode = AggressiveMode(sa, self.ctx) if aggressive else MainMode(sa, self.ctx)
         sa.phase1 = ex
@@ -549,6 +555,22 @@ class Engine:
             )
             return
         self._guard(sa, lambda: ex.respond(msg, data, conns, now), ex, now, first=True)
+
+    def _admit(self, src: Address, now: float) -> bool:
+        """Anti-clogging (RFC 2408 2.5.3, as strongSwan's block_threshold and half-open limit): a
+        source with too many half-open SAs gets no new one; at the global limit the oldest half-open
+        SA makes room (a real peer answers MM2 within a round trip and is no longer half-open, so
+        a flood of spoofed MM1s only ever evicts its own)."""
+        d = self.config.daemon
+        if self.table.half_open_from(src[0]) >= d.half_open_per_source:
+            self.tracer.emit("ike", "drop", reason="too many half-open SAs from this address", src=src)
+            return False
+        while len(self.table.half_open) >= d.half_open_limit:
+            oldest = self.table.oldest_half_open()
+            assert oldest is not None
+            self.tracer.emit("ike", "half_open_evicted", sa=oldest.unique_id, remote=oldest.remote)
+            self._remove_sa(oldest, "half-open SA evicted (limit reached)", now=now, quiet=True)
+        return True
 
     def _new_quick_mode(self, sa: IkeSa, header: Header, data: bytes, now: float) -> None:
         if not sa.ready:  # fail closed: no IPsec SA before XAUTH / Mode Config succeeded

@@ -42,6 +42,9 @@ class SaTable:
         self._indexed: dict[int, tuple[str | None, tuple[str, str] | None]] = {}
         self._siblings: dict[SiblingKey, set[int]] = {}
         self._sibling_of: dict[int, SiblingKey] = {}
+        # responder SAs whose peer has not yet answered our first message (no MM3/AM3), oldest first
+        self.half_open: dict[int, IkeSa] = {}
+        self._half_open_by_ip: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -69,6 +72,24 @@ class SaTable:
         key = (sa.icookie, src)
         self._half_open[key] = sa
         self._half_open_key[sa.unique_id] = key
+        self.half_open[sa.unique_id] = sa
+        self._half_open_by_ip[src[0]] = self._half_open_by_ip.get(src[0], 0) + 1
+
+    def settle(self, sa: IkeSa) -> None:
+        """The peer answered from its address (MM3/AM3): no longer half-open."""
+        if self.half_open.pop(sa.unique_id, None) is not None:
+            ip = self._half_open_key[sa.unique_id][1][0]
+            left = self._half_open_by_ip[ip] - 1
+            if left:
+                self._half_open_by_ip[ip] = left
+            else:
+                del self._half_open_by_ip[ip]
+
+    def half_open_from(self, ip: str) -> int:
+        return self._half_open_by_ip.get(ip, 0)
+
+    def oldest_half_open(self) -> IkeSa | None:
+        return next(iter(self.half_open.values()), None)
 
     def learn_rcookie(self, sa: IkeSa) -> None:
         """The responder's first answer was accepted: look the SA up by both cookies from now on."""
@@ -105,6 +126,7 @@ class SaTable:
                 del self._siblings[key]
 
     def remove(self, sa: IkeSa) -> None:
+        self.settle(sa)
         self.by_id.pop(sa.unique_id, None)
         for key in ((sa.icookie, sa.rcookie), (sa.icookie, ZERO)):
             if self._by_cookies.get(key) is sa:
@@ -127,7 +149,8 @@ class SaTable:
     def by_cookies(self, icookie: bytes, rcookie: bytes) -> IkeSa | None:
         return self._by_cookies.get((icookie, rcookie))
 
-    def half_open(self, icookie: bytes, src: Address) -> IkeSa | None:
+    def half_open_sa(self, icookie: bytes, src: Address) -> IkeSa | None:
+        """A responder SA by the initiator's cookie and address (a retransmitted MM1/AM1)."""
         return self._half_open.get((icookie, src))
 
     def of_conn(self, name: str) -> list[IkeSa]:
