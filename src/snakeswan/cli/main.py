@@ -17,6 +17,7 @@ from snakeswan.cli import (
     list_pols,
     list_pools,
     list_sas,
+    load,
     log,
     rekey,
     reload,
@@ -25,7 +26,22 @@ from snakeswan.cli import (
 )
 from snakeswan.cli.common import add_control_option
 
-VERBS = (daemon, up, down, rekey, list_sas, list_conns, list_pols, list_pools, reload, stop, log, check, demo)
+VERBS = (
+    daemon,
+    up,
+    down,
+    rekey,
+    list_sas,
+    list_conns,
+    list_pols,
+    list_pools,
+    reload,
+    stop,
+    log,
+    check,
+    demo,
+    load,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
