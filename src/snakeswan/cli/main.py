@@ -19,6 +19,7 @@ from snakeswan.cli import (
     list_pols,
     list_pools,
     list_sas,
+    load,
     log,
     rekey,
     reload,
@@ -41,6 +42,7 @@ VERBS = (
     log,
     check,
     demo,
+    load,
     diagram,
     analyze,
 )

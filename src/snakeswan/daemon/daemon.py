@@ -441,7 +441,7 @@ class Daemon:
         )
         if self.dataplane is not None:
             try:
-                self.dataplane.add_vips(ev.ike_sa, ev.addresses)
+                self.dataplane.add_vips(ev.ike_sa, ev.addresses, ev.split_include)
             except LocalError as e:
                 log.error(
                     "virtual IP %s could not be put on %s: %s", ev.addresses, self.dataplane.tun.name, e

@@ -119,6 +119,11 @@ def sa_params(spi: int, keys: SaKeys, info: ChildSaInfo, child: ChildConfig) -> 
     )
 
 
+def covers(outer: TrafficSelector, inner: TrafficSelector) -> bool:
+    """``inner``'s addresses all lie in ``outer``'s (same family)."""
+    return outer.version == inner.version and outer.start <= inner.start and inner.end <= outer.end  # type: ignore[operator]
+
+
 def _host(address: str) -> str:
     return f"{address}/128" if ":" in address else f"{address}/32"
 
@@ -167,6 +172,7 @@ class DataPlane:
         self._shunts: dict[tuple[str, str], tuple[ConnectionConfig, ChildConfig]] = {}
         self._inbound_seen: dict[int, int] = {}
         self._vips: dict[int, tuple[str, ...]] = {}  # virtual IPs on the TUN, by IKE SA (a client)
+        self._split: dict[int, tuple[TrafficSelector, ...]] = {}  # split-include networks, by IKE SA
         self.on_events: Callable[[], None] = lambda: None
         self._bypass_own_traffic(config.daemon)
         log.info("data plane on %s (MTU %d)", self.tun.name, config.daemon.tun_mtu)
@@ -288,9 +294,10 @@ class DataPlane:
         if action == "bypass":
             self._pass_rules(pairs, f"{conn.name}/{child.name}")
         else:
-            for version in sorted({ts.version for ts in rts}):
+            routed = self._split_routes(negotiated, rts)
+            for version in sorted({ts.version for ts in routed}):
                 src = local_address_in([ts for ts in lts if ts.version == version])
-                family = [ts for ts in rts if ts.version == version]
+                family = [ts for ts in routed if ts.version == version]
                 self.routes.add_selectors(family, src=src, owner="/".join(key))
         self._policies.add(key)
         log.info(
@@ -423,13 +430,24 @@ class DataPlane:
 
     # ---- virtual IPs (Mode Config client) --------------------------------------------------------
 
-    def add_vips(self, ike_sa: int, addresses: tuple[str, ...]) -> None:
+    def add_vips(self, ike_sa: int, addresses: tuple[str, ...], split_include: tuple[str, ...] = ()) -> None:
         """Put the virtual IPs Mode Config gave us on the TUN (host routes' source, the policies'
-        local selector)."""
+        local selector); the split-include networks the gateway sent (Cisco Unity) decide what
+        of the IKE SA's children's remote selectors is routed into the tunnel."""
         self.tun.configure(mtu=self.config.daemon.tun_mtu, addresses=[_host(a) for a in addresses])
         self._vips[ike_sa] = addresses
+        if split_include:
+            self._split[ike_sa] = tuple(TrafficSelector.from_text(n) for n in split_include)
+
+    def _split_routes(self, info: ChildSaInfo | None, rts: list[TrafficSelector]) -> list[TrafficSelector]:
+        """Split tunneling: with split-include networks for this IKE SA, route only those of them
+        a remote selector covers (the policy stays as negotiated); else the remote selectors."""
+        split = self._split.get(info.ike_sa, ()) if info is not None else ()
+        inside = [net for net in split if any(covers(r, net) for r in rts)]
+        return inside if inside else rts
 
     def remove_vips(self, ike_sa: int) -> None:
+        self._split.pop(ike_sa, None)
         gone = self._vips.pop(ike_sa, ())
         still = {a for addrs in self._vips.values() for a in addrs}
         for address in gone:

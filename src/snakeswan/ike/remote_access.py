@@ -30,7 +30,7 @@ from snakeswan.ike.context import Context
 from snakeswan.ike.events import VirtualIps, XauthCheck, XauthResult
 from snakeswan.ike.leases import Leases
 from snakeswan.ike.sa import IkeSa
-from snakeswan.ike.transaction import ACK, REPLY, REQUEST, SET, OnReply
+from snakeswan.ike.transaction import ACK, REPLY, REQUEST, SET, Deferred, OnReply
 from snakeswan.wire.attributes import Attribute
 from snakeswan.wire.enums import ConfigAttr
 from snakeswan.wire.payloads import AttributePayload
@@ -255,11 +255,11 @@ class RemoteAccess:
         """Gateway, pull: a client's REQUEST, answered from the pool once XAUTH is done."""
         if not self.server_cfg:
             return ()  # no pools: an empty REPLY, as strongSwan ("no virtual IP found")
-        if self.xauth.state != "done":
+        if self.xauth.state != "done":  # either order, as peers do it: answered once XAUTH is over
             self.ctx.tracer.emit(
-                "ike", "drop", sa=self.sa.unique_id, reason="Mode Config request before XAUTH"
+                "ike", "drop", sa=self.sa.unique_id, reason="Mode Config request before XAUTH: answered later"
             )
-            return None
+            raise Deferred
         wanted = {a.type for a in attr.attributes}
         requested = modecfg.requested_addresses(attr.attributes) or [(4, None)]
         addresses = self._lease(self.sa_identity(), requested)

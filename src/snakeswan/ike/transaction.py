@@ -31,6 +31,13 @@ CFG_NAMES = {REQUEST: "REQUEST", REPLY: "REPLY", SET: "SET", ACK: "ACK"}
 _ANSWER = {REQUEST: REPLY, SET: ACK}
 RULES: dict[int, Rule] = {P.HASH: Rule(1, 1), P.ATTRIBUTE: Rule(1, 1)}
 
+
+class Deferred(Exception):
+    """Raised by an :data:`Answerer` that cannot answer *yet* (a Mode Config request before XAUTH
+    is over): the message is dropped without a Notify and its IV forgotten, so the peer's
+    retransmission is processed afresh once we can answer it."""
+
+
 # What we answer a peer's REQUEST/SET with (None: nothing, the request is refused).
 Answerer = Callable[[AttributePayload, float], AttributePayload | None]
 # What happens with the peer's REPLY/ACK to ours.
@@ -127,7 +134,11 @@ class Transaction(Exchange):
             )
         self.request = attr
         self._received(attr)
-        reply = answer(attr, now)
+        try:
+            reply = answer(attr, now)
+        except Deferred:
+            self._forget_iv()
+            raise
         if reply is None:
             raise PeerError(NotifyType.ATTRIBUTES_NOT_SUPPORTED, f"{self.label}: request refused")
         self.done = True

@@ -378,3 +378,31 @@ def test_ipv6_pool_and_dual_stack_virtual_ips() -> None:
         "10.231.100.1",
         "fd00:100::1",
     }
+
+
+def test_mode_config_request_before_xauth_is_answered_once_xauth_is_over() -> None:
+    """A client that asks for its address first (either order, as peers do it): the gateway drops
+    the request without a Notify until XAUTH is over, then answers its retransmission."""
+    h = hub()
+    client = h.clients[0]
+    held = True  # the gateway's first XAUTH request is lost on the way
+
+    def hold(d: object) -> bool:
+        return (
+            held and d.src[0] == "10.231.0.2" and decode_header(d.data).exchange == ExchangeType.TRANSACTION
+        )  # type: ignore[attr-defined]
+
+    h.drop = hold
+    h.run(1)
+    held = False
+    [csa] = client.ike_sas
+    ra = csa.remote_access
+    assert ra is not None and ra.xauth.state == "todo"
+    ra.xauth.state = "done"  # let the client send its Mode Config request first...
+    ra.proceed(h.now)
+    ra.xauth.state = "todo"  # ...then go on as an XAUTH client
+    h.run(60)
+    assert children(h, client)[0].local_ts == "10.231.100.1/32"
+    drops = [r.fields["reason"] for r in h.gateway.tracer.find("drop")]
+    assert "Mode Config request before XAUTH: answered later" in drops
+    assert not [r for r in h.gateway.tracer.find("informational_sent")]  # no Notify
