@@ -298,10 +298,10 @@ class Processor:
         if esp is not None:
             if sa.transport:
                 header, proto, payload = split_transport(packet)
-                data = encapsulate(esp, payload, proto, seq, self._rng)
+                data = encapsulate(esp, payload, proto, seq, self._rng, chained_iv=True)
             else:
                 header = b""
-                data = encapsulate(esp, packet, 4 if version == 4 else 41, seq, self._rng)
+                data = encapsulate(esp, packet, 4 if version == 4 else 41, seq, self._rng, chained_iv=True)
             out = self._esp_output(sa, data, header)
         else:
             out = self._ah_output(sa, packet, seq)
