@@ -447,6 +447,7 @@ class DataPlane:
         """Carry out the processor's outputs; inner packets are collected in ``delivered`` (to be
         written as one batch) if it is given, else written at once."""
         raw: list[SendIp] = []
+        udp: list[SendUdp] = []
         for o in outputs:
             if isinstance(o, SendIp):
                 raw.append(o)
@@ -456,9 +457,7 @@ class DataPlane:
                 else:
                     self.tun.write(o.ip_packet)
             elif isinstance(o, SendUdp):
-                sock = self._udp(family_of(o.src), o.sport)
-                if sock is not None:
-                    sock.send(o.payload, o.src, (o.dst, o.dport), ike=False)
+                udp.append(o)
             elif isinstance(o, SendPacket):
                 self.hdrincl.send(o.packet, o.dst)
             elif isinstance(o, Bypass):
@@ -468,6 +467,21 @@ class DataPlane:
         elif raw:  # one sendmmsg per protocol (io.batch), each in the processor's order
             for proto in {o.protocol for o in raw}:
                 self.raw[proto].send_many([(o.payload, o.dst, o.src) for o in raw if o.protocol == proto])
+        if udp:
+            self._send_udp(udp)
+
+    def _send_udp(self, sends: list[SendUdp]) -> None:
+        """ESP-in-UDP: each run to one peer from one port in one call (UDP GSO, io.udp)."""
+        i = 0
+        while i < len(sends):
+            o, j = sends[i], i + 1
+            key = (o.src, o.sport, o.dst, o.dport)
+            while j < len(sends) and (sends[j].src, sends[j].sport, sends[j].dst, sends[j].dport) == key:
+                j += 1
+            sock = self._udp(family_of(o.src), o.sport)
+            if sock is not None:
+                sock.send_esp_many([s.payload for s in sends[i:j]], o.src, (o.dst, o.dport))
+            i = j
 
     def _drain_events(self) -> None:
         got = False
