@@ -84,6 +84,7 @@ class Processor:
         self.drops: dict[str, int] = {}
         self._events: deque[Event] = deque()
         self._pairs: dict[int, tuple[SecurityAssociation, SecurityAssociation]] = {}  # by inbound SPI
+        self._by_key: dict[tuple[str, str], dict[int, None]] = {}  # policy key -> inbound SPIs, in order
         self._unstarted: list[SecurityAssociation] = []
         self._now: float | None = None
         self._ip_id = 0
@@ -119,8 +120,10 @@ class Processor:
         for sa in (sa_in, sa_out):
             if start is not None:
                 sa.start(start)
+                self.sad.schedule(sa)
             else:
                 self._unstarted.append(sa)
+        self._by_key.setdefault(policy_key, {})[inbound.spi] = None
         child = self.spd.child(policy_key)
         child.sa = sa_out
         child.acquired_at = None
@@ -142,6 +145,11 @@ class Processor:
         if pair is None:
             return
         self._accepted.pop(spi_in, None)
+        keyed = self._by_key.get(pair[1].policy_key)
+        if keyed is not None:
+            keyed.pop(spi_in, None)
+            if not keyed:
+                del self._by_key[pair[1].policy_key]
         for sa in pair:
             self.sad.discard(sa)
         self._retarget(pair[1])
@@ -152,8 +160,9 @@ class Processor:
         if child is None or child.sa is not gone:
             return
         child.sa = None
-        for _sa_in, sa_out in reversed(self._pairs.values()):
-            if sa_out.policy_key == gone.policy_key and sa_out.spi in self.sad.outbound:
+        for spi_in in reversed(self._by_key.get(gone.policy_key, {})):
+            sa_out = self._pairs[spi_in][1]
+            if sa_out.spi in self.sad.outbound:
                 child.sa = sa_out
                 break
 
@@ -185,8 +194,8 @@ class Processor:
         if self._unstarted:
             for sa in self._unstarted:
                 sa.start(now)
+                self.sad.schedule(sa)
             self._unstarted.clear()
-            self.sad._deadline = None
 
     def _expired(self, event: Expired) -> None:
         self._events.append(event)
