@@ -11,7 +11,8 @@ snakeswan run without TUN offloads (``[daemon] tun_offload = false``), to show w
 ``--roles`` adds the mixed pairs: snakeswan sending to strongSwan (west snakeswan, east strongSwan)
 and strongSwan sending to snakeswan; strongSwan's kernel-libipsec forces UDP encapsulation, so these
 run ESP-in-UDP. ``--baseline-src`` adds a snakeswan pair running another source tree (e.g. main's,
-to show a branch's gain in the same run). Every ratio is against the strongSwan pair of this run.
+to show a branch's gain in the same run), and with ``--roles`` that tree in the mixed pairs too.
+Every ratio is against the strongSwan pair of this run.
 """
 
 from __future__ import annotations
@@ -101,9 +102,11 @@ def measure(
             "strongswan": ("strongswan", "strongswan"),
             "send": ("snakeswan", "strongswan"),
             "recv": ("strongswan", "snakeswan"),
+            "baseline-send": ("snakeswan", "strongswan"),
+            "baseline-recv": ("strongswan", "snakeswan"),
         }.get(kind, ("snakeswan", "snakeswan"))
         saved = tests.daemons.ROOT
-        if kind == "baseline" and baseline is not None:
+        if kind.startswith("baseline") and baseline is not None:
             tests.daemons.ROOT = baseline.parent  # DaemonProcess runs ROOT/src
         try:
             sides: dict[str, DaemonProcess | Charon] = {}
@@ -141,6 +144,7 @@ def main() -> int:
     kinds = ["bare", "strongswan", "snakeswan"] + (["snakeswan-plain"] if args.plain else [])
     kinds += ["send", "recv"] if args.roles else []
     kinds += ["baseline"] if args.baseline_src else []
+    kinds += ["baseline-send", "baseline-recv"] if args.baseline_src and args.roles else []
     with tempfile.TemporaryDirectory(prefix="snakeswan-bench-") as tmp:
         for round_ in range(args.repeat):  # alternate: a burst of load elsewhere hits every kind alike
             for kind in kinds:
@@ -161,6 +165,8 @@ def main() -> int:
         "send": "snakeswan sending -> strongSwan",
         "recv": "strongSwan -> snakeswan receiving",
         "baseline": f"snakeswan pair, {args.baseline_src}",
+        "baseline-send": "the same sending -> strongSwan",
+        "baseline-recv": "strongSwan -> the same receiving",
     }
     for kind, values in results.items():
         med = statistics.median(values)
