@@ -246,12 +246,13 @@ class Spd:
         self._seq += 1
         entry = PolicyEntry(policy, self.child(policy.key) if policy.key is not None else None, self._seq)
         self._by_key.setdefault(policy.key, []).append(entry)
-        bisect.insort(self._bucket(entry, create=True), entry, key=_order)
+        bisect.insort(self._bucket(entry), entry, key=_order)
         self._count += 1
         self._cache.clear()
         return entry
 
-    def _bucket(self, entry: PolicyEntry, *, create: bool = False) -> list[PolicyEntry]:
+    def _bucket(self, entry: PolicyEntry) -> list[PolicyEntry]:
+        """The list ``entry`` belongs in (created empty when new)."""
         version = entry.version
         bits = _cidr_bits(entry.dst_first, entry.dst_last)
         if bits is None:
