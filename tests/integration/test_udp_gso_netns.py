@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from snakeswan.io.batch import HAVE_MMSG
 from snakeswan.io.rawip import grow_buffers
 from snakeswan.io.udp import UdpSocket
 from tests.integration.test_io_drivers import inside, two_sites
@@ -66,3 +67,43 @@ def test_send_esp_many_arrives_whole_and_in_order(topology: Any, gso: bool) -> N
             got.append(data)
         assert got == datagrams
         tx.close()
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("batched", [True, False])
+def test_nat_t_socket_receives_gro_batches_whole(topology: Any, batched: bool) -> None:
+    """A GSO sender's runs reach the NAT-T socket coalesced (UDP GRO) and are cut back into the
+    datagrams sent, classified, in order, with IKE, keepalives and ESP of other sizes between."""
+    if batched and not HAVE_MMSG:
+        pytest.skip("the C extension was not built")
+    west, east = two_sites(topology)
+    with inside(west):
+        tx = UdpSocket(4500, nat_t=True)
+    with inside(east):
+        rx = UdpSocket(4500, nat_t=True)
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("10.231.0.2", 4501))
+        probe.setsockopt(17, 104, 1)  # UDP_GRO, to see that the kernel does coalesce
+    with probe:
+        rx.batched = batched
+        tx.send_esp_many([b"\x01" * 1000] * 8, "10.231.0.11", ("10.231.0.2", 4501))
+        select.select([probe], [], [], 2.0)
+        data, anc, _flags, _src = probe.recvmsg(65535, 256)
+        assert len(data) == 8000 and any((lvl, kind) == (17, 104) for lvl, kind, _ in anc)
+
+        dst = ("10.231.0.2", 4500)
+        esp = [bytes([i]) * 1300 for i in range(1, 41)] + [b"\x99" * 500]
+        tx.send(b"ike message", "10.231.0.11", dst)
+        tx.send_esp_many(esp, "10.231.0.11", dst)
+        tx.send(b"\xff", "10.231.0.11", dst, ike=False)
+        tx.send_esp_many(esp[:5], "10.231.0.11", dst)
+        got: list[tuple[str, bytes]] = []
+        while len(got) < 48 and select.select([rx], [], [], 2.0)[0]:
+            for r in rx.receive():
+                assert r.src == ("10.231.0.11", 4500) and r.dst == dst
+                got.append((r.kind, r.data))
+        want = [("ike", b"ike message"), *(("esp", d) for d in esp), ("keepalive", b"\xff")]
+        want += [("esp", d) for d in esp[:5]]
+        assert got == want
+    tx.close()
+    rx.close()

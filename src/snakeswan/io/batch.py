@@ -12,10 +12,19 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 
-__all__ = ["HAVE_MMSG", "pack_cmsgs", "pack_sockaddr", "recvmmsg", "sendmmsg"]
+__all__ = [
+    "HAVE_MMSG",
+    "pack_cmsgs",
+    "pack_sockaddr",
+    "recvmmsg",
+    "recvmmsg_addressed",
+    "sendmmsg",
+    "unpack_cmsgs",
+    "unpack_sockaddr",
+]
 
 _mmsg: ModuleType | None
 try:
@@ -34,6 +43,35 @@ def pack_sockaddr(address: str, port: int = 0) -> bytes:
         return struct.pack("=HHI16sI", socket.AF_INET6, socket.htons(port), 0, packed, 0)
     packed = socket.inet_pton(socket.AF_INET, address)
     return struct.pack("=HH4s8x", socket.AF_INET, socket.htons(port), packed)
+
+
+_V4_NAMES: dict[bytes, tuple[str, int]] = {}  # packed sockaddr_in -> (address, port): few peers
+
+
+def unpack_sockaddr(name: bytes) -> tuple[str, int]:
+    """(address, port) of a ``sockaddr_in`` / ``sockaddr_in6`` as ``recvmmsg`` returns it."""
+    if len(name) >= 28 and struct.unpack_from("=H", name)[0] == socket.AF_INET6:
+        return socket.inet_ntop(socket.AF_INET6, name[8:24]), int.from_bytes(name[2:4], "big")
+    known = _V4_NAMES.get(name)
+    if known is None:
+        if len(_V4_NAMES) >= 1024:
+            _V4_NAMES.clear()
+        known = _V4_NAMES[name] = (
+            socket.inet_ntop(socket.AF_INET, name[4:8]),
+            int.from_bytes(name[2:4], "big"),
+        )
+    return known
+
+
+def unpack_cmsgs(control: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """The ``(level, type, data)`` records of a control buffer (what ``recvmsg`` returns parsed)."""
+    offset, header = 0, _CMSG_HEADER.size
+    while offset + header <= len(control):
+        length, level, kind = _CMSG_HEADER.unpack_from(control, offset)
+        if length < header or offset + length > len(control):
+            return
+        yield level, kind, control[offset + header : offset + length]
+        offset += socket.CMSG_SPACE(length - header)
 
 
 def pack_cmsgs(cmsgs: Iterable[tuple[int, int, bytes]]) -> bytes:
@@ -59,3 +97,13 @@ def recvmmsg(fd: int, vlen: int, size: int) -> list[bytes]:
     assert _mmsg is not None
     recv: Callable[[int, int, int, int, int], list[bytes]] = _mmsg.recvmmsg
     return recv(fd, vlen, size, 0, 0)
+
+
+def recvmmsg_addressed(
+    fd: int, vlen: int, size: int, namelen: int, controllen: int
+) -> list[tuple[bytes, bytes, bytes, int]]:
+    """Up to ``vlen`` queued datagrams as (data, packed source address, control buffer, flags).
+    Only when :data:`HAVE_MMSG`."""
+    assert _mmsg is not None
+    recv: Callable[[int, int, int, int, int], list[tuple[bytes, bytes, bytes, int]]] = _mmsg.recvmmsg
+    return recv(fd, vlen, size, namelen, controllen)

@@ -12,7 +12,10 @@ plane) and the one-byte 0xff datagrams are NAT-T keepalives.
 ESP-in-UDP goes out in batches (:meth:`UdpSocket.send_esp_many`): runs of datagrams of one size to
 one peer leave with one ``sendmsg`` and UDP GSO (``UDP_SEGMENT``, Linux 4.18): the kernel cuts the
 buffer into datagrams of that size (the last may be shorter). Where the kernel refuses it, the
-socket goes back to one ``sendmsg`` per datagram for good.
+socket goes back to one ``sendmsg`` per datagram for good. Receiving reads up to 64 datagrams per
+``recvmmsg`` (``io.batch``; ``recvmsg`` each without the C extension), and the NAT-T socket takes
+UDP GRO (``UDP_GRO``): datagrams of one flow the kernel kept together (a GSO sender's) arrive as
+one buffer with their size in a control message and are cut apart here, exactly as sent.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ import errno
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from snakeswan.errors import LocalError
+from snakeswan.io.batch import HAVE_MMSG, recvmmsg_addressed, unpack_cmsgs, unpack_sockaddr
 from snakeswan.io.rawip import grow_buffers
 from snakeswan.io.routes import set_mark
 
@@ -35,6 +39,9 @@ _CMSG_SPACE = socket.CMSG_SPACE(64)
 IP_PKTINFO: int = getattr(socket, "IP_PKTINFO", 8)  # Linux; typeshed lacks it
 SOL_UDP = 17
 UDP_SEGMENT = 103  # linux/udp.h
+UDP_GRO = 104
+_INT = struct.Struct("=i")
+_NAME_LEN = 28  # sockaddr_in6, the larger
 GSO_MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS
 GSO_MAX_BYTES = 65000  # the UDP payload of one GSO send stays below 64 KiB
 _U16 = struct.Struct("=H")
@@ -67,6 +74,8 @@ class UdpSocket:
         self.nat_t = nat_t
         self._cmsgs: dict[str, list[tuple[int, int, bytes]]] = {}
         self.gso = True  # UDP_SEGMENT for ESP-in-UDP runs (False once the kernel refused it)
+        self.batched = HAVE_MMSG  # recvmmsg (False: one recvmsg per datagram)
+        self._dst_text: dict[bytes, str] = {}  # packed destination address -> text
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
@@ -82,6 +91,8 @@ class UdpSocket:
             raise OSError(errno.EPERM, str(e)) from None
         if nat_t:
             grow_buffers(self.sock)  # ESP-in-UDP arrives here too
+            with contextlib.suppress(OSError):  # older kernels: datagram by datagram
+                self.sock.setsockopt(SOL_UDP, UDP_GRO, 1)
         self.sock.bind((bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
         self.port = self.sock.getsockname()[1]
 
@@ -92,7 +103,25 @@ class UdpSocket:
         self.sock.close()
 
     def receive(self, limit: int = 64) -> Iterator[Received]:
-        """Read what is queued (at most ``limit`` datagrams), classified."""
+        """Read what is queued (at most ``limit`` system calls' worth), classified."""
+        for data, peer, anc in self._read(limit):
+            dst_addr, gro = self._control(anc)
+            dst = (dst_addr or self.sock.getsockname()[0], self.port)
+            if gro and len(data) > gro:  # several datagrams of one flow, kept together (UDP GRO)
+                for at in range(0, len(data), gro):
+                    yield self._classify(data[at : at + gro], peer, dst)
+            else:
+                yield self._classify(data, peer, dst)
+
+    def _read(self, limit: int) -> Iterator[tuple[bytes, Address, Iterable[tuple[int, int, bytes]]]]:
+        if self.batched:
+            try:
+                messages = recvmmsg_addressed(self.sock.fileno(), limit, 65535, _NAME_LEN, _CMSG_SPACE)
+            except OSError:
+                return  # e.g. ICMP port unreachable reported on the socket: nothing to read
+            for data, name, control, _flags in messages:
+                yield data, unpack_sockaddr(name), unpack_cmsgs(control)
+            return
         for _ in range(limit):
             try:
                 data, anc, _flags, src = self.sock.recvmsg(65535, _CMSG_SPACE)
@@ -100,24 +129,36 @@ class UdpSocket:
                 return
             except OSError:
                 return  # e.g. ICMP port unreachable reported on the socket: nothing to read
-            dst = (self._dst(anc) or self.sock.getsockname()[0], self.port)
-            peer = (str(src[0]), int(src[1]))
-            if not self.nat_t:
-                yield Received("ike", data, peer, dst)
-            elif data == KEEPALIVE:
-                yield Received("keepalive", data, peer, dst)
-            elif data[:4] == NON_ESP_MARKER:
-                yield Received("ike", data[4:], peer, dst)
-            else:
-                yield Received("esp", data, peer, dst)
+            yield data, (str(src[0]), int(src[1])), anc
 
-    def _dst(self, anc: list[tuple[int, int, bytes]]) -> str | None:
+    def _classify(self, data: bytes, peer: Address, dst: Address) -> Received:
+        if not self.nat_t:
+            return Received("ike", data, peer, dst)
+        if data == KEEPALIVE:
+            return Received("keepalive", data, peer, dst)
+        if data[:4] == NON_ESP_MARKER:
+            return Received("ike", data[4:], peer, dst)
+        return Received("esp", data, peer, dst)
+
+    def _control(self, anc: Iterable[tuple[int, int, bytes]]) -> tuple[str | None, int]:
+        """(the address the datagram was sent to, the UDP GRO segment size or 0)."""
+        dst, gro = None, 0
         for level, kind, payload in anc:
-            if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(payload) >= 12:
-                return str(ipaddress.IPv4Address(payload[8:12]))
-            if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO and len(payload) >= 16:
-                return str(ipaddress.IPv6Address(payload[:16]))
-        return None
+            if level == SOL_UDP and kind == UDP_GRO and len(payload) >= 4:
+                gro = _INT.unpack_from(payload)[0]
+            elif level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(payload) >= 12:
+                dst = self._text(payload[8:12])
+            elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO and len(payload) >= 16:
+                dst = self._text(payload[:16])
+        return dst, gro
+
+    def _text(self, packed: bytes) -> str:
+        text = self._dst_text.get(packed)
+        if text is None:
+            if len(self._dst_text) >= 256:
+                self._dst_text.clear()
+            text = self._dst_text[packed] = str(ipaddress.ip_address(packed))
+        return text
 
     def _pktinfo(self, src: str) -> list[tuple[int, int, bytes]]:
         cmsg = self._cmsgs.get(src)
