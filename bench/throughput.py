@@ -139,12 +139,17 @@ def main() -> int:
     ap.add_argument("--plain", action="store_true", help="also snakeswan with tun_offload = false")
     ap.add_argument("--roles", action="store_true", help="also snakeswan -> strongSwan and back")
     ap.add_argument("--baseline-src", type=Path, help="also a snakeswan pair running this src tree")
+    ap.add_argument(
+        "--only", help="just these kinds (comma-separated, e.g. recv,baseline-recv) and strongSwan"
+    )
     args = ap.parse_args()
     results: dict[str, list[float]] = {}
     kinds = ["bare", "strongswan", "snakeswan"] + (["snakeswan-plain"] if args.plain else [])
     kinds += ["send", "recv"] if args.roles else []
     kinds += ["baseline"] if args.baseline_src else []
     kinds += ["baseline-send", "baseline-recv"] if args.baseline_src and args.roles else []
+    if args.only:
+        kinds = ["strongswan", *(k for k in args.only.split(",") if k != "strongswan")]
     with tempfile.TemporaryDirectory(prefix="snakeswan-bench-") as tmp:
         for round_ in range(args.repeat):  # alternate: a burst of load elsewhere hits every kind alike
             for kind in kinds:
