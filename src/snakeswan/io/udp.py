@@ -76,8 +76,9 @@ class UdpSocket:
         self.gso = True  # UDP_SEGMENT for ESP-in-UDP runs (False once the kernel refused it)
         self.batched = HAVE_MMSG  # recvmmsg (False: one recvmsg per datagram)
         self._dst_text: dict[bytes, str] = {}  # packed destination address -> text
+        # no SO_REUSEADDR/SO_REUSEPORT: on UDP they let a second daemon bind the same port and
+        # answer half of the peers' IKE; a port in use is an error (one daemon per port)
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
@@ -93,7 +94,11 @@ class UdpSocket:
             grow_buffers(self.sock)  # ESP-in-UDP arrives here too
             with contextlib.suppress(OSError):  # older kernels: datagram by datagram
                 self.sock.setsockopt(SOL_UDP, UDP_GRO, 1)
-        self.sock.bind((bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+        try:
+            self.sock.bind((bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+        except OSError:
+            self.sock.close()
+            raise
         self.port = self.sock.getsockname()[1]
 
     def fileno(self) -> int:
