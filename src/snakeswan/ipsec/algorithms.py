@@ -30,7 +30,13 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
-from cryptography.hazmat.primitives.ciphers import BlockCipherAlgorithm, Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import (
+    BlockCipherAlgorithm,
+    Cipher,
+    CipherContext,
+    algorithms,
+    modes,
+)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from snakeswan.crypto.algorithms import UnsupportedAlgorithm, ah_auth_algorithm
@@ -111,9 +117,10 @@ class CbcCipher:
         self._algorithm = algorithm  # key schedule validated once per SA
         self.block_size = block_size
         self.iv_len = block_size
-        zero = modes.CBC(bytes(block_size))  # the first mask; every packet brings its own IV
-        self._enc = Cipher(algorithm, zero).encryptor()
-        self._dec = Cipher(algorithm, zero).decryptor()
+        # Made on first use (an SA direction only ever needs one: ~0.8 KB each); the first mask
+        # is zero, every packet brings its own IV.
+        self._enc: CipherContext | None = None
+        self._dec: CipherContext | None = None
 
     def _check(self, what: str, length: int) -> None:
         # A partial block would stay buffered in the running context and garble later packets.
@@ -132,7 +139,10 @@ class CbcCipher:
         if len(random_block) != self.block_size:
             raise CryptoError(f"{self.name}: the random block must be {self.block_size} bytes")
         self._check("plaintext", len(data))
-        return self._enc.update(random_block + data)
+        enc = self._enc
+        if enc is None:
+            enc = self._enc = Cipher(self._algorithm, modes.CBC(bytes(self.block_size))).encryptor()
+        return enc.update(random_block + data)
 
     def decrypt(self, iv: bytes, data: bytes) -> bytes:
         """P_i = D_K(C_i) xor C_(i-1), C_0 = IV."""
@@ -144,7 +154,10 @@ class CbcCipher:
         if len(iv_and_data) < self.block_size:
             raise CryptoError(f"{self.name}: no IV")
         self._check("ciphertext", len(iv_and_data))
-        return self._dec.update(iv_and_data)[self.block_size :]
+        dec = self._dec
+        if dec is None:
+            dec = self._dec = Cipher(self._algorithm, modes.CBC(bytes(self.block_size))).decryptor()
+        return dec.update(iv_and_data)[self.block_size :]
 
 
 class _NullCipher(CbcCipher):
