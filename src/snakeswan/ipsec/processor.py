@@ -61,6 +61,7 @@ __all__ = ["Processor"]
 _ESP = 50
 _AH = 51
 _SPI_SEQ = struct.Struct("!II")
+_ACCEPTED_LIMIT = 1 << 17
 
 
 class Processor:
@@ -459,7 +460,9 @@ class Processor:
             ):
                 raise Drop("policy", "inner packet outside the SA's traffic selectors")
             if key is not None:
-                if len(self._accepted) >= 1024:
+                # one entry per inbound SA (remove() drops it): the bound only catches SAs that
+                # ended by a hard limit; 1024 made every packet miss on a hub with 10,000 busy SAs
+                if len(self._accepted) >= _ACCEPTED_LIMIT:
                     self._accepted.clear()
                 self._accepted[sa.spi] = (sa, key)
         sa.packets += 1
