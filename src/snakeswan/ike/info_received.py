@@ -40,7 +40,7 @@ class InformationalHandler:
         self.timers = timers
 
     def _alive(self, sa: IkeSa) -> bool:
-        return any(s is sa for s in self.hooks.sas())
+        return self.hooks.sa(sa.unique_id) is sa
 
     def handle(self, sa: IkeSa, data: bytes, header: Header, now: float) -> None:
         tracer = self.ctx.tracer
@@ -97,7 +97,7 @@ class InformationalHandler:
     def _delete(self, sa: IkeSa, d: DeletePayload, now: float) -> None:
         if d.protocol == ProtocolId.ISAKMP:
             if any(spi == sa.icookie + sa.rcookie for spi in d.spis):
-                heir = renewal.successor(sa, self.hooks.sas())
+                heir = renewal.successor(sa, self.hooks.conn_sas(sa.name))
                 if heir is not None:  # the peer renewed the ISAKMP SA: its IPsec SAs live on
                     moved = renewal.adopt_children(sa, heir, self.timers.lifetimes)
                     self.ctx.tracer.emit(
@@ -119,6 +119,6 @@ class InformationalHandler:
 
     def initial_contact(self, sa: IkeSa, now: float) -> None:
         """INITIAL-CONTACT: the peer rebooted; every older SA with the same identities is stale."""
-        for other in self.hooks.sas():
-            if other is not sa and other.remote_id == sa.remote_id and other.local_id == sa.local_id:
+        for other in self.hooks.same_ids(sa):
+            if other.remote_id == sa.remote_id and other.local_id == sa.local_id:
                 self.hooks.remove_sa(other, "replaced after INITIAL-CONTACT", close_actions.LOCAL, now)

@@ -119,8 +119,10 @@ class Phase1:
         self.gxi = b""
         self.gxr = b""
         self.psk: bytes | None = None
+        self.psk_ids = ""  # which identities the PSK was looked up by (for explanations)
         self.initial_contact = False
         self.pubkey = pubkey.PubkeyAuth(ctx, sa.unique_id)
+        self.peer_vids: set[bytes] = set()
 
     # ---- proposals --------------------------------------------------------------------------
 
@@ -159,15 +161,20 @@ class Phase1:
 
     # ---- vendor IDs -------------------------------------------------------------------------
 
-    def our_vids(self) -> list[VendorIdPayload]:
+    def our_vids(self, *, mutual: bool = False) -> list[VendorIdPayload]:
+        """Our vendor IDs; ``mutual`` (a responder's first answer): only those the peer sent too,
+        since a capability needs both ends, and an answer to an address that has not proved itself
+        must not be larger than what came from it (anti-reflection, RFC 2408 2.5.3)."""
         conn = self.sa.conn
         ra = conn is not None and bool(
             conn.local_xauth or conn.remote_xauth or conn.pools or conn.vips
         )  # fmt: skip
-        return [VendorIdPayload(v) for v in (*vendor.OURS, *(vendor.REMOTE_ACCESS if ra else ()))]
+        vids = (*vendor.OURS, *(vendor.REMOTE_ACCESS if ra else ()))
+        return [VendorIdPayload(v) for v in vids if not mutual or v in self.peer_vids]
 
     def note_vids(self, msg: Message) -> None:
         vids = [p.data for p in msg.all(VendorIdPayload)]
+        self.peer_vids.update(vids)
         if vids:
             self.sa.natt_flavour = (
                 vendor.natt_flavour(vids) if self.sa.natt_flavour is None else self.sa.natt_flavour
@@ -226,6 +233,10 @@ class Phase1:
         enc_key = keymat.encryption_key(h, keys.skeyid_e, cipher.key_size)
         iv = keymat.phase1_iv(h, self.gxi, self.gxr, cipher.block_size)  # IV = hash(g^xi | g^xr)
         sa.crypto = Phase1Crypto(h, cipher, keys, enc_key, IvChain(h, cipher.block_size, iv))
+        self.ctx.tracer.secret(  # only with an explicit opt-in (Tracer(log_keys=True))
+            "ike", "phase1_keys", sa=sa.unique_id, gxy=gxy, skeyid=skeyid, skeyid_d=keys.skeyid_d,
+            skeyid_a=keys.skeyid_a, skeyid_e=keys.skeyid_e, enc_key=enc_key, iv=iv,
+        )  # fmt: skip
         if self.ctx.keylog:
             self.ctx.emit(KeyLog(ikev1_line=f"{sa.icookie.hex()},{enc_key.hex()}"))
 
@@ -238,12 +249,18 @@ class Phase1:
     def lookup_psk(self) -> bytes:
         sa = self.sa
         assert sa.conn is not None
+        local = sa.local_id or peers.local_identity(sa.conn, sa.local[0])
+        remote = sa.remote_id or peers.remote_identity(sa.conn, sa.remote[0])
         if self.psk is None:
-            local = sa.local_id or peers.local_identity(sa.conn, sa.local[0])
-            remote = sa.remote_id or peers.remote_identity(sa.conn, sa.remote[0])
             self.psk = self.ctx.config.secrets.psk_for(local, remote)
+            self.psk_ids = f"local {local or '%any'}, remote {remote or '%any'} (peer at {sa.remote[0]})"
         if self.psk is None:
-            raise PeerError(NotifyType.AUTHENTICATION_FAILED, f"no pre-shared key for connection {sa.name}")
+            raise PeerError(
+                NotifyType.AUTHENTICATION_FAILED,
+                f"no pre-shared key for connection {sa.name}: PSK lookup by ID/address failed for "
+                f"{self.psk_ids}; {len(self.ctx.config.secrets.psks)} secret(s) configured, none owned "
+                "by these identities",
+            )
         return self.psk
 
     # ---- NAT-D --------------------------------------------------------------------------------
@@ -366,8 +383,12 @@ class Phase1:
             raise PeerError(NotifyType.PAYLOAD_MALFORMED, "HASH payload missing")
         expected = self.auth_hash(not self.sa.initiator, id_body)
         if not hmac.compare_digest(expected, got.data):
+            which = "HASH_R" if self.sa.initiator else "HASH_I"
             raise AuthenticationError(
-                NotifyType.AUTHENTICATION_FAILED, "HASH mismatch: wrong pre-shared key?"
+                NotifyType.AUTHENTICATION_FAILED,
+                f"{which} mismatch: the peer's {which} is not the one computed with the pre-shared key "
+                f"found for {self.psk_ids or 'the connection'} over its ID payload: wrong pre-shared "
+                "key (or the peer used another key for another ID)?",
             )
 
     def established(self, now: float) -> None:

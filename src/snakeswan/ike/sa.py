@@ -70,6 +70,7 @@ class IkeSa:
     replaces: int | None = None  # the ISAKMP SA this one renews (its children move here)
     protected_bytes: int = 0  # encrypted under this SA, both ways (for a volume lifetime)
     remote_access: RemoteAccess | None = None  # XAUTH / Mode Config rounds, once phase 1 is up
+    half_open_until: float | None = None  # a responder SA is dropped then if the peer never answered
 
     @property
     def ready(self) -> bool:

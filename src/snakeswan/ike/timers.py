@@ -37,7 +37,11 @@ def sa_due(sa: IkeSa) -> float | None:
     """The next time anything of ``sa`` is due: an exchange's retransmission, the NAT-T keepalive,
     renewal, expiry, DPD, the remote-access deadline."""
     times = [t for ex in _exchanges(sa) if (t := ex.retx.due()) is not None]
-    times += [t for t in (sa.keepalive_due, sa.rekey_at, sa.expire_at, _ra_deadline(sa)) if t is not None]
+    times += [
+        t
+        for t in (sa.keepalive_due, sa.rekey_at, sa.expire_at, _ra_deadline(sa), sa.half_open_until)
+        if t is not None
+    ]
     if sa.dpd is not None and (t := sa.dpd.due()) is not None:
         times.append(t)
     return min(times) if times else None
@@ -63,6 +67,8 @@ class EngineHooks:
 
     sas: Callable[[], list[IkeSa]]
     sa: Callable[[int], IkeSa | None]  # by unique id
+    conn_sas: Callable[[str], list[IkeSa]]  # the SAs of one connection
+    same_ids: Callable[[IkeSa], list[IkeSa]]  # the other SAs between the same two identities
     give_up: Callable[[Exchange], None]
     delete_ike: Callable[[int, float, str], None]
     remove_sa: RemoveSa  # (sa, reason, cause, now): cause as in ike/close_actions.py
@@ -121,6 +127,10 @@ class Timers:
             self._fire_sa(sa, now)
 
     def _fire_sa(self, sa: IkeSa, now: float) -> None:
+        if sa.half_open_until is not None and sa.half_open_until <= now:
+            self.ctx.tracer.emit("ike", "half_open_timeout", sa=sa.unique_id, remote=sa.remote)
+            self.hooks.remove_sa(sa, "half-open: the peer never answered", quiet=True)
+            return
         if (t := _ra_deadline(sa)) is not None and t <= now and sa.state is IkeState.ESTABLISHED:
             self.ctx.tracer.emit("ike", "remote_access_timeout", sa=sa.unique_id)
             self.hooks.remote_access_failed(sa, now)
