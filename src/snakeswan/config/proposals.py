@@ -182,6 +182,34 @@ def _check_groups(text: str, groups: Sequence[int | None]) -> None:
             )
 
 
+# What the userspace data plane can run (ipsec/algorithms.py; tests/unit/config keeps the two in
+# step): a proposal that names anything else is refused at load rather than negotiated and then
+# failing to install.
+RUNNABLE_INTEGRITY = frozenset(
+    {
+        AuthAlgorithm.HMAC_MD5,
+        AuthAlgorithm.HMAC_SHA,
+        AuthAlgorithm.HMAC_SHA2_256,
+        AuthAlgorithm.HMAC_SHA2_384,
+        AuthAlgorithm.HMAC_SHA2_512,
+    }
+)
+
+
+def _check_child_support(text: str, integrity: Sequence[int | None], esn: Sequence[bool]) -> None:
+    for auth in integrity:
+        if auth is not None and auth not in RUNNABLE_INTEGRITY:
+            name = name_of(AuthAlgorithm, auth)
+            raise ConfigError(
+                f"integrity {name} in {text!r} is not available in snakeswan's data plane "
+                "(cryptography has no AES-XCBC, and a MAC is never hand-written here)"
+            )
+    if True in esn:
+        raise ConfigError(
+            f"extended sequence numbers (esn) in {text!r} are not implemented by the data plane; use noesn"
+        )
+
+
 def _check_ike_support(
     text: str, encryption: Sequence[tuple[int, int | None]], hashes: Sequence[int], groups: Sequence[int]
 ) -> None:
@@ -272,6 +300,7 @@ def parse_esp_proposal(text: str) -> tuple[ChildProposal, ...]:
     if not encryption:
         raise ConfigError(f"ESP proposal {text!r} lacks an encryption algorithm (null for none)")
     _check_groups(text, groups)
+    _check_child_support(text, integrity, esn)
     aead = [enc for enc in encryption if enc[0] in AEAD_TRANSFORMS]
     if aead and integrity:
         raise ConfigError(f"ESP proposal {text!r} mixes an AEAD algorithm with an integrity algorithm")
@@ -311,6 +340,7 @@ def parse_ah_proposal(text: str) -> tuple[ChildProposal, ...]:
     if not integrity:
         raise ConfigError(f"AH proposal {text!r} lacks an integrity algorithm")
     _check_groups(text, groups)
+    _check_child_support(text, [auth for _, auth in integrity], esn)
     return tuple(
         ChildProposal(_AH, transform, None, auth, group, ext)
         for (transform, auth), group, ext in product(integrity, groups or [None], esn or [False])

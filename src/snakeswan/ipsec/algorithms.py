@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.ciphers import (
     algorithms,
     modes,
 )
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM
 
 from snakeswan.crypto.algorithms import UnsupportedAlgorithm, ah_auth_algorithm
 from snakeswan.errors import CryptoError
@@ -53,7 +53,11 @@ except ImportError:  # pragma: no cover - cryptography 42
 __all__ = [
     "NULL_CIPHER",
     "Aead",
+    "AnyAead",
     "CbcCipher",
+    "CcmAead",
+    "CtrCipher",
+    "GmacAead",
     "Integrity",
     "UnsupportedAlgorithm",
     "ah_integrity",
@@ -104,6 +108,59 @@ class Aead:
             return dec.update(sealed[: -self.icv_len]) + dec.finalize()
         except (InvalidTag, ValueError):
             return None
+
+
+class CcmAead:
+    """AES-CCM as ESP uses it (RFC 4309): keying material = key | 3-byte salt, nonce = salt | 8-byte
+    explicit IV, AAD = SPI | sequence number, an 8, 12 or 16-byte ICV."""
+
+    __slots__ = ("_ccm", "icv_len", "name", "salt")
+
+    def __init__(self, key: bytes, icv_len: int) -> None:
+        if len(key) - 3 not in (16, 24, 32):
+            raise CryptoError(f"AES-CCM keying material is {len(key)} bytes, expected 19, 27 or 35")
+        self.salt = key[-3:]  # RFC 4309 7.1
+        self.icv_len = icv_len
+        self.name = f"aes{(len(key) - 3) * 8}ccm{icv_len}"
+        self._ccm = AESCCM(key[:-3], tag_length=icv_len)
+
+    def seal(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        return self._ccm.encrypt(self.salt + iv, plaintext, aad)
+
+    def open(self, iv: bytes, sealed: bytes, aad: bytes) -> bytes | None:
+        try:
+            return self._ccm.decrypt(self.salt + iv, sealed, aad)
+        except (InvalidTag, ValueError):
+            return None
+
+
+class GmacAead:
+    """ENCR_NULL_AUTH_AES_GMAC (RFC 4543): no encryption, a 16-byte GMAC ICV over SPI | sequence
+    number | IV | the plaintext payload (GCM with empty plaintext and all of that as AAD);
+    keying material = key | 4-byte salt, nonce = salt | IV."""
+
+    __slots__ = ("_gcm", "icv_len", "name", "salt")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) - GCM_SALT not in (16, 24, 32):
+            raise CryptoError(f"AES-GMAC keying material is {len(key)} bytes, expected 20, 28 or 36")
+        self.salt = key[-GCM_SALT:]
+        self.icv_len = 16
+        self.name = f"aes{(len(key) - GCM_SALT) * 8}gmac"
+        self._gcm = AESGCM(key[:-GCM_SALT])
+
+    def seal(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        return plaintext + self._gcm.encrypt(self.salt + iv, b"", aad + iv + plaintext)
+
+    def open(self, iv: bytes, sealed: bytes, aad: bytes) -> bytes | None:
+        if len(sealed) < 16:
+            return None
+        plaintext, tag = sealed[:-16], sealed[-16:]
+        try:
+            self._gcm.decrypt(self.salt + iv, tag, aad + iv + plaintext)
+        except (InvalidTag, ValueError):
+            return None
+        return plaintext
 
 
 class CbcCipher:
@@ -183,6 +240,46 @@ class _NullCipher(CbcCipher):
 
 NULL_CIPHER: Final[CbcCipher] = _NullCipher()
 
+
+class CtrCipher(CbcCipher):
+    """AES-CTR for ESP (RFC 3686): keying material = key | 4-byte nonce; counter block = nonce |
+    8-byte IV | block counter from 1; padding to 4 bytes. The IV must never repeat under one key
+    (RFC 3686 3.1), so the sender counts (a per-SA 64-bit counter) instead of drawing it."""
+
+    __slots__ = ("_aes", "_nonce", "_sent")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) - 4 not in (16, 24, 32):
+            raise CryptoError(f"AES-CTR keying material is {len(key)} bytes, expected 20, 28 or 36")
+        self.name = f"aes{(len(key) - 4) * 8}ctr"
+        self.block_size = 4
+        self.iv_len = 8
+        self._aes = algorithms.AES(key[:-4])
+        self._nonce = key[-4:]
+        self._sent = 0
+
+    def _crypt(self, iv: bytes, data: bytes | memoryview) -> bytes:
+        block = self._nonce + iv + b"\x00\x00\x00\x01"
+        ctx = Cipher(self._aes, modes.CTR(block)).encryptor()
+        return ctx.update(data) + ctx.finalize()
+
+    def encrypt(self, iv: bytes, data: bytes) -> bytes:
+        return self._crypt(iv, data)
+
+    def encrypt_chained(self, random_block: bytes, data: bytes) -> bytes:
+        self._sent += 1
+        iv = self._sent.to_bytes(8, "big")
+        return iv + self._crypt(iv, data)
+
+    def decrypt(self, iv: bytes, data: bytes) -> bytes:
+        return self._crypt(iv, data)
+
+    def decrypt_joined(self, iv_and_data: bytes | memoryview) -> bytes:
+        if len(iv_and_data) < 8:
+            raise CryptoError(f"{self.name}: no IV")
+        return self._crypt(bytes(iv_and_data[:8]), iv_and_data[8:])
+
+
 _HMACS: Final[dict[int, tuple[str, Callable[[], hashes.HashAlgorithm], int, int]]] = {
     # AuthAlgorithm: (name, hash, key bytes, ICV bytes)
     AuthAlgorithm.HMAC_MD5: ("md5_96", hashes.MD5, 16, 12),  # RFC 2403
@@ -240,18 +337,48 @@ def _cbc(transform_id: int, key_length: int | None, key: bytes) -> CbcCipher:
     )
 
 
+_CCM_ICV: Final[dict[int, int]] = {
+    EspTransformId.AES_CCM_8: 8,
+    EspTransformId.AES_CCM_12: 12,
+    EspTransformId.AES_CCM_16: 16,
+}
+AnyAead = Aead | CcmAead | GmacAead
+
+
+def _aead(transform_id: int, key_length: int | None, auth: int | None, enc_key: bytes) -> AnyAead | None:
+    gcm, ccm = _GCM_ICV.get(transform_id), _CCM_ICV.get(transform_id)
+    if gcm is None and ccm is None and transform_id != EspTransformId.NULL_AUTH_AES_GMAC:
+        return None
+    if auth is not None:
+        raise UnsupportedAlgorithm(f"{name_of(EspTransformId, transform_id)} takes no separate integrity")
+    bits = key_length or 128
+    salt = 3 if ccm is not None else GCM_SALT
+    if bits not in _AES_BITS or len(enc_key) != bits // 8 + salt:
+        raise CryptoError(
+            f"{name_of(EspTransformId, transform_id)}-{bits}: keying material is {len(enc_key)} bytes"
+        )
+    if gcm is not None:
+        return Aead(enc_key, gcm)
+    if ccm is not None:
+        return CcmAead(enc_key, ccm)
+    return GmacAead(enc_key)
+
+
 def esp_transform(
     transform_id: int, key_length: int | None, auth: int | None, enc_key: bytes, int_key: bytes
-) -> tuple[Aead | None, CbcCipher | None, Integrity | None]:
-    """(AEAD, None, None) for AES-GCM, else (None, cipher, integrity or None: no integrity)."""
-    icv = _GCM_ICV.get(transform_id)
-    if icv is not None:
-        if auth is not None:
-            raise UnsupportedAlgorithm("AES-GCM takes no separate integrity algorithm")
+) -> tuple[AnyAead | None, CbcCipher | None, Integrity | None]:
+    """(AEAD, None, None) for AES-GCM, AES-CCM and AES-GMAC, else (None, cipher, integrity or None:
+    no integrity)."""
+    aead = _aead(transform_id, key_length, auth, enc_key)
+    if aead is not None:
+        return aead, None, None
+    if transform_id == EspTransformId.AES_CTR:
+        if auth is None:
+            raise UnsupportedAlgorithm("AES-CTR without an integrity algorithm")
         bits = key_length or 128
-        if bits not in _AES_BITS or len(enc_key) != bits // 8 + GCM_SALT:
-            raise CryptoError(f"AES-GCM-{bits}: keying material is {len(enc_key)} bytes")
-        return Aead(enc_key, icv), None, None
+        if bits not in _AES_BITS or len(enc_key) != bits // 8 + 4:
+            raise CryptoError(f"AES-CTR-{bits}: keying material is {len(enc_key)} bytes")
+        return None, CtrCipher(enc_key), Integrity(auth, int_key)
     cipher = _cbc(transform_id, key_length, enc_key)
     integrity = Integrity(auth, int_key) if auth is not None else None
     if cipher is NULL_CIPHER and integrity is None:

@@ -16,7 +16,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from snakeswan.ipsec.algorithms import GCM_IV, Aead, CbcCipher, Integrity, esp_transform
+from snakeswan.ipsec.algorithms import GCM_IV, AnyAead, CbcCipher, Integrity, esp_transform
 from snakeswan.ipsec.packet import Drop
 
 __all__ = ["PADDING", "EspCodec", "decapsulate", "encapsulate", "open_esp", "peek", "strip_trailer"]
@@ -43,7 +43,7 @@ class EspCodec:
     ) -> None:
         self.spi = spi
         aead, cipher, integrity = esp_transform(transform_id, key_length, auth, encryption_key, integrity_key)
-        self.aead: Aead | None = aead
+        self.aead: AnyAead | None = aead
         self.cipher: CbcCipher | None = cipher
         self.integrity: Integrity | None = integrity
         if aead is not None:
