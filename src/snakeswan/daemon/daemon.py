@@ -13,6 +13,7 @@ import errno
 import ipaddress
 import logging
 import os
+import resource
 import signal
 import socket
 import time
@@ -20,8 +21,9 @@ from typing import Any, TextIO
 
 from snakeswan.config.loader import load_config
 from snakeswan.config.model import Config
-from snakeswan.control.protocol import COMMANDS, MAX_LINE, decode, encode
+from snakeswan.control.protocol import COMMANDS
 from snakeswan.daemon import keylog, views
+from snakeswan.daemon.control_server import ControlServer
 from snakeswan.daemon.dataplane import DataPlane
 from snakeswan.daemon.instance import InstanceLock, claim_socket_path
 from snakeswan.daemon.metrics import Metrics
@@ -62,7 +64,6 @@ class Daemon:
         self.engine = Engine(self.config, os.urandom, tracer=self.tracer, keylog=keylog_path is not None)
         self.sockets: dict[tuple[int, int], UdpSocket] = {}
         self.child_since: dict[int, float] = {}
-        self.log_queues: set[asyncio.Queue[dict[str, Any]]] = set()
         self.esp_dropped = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -72,12 +73,16 @@ class Daemon:
         self.dataplane_error: str | None = None  # why the configured data plane is not running
         self.waiters = Waiters()
         self.metrics = Metrics(lambda: (self.engine, self.dataplane), time.monotonic)
+        self.control = ControlServer(
+            control_path, self.handle_command, self.waiters.capture, self._up_waiting, self._history
+        )
 
     # ---- life cycle ---------------------------------------------------------------------------
 
     def run(self) -> int:
         # a reader that goes away (`snakeswan log | head`) must not kill the daemon: EPIPE instead
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        _raise_file_limit()  # a thousand control clients at once, each a descriptor
         try:  # uvloop when installed (optional): a faster event loop, same behaviour
             import uvloop  # type: ignore[import-not-found]  # noqa: PLC0415
 
@@ -125,7 +130,7 @@ class Daemon:
         self.engine.ctx.wall_offset = time.time() - self._loop.time()
         lock = InstanceLock(self.control_path)
         lock.acquire()  # before any socket: a second daemon changes nothing of the first's
-        server: asyncio.AbstractServer | None = None
+        serving = False
         try:
             if self.keylog_path:
                 try:
@@ -135,8 +140,8 @@ class Daemon:
             self._open_sockets()
             self._start_dataplane()
             claim_socket_path(self.control_path)
-            server = await asyncio.start_unix_server(self._control_client, self.control_path, limit=MAX_LINE)
-            os.chmod(self.control_path, 0o600)
+            await self.control.start()
+            serving = True
             if self.config.daemon.metrics is not None:
                 await self.metrics.serve(self.config.daemon.metrics)
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -157,15 +162,15 @@ class Daemon:
                     self.engine.delete_ike(sa.unique_id, self._now(), "daemon stopping")
             self._pump()
         finally:
-            self._shutdown(server)
+            self._shutdown(serving)
             lock.release()
 
-    def _shutdown(self, server: asyncio.AbstractServer | None) -> None:
+    def _shutdown(self, serving: bool) -> None:
         """Undo what was set up, whatever got that far: routes, rules and the TUN device (the data
         plane), the UDP sockets, the control socket (ours: the lock is still held) last."""
         assert self._loop is not None
-        if server is not None:
-            server.close()
+        if serving:
+            self.control.close()
         self.metrics.close()
         if self.dataplane is not None:
             self.dataplane.close()
@@ -176,7 +181,7 @@ class Daemon:
         self.sockets.clear()
         if self._keylog_file:
             self._keylog_file.close()
-        if server is not None:
+        if serving:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.control_path)
             log.info("stopped")
@@ -453,11 +458,7 @@ class Daemon:
             logger.info("%s", rec.render())
         self.waiters.on_record(rec)
         self.metrics.on_record(rec)
-        if self.log_queues:
-            item = {"subsystem": rec.subsystem, "event": rec.event, "text": rec.render()}
-            for q in list(self.log_queues):
-                with contextlib.suppress(asyncio.QueueFull):
-                    q.put_nowait(item)
+        self.control.publish({"subsystem": rec.subsystem, "event": rec.event, "text": rec.render()})
 
     # ---- control ------------------------------------------------------------------------------
 
@@ -536,9 +537,10 @@ class Daemon:
         if command == "list-sas":
             now = self._now()
             counters = self.dataplane.counters() if self.dataplane is not None else None
-            return [views.ike_view(sa, now, self.child_since, counters) for sa in self.engine.ike_sas]
+            # an iterator: the control server streams it, rendering an SA as it sends it
+            return (views.ike_view(sa, now, self.child_since, counters) for sa in list(self.engine.ike_sas))
         if command == "list-conns":
-            return views.conns_view(self.config)
+            return iter(views.conns_view(self.config))
         if command == "list-pools":
             return self.engine.leases.listing()
         if command == "list-pols":
@@ -551,36 +553,6 @@ class Daemon:
             self._stop.set()
             return True
         raise LocalError(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
-
-    async def _control_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await reader.readline()
-            if not line:
-                return
-            try:
-                req = decode(line)
-                command = str(req.get("command"))
-                args = req.get("args") or {}
-                if command == "log":
-                    await self._stream_log(writer, history=bool(args.get("history")))
-                    return
-                if command == "up" and args.get("wait"):
-                    await self._up_waiting(writer, args)
-                    return
-                with self.waiters.capture() as lines:
-                    result = self.handle_command(command, args)
-                if args.get("wait"):  # e.g. down: what the command logged, then its result
-                    writer.writelines(encode(item) for item in lines)
-                writer.write(encode({"ok": True, "result": result}))
-            except (LocalError, ConfigError, KeyError, ValueError) as e:
-                writer.write(
-                    encode({"ok": False, "error": str(e) if not isinstance(e, KeyError) else f"missing {e}"})
-                )
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
 
     async def _up_waiting(self, writer: asyncio.StreamWriter, args: dict[str, Any]) -> None:
         """``up`` with ``wait``: stream the IKE SA's records, end with the outcome or a timeout."""
@@ -601,26 +573,9 @@ class Daemon:
         finally:
             self.waiters.remove(w)
 
-    async def _stream_log(self, writer: asyncio.StreamWriter, *, history: bool = False) -> None:
-        """Each record as it comes; with ``history`` first the ones kept (then ``history_end``)."""
-        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10000)
-        self.log_queues.add(q)
-        try:
-            if history:
-                kept = [
-                    {"subsystem": r.subsystem, "event": r.event, "text": r.render()}
-                    for r in self.tracer.records
-                ]
-                kept.append({"subsystem": "daemon", "event": "history_end", "text": "history_end"})
-                writer.writelines(encode({"ok": True, "record": item}) for item in kept)
-            while True:
-                item = await q.get()
-                writer.write(encode({"ok": True, "record": item}))
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            self.log_queues.discard(q)
+    def _history(self) -> list[dict[str, Any]]:
+        """The trace records kept (``log`` with ``history``), oldest first."""
+        return [{"subsystem": r.subsystem, "event": r.event, "text": r.render()} for r in self.tracer.records]
 
 
 def _is_ip(text: str) -> bool:
@@ -629,3 +584,12 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _raise_file_limit() -> None:
+    """Lift the soft limit on open files to the hard one (systemd's default soft limit is 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))

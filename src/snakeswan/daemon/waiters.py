@@ -55,6 +55,7 @@ class Waiter:
             except TimeoutError:
                 item = {
                     "ok": False,
+                    "code": "timeout",
                     "error": f"{self.conn}: no outcome within {timeout:g} s "
                     f"(IKE SA #{self.ike_sa} keeps negotiating; see snakeswan list-sas)",
                 }
@@ -68,7 +69,7 @@ class Waiter:
             return
         self.done = True
         item: Item = {"ok": True, "result": {"ike_sa": self.ike_sa, "message": text}}
-        self.queue.put_nowait(item if ok else {"ok": False, "error": text})
+        self.queue.put_nowait(item if ok else {"ok": False, "code": "failed", "error": text})
 
 
 class Waiters:
