@@ -24,6 +24,10 @@ class Exchange(ABC):
         self.done = False
         self.rejected = 0  # messages dropped because they failed authentication or were unacceptable
         self.last_rejection: PeerError | None = None
+        # error Notifies nothing authenticated, received while this (phase 1) exchange waited: they
+        # do not end it (anyone who sees the cookies can forge them), they explain its timeout
+        self.peer_notify = 0
+        self.peer_notifies = 0
 
     @property
     def answered(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from snakeswan.ike import close_actions, crypt, informational, renewal
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import NegotiationFailed, NotifyReceived
+from snakeswan.ike.exchange import Exchange
 from snakeswan.ike.quick_mode import QuickMode
 from snakeswan.ike.sa import IkeSa, IkeState
 from snakeswan.ike.timers import EngineHooks, Timers
@@ -71,7 +72,9 @@ class InformationalHandler:
             authenticated=authenticated,
         )
         self.ctx.emit(NotifyReceived(sa.unique_id, n.notify_type, n.protocol, n.spi, n.data))
-        if n.notify_type < 16384 and sa.state is IkeState.CONNECTING:
+        if n.notify_type < 16384 and sa.state is IkeState.CONNECTING and not authenticated:
+            self._unauthenticated_error(sa, n)
+        elif n.notify_type < 16384 and sa.state is IkeState.CONNECTING:
             reason = f"peer sent {name_of(NotifyType, n.notify_type)}"
             self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, "phase1", reason, n.notify_type))
             self.hooks.remove_sa(sa, reason, close_actions.LOCAL, now, quiet=True)
@@ -93,6 +96,24 @@ class InformationalHandler:
             and sa.dpd.ack(int.from_bytes(n.data, "big"), now)
         ):
             self.ctx.tracer.emit("ike", "dpd_ack", sa=sa.unique_id, seq=int.from_bytes(n.data, "big"))
+
+    def _unauthenticated_error(self, sa: IkeSa, n: NotifyPayload) -> None:
+        """A plaintext error Notify before phase 1 is authenticated: anyone who sees the cookies can
+        send one, so it ends nothing. It is logged and kept on the phase 1 exchange, which goes on
+        (retransmitting) until an authenticated answer comes or its retransmissions end; then its
+        failure names this notify (a peer with another pre-shared key is told so, after the wait)."""
+        ex = sa.phase1
+        if ex is not None and not ex.done:
+            ex.peer_notify = n.notify_type
+            ex.peer_notifies += 1
+        self.ctx.tracer.emit(
+            "ike",
+            "unauthenticated_notify_ignored",
+            sa=sa.unique_id,
+            type=name_of(NotifyType, n.notify_type),
+            count=ex.peer_notifies if ex is not None else 1,
+            then="phase 1 goes on until an authenticated answer or its retransmissions end",
+        )
 
     def _delete(self, sa: IkeSa, d: DeletePayload, now: float) -> None:
         if d.protocol == ProtocolId.ISAKMP:
@@ -122,3 +143,9 @@ class InformationalHandler:
         for other in self.hooks.same_ids(sa):
             if other.remote_id == sa.remote_id and other.local_id == sa.local_id:
                 self.hooks.remove_sa(other, "replaced after INITIAL-CONTACT", close_actions.LOCAL, now)
+
+
+def peer_said(ex: Exchange) -> str:
+    """What the unauthenticated error Notifies received during ``ex`` said, for its failure."""
+    times = f", {ex.peer_notifies} times" if ex.peer_notifies > 1 else ""
+    return f"peer sent {name_of(NotifyType, ex.peer_notify)} (unauthenticated{times})"
