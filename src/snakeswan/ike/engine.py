@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, first_address
 from snakeswan.errors import AuthenticationError, DecodeError, LocalError, PeerError, SnakeswanError
-from snakeswan.ike import close_actions, crypt, info_received, informational, peers, renewal, xauth
+from snakeswan.ike import close_actions, crypt, informational, peers, renewal, xauth
 from snakeswan.ike.aggressive_mode import AggressiveMode
 from snakeswan.ike.context import Context, SpiAllocator
 from snakeswan.ike.cookies import CookieJar
@@ -621,7 +621,7 @@ class Engine:
             reason += f"; last message rejected: {ex.last_rejection.what}"
             notify = ex.last_rejection.notify
         if ex.peer_notifies:
-            reason += f"; {info_received.peer_said(ex)}"
+            reason += f"; {ex.peer_said()}"
             notify = notify or ex.peer_notify
         self.tracer.emit("ike", "give_up", sa=sa.unique_id, exchange=ex.name)
         self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason, notify))

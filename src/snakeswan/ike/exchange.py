@@ -8,6 +8,7 @@ from snakeswan.errors import PeerError
 from snakeswan.ike.context import Context
 from snakeswan.ike.retransmit import Retransmitter
 from snakeswan.ike.sa import IkeSa
+from snakeswan.wire.enums import NotifyType, name_of
 from snakeswan.wire.message import Message
 
 
@@ -34,6 +35,11 @@ class Exchange(ABC):
         """The peer answered one of our messages (a responder's first answer reached it: its
         address is real). Phase 1 exchanges say so past their first message."""
         return True
+
+    def peer_said(self) -> str:
+        """What the unauthenticated error Notifies received during this exchange said."""
+        times = f", {self.peer_notifies} times" if self.peer_notifies > 1 else ""
+        return f"peer sent {name_of(NotifyType, self.peer_notify)} (unauthenticated{times})"
 
     def expected(self) -> str:
         """The name of the message this exchange waits for now (``MM3``, ``QM2``...), for traces."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 from snakeswan.ike import close_actions, crypt, informational, renewal
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import NegotiationFailed, NotifyReceived
-from snakeswan.ike.exchange import Exchange
 from snakeswan.ike.quick_mode import QuickMode
 from snakeswan.ike.sa import IkeSa, IkeState
 from snakeswan.ike.timers import EngineHooks, Timers
@@ -143,9 +142,3 @@ class InformationalHandler:
         for other in self.hooks.same_ids(sa):
             if other.remote_id == sa.remote_id and other.local_id == sa.local_id:
                 self.hooks.remove_sa(other, "replaced after INITIAL-CONTACT", close_actions.LOCAL, now)
-
-
-def peer_said(ex: Exchange) -> str:
-    """What the unauthenticated error Notifies received during ``ex`` said, for its failure."""
-    times = f", {ex.peer_notifies} times" if ex.peer_notifies > 1 else ""
-    return f"peer sent {name_of(NotifyType, ex.peer_notify)} (unauthenticated{times})"

@@ -20,7 +20,7 @@ from typing import Protocol
 from snakeswan.config.model import ChildConfig, ConnectionConfig
 from snakeswan.ike import close_actions, dpd, informational, renewal
 from snakeswan.ike.context import Context
-from snakeswan.ike.events import Address, ChildSaInfo, Datagram
+from snakeswan.ike.events import Address, ChildSaInfo, Datagram, NegotiationFailed
 from snakeswan.ike.exchange import Exchange
 from snakeswan.ike.lifetimes import ChildLifetimes
 from snakeswan.ike.sa import IkeSa, IkeState
@@ -129,6 +129,10 @@ class Timers:
     def _fire_sa(self, sa: IkeSa, now: float) -> None:
         if sa.half_open_until is not None and sa.half_open_until <= now:
             self.ctx.tracer.emit("ike", "half_open_timeout", sa=sa.unique_id, remote=sa.remote)
+            ex = sa.phase1
+            if ex is not None and ex.peer_notifies:  # a peer that spoke, if unauthenticated: say why
+                reason = f"half-open: the peer never answered; {ex.peer_said()}"
+                self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason, ex.peer_notify))
             self.hooks.remove_sa(sa, "half-open: the peer never answered", quiet=True)
             return
         if (t := _ra_deadline(sa)) is not None and t <= now and sa.state is IkeState.ESTABLISHED:
