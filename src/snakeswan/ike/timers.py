@@ -28,6 +28,8 @@ from snakeswan.ike.schedule import Schedule
 from snakeswan.wire.enums import NotifyType, ProtocolId
 from snakeswan.wire.payloads import DeletePayload, NotifyPayload
 
+PER_TICK = 256  # ISAKMP SAs (and IPsec SA timers) handled by one fire()
+
 
 def _exchanges(sa: IkeSa) -> list[Exchange]:
     return [*([sa.phase1] if sa.phase1 is not None else []), *sa.exchanges.values()]
@@ -116,10 +118,14 @@ class Timers:
         return min(times) if times else None
 
     def fire(self, now: float) -> None:
+        """What is due at ``now``, at most :data:`PER_TICK` IPsec SA timers and as many ISAKMP SAs
+        in one call: the rest stay due, so ``due()`` is in the past and the driver calls again after
+        its other work. Thousands of half-open SAs expiring at once (a spoofed MM1 flood) never
+        stall the daemon and its data plane (issue 17: 26 s for 26,594 in one call)."""
         self._refresh()
-        for action, timer in self.lifetimes.pop_due(now):
+        for action, timer in self.lifetimes.pop_due(now, PER_TICK):
             self._child(action, timer.ike_sa, timer.spi_in, now)
-        for sa_id in self._schedule.pop_due(now):
+        for sa_id in self._schedule.pop_due(now, PER_TICK):
             sa = self.hooks.sa(sa_id)  # type: ignore[arg-type]
             if sa is None or sa.state is IkeState.DELETED:
                 continue
