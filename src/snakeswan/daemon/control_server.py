@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
@@ -218,3 +219,12 @@ async def _discard(reader: asyncio.StreamReader) -> None:
         if not chunk or b"\n" in chunk:
             return
         total += len(chunk)
+
+
+def raise_file_limit() -> None:
+    """Lift the soft limit on open files to the hard one (systemd's default soft limit is 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))

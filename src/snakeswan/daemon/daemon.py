@@ -13,7 +13,6 @@ import errno
 import ipaddress
 import logging
 import os
-import resource
 import signal
 import socket
 import time
@@ -22,8 +21,8 @@ from typing import Any, TextIO
 from snakeswan.config.loader import load_config
 from snakeswan.config.model import Config
 from snakeswan.control.protocol import COMMANDS
-from snakeswan.daemon import keylog, views
-from snakeswan.daemon.control_server import ControlServer
+from snakeswan.daemon import keylog, loglimit, views
+from snakeswan.daemon.control_server import ControlServer, raise_file_limit
 from snakeswan.daemon.dataplane import DataPlane
 from snakeswan.daemon.instance import InstanceLock, claim_socket_path
 from snakeswan.daemon.metrics import Metrics
@@ -50,6 +49,7 @@ from snakeswan.trace import Record, Tracer
 from snakeswan.wire.enums import NotifyType, name_of
 
 log = logging.getLogger("snakeswan.daemon")
+LOG_SUMMARY_INTERVAL = 5.0
 
 
 class Daemon:
@@ -73,6 +73,7 @@ class Daemon:
         self.dataplane_error: str | None = None  # why the configured data plane is not running
         self.waiters = Waiters()
         self.metrics = Metrics(lambda: (self.engine, self.dataplane), time.monotonic)
+        self.log_limit = loglimit.LogLimiter()
         self.control = ControlServer(
             control_path, self.handle_command, self.waiters.capture, self._up_waiting, self._history
         )
@@ -82,7 +83,7 @@ class Daemon:
     def run(self) -> int:
         # a reader that goes away (`snakeswan log | head`) must not kill the daemon: EPIPE instead
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        _raise_file_limit()  # a thousand control clients at once, each a descriptor
+        raise_file_limit()  # a thousand control clients at once, each a descriptor
         try:  # uvloop when installed (optional): a faster event loop, same behaviour
             import uvloop  # type: ignore[import-not-found]  # noqa: PLC0415
 
@@ -154,6 +155,7 @@ class Daemon:
                 self.config_path,
             )
             self._start_actions()
+            self._loop.call_later(LOG_SUMMARY_INTERVAL, self._log_summary)
             self._pump()
             await self._stop.wait()
             log.info("stopping: deleting %d IKE SAs", len(self.engine.ike_sas))
@@ -453,12 +455,27 @@ class Daemon:
                 )
 
     def _on_record(self, rec: Record) -> None:
+        self.waiters.on_record(rec)  # every record: an `up` waiting follows its own SA
+        self.metrics.on_record(rec)  # counters: every record, whatever the log shows
         logger = logging.getLogger(f"snakeswan.{rec.subsystem}")
-        if not logger.isEnabledFor(logging.DEBUG):  # at debug the tracer has logged it already
-            logger.info("%s", rec.render())
-        self.waiters.on_record(rec)
-        self.metrics.on_record(rec)
-        self.control.publish({"subsystem": rec.subsystem, "event": rec.event, "text": rec.render()})
+        if logger.isEnabledFor(logging.DEBUG):  # the tracer has logged it already; no limit
+            self.control.publish(_item(rec))
+            return
+        key = loglimit.record_key(rec)
+        allowed, suppressed = self.log_limit.allow(key, time.monotonic())
+        if not allowed:
+            return
+        if suppressed:
+            logger.warning("%s", loglimit.describe(key, suppressed))
+        logger.info("%s", rec.render())
+        self.control.publish(_item(rec))
+
+    def _log_summary(self) -> None:
+        """Every few seconds: how many records of each kind the rate limit kept out of the log."""
+        for key, count in self.log_limit.summary(time.monotonic()):
+            logging.getLogger(f"snakeswan.{key[0]}").warning("%s", loglimit.describe(key, count))
+        if self._loop is not None:
+            self._loop.call_later(LOG_SUMMARY_INTERVAL, self._log_summary)
 
     # ---- control ------------------------------------------------------------------------------
 
@@ -586,10 +603,5 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _raise_file_limit() -> None:
-    """Lift the soft limit on open files to the hard one (systemd's default soft limit is 1024)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
-    if soft != resource.RLIM_INFINITY and soft < want:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+def _item(rec: Record) -> dict[str, Any]:
+    return {"subsystem": rec.subsystem, "event": rec.event, "text": rec.render()}
