@@ -8,7 +8,7 @@ import json
 import socket
 from pathlib import Path
 
-from tests.daemons import DaemonProcess
+from tests.daemons import DaemonProcess, wait_for
 from tests.integration.test_daemon_loopback import configs
 from tests.unit.control.test_control_server import many_at_once
 
@@ -49,5 +49,32 @@ def test_probes_against_a_running_daemon(tmp_path: Path) -> None:
         assert [c["name"] for c in a.cmd("list-conns")] == ["lo"]
         assert a.proc.poll() is None
         assert "Traceback" not in a.log()
+    finally:
+        assert a.stop() == 0
+
+
+def test_daemon_impairment_is_loud_and_recovered_from(tmp_path: Path) -> None:
+    """``snakeswan daemon --impair drop:MM3 --impair corrupt:QM1``: the first MM3 and QM1 never reach
+    the peer intact, the retransmissions do; the log says so, loudly."""
+    ca, cb = configs(False)
+    a = DaemonProcess(
+        tmp_path, "a", ca, log_level="info", args=("--impair", "drop:MM3", "--impair", "corrupt:QM1")
+    )
+    try:
+        b = DaemonProcess(tmp_path, "b", cb, log_level="info")
+        try:
+            a.cmd("up", conn="lo")
+            wait_for(
+                lambda: a.sas() and a.sas()[0]["children"],
+                timeout=60,
+                what="the tunnel despite the impairments",
+            )
+            log = a.log()
+            assert "WARNING" in log and "IMPAIRMENTS ACTIVE" in log and "drop:MM3:1, corrupt:QM1:1" in log
+            assert "drop msg=MM3" in log and "corrupt msg=QM1" in log
+            assert "snakeswan.impair" in log and "snakeswan.impair" not in b.log()
+            assert "IMPAIRMENTS ACTIVE" not in b.log()
+        finally:
+            b.stop()
     finally:
         assert a.stop() == 0

@@ -43,6 +43,7 @@ from snakeswan.ike.events import (
     XauthCheck,
     XauthResult,
 )
+from snakeswan.ike.impair import Impairer
 from snakeswan.io.radius import RadiusAnswer, RadiusClient
 from snakeswan.io.udp import UdpSocket, family_of, source_address_for
 from snakeswan.trace import Record, Tracer
@@ -54,7 +55,13 @@ LOG_SUMMARY_INTERVAL = 5.0
 
 class Daemon:
     def __init__(
-        self, config_path: str, *, control_path: str, keylog_path: str | None = None, log_keys: bool = False
+        self,
+        config_path: str,
+        *,
+        control_path: str,
+        keylog_path: str | None = None,
+        log_keys: bool = False,
+        impair: list[str] | None = None,
     ) -> None:
         self.config_path = config_path
         self.control_path = control_path
@@ -74,6 +81,8 @@ class Daemon:
         self.waiters = Waiters()
         self.metrics = Metrics(lambda: (self.engine, self.dataplane), time.monotonic)
         self.log_limit = loglimit.LogLimiter()
+        # --impair: misbehave on purpose (tests, labs); None unless asked for
+        self.impairer = Impairer.from_texts(impair, self.tracer) if impair else None
         self.control = ControlServer(
             control_path, self.handle_command, self.waiters.capture, self._up_waiting, self._history
         )
@@ -154,6 +163,11 @@ class Daemon:
                 len(self.config.connections),
                 self.config_path,
             )
+            if self.impairer is not None:
+                log.warning(
+                    "IMPAIRMENTS ACTIVE (this daemon misbehaves on purpose, for tests only): %s",
+                    ", ".join(str(r) for r in self.impairer.rules),
+                )
             self._start_actions()
             self._loop.call_later(LOG_SUMMARY_INTERVAL, self._log_summary)
             self._pump()
@@ -276,6 +290,8 @@ class Daemon:
         now = self._now()
         for r in sock.receive():
             if r.kind == "ike":
+                if self.impairer is not None:
+                    self.impairer.inbound(r.data)
                 self.engine.receive_datagram(r.data, r.src, r.dst, now)
             elif r.kind == "esp":
                 if self.dataplane is not None:
@@ -285,6 +301,13 @@ class Daemon:
         self._pump()
 
     def _send(self, d: Datagram) -> None:
+        if self.impairer is not None:
+            for x in self.impairer.outbound(d):
+                self._send_one(x)
+        else:
+            self._send_one(d)
+
+    def _send_one(self, d: Datagram) -> None:
         sock = self.sockets.get((family_of(d.src[0]), d.src[1]))
         if sock is None:
             log.warning("no socket for %s:%d, datagram dropped", *d.src)
@@ -457,23 +480,12 @@ class Daemon:
     def _on_record(self, rec: Record) -> None:
         self.waiters.on_record(rec)  # every record: an `up` waiting follows its own SA
         self.metrics.on_record(rec)  # counters: every record, whatever the log shows
-        logger = logging.getLogger(f"snakeswan.{rec.subsystem}")
-        if logger.isEnabledFor(logging.DEBUG):  # the tracer has logged it already; no limit
-            self.control.publish(_item(rec))
-            return
-        key = loglimit.record_key(rec)
-        allowed, suppressed = self.log_limit.allow(key, time.monotonic())
-        if not allowed:
-            return
-        if suppressed:
-            logger.warning("%s", loglimit.describe(key, suppressed))
-        logger.info("%s", rec.render())
-        self.control.publish(_item(rec))
+        if self.log_limit.log(rec, time.monotonic()):  # logged (not kept out by the rate limit)
+            self.control.publish({"subsystem": rec.subsystem, "event": rec.event, "text": rec.render()})
 
     def _log_summary(self) -> None:
         """Every few seconds: how many records of each kind the rate limit kept out of the log."""
-        for key, count in self.log_limit.summary(time.monotonic()):
-            logging.getLogger(f"snakeswan.{key[0]}").warning("%s", loglimit.describe(key, count))
+        self.log_limit.log_summary(time.monotonic())
         if self._loop is not None:
             self._loop.call_later(LOG_SUMMARY_INTERVAL, self._log_summary)
 
@@ -601,7 +613,3 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _item(rec: Record) -> dict[str, Any]:
-    return {"subsystem": rec.subsystem, "event": rec.event, "text": rec.render()}

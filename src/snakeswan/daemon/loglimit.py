@@ -10,6 +10,7 @@ from the trace itself: the ``up`` waiters and the tracer's debug output see all 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from snakeswan.trace import Record
@@ -54,6 +55,28 @@ class LogLimiter:
         b.tokens -= 1.0
         suppressed, b.suppressed = b.suppressed, 0
         return True, suppressed
+
+    def log(self, rec: Record, now: float) -> bool:
+        """Log ``rec`` (its subsystem's logger, INFO) unless the rate limit keeps it out; False
+        then. Impairments are logged as warnings and never limited; at debug level the tracer has
+        logged the record itself, unlimited."""
+        logger = logging.getLogger(f"snakeswan.{rec.subsystem}")
+        if rec.subsystem == "impair":
+            logger.warning("%s", rec.render())
+            return True
+        if logger.isEnabledFor(logging.DEBUG):
+            return True
+        key = record_key(rec)
+        allowed, suppressed = self.allow(key, now)
+        if allowed:
+            if suppressed:
+                logger.warning("%s", describe(key, suppressed))
+            logger.info("%s", rec.render())
+        return allowed
+
+    def log_summary(self, now: float) -> None:
+        for key, count in self.summary(now):
+            logging.getLogger(f"snakeswan.{key[0]}").warning("%s", describe(key, count))
 
     def summary(self, now: float) -> list[tuple[Key, int]]:
         """Keys with suppressed records and how many (their counts start again at 0); buckets idle
