@@ -24,6 +24,7 @@ from typing import Any
 from snakeswan.control.protocol import MAX_REQUEST, Code, ProtocolError, encode, error
 from snakeswan.control.schema import Request, parse_request
 from snakeswan.errors import ConfigError, LocalError
+from snakeswan.trace import Record
 
 log = logging.getLogger("snakeswan.control")
 
@@ -35,7 +36,7 @@ Item = dict[str, Any]
 Command = Callable[[str, dict[str, Any]], Any]
 Capture = Callable[[], contextlib.AbstractContextManager[list[Item]]]
 Waiting = Callable[[asyncio.StreamWriter, dict[str, Any]], Awaitable[None]]
-History = Callable[[], list[Item]]
+History = Callable[[], Iterable[Record]]
 
 
 class ControlServer:
@@ -49,7 +50,7 @@ class ControlServer:
         command: Command,
         capture: Capture,
         up_waiting: Waiting,
-        history: History = list,
+        history: History = tuple,
         *,
         max_clients: int = 2048,
         request_timeout: float = 10.0,
@@ -78,8 +79,11 @@ class ControlServer:
         if self._server is not None:
             self._server.close()
 
-    def publish(self, item: Item) -> None:
+    def publish(self, rec: Record) -> None:
         """A trace record for every ``log`` client (dropped for a client too far behind)."""
+        if not self._log_queues:
+            return
+        item = _item(rec)
         for q in list(self._log_queues):
             with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait(item)
@@ -193,7 +197,7 @@ class ControlServer:
         try:
             if history:
                 kept = [
-                    *self._history(),
+                    *map(_item, self._history()),
                     {"subsystem": "daemon", "event": "history_end", "text": "history_end"},
                 ]
                 for i, item in enumerate(kept, 1):
@@ -209,6 +213,10 @@ class ControlServer:
 
     async def _drain(self, writer: asyncio.StreamWriter) -> None:
         await asyncio.wait_for(writer.drain(), self.write_timeout)
+
+
+def _item(rec: Record) -> Item:
+    return {"subsystem": rec.subsystem, "event": rec.event, "text": rec.render()}
 
 
 async def _discard(reader: asyncio.StreamReader) -> None:

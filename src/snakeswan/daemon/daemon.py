@@ -84,7 +84,11 @@ class Daemon:
         # --impair: misbehave on purpose (tests, labs); None unless asked for
         self.impairer = Impairer.from_texts(impair, self.tracer) if impair else None
         self.control = ControlServer(
-            control_path, self.handle_command, self.waiters.capture, self._up_waiting, self._history
+            control_path,
+            self.handle_command,
+            self.waiters.capture,
+            self._up_waiting,
+            lambda: self.tracer.records,
         )
 
     # ---- life cycle ---------------------------------------------------------------------------
@@ -481,7 +485,7 @@ class Daemon:
         self.waiters.on_record(rec)  # every record: an `up` waiting follows its own SA
         self.metrics.on_record(rec)  # counters: every record, whatever the log shows
         if self.log_limit.log(rec, time.monotonic()):  # logged (not kept out by the rate limit)
-            self.control.publish({"subsystem": rec.subsystem, "event": rec.event, "text": rec.render()})
+            self.control.publish(rec)
 
     def _log_summary(self) -> None:
         """Every few seconds: how many records of each kind the rate limit kept out of the log."""
@@ -601,10 +605,6 @@ class Daemon:
             await w.send_until_done(writer, timeout)
         finally:
             self.waiters.remove(w)
-
-    def _history(self) -> list[dict[str, Any]]:
-        """The trace records kept (``log`` with ``history``), oldest first."""
-        return [{"subsystem": r.subsystem, "event": r.event, "text": r.render()} for r in self.tracer.records]
 
 
 def _is_ip(text: str) -> bool:
