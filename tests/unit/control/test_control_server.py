@@ -246,3 +246,36 @@ def test_clients_over_the_limit_are_told_busy(running: Running) -> None:
             s.close()
     assert running.call(_settle(running))
     assert request(running.path, "list-conns")[0]["name"] == "gw"
+
+
+def test_an_up_that_times_out_says_what_the_peer_sent_unauthenticated() -> None:
+    """The peer's plaintext NO-PROPOSAL-CHOSEN no longer ends the negotiation at once (anyone can
+    forge it); an `up` whose wait ends before the retransmissions do still learns of it."""
+    from snakeswan.daemon.waiters import Waiters  # noqa: PLC0415
+    from snakeswan.trace import Record  # noqa: PLC0415
+
+    class Writer:
+        lines: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.lines.append(data)
+
+        async def drain(self) -> None:
+            pass
+
+    ws = Waiters()
+
+    async def go() -> list[dict[str, Any]]:
+        w = ws.add("gw", ["net"])
+        w.ike_sa = 1
+        ws.on_record(Record("ike", "unauthenticated_notify_ignored", {"sa": 1, "type": "NO_PROPOSAL_CHOSEN"}))
+        writer = Writer()
+        await w.send_until_done(writer, 0.05)  # type: ignore[arg-type]
+        return [json.loads(x) for x in writer.lines]
+
+    record, outcome = asyncio.run(go())
+    assert record["record"]["event"] == "unauthenticated_notify_ignored"
+    assert outcome["ok"] is False and outcome["code"] == "timeout"
+    assert outcome["error"].endswith(
+        "; the peer sent NO_PROPOSAL_CHOSEN, unauthenticated (anyone could have)"
+    )
