@@ -42,6 +42,7 @@ class DaemonProcess:
         netns: str | None = None,
         keylog: bool = False,
         log_level: str = "debug",
+        args: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.dir = workdir
@@ -54,6 +55,7 @@ class DaemonProcess:
         cmd += ["--control", self.control, "--log-level", log_level]
         if self.keylog_path:
             cmd += ["--keylog", str(self.keylog_path)]
+        cmd += args
         if netns:
             cmd = ["ip", "netns", "exec", netns, *cmd]
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))

@@ -37,8 +37,11 @@ def daemon(config: Path | str, control: Path | str, *prefix: str) -> subprocess.
     return run([*prefix, *CLI, "daemon", "-c", str(config), "--control", str(control)])
 
 
-def pair(tmp_path: Path, *, psk_b: str | None = None) -> tuple[DaemonProcess, DaemonProcess]:
+def pair(
+    tmp_path: Path, *, psk_b: str | None = None, daemon_a: str = ""
+) -> tuple[DaemonProcess, DaemonProcess]:
     ca, cb = configs(False)
+    ca = ca.replace("[daemon]\n", f"[daemon]\n{daemon_a}")
     if psk_b is not None:
         cb = cb.replace("loopback-test-psk", psk_b)
     a = DaemonProcess(tmp_path, "a", ca, log_level="info")
@@ -106,11 +109,19 @@ def test_second_daemon_is_refused_and_the_first_keeps_working(tmp_path: Path) ->
 
 
 def test_up_waits_for_the_outcome(tmp_path: Path) -> None:
-    a, b = pair(tmp_path, psk_b="not-the-same-psk")
+    # a short retransmission budget (0.5 + 0.9 + 1.62 s): the peer's plaintext AUTHENTICATION-FAILED
+    # is not authenticated (another PSK), so it ends nothing by itself; the wait ends with the budget
+    a, b = pair(
+        tmp_path, psk_b="not-the-same-psk", daemon_a='retransmit_timeout = "0.5s"\nretransmit_tries = 2\n'
+    )
     try:
         wrong = cli(a.control, "up", "lo", "--timeout", "30")
         assert wrong.returncode == 1, wrong.stdout
-        assert wrong.stderr == "snakeswan: lo: phase1 failed: peer sent AUTHENTICATION_FAILED\n"
+        assert wrong.stderr.startswith(
+            "snakeswan: lo: main_mode failed: main_mode timed out after 2 retransmissions; "
+            "peer sent AUTHENTICATION_FAILED (unauthenticated, "
+        ), wrong.stderr
+        assert "unauthenticated_notify_ignored sa=1 type=AUTHENTICATION_FAILED" in wrong.stdout
         assert len(wrong.stderr.strip().splitlines()) == 1
         assert "ike: sent sa=1 exchange=main_mode msg=MM1" in wrong.stdout  # the log lines streamed
         assert "msg=MM5" in wrong.stdout

@@ -150,3 +150,44 @@ def test_traffic_without_policy_stays_clear(topology: Any, tmp_path: Path) -> No
     assert ping(west, "10.231.1.1", "10.231.2.1", count=3) >= 2
     assert w.sas() and w.sas()[0]["children"]
     del east
+
+
+def test_forced_encap_without_a_nat_carries_traffic(topology: Any, tmp_path: Path) -> None:
+    """``encap = true`` on west only, no NAT (issue 17: ESP-in-UDP went to port 500, nothing
+    arrived): both ends float to 4500 and the ping crosses ESP-in-UDP."""
+    topo = topology()
+    west, east = site_to_site(topo)
+    conf = CONF.replace("[connections.gw.children.net]", "encap = true\n[connections.gw.children.net]")
+    e = DaemonProcess(
+        tmp_path,
+        "east",
+        CONF.format(
+            local="10.231.0.2",
+            remote="10.231.0.1",
+            lnet="10.231.2.0/24",
+            rnet="10.231.1.0/24",
+            esp="aes128gcm16",
+        ),
+        netns=east.name,
+    )
+    topo.on_close(e.stop)
+    w = DaemonProcess(
+        tmp_path,
+        "west",
+        conf.format(
+            local="10.231.0.1",
+            remote="10.231.0.2",
+            lnet="10.231.1.0/24",
+            rnet="10.231.2.0/24",
+            esp="aes128gcm16",
+        ),
+        netns=west.name,
+    )
+    topo.on_close(w.stop)
+    assert ping(west, "10.231.1.1", "10.231.2.1", count=4) >= 3
+    sw, se = w.sas()[0], e.sas()[0]
+    assert sw["local"] == "10.231.0.1:4500" and se["local"] == "10.231.0.2:4500"
+    assert sw["encap"] and se["encap"] and se["nat_remote"] and not sw["nat_local"]
+    cw, ce = sw["children"][0], se["children"][0]
+    assert cw["encap"] and ce["encap"]
+    assert cw["packets_out"] >= 3 and ce["packets_in"] >= 3 and ce["packets_out"] >= 3

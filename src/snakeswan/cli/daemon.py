@@ -34,6 +34,14 @@ def add_parser(sub: Any) -> None:
         help="append Wireshark decryption lines (IKEv1 and ESP keys) to FILE: secret material, "
         "handle with care",
     )
+    p.add_argument(
+        "--impair",
+        action="append",
+        metavar="ACTION:MESSAGE[:COUNT]",
+        help="misbehave on purpose, to test a peer (labs and tests only; logged loudly): ACTION is "
+        "drop, duplicate, corrupt, truncate, wrong-spi or replay; MESSAGE MM1..6, AM1..3, QM1..3, "
+        "INFO<n> or TR<n>; COUNT transmissions (default 1, * for all). Repeatable",
+    )
 
     p.add_argument(
         "--explain",
@@ -52,6 +60,10 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     logsetup.configure(args.log_level, args.log_format, explain=args.explain)
     daemon = Daemon(
-        args.config, control_path=control_path(args), keylog_path=args.keylog, log_keys=args.explain_keys
+        args.config,
+        control_path=control_path(args),
+        keylog_path=args.keylog,
+        log_keys=args.explain_keys,
+        impair=args.impair,
     )
     return daemon.run()

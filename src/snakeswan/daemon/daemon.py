@@ -20,8 +20,9 @@ from typing import Any, TextIO
 
 from snakeswan.config.loader import load_config
 from snakeswan.config.model import Config
-from snakeswan.control.protocol import COMMANDS, MAX_LINE, decode, encode
-from snakeswan.daemon import keylog, views
+from snakeswan.control.protocol import COMMANDS
+from snakeswan.daemon import keylog, loglimit, views
+from snakeswan.daemon.control_server import ControlServer, raise_file_limit
 from snakeswan.daemon.dataplane import DataPlane
 from snakeswan.daemon.instance import InstanceLock, claim_socket_path
 from snakeswan.daemon.metrics import Metrics
@@ -42,17 +43,25 @@ from snakeswan.ike.events import (
     XauthCheck,
     XauthResult,
 )
+from snakeswan.ike.impair import Impairer
 from snakeswan.io.radius import RadiusAnswer, RadiusClient
 from snakeswan.io.udp import UdpSocket, family_of, source_address_for
 from snakeswan.trace import Record, Tracer
 from snakeswan.wire.enums import NotifyType, name_of
 
 log = logging.getLogger("snakeswan.daemon")
+LOG_SUMMARY_INTERVAL = 5.0
 
 
 class Daemon:
     def __init__(
-        self, config_path: str, *, control_path: str, keylog_path: str | None = None, log_keys: bool = False
+        self,
+        config_path: str,
+        *,
+        control_path: str,
+        keylog_path: str | None = None,
+        log_keys: bool = False,
+        impair: list[str] | None = None,
     ) -> None:
         self.config_path = config_path
         self.control_path = control_path
@@ -62,7 +71,6 @@ class Daemon:
         self.engine = Engine(self.config, os.urandom, tracer=self.tracer, keylog=keylog_path is not None)
         self.sockets: dict[tuple[int, int], UdpSocket] = {}
         self.child_since: dict[int, float] = {}
-        self.log_queues: set[asyncio.Queue[dict[str, Any]]] = set()
         self.esp_dropped = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -72,12 +80,23 @@ class Daemon:
         self.dataplane_error: str | None = None  # why the configured data plane is not running
         self.waiters = Waiters()
         self.metrics = Metrics(lambda: (self.engine, self.dataplane), time.monotonic)
+        self.log_limit = loglimit.LogLimiter()
+        # --impair: misbehave on purpose (tests, labs); None unless asked for
+        self.impairer = Impairer.from_texts(impair, self.tracer) if impair else None
+        self.control = ControlServer(
+            control_path,
+            self.handle_command,
+            self.waiters.capture,
+            self._up_waiting,
+            lambda: self.tracer.records,
+        )
 
     # ---- life cycle ---------------------------------------------------------------------------
 
     def run(self) -> int:
         # a reader that goes away (`snakeswan log | head`) must not kill the daemon: EPIPE instead
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        raise_file_limit()  # a thousand control clients at once, each a descriptor
         try:  # uvloop when installed (optional): a faster event loop, same behaviour
             import uvloop  # type: ignore[import-not-found]  # noqa: PLC0415
 
@@ -125,7 +144,7 @@ class Daemon:
         self.engine.ctx.wall_offset = time.time() - self._loop.time()
         lock = InstanceLock(self.control_path)
         lock.acquire()  # before any socket: a second daemon changes nothing of the first's
-        server: asyncio.AbstractServer | None = None
+        serving = False
         try:
             if self.keylog_path:
                 try:
@@ -135,8 +154,8 @@ class Daemon:
             self._open_sockets()
             self._start_dataplane()
             claim_socket_path(self.control_path)
-            server = await asyncio.start_unix_server(self._control_client, self.control_path, limit=MAX_LINE)
-            os.chmod(self.control_path, 0o600)
+            await self.control.start()
+            serving = True
             if self.config.daemon.metrics is not None:
                 await self.metrics.serve(self.config.daemon.metrics)
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -148,7 +167,13 @@ class Daemon:
                 len(self.config.connections),
                 self.config_path,
             )
+            if self.impairer is not None:
+                log.warning(
+                    "IMPAIRMENTS ACTIVE (this daemon misbehaves on purpose, for tests only): %s",
+                    ", ".join(str(r) for r in self.impairer.rules),
+                )
             self._start_actions()
+            self._loop.call_later(LOG_SUMMARY_INTERVAL, self._log_summary)
             self._pump()
             await self._stop.wait()
             log.info("stopping: deleting %d IKE SAs", len(self.engine.ike_sas))
@@ -157,15 +182,15 @@ class Daemon:
                     self.engine.delete_ike(sa.unique_id, self._now(), "daemon stopping")
             self._pump()
         finally:
-            self._shutdown(server)
+            self._shutdown(serving)
             lock.release()
 
-    def _shutdown(self, server: asyncio.AbstractServer | None) -> None:
+    def _shutdown(self, serving: bool) -> None:
         """Undo what was set up, whatever got that far: routes, rules and the TUN device (the data
         plane), the UDP sockets, the control socket (ours: the lock is still held) last."""
         assert self._loop is not None
-        if server is not None:
-            server.close()
+        if serving:
+            self.control.close()
         self.metrics.close()
         if self.dataplane is not None:
             self.dataplane.close()
@@ -176,7 +201,7 @@ class Daemon:
         self.sockets.clear()
         if self._keylog_file:
             self._keylog_file.close()
-        if server is not None:
+        if serving:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.control_path)
             log.info("stopped")
@@ -269,6 +294,8 @@ class Daemon:
         now = self._now()
         for r in sock.receive():
             if r.kind == "ike":
+                if self.impairer is not None:
+                    self.impairer.inbound(r.data)
                 self.engine.receive_datagram(r.data, r.src, r.dst, now)
             elif r.kind == "esp":
                 if self.dataplane is not None:
@@ -278,6 +305,13 @@ class Daemon:
         self._pump()
 
     def _send(self, d: Datagram) -> None:
+        if self.impairer is not None:
+            for x in self.impairer.outbound(d):
+                self._send_one(x)
+        else:
+            self._send_one(d)
+
+    def _send_one(self, d: Datagram) -> None:
         sock = self.sockets.get((family_of(d.src[0]), d.src[1]))
         if sock is None:
             log.warning("no socket for %s:%d, datagram dropped", *d.src)
@@ -448,16 +482,16 @@ class Daemon:
                 )
 
     def _on_record(self, rec: Record) -> None:
-        logger = logging.getLogger(f"snakeswan.{rec.subsystem}")
-        if not logger.isEnabledFor(logging.DEBUG):  # at debug the tracer has logged it already
-            logger.info("%s", rec.render())
-        self.waiters.on_record(rec)
-        self.metrics.on_record(rec)
-        if self.log_queues:
-            item = {"subsystem": rec.subsystem, "event": rec.event, "text": rec.render()}
-            for q in list(self.log_queues):
-                with contextlib.suppress(asyncio.QueueFull):
-                    q.put_nowait(item)
+        self.waiters.on_record(rec)  # every record: an `up` waiting follows its own SA
+        self.metrics.on_record(rec)  # counters: every record, whatever the log shows
+        if self.log_limit.log(rec, time.monotonic()):  # logged (not kept out by the rate limit)
+            self.control.publish(rec)
+
+    def _log_summary(self) -> None:
+        """Every few seconds: how many records of each kind the rate limit kept out of the log."""
+        self.log_limit.log_summary(time.monotonic())
+        if self._loop is not None:
+            self._loop.call_later(LOG_SUMMARY_INTERVAL, self._log_summary)
 
     # ---- control ------------------------------------------------------------------------------
 
@@ -536,9 +570,10 @@ class Daemon:
         if command == "list-sas":
             now = self._now()
             counters = self.dataplane.counters() if self.dataplane is not None else None
-            return [views.ike_view(sa, now, self.child_since, counters) for sa in self.engine.ike_sas]
+            # an iterator: the control server streams it, rendering an SA as it sends it
+            return (views.ike_view(sa, now, self.child_since, counters) for sa in list(self.engine.ike_sas))
         if command == "list-conns":
-            return views.conns_view(self.config)
+            return iter(views.conns_view(self.config))
         if command == "list-pools":
             return self.engine.leases.listing()
         if command == "list-pols":
@@ -551,36 +586,6 @@ class Daemon:
             self._stop.set()
             return True
         raise LocalError(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
-
-    async def _control_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await reader.readline()
-            if not line:
-                return
-            try:
-                req = decode(line)
-                command = str(req.get("command"))
-                args = req.get("args") or {}
-                if command == "log":
-                    await self._stream_log(writer, history=bool(args.get("history")))
-                    return
-                if command == "up" and args.get("wait"):
-                    await self._up_waiting(writer, args)
-                    return
-                with self.waiters.capture() as lines:
-                    result = self.handle_command(command, args)
-                if args.get("wait"):  # e.g. down: what the command logged, then its result
-                    writer.writelines(encode(item) for item in lines)
-                writer.write(encode({"ok": True, "result": result}))
-            except (LocalError, ConfigError, KeyError, ValueError) as e:
-                writer.write(
-                    encode({"ok": False, "error": str(e) if not isinstance(e, KeyError) else f"missing {e}"})
-                )
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
 
     async def _up_waiting(self, writer: asyncio.StreamWriter, args: dict[str, Any]) -> None:
         """``up`` with ``wait``: stream the IKE SA's records, end with the outcome or a timeout."""
@@ -600,27 +605,6 @@ class Daemon:
             await w.send_until_done(writer, timeout)
         finally:
             self.waiters.remove(w)
-
-    async def _stream_log(self, writer: asyncio.StreamWriter, *, history: bool = False) -> None:
-        """Each record as it comes; with ``history`` first the ones kept (then ``history_end``)."""
-        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10000)
-        self.log_queues.add(q)
-        try:
-            if history:
-                kept = [
-                    {"subsystem": r.subsystem, "event": r.event, "text": r.render()}
-                    for r in self.tracer.records
-                ]
-                kept.append({"subsystem": "daemon", "event": "history_end", "text": "history_end"})
-                writer.writelines(encode({"ok": True, "record": item}) for item in kept)
-            while True:
-                item = await q.get()
-                writer.write(encode({"ok": True, "record": item}))
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            self.log_queues.discard(q)
 
 
 def _is_ip(text: str) -> bool:

@@ -39,6 +39,12 @@ class Waiter:
         self.ike_sa = 0  # known once the engine took the request
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
         self.done = False
+        self.peer_notify: str | None = None  # an unauthenticated error Notify seen
+
+    def _peer_said(self) -> str:
+        if self.peer_notify is None:
+            return ""
+        return f"; the peer sent {self.peer_notify}, unauthenticated (anyone could have)"
 
     def line(self, subsystem: str, event: str, text: str) -> None:
         if not self.done:
@@ -55,8 +61,9 @@ class Waiter:
             except TimeoutError:
                 item = {
                     "ok": False,
+                    "code": "timeout",
                     "error": f"{self.conn}: no outcome within {timeout:g} s "
-                    f"(IKE SA #{self.ike_sa} keeps negotiating; see snakeswan list-sas)",
+                    f"(IKE SA #{self.ike_sa} keeps negotiating; see snakeswan list-sas){self._peer_said()}",
                 }
             writer.write(encode(item))
             await writer.drain()
@@ -68,7 +75,7 @@ class Waiter:
             return
         self.done = True
         item: Item = {"ok": True, "result": {"ike_sa": self.ike_sa, "message": text}}
-        self.queue.put_nowait(item if ok else {"ok": False, "error": text})
+        self.queue.put_nowait(item if ok else {"ok": False, "code": "failed", "error": text})
 
 
 class Waiters:
@@ -102,6 +109,8 @@ class Waiters:
         for w in self._waiting:
             if sa is not None and sa == w.ike_sa:
                 w.line(rec.subsystem, rec.event, rec.render())
+                if rec.event == "unauthenticated_notify_ignored":  # said along with a timeout
+                    w.peer_notify = str(rec.fields.get("type"))
 
     def on_event(self, ev: Event) -> None:
         for w in self._waiting:

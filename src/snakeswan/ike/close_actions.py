@@ -32,5 +32,3 @@ def action(child: ChildConfig, cause: str) -> str:
     if cause == DPD:
         return _DPD_ACTIONS.get(child.dpd_action, "none")
     return "none"
-
-

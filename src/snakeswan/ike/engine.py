@@ -620,6 +620,9 @@ class Engine:
         if ex.last_rejection is not None:
             reason += f"; last message rejected: {ex.last_rejection.what}"
             notify = ex.last_rejection.notify
+        if ex.peer_notifies:
+            reason += f"; {ex.peer_said()}"
+            notify = notify or ex.peer_notify
         self.tracer.emit("ike", "give_up", sa=sa.unique_id, exchange=ex.name)
         self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason, notify))
         if ex is sa.phase1 and sa.state is IkeState.CONNECTING:

@@ -8,6 +8,7 @@ from snakeswan.errors import PeerError
 from snakeswan.ike.context import Context
 from snakeswan.ike.retransmit import Retransmitter
 from snakeswan.ike.sa import IkeSa
+from snakeswan.wire.enums import NotifyType, name_of
 from snakeswan.wire.message import Message
 
 
@@ -24,12 +25,21 @@ class Exchange(ABC):
         self.done = False
         self.rejected = 0  # messages dropped because they failed authentication or were unacceptable
         self.last_rejection: PeerError | None = None
+        # error Notifies nothing authenticated, received while this (phase 1) exchange waited: they
+        # do not end it (anyone who sees the cookies can forge them), they explain its timeout
+        self.peer_notify = 0
+        self.peer_notifies = 0
 
     @property
     def answered(self) -> bool:
         """The peer answered one of our messages (a responder's first answer reached it: its
         address is real). Phase 1 exchanges say so past their first message."""
         return True
+
+    def peer_said(self) -> str:
+        """What the unauthenticated error Notifies received during this exchange said."""
+        times = f", {self.peer_notifies} times" if self.peer_notifies > 1 else ""
+        return f"peer sent {name_of(NotifyType, self.peer_notify)} (unauthenticated{times})"
 
     def expected(self) -> str:
         """The name of the message this exchange waits for now (``MM3``, ``QM2``...), for traces."""

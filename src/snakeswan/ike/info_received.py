@@ -71,7 +71,9 @@ class InformationalHandler:
             authenticated=authenticated,
         )
         self.ctx.emit(NotifyReceived(sa.unique_id, n.notify_type, n.protocol, n.spi, n.data))
-        if n.notify_type < 16384 and sa.state is IkeState.CONNECTING:
+        if n.notify_type < 16384 and sa.state is IkeState.CONNECTING and not authenticated:
+            self._unauthenticated_error(sa, n)
+        elif n.notify_type < 16384 and sa.state is IkeState.CONNECTING:
             reason = f"peer sent {name_of(NotifyType, n.notify_type)}"
             self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, "phase1", reason, n.notify_type))
             self.hooks.remove_sa(sa, reason, close_actions.LOCAL, now, quiet=True)
@@ -93,6 +95,24 @@ class InformationalHandler:
             and sa.dpd.ack(int.from_bytes(n.data, "big"), now)
         ):
             self.ctx.tracer.emit("ike", "dpd_ack", sa=sa.unique_id, seq=int.from_bytes(n.data, "big"))
+
+    def _unauthenticated_error(self, sa: IkeSa, n: NotifyPayload) -> None:
+        """A plaintext error Notify before phase 1 is authenticated: anyone who sees the cookies can
+        send one, so it ends nothing. It is logged and kept on the phase 1 exchange, which goes on
+        (retransmitting) until an authenticated answer comes or its retransmissions end; then its
+        failure names this notify (a peer with another pre-shared key is told so, after the wait)."""
+        ex = sa.phase1
+        if ex is not None and not ex.done:
+            ex.peer_notify = n.notify_type
+            ex.peer_notifies += 1
+        self.ctx.tracer.emit(
+            "ike",
+            "unauthenticated_notify_ignored",
+            sa=sa.unique_id,
+            type=name_of(NotifyType, n.notify_type),
+            count=ex.peer_notifies if ex is not None else 1,
+            then="phase 1 goes on until an authenticated answer or its retransmissions end",
+        )
 
     def _delete(self, sa: IkeSa, d: DeletePayload, now: float) -> None:
         if d.protocol == ProtocolId.ISAKMP:

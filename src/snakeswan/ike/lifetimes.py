@@ -96,11 +96,11 @@ class ChildLifetimes:
     def due(self) -> float | None:
         return self._schedule.peek()
 
-    def pop_due(self, now: float) -> list[tuple[str, ChildTimer]]:
-        """(``"rekey"`` | ``"delete"`` | ``"expire"``, timer) for every timer that fired; only those
-        are looked at."""
+    def pop_due(self, now: float, limit: int | None = None) -> list[tuple[str, ChildTimer]]:
+        """(``"rekey"`` | ``"delete"`` | ``"expire"``, timer) for every timer that fired (at most
+        ``limit``: the others stay due); only those are looked at."""
         out: list[tuple[str, ChildTimer]] = []
-        for spi in self._schedule.pop_due(now):
+        for spi in self._schedule.pop_due(now, limit):
             t = self.timers.get(spi)  # type: ignore[call-overload]
             if t is None:
                 continue

@@ -270,7 +270,15 @@ class Phase1:
         if sa.natt_flavour is None or sa.choice is None:
             return []
         h = ike_hash(sa.choice.proposal.hash)
-        return natt.natd_payloads(h, sa.icookie, sa.rcookie, sa.local, sa.remote, sa.natt_flavour)
+        payloads = natt.natd_payloads(h, sa.icookie, sa.rcookie, sa.local, sa.remote, sa.natt_flavour)
+        if self._forced_encap():
+            # encap = true, as strongSwan does: our own address's hash is random, so the peer sees
+            # us "behind a NAT" and both ends move IKE and ESP to UDP 4500 (no NAT needed)
+            payloads[1] = NatDPayload(self.ctx.rng(h.digest_size), payloads[1].payload_type)
+        return payloads
+
+    def _forced_encap(self) -> bool:
+        return bool(self.sa.conn is not None and self.sa.conn.encap)
 
     def check_natd(self, msg: Message) -> None:
         sa = self.sa
@@ -291,9 +299,11 @@ class Phase1:
             )
 
     def float_to_nat_port(self) -> None:
-        """Initiator: after NAT was detected, IKE moves to port 4500 (RFC 3947 section 4)."""
+        """Initiator: after NAT was detected (or faked: ``encap = true``), IKE moves to port 4500
+        (RFC 3947 section 4)."""
         sa = self.sa
-        if sa.nat is not None and sa.nat.any and sa.local[1] != self.ctx.nat_port:
+        nat = sa.nat is not None and (sa.nat.any or self._forced_encap())
+        if nat and sa.local[1] != self.ctx.nat_port:
             sa.local = (sa.local[0], self.ctx.nat_port)
             sa.remote = (sa.remote[0], self.ctx.nat_port)
             self.ctx.tracer.emit("ike", "nat_float", sa=sa.unique_id, local=sa.local, remote=sa.remote)

@@ -46,10 +46,11 @@ class Schedule:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
-    def pop_due(self, now: float) -> list[Hashable]:
-        """The keys due at or before ``now``, earliest first; they are no longer scheduled."""
+    def pop_due(self, now: float, limit: int | None = None) -> list[Hashable]:
+        """The keys due at or before ``now``, earliest first (at most ``limit``; the others stay
+        scheduled); they are no longer scheduled."""
         out: list[Hashable] = []
-        while (first := self.peek()) is not None and first <= now:
+        while (limit is None or len(out) < limit) and (first := self.peek()) is not None and first <= now:
             _, _, key = heapq.heappop(self._heap)
             del self._due[key]
             out.append(key)

@@ -205,13 +205,16 @@ class Processor:
             if child is not None and child.sa is not None and child.sa.spi == event.spi:
                 self._retarget(child.sa)
 
-    def _drop(self, reason: str, sa: SecurityAssociation | None = None) -> None:
+    def _drop(self, reason: str, sa: SecurityAssociation | None = None, spi: int | None = None) -> None:
+        """Count a drop (per SA too when ``sa`` is given); trace the 1st, 2nd, 4th, 8th... of each
+        reason with the SPI of the SA, or the one the packet named (``spi``)."""
         count = self.drops[reason] = self.drops.get(reason, 0) + 1
         if sa is not None:
             sa.drop(reason)
-        if self._tracer is not None and not count & (count - 1):  # 1st, 2nd, 4th, 8th, ...
-            spi = f"{sa.spi:#010x}" if sa is not None else "-"
-            self._tracer.emit("ipsec", "drop", reason=reason, count=count, spi=spi)
+            spi = sa.spi
+        if self._tracer is not None and not count & (count - 1):
+            shown = f"{spi:#010x}" if spi is not None else "-"
+            self._tracer.emit("ipsec", "drop", reason=reason, count=count, spi=shown)
 
     # --- outbound -----------------------------------------------------------------------------
     def outbound(self, ip_packet: bytes, now: float) -> list[Output]:
@@ -376,8 +379,8 @@ class Processor:
             if protocol == _AH:
                 return self._inbound_ah(esp_or_ah)
             raise Drop("malformed", f"IP protocol {protocol} is neither ESP nor AH")
-        except Drop as exc:
-            self._drop(exc.reason)
+        except Drop as exc:  # counted on its SA already, if it had one: the log line names the SPI
+            self._drop(exc.reason, spi=_packet_spi(protocol, esp_or_ah))
         except Exception as exc:  # a bug: nothing escapes the data plane (principle 7)
             self._drop("internal_error")
             if self._tracer is not None:
@@ -472,3 +475,13 @@ class Processor:
             if event is not None:
                 self._expired(event)
         return [Deliver(inner)]
+
+
+def _packet_spi(protocol: int, data: bytes) -> int | None:
+    """The SPI an inbound ESP or AH packet names, None if it is too short to name one."""
+    if protocol == _ESP:
+        return int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+    try:
+        return ah_mod.peek(data)[1]
+    except Drop:
+        return None

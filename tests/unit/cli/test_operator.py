@@ -257,9 +257,17 @@ def test_waiter_failures() -> None:
     ws.on_event(XauthResult(2, "ra", "alice", False, "wrong password", server=False))
     ws.fail(5, "IPsec SA gw/net not installed: no data plane")
     ws.on_event(IkeSaDeleted(1, "gw", "later"))  # the first outcome stays
-    assert _drain(a) == [{"ok": False, "error": "gw: phase1 failed: peer sent AUTHENTICATION_FAILED"}]
-    assert _drain(b)[0] == {"ok": False, "error": "ra: XAUTH of 'alice' failed: wrong password"}
-    assert _drain(c) == [{"ok": False, "error": "IPsec SA gw/net not installed: no data plane"}]
+    assert _drain(a) == [
+        {"ok": False, "code": "failed", "error": "gw: phase1 failed: peer sent AUTHENTICATION_FAILED"}
+    ]
+    assert _drain(b)[0] == {
+        "ok": False,
+        "code": "failed",
+        "error": "ra: XAUTH of 'alice' failed: wrong password",
+    }
+    assert _drain(c) == [
+        {"ok": False, "code": "failed", "error": "IPsec SA gw/net not installed: no data plane"}
+    ]
 
 
 def test_log_format_auto_detects_the_journal(tmp_path: Path) -> None:

@@ -213,6 +213,21 @@ def test_drops_are_traced_rate_limited() -> None:
     drops = list(tracer.find("drop", "ipsec"))
     assert [r.fields["count"] for r in drops] == [1, 2, 4, 8]
     assert proc.drops == {"unknown_spi": 9}
+    # the line names the SPI the packet carried (issue 17: "spi=-")
+    assert {r.fields["spi"] for r in drops} == {"0x00001001"}
+
+
+@pytest.mark.parametrize("alg", ["aes128gcm16", "ah-sha1"])
+def test_drop_lines_of_a_known_sa_name_its_spi(alg: str) -> None:
+    p = make_pair(alg)
+    tracer = Tracer()
+    p.b._tracer = tracer
+    out = p.a.outbound(p.inner(), 0.0)[0]
+    assert deliver_to(p.b, out)
+    assert deliver_to(p.b, out) == []  # a replay of an SA b knows
+    (line,) = tracer.find("drop", "ipsec")
+    assert line.fields["reason"] == "replay" and line.fields["spi"] == "0x00001001"
+    assert p.b.counters(0x1001)["drop_replay"] == 1 and p.b.drops == {"replay": 1}  # counted once
 
 
 # --- outbound policy actions, Acquire, queue --------------------------------------------------
