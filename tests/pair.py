@@ -115,6 +115,8 @@ class Pair:
         self._nat_map: dict[Address, Address] = {}
         self.drop: Callable[[Datagram, int], bool] = lambda d, n: False
         self.duplicate: Callable[[Datagram, int], bool] = lambda d, n: False
+        # rewrite a datagram on its way (after it was recorded in ``wire`` as sent)
+        self.rewrite: Callable[[Datagram, int], Datagram] = lambda d, n: d
         self.wire: list[tuple[str, Datagram]] = []  # every datagram as it crossed, with its sender
 
     def _translate(self, d: Datagram, sender: Side) -> Datagram | None:
@@ -141,7 +143,7 @@ class Pair:
                 moved = True
                 if self.drop(d, n) or d.keepalive:
                     continue  # NAT-T keepalives are the driver's business
-                t = self._translate(d, sender)
+                t = self._translate(self.rewrite(d, n), sender)
                 if t is None:
                     continue
                 receiver.engine.receive_datagram(t.data, t.src, t.dst, self.now)

@@ -17,6 +17,7 @@ from snakeswan.wire.message import (
     Header,
     Message,
     decode_header,
+    decode_message,
     decode_payloads,
     encode_datagram,
     encode_message,
@@ -56,10 +57,12 @@ def open_message(sa: IkeSa, data: bytes) -> tuple[Message, bytes | None]:
     """Decode ``data``, decrypting it with ``sa``'s keys if its E flag is set.
 
     Returns the message and the ciphertext (None if it was plaintext). The IV is not moved.
+    A plaintext message may carry padding after its last payload (Libreswan's ``ikepad``):
+    accepted, counted in :attr:`Message.padding`.
     """
     header = decode_header(data)
     if not header.encrypted:
-        return Message(header, decode_payloads(header.next_payload, data, HEADER_SIZE)), None
+        return decode_message(data, allow_trailing=True), None
     c = _crypto(sa)
     ciphertext = data[HEADER_SIZE:]
     if not ciphertext or len(ciphertext) % c.cipher.block_size:

@@ -390,6 +390,7 @@ class Engine:
             payloads=summary(rp.payload for rp in msg.payloads),
             encrypted=msg.header.encrypted,
             src=sa.remote,
+            **({"padding": msg.padding} if msg.padding else {}),
         )
 
     def rekey_child(self, sa_id: int, spi_in: int, now: float) -> None:
@@ -440,7 +441,7 @@ class Engine:
                 "ike", "drop", reason="first message must be plaintext with message ID 0", src=src
             )
             return
-        msg = decode_message(data)
+        msg = decode_message(data, allow_trailing=True)  # plaintext padding (Libreswan's ikepad)
         conns = peers.candidates(self.config.connections, dst[0], src[0], aggressive=aggressive)
         sa = self._new_sa(False, header.icookie, dst, src)
         sa.rcookie = self._cookies.make(dst, src, header.icookie, now)

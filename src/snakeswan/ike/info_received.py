@@ -57,6 +57,9 @@ class InformationalHandler:
             if not self._alive(sa):
                 return
         if not content.authenticated:
+            if content.deletes:
+                reason = "plaintext Delete ignored (not authenticated)"
+                tracer.emit("ike", "drop", reason=reason, sa=sa.unique_id)
             return
         self.timers.alive(sa, now)  # after the notifies: an R-U-THERE-ACK is matched first
         for d in content.deletes:
