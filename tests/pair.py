@@ -44,11 +44,14 @@ def site_config(
     close_action: str = "none",
     start_action: str = "none",
     ike_life_bytes: str | None = None,
+    ike_lifetime_check: str | None = None,
 ) -> str:
     lid = local_id or local
     rid = remote_id or remote
     ids = extra_secret_ids or (lid, rid)
     volume = f'ike_life_bytes = "{ike_life_bytes}"' if ike_life_bytes else ""
+    if ike_lifetime_check is not None:
+        volume += f'\nike_lifetime_check = "{ike_lifetime_check}"'
     props = f'ah_proposals = ["{ah}"]' if ah else f'esp_proposals = ["{esp}"]'
     return f"""
 [connections.site]

@@ -51,6 +51,7 @@ CONNECTION_KEYS = (
     "over_time",
     "rand_time",
     "ike_life_bytes",
+    "ike_lifetime_check",
     "pools",
     "children",
     "local",
@@ -106,6 +107,7 @@ class _ConnectionOptions(TypedDict):
     send_cert: str
     keyingtries: int
     unique: str
+    ike_lifetime_check: str
     vips: tuple[IPAddress, ...]
     pools: tuple[str, ...]
 
@@ -273,6 +275,7 @@ def _connection_options(conn: Table, daemon: DaemonConfig, pool_names: Collectio
         send_cert=conn.choice("send_cert", ("always", "never", "ifasked"), "ifasked"),
         keyingtries=conn.integer("keyingtries", 1),
         unique=conn.choice("unique", ("never", "no", "keep", "replace"), "no"),
+        ike_lifetime_check=conn.choice("ike_lifetime_check", ("lenient", "strict"), "lenient"),
         vips=conn.parsed_list("vips", _vip),
         pools=pools,
     )

@@ -8,9 +8,11 @@ that the timer policy uses, so it never reaches into the engine's tables itself.
 
 from __future__ import annotations
 
+from snakeswan.errors import DecodeError
 from snakeswan.ike import close_actions, crypt, informational, renewal
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import NegotiationFailed, NotifyReceived
+from snakeswan.ike.proposals import parse_ike_responder_lifetime
 from snakeswan.ike.quick_mode import QuickMode
 from snakeswan.ike.sa import IkeSa, IkeState
 from snakeswan.ike.timers import EngineHooks, Timers
@@ -96,6 +98,34 @@ class InformationalHandler:
             and sa.dpd.ack(int.from_bytes(n.data, "big"), now)
         ):
             self.ctx.tracer.emit("ike", "dpd_ack", sa=sa.unique_id, seq=int.from_bytes(n.data, "big"))
+        elif n.notify_type == NotifyType.RESPONDER_LIFETIME and n.protocol == ProtocolId.ISAKMP:
+            self._ike_responder_lifetime(sa, n, authenticated)
+
+    def _ike_responder_lifetime(self, sa: IkeSa, n: NotifyPayload, authenticated: bool) -> None:
+        """The responder runs our ISAKMP SA with shorter lifetimes than we offered: do the same."""
+        tracer = self.ctx.tracer
+        if not authenticated or not sa.initiator or n.spi != sa.icookie + sa.rcookie:
+            tracer.emit(
+                "ike",
+                "drop",
+                reason="RESPONDER-LIFETIME not for this SA or not authenticated",
+                sa=sa.unique_id,
+            )
+            return
+        try:
+            seconds, kilobytes = parse_ike_responder_lifetime(n.data)
+        except DecodeError as e:
+            tracer.emit("ike", "drop", reason=f"RESPONDER-LIFETIME: {e}", sa=sa.unique_id)
+            return
+        if renewal.shorten(sa, seconds, kilobytes):
+            assert sa.choice is not None
+            tracer.emit(
+                "ike",
+                "ike_lifetime_lowered",
+                sa=sa.unique_id,
+                seconds=sa.choice.lifetime,
+                kilobytes=sa.choice.life_kilobytes,
+            )
 
     def _delete(self, sa: IkeSa, d: DeletePayload, now: float) -> None:
         if d.protocol == ProtocolId.ISAKMP:

@@ -16,10 +16,10 @@ from snakeswan.crypto.algorithms import hash_by_name, ike_cipher, ike_hash
 from snakeswan.crypto.dh import DhKeyPair, dh_group
 from snakeswan.crypto.ivchain import IvChain
 from snakeswan.errors import AuthenticationError, CryptoError, PeerError
-from snakeswan.ike import natt, peers, pubkey, vendor
+from snakeswan.ike import informational, natt, peers, pubkey, vendor
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import IkeSaEstablished, KeyLog
-from snakeswan.ike.proposals import IkeChoice, ike_sa_payload, select_ike
+from snakeswan.ike.proposals import IkeChoice, ike_responder_lifetime, ike_sa_payload, select_ike
 from snakeswan.ike.sa import IkeSa, IkeState, Phase1Crypto
 from snakeswan.wire.enums import AuthMethod, IdType, NotifyType
 from snakeswan.wire.message import Message
@@ -102,6 +102,7 @@ class Phase1:
                     auth_methods(conn, self.ctx.config.credentials),
                     int(conn.ike_lifetime),
                     conn.ike_life_kilobytes,
+                    strict=conn.ike_lifetime_check == "strict",
                 )
             except PeerError as e:
                 last = e
@@ -346,6 +347,19 @@ class Phase1:
             )
         )
         self.ctx.tracer.emit("ike", "ike_sa_established", sa=sa.unique_id, conn=sa.conn.name)
+        if not sa.initiator and sa.choice.lowered:
+            # we run with shorter lifetimes than the initiator offered: tell it (RFC 2407 4.6.3.1)
+            notify = ike_responder_lifetime(
+                sa.icookie + sa.rcookie, sa.choice.lifetime, sa.choice.life_kilobytes
+            )
+            informational.send(sa, self.ctx, [notify])
+            self.ctx.tracer.emit(
+                "ike",
+                "responder_lifetime_sent",
+                sa=sa.unique_id,
+                seconds=sa.choice.lifetime,
+                kilobytes=sa.choice.life_kilobytes,
+            )
 
 
 def describe_choice(c: IkeChoice) -> str:
