@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from snakeswan.config.model import ChildProposal, IkeProposal
+from snakeswan.config.proposals import format_child_proposal, format_ike_proposal
 from snakeswan.errors import PeerError
 from snakeswan.wire.attributes import Attribute, decode_attributes, find
 from snakeswan.wire.buffer import Reader, Writer
@@ -151,7 +152,7 @@ def select_ike(
                 reasons.append(f"transform {t.number}: auth method {auth} not configured")
                 continue
             if not any(_same_ike(p, o) for o in ours):
-                reasons.append(f"transform {t.number}: algorithms not configured")
+                reasons.append(f"transform {t.number}: {format_ike_proposal(p, short=True)} not configured")
                 continue
             longer_s = seconds is not None and seconds > lifetime
             longer_kb = kb is not None and kilobytes is not None and kb > kilobytes
@@ -300,7 +301,7 @@ def select_child(
                 continue
             p, mode, their_s, their_kb = parsed
             if not any(_same_child(p, o) for o in ours):
-                reasons.append(f"transform {t.number}: algorithms not configured")
+                reasons.append(f"transform {t.number}: {format_child_proposal(p, short=True)} not configured")
                 continue
             if mode not in acceptable_modes:
                 reasons.append(f"transform {t.number}: encapsulation mode {mode} not acceptable")
