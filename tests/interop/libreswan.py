@@ -202,10 +202,14 @@ class Pluto:
                     f"pluto in {self.ns.name} exited ({self.proc.returncode}):\n"
                     f"{self.stdout_path.read_text(errors='replace')[-3000:]}\n{self._log_tail()}"
                 )
-            if self.ctl.exists() and "listening for IKE messages" in self.log():
-                # addconn (forked by pluto) loads the auto=add connections right after
-                if self.whack("--status", check=False, timeout=5).returncode == 0 and self._conns_loaded():
-                    return self
+            # addconn (forked by pluto) loads the auto=add connections once pluto listens
+            if (
+                self.ctl.exists()
+                and "listening for IKE messages" in self.log()
+                and self.whack("--status", check=False, timeout=5).returncode == 0
+                and self._conns_loaded()
+            ):
+                return self
             time.sleep(0.05)
         self.stop(grace=0)
         raise PlutoError(f"pluto in {self.ns.name} did not come up within {timeout}s\n{self._log_tail()}")

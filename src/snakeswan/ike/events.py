@@ -56,6 +56,8 @@ class ChildSaInfo:
     pfs_group: int | None
     initiator: bool
     replaces: int | None = None  # inbound SPI of the SA this one rekeys (make before break)
+    # responder: we lowered the initiator's lifetime (RESPONDER-LIFETIME), which it may ignore
+    lowered: bool = False
 
 
 @dataclass(frozen=True, slots=True)

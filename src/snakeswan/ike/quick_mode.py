@@ -374,6 +374,7 @@ class QuickMode(Exchange):
             pfs_group=choice.proposal.pfs_group,
             initiator=initiator,
             replaces=replaces,
+            lowered=not initiator and choice.lowered,
         )
         self.dh = self.gqm = None  # PFS secrets are not kept once KEYMAT exists
         sa.children.append(info)

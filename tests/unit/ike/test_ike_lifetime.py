@@ -7,9 +7,17 @@ from __future__ import annotations
 
 import pytest
 
+import snakeswan.ike.quick_mode as qm
 from snakeswan.config.proposals import parse_ike_proposal
 from snakeswan.errors import PeerError
-from snakeswan.ike.events import Datagram, IkeSaDeleted, IkeSaEstablished, NotifyReceived
+from snakeswan.ike.events import (
+    ChildSaDeleted,
+    ChildSaEstablished,
+    Datagram,
+    IkeSaDeleted,
+    IkeSaEstablished,
+    NotifyReceived,
+)
 from snakeswan.ike.proposals import (
     ike_responder_lifetime,
     ike_sa_payload,
@@ -113,3 +121,33 @@ def test_responder_lifetime_notify_round_trip() -> None:
     assert n.notify_type == NotifyType.RESPONDER_LIFETIME and n.protocol == ProtocolId.ISAKMP
     assert n.data.startswith(bytes.fromhex("800b0001"))  # Life Type (11) = seconds, TV form
     assert parse_ike_responder_lifetime(n.data) == (3600, 1024)
+
+
+def test_responder_rekeys_when_the_initiator_ignores_responder_lifetime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Libreswan keeps its 8 h IPsec lifetime whatever RESPONDER-LIFETIME says. Our side, which
+    lowered the lifetime to 30 min, rekeys itself (at 95 %) instead of letting the SA expire."""
+    monkeypatch.setattr(qm, "apply_responder_lifetime", lambda data, s, kb: (s, kb))  # deaf initiator
+    p = pair({"life_time": "2h"}, {"life_time": "30m"})
+    p.run(max_time=5)
+    (ca,), (cb,) = p.of(p.a, ChildSaEstablished), p.of(p.b, ChildSaEstablished)
+    assert ca.child.life_seconds == 7200 and cb.child.life_seconds == 1800
+    assert cb.child.lowered and not ca.child.lowered
+    p.run(max_time=35 * 60)
+    rekeys = list(p.b.engine.tracer.find("child_rekey"))
+    assert rekeys and rekeys[0].fields["spi_in"] == f"{cb.child.spi_in:08x}"
+    assert 1000 + 0.95 * 1800 - 1 <= rekeys[0].fields["at"] <= 1000 + 1800
+    expired = [e for s in (p.a, p.b) for e in p.of(s, ChildSaDeleted) if e.reason == "expired"]
+    assert not expired
+    # the old pair went after its successor was up; one pair left, crosswise on both sides
+    (na,), (nb,) = p.a.engine.ike_sas[0].children, p.b.engine.ike_sas[0].children
+    assert na.spi_in == nb.spi_out and na.spi_out == nb.spi_in and nb.replaces == cb.child.spi_in
+    assert nb.initiator and na.life_seconds == nb.life_seconds == 1800
+
+
+def test_responder_does_not_rekey_when_the_initiator_honours_the_notify() -> None:
+    p = pair({"life_time": "2h"}, {"life_time": "30m"})
+    p.run(max_time=35 * 60)
+    assert list(p.a.engine.tracer.find("child_rekey"))  # the initiator rekeyed within 27 min
+    assert not list(p.b.engine.tracer.find("child_rekey"))
