@@ -5,8 +5,11 @@
  * SA fails with EPROTONOSUPPORT, pluto then abandons the Quick Mode and never sends QM2/QM3. The
  * tests check the IKE side on the wire (proposals, SPIs, Deletes), not ESP, so this shim answers
  * those requests itself with a netlink ACK (NLMSG_ERROR, error 0), as the kernel would on success.
- * XFRM_MSG_DELSA of such an SA is answered the same way. Everything else (policies, ALLOCSPI,
- * GETSA, the broadcast socket) goes to the kernel untouched.
+ * XFRM_MSG_DELSA of such an SA is answered the same way. XFRM_MSG_ALLOCSPI is answered too (a
+ * NEWSA message carrying a random SPI in the range asked for): the kernel would create a larval
+ * SA for it, which the faked UPDSA never replaces, so it would expire after xfrm_acq_expires
+ * (30 s) and pluto would delete its IPsec SA on that EXPIRE. Everything else (policies, GETSA,
+ * the broadcast socket) goes to the kernel untouched.
  *
  * How: socket() remembers which descriptors are NETLINK_XFRM sockets; write()/send()/sendto() of
  * one of the messages above on such a descriptor is swallowed and an ACK queued for it; the next
@@ -25,6 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -35,6 +41,7 @@
 
 struct pending {
 	struct nlmsghdr hdr; /* the request's header, echoed in the ACK */
+	struct xfrm_usersa_info sa; /* ALLOCSPI: the answer's SA (its SPI chosen here) */
 };
 
 static unsigned char is_xfrm[MAX_FD];
@@ -113,17 +120,31 @@ static int fake(int fd, const void *buf, size_t len)
 		return 0;
 	const struct nlmsghdr *h = buf;
 	if (h->nlmsg_type != XFRM_MSG_NEWSA && h->nlmsg_type != XFRM_MSG_UPDSA &&
-	    h->nlmsg_type != XFRM_MSG_DELSA)
+	    h->nlmsg_type != XFRM_MSG_DELSA && h->nlmsg_type != XFRM_MSG_ALLOCSPI)
 		return 0;
+	struct pending p;
+	memset(&p, 0, sizeof(p));
+	p.hdr = *h;
+	if (h->nlmsg_type == XFRM_MSG_ALLOCSPI) {
+		if (len < NLMSG_LENGTH(sizeof(struct xfrm_userspi_info)))
+			return 0;
+		const struct xfrm_userspi_info *req = NLMSG_DATA(h);
+		uint32_t lo = req->min < 0x100 ? 0x100 : req->min, hi = req->max;
+		uint32_t r;
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			return 0;
+		p.sa = req->info;
+		p.sa.id.spi = htonl(hi > lo ? lo + r % (hi - lo + 1) : lo);
+	}
 	pthread_mutex_lock(&lock);
 	int s = slot_of(fd, 1);
 	int ok = s >= 0 && queued[s] < MAX_PENDING;
 	if (ok) {
-		queue[s][queued[s]++].hdr = *h;
+		queue[s][queued[s]++] = p;
 		faked++;
 	}
 	pthread_mutex_unlock(&lock);
-	if (ok && getenv("XFRM_SHIM_DEBUG"))
+	if (ok && getenv("XFRM_SHIM_DEBUG") != NULL)
 		fprintf(stderr, "xfrm-shim: answered type %u seq %u with success\n", h->nlmsg_type, h->nlmsg_seq);
 	return ok;
 }
@@ -133,32 +154,48 @@ static ssize_t take_ack(int fd, void *buf, size_t len, struct sockaddr *addr, so
 {
 	if (fd < 0 || fd >= MAX_FD || !is_xfrm[fd])
 		return -1;
-	struct nlmsghdr req;
+	struct pending p;
 	pthread_mutex_lock(&lock);
 	int s = slot_of(fd, 0);
 	if (s < 0 || queued[s] == 0) {
 		pthread_mutex_unlock(&lock);
 		return -1;
 	}
-	req = queue[s][0].hdr;
+	p = queue[s][0];
 	memmove(&queue[s][0], &queue[s][1], (size_t)(queued[s] - 1) * sizeof(queue[s][0]));
 	queued[s]--;
 	pthread_mutex_unlock(&lock);
 
-	struct {
-		struct nlmsghdr n;
-		struct nlmsgerr e;
-	} ack;
-	memset(&ack, 0, sizeof(ack));
-	ack.n.nlmsg_len = sizeof(ack);
-	ack.n.nlmsg_type = NLMSG_ERROR;
-	ack.n.nlmsg_flags = NLM_F_CAPPED; /* only the request's header is echoed */
-	ack.n.nlmsg_seq = req.nlmsg_seq;
-	ack.n.nlmsg_pid = 0;
-	ack.e.error = 0;
-	ack.e.msg = req;
-	size_t n = len < sizeof(ack) ? len : sizeof(ack);
-	memcpy(buf, &ack, n);
+	union {
+		struct {
+			struct nlmsghdr n;
+			struct nlmsgerr e;
+		} ack;
+		struct {
+			struct nlmsghdr n;
+			struct xfrm_usersa_info sa;
+		} newsa;
+	} out;
+	memset(&out, 0, sizeof(out));
+	size_t size;
+	if (p.hdr.nlmsg_type == XFRM_MSG_ALLOCSPI) {
+		/* the kernel answers ALLOCSPI with the (larval) SA it made */
+		size = sizeof(out.newsa);
+		out.newsa.n.nlmsg_len = size;
+		out.newsa.n.nlmsg_type = XFRM_MSG_NEWSA;
+		out.newsa.n.nlmsg_seq = p.hdr.nlmsg_seq;
+		out.newsa.sa = p.sa;
+	} else {
+		size = sizeof(out.ack);
+		out.ack.n.nlmsg_len = size;
+		out.ack.n.nlmsg_type = NLMSG_ERROR;
+		out.ack.n.nlmsg_flags = NLM_F_CAPPED; /* only the request's header is echoed */
+		out.ack.n.nlmsg_seq = p.hdr.nlmsg_seq;
+		out.ack.e.error = 0;
+		out.ack.e.msg = p.hdr;
+	}
+	size_t n = len < size ? len : size;
+	memcpy(buf, &out, n);
 	if (addr != NULL && alen != NULL && *alen >= sizeof(struct sockaddr_nl)) {
 		struct sockaddr_nl from;
 		memset(&from, 0, sizeof(from));

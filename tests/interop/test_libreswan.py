@@ -67,8 +67,9 @@ def ids(cell: Cell) -> tuple[str, str]:
     return ("@west.sw-lab", "@east.sw-lab") if cell.aggressive else (WEST, EAST)
 
 
-def snakeswan_conf(cell: Cell) -> str:
+def snakeswan_conf(cell: Cell, life_time: str | None = None) -> str:
     lid, rid = ids(cell)
+    lifetimes = f'rekey_time = "{life_time}"\nlife_time = "{life_time}"' if life_time else ""
     return f"""
 [connections.gw]
 local_addrs = ["{WEST}"]
@@ -81,6 +82,7 @@ remote = {{ auth = "psk", id = "{rid}" }}
 local_ts = ["{LAN_W}"]
 remote_ts = ["{LAN_E}"]
 esp_proposals = [{", ".join(f'"{e}"' for e in cell.esp)}]
+{lifetimes}
 [secrets.ike-gw]
 id = ["{lid}", "{rid}"]
 secret = "{PSK}"
@@ -134,13 +136,17 @@ def pluto_factory(
 
 
 def bring_up(
-    cell: Cell, topology: Callable[..., Topology], pluto_factory: Callable[..., Pluto], tmp_path: Path
+    cell: Cell,
+    topology: Callable[..., Topology],
+    pluto_factory: Callable[..., Pluto],
+    tmp_path: Path,
+    life_time: str | None = None,
 ) -> tuple[Pluto, DaemonProcess]:
     topo = topology()
     west, east = site_to_site(topo)
     conns, secrets = pluto_conf(cell)
     pluto = pluto_factory(east, "east", conns, secrets)
-    daemon = DaemonProcess(tmp_path, "west", snakeswan_conf(cell), netns=west.name)
+    daemon = DaemonProcess(tmp_path, "west", snakeswan_conf(cell, life_time), netns=west.name)
     topo.on_close(daemon.stop)
     return pluto, daemon
 
@@ -203,3 +209,30 @@ def test_libreswan_initiates_to_snakeswan(
     daemon.cmd("down", conn="gw")
     pluto.wait_states(lambda states: not old & {s.serial for s in states})
     assert "received Delete SA payload: self-deleting ISAKMP State" in pluto.log()
+
+
+def test_we_rekey_what_libreswan_keeps_for_8h(topology: Any, pluto_factory: Any, tmp_path: Path) -> None:
+    """pluto offers its default 8 h IPsec lifetime and ignores our RESPONDER-LIFETIME (30 s here):
+    we rekey the SA ourselves at 95 % of ours, pluto takes the new SA and the old one is deleted."""
+    cell = CELLS[0]
+    pluto, daemon = bring_up(cell, topology, pluto_factory, tmp_path, life_time="30s")
+    pluto.initiate("gw")
+    first = our_sa(daemon)["children"][0]
+    check_both_sides(cell, pluto, our_sa(daemon), we_initiated=False)
+    assert "ignoring informational payload IPSEC_RESPONDER_LIFETIME" in pluto.log()
+
+    def rekeyed() -> list[dict[str, Any]]:
+        children = [c for s in daemon.sas() for c in s["children"]]
+        return [c for c in children if c["spi_in"] != first["spi_in"]] if len(children) == 1 else []
+
+    (new,) = wait_for(rekeyed, timeout=45, what="our rekey to replace the first IPsec SA")
+    states = pluto.wait_states(
+        lambda st: (
+            [s for s in st if s.ipsec and s.spi_out == int(new["spi_in"], 16)]
+            and not [s for s in st if s.ipsec and s.spi_out == int(first["spi_in"], 16)]
+        )
+    )
+    (ipsec,) = [s for s in states if s.ipsec]
+    assert ipsec.spi_in == int(new["spi_out"], 16)
+    assert f"received Delete SA(0x{first['spi_in']}) payload: deleting IPsec State" in pluto.log()
+    assert "child_rekey" in daemon.log() and "expired" not in daemon.log()

@@ -4,8 +4,9 @@ when the old SA of a rekey goes, and when an SA expires.
 - Rekey (soft limit): the end that initiated the child's Quick Mode rekeys, at
   ``rekey_time`` minus a random jitter of up to ``rand_time`` (so that two gateways do not rekey at
   the same moment), and never later than 90 % of the negotiated lifetime. A responder that lowered
-  the initiator's lifetime (RESPONDER-LIFETIME) rekeys itself at 95 % of it unless the initiator
-  did first: Libreswan ignores the notify and would keep the SA far past our expiry.
+  the initiator's lifetime (RESPONDER-LIFETIME) rekeys itself at 95 % of it (at the latest two
+  overlaps before it ends) unless the initiator did first: Libreswan ignores the notify and
+  would keep the SA far past our expiry.
 - Make before break: after a rekey the old SA stays usable for :data:`REKEY_OVERLAP` seconds (packets
   in flight still arrive on it), then the initiator deletes it with a Delete payload.
 - Hard limit: at the negotiated lifetime the SA is deleted (and the peer told).
@@ -58,7 +59,9 @@ class ChildLifetimes:
             if life:
                 rekey = min(rekey, now + 0.9 * life)
         elif info.lowered and life and cfg.rekey_time > 0:
-            rekey = now + RESPONDER_REKEY * life
+            # late enough for an initiator that took our lifetime to rekey first, early enough
+            # for the make-before-break overlap to end before the SA expires
+            rekey = now + life - max((1 - RESPONDER_REKEY) * life, 2 * REKEY_OVERLAP)
         self.timers[info.spi_in] = ChildTimer(info.ike_sa, info.spi_in, rekey, expire)
 
     def replaced(self, old_spi: int, now: float, *, we_delete: bool, by: int | None = None) -> None:
