@@ -11,6 +11,7 @@ clears pluto's). See tests/interop/libreswan.py for how pluto runs without ESP i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +158,9 @@ def established(states: list[PlutoState]) -> bool:
     )
 
 
-def check_both_sides(cell: Cell, pluto: Pluto, ours: dict[str, Any], *, we_initiated: bool) -> None:
+def check_both_sides(
+    cell: Cell, pluto: Pluto, ours: dict[str, Any], *, we_initiated: bool, daemon_log: str = ""
+) -> None:
     states = pluto.wait_states(established)
     ipsec = [s for s in states if s.ipsec and s.established]
     assert len(ipsec) == 1, states
@@ -168,6 +171,8 @@ def check_both_sides(cell: Cell, pluto: Pluto, ours: dict[str, Any], *, we_initi
     assert ours["mode"] == ("aggressive" if cell.aggressive else "main")
     ike = [s for s in states if not s.ipsec and s.established]
     assert len(ike) == 1
+    if cell.aggressive:  # pluto pads its plaintext messages to 4 bytes (ikepad=yes): accepted
+        assert re.search(r"received .*msg=AM[12] .*padding=\d", daemon_log), "no padded AM message seen"
     want = ("STATE_AGGR" if cell.aggressive else "STATE_MAIN") + ("_R" if we_initiated else "_I")
     assert ike[0].state.startswith(want), ike[0]
     assert (ch["local_ts"], ch["remote_ts"]) == (LAN_W, LAN_E)
@@ -186,7 +191,7 @@ def test_snakeswan_initiates_to_libreswan(
     pluto, daemon = bring_up(cell, topology, pluto_factory, tmp_path)
     daemon.cmd("up", conn="gw")
     ours = our_sa(daemon)
-    check_both_sides(cell, pluto, ours, we_initiated=True)
+    check_both_sides(cell, pluto, ours, we_initiated=True, daemon_log=daemon.log())
     # pluto deletes (IPsec SA and ISAKMP SA): ours go
     pluto.terminate("gw")
     wait_for(lambda: daemon.sas() == [], timeout=15, what="snakeswan to drop the SAs pluto deleted")
@@ -200,7 +205,7 @@ def test_libreswan_initiates_to_snakeswan(
     pluto, daemon = bring_up(cell, topology, pluto_factory, tmp_path)
     pluto.initiate("gw")
     ours = our_sa(daemon)
-    check_both_sides(cell, pluto, ours, we_initiated=False)
+    check_both_sides(cell, pluto, ours, we_initiated=False, daemon_log=daemon.log())
     # pluto offered its default 8 h ISAKMP lifetime: we ran with ours and told it
     assert "responder_lifetime_sent" in daemon.log()
     # we delete: pluto deletes those SAs (and, as it initiated the connection with --initiate, its
