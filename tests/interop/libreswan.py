@@ -182,6 +182,22 @@ class Pluto:
     def __repr__(self) -> str:
         return f"Pluto({self.ns.name}, pid={self.proc.pid if self.proc else None})"
 
+    # -- credentials ------------------------------------------------------------------------------
+    def add_ca(self, cert: Path, nickname: str = "ca") -> None:
+        """Trust ``cert`` (PEM) as a CA in pluto's NSS database (before :meth:`start`)."""
+        self._nss("certutil", "-A", "-n", nickname, "-t", "CT,,", "-i", str(cert))
+
+    def add_identity(self, p12: Path, password: str) -> None:
+        """Import a PKCS#12 file (certificate + private key, its friendly name is the nickname
+        ``leftcert=`` names) into pluto's NSS database (before :meth:`start`)."""
+        self._nss("pk12util", "-i", str(p12), "-W", password)
+
+    def _nss(self, tool: str, *args: str) -> None:
+        cmd = [tool, "-d", f"sql:{self.nss_dir}", *args]
+        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+        if cp.returncode != 0:
+            raise PlutoError(f"{' '.join(cmd)} failed: {cp.stdout}{cp.stderr}")
+
     # -- life cycle -----------------------------------------------------------------------------
     def start(self, timeout: float = 15) -> Pluto:
         if self.proc is not None:

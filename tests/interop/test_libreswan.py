@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from tests.conftest import _REPORTS
 from tests.daemons import DaemonProcess, wait_for
 from tests.interop.libreswan import Pluto, PlutoState, build_shim, conn_section, require_libreswan
 from tests.netns import Netns, Topology, site_to_site
+from tests.pki import Issued, TestPki
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
@@ -122,9 +125,18 @@ def pluto_factory(
 ) -> Iterator[Callable[..., Pluto]]:
     plutos: list[Pluto] = []
 
-    def make(ns: Netns, name: str, conns: str, secrets: str, **kw: Any) -> Pluto:
+    def make(
+        ns: Netns,
+        name: str,
+        conns: str,
+        secrets: str,
+        prepare: Callable[[Pluto], None] | None = None,
+        **kw: Any,
+    ) -> Pluto:
         pluto = Pluto(ns, tmp_path / name, xfrm_shim, conns=conns, secrets=secrets, **kw)
         plutos.append(pluto)
+        if prepare is not None:
+            prepare(pluto)
         return pluto.start()
 
     yield make
@@ -241,3 +253,93 @@ def test_we_rekey_what_libreswan_keeps_for_8h(topology: Any, pluto_factory: Any,
     assert ipsec.spi_in == int(new["spi_out"], 16)
     assert f"received Delete SA(0x{first['spi_in']}) payload: deleting IPsec State" in pluto.log()
     assert "child_rekey" in daemon.log() and "expired" not in daemon.log()
+
+
+# ---- RSA certificates (Main Mode, both roles) --------------------------------------------------
+# pluto sends no CERTREQ by default (and sends its own certificate always, its sendcert default):
+# with our default send_cert = "ifasked" it would find no key for us ("no certificate matched RSA
+# with SHA1"), as strongSwan's default would; the snakeswan side says send_cert = "always".
+
+
+def cert_setup(tmp_path: Path) -> tuple[TestPki, Issued, Issued, Path]:
+    """A CA, west's and east's certificates (DN subjects, FQDN subjectAltName), and east's as
+    PKCS#12 (nickname "east") for pluto's NSS database."""
+    pki = TestPki(tmp_path / "pki", "rsa")
+    west, east = pki.host("west.sw-lab", key_index=0), pki.host("east.sw-lab", key_index=1)
+    p12 = tmp_path / "pki" / "east.p12"
+    p12.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"east",
+            east.private_key,  # type: ignore[arg-type]
+            east.certificate,
+            None,
+            serialization.BestAvailableEncryption(P12_PASSWORD.encode()),
+        )
+    )
+    return pki, west, east, p12
+
+
+P12_PASSWORD = "interop-p12"
+
+
+@pytest.mark.parametrize("we_initiate", [True, False], ids=["snakeswan-initiates", "libreswan-initiates"])
+def test_rsa_certificates_with_libreswan(
+    we_initiate: bool, topology: Any, pluto_factory: Any, tmp_path: Path
+) -> None:
+    pki, west_id, east_id, p12 = cert_setup(tmp_path)
+    topo = topology()
+    west, east = site_to_site(topo)
+    conns = conn_section(
+        "gw",
+        ikev2="no",
+        authby="rsasig",
+        left=EAST,
+        leftsubnet=LAN_E,
+        leftcert="east",
+        leftid=f'"{east_id.dn}"',
+        right=WEST,
+        rightsubnet=LAN_W,
+        rightid=f'"{west_id.dn}"',
+        leftupdown="/bin/true",
+        auto="add",
+    )
+
+    def prepare(p: Pluto) -> None:
+        p.add_ca(pki.ca_path)
+        p.add_identity(p12, P12_PASSWORD)
+
+    pluto = pluto_factory(east, "east", conns, "", prepare=prepare)
+    conf = f"""
+[connections.gw]
+local_addrs = ["{WEST}"]
+remote_addrs = ["{EAST}"]
+proposals = ["aes256-sha256-modp2048"]
+send_cert = "always"
+local = {{ auth = "pubkey", certs = ["{west_id.cert}"], id = "{west_id.dn}" }}
+remote = {{ auth = "pubkey", cacerts = ["{pki.ca_path}"], id = "{east_id.dn}" }}
+[connections.gw.children.net]
+local_ts = ["{LAN_W}"]
+remote_ts = ["{LAN_E}"]
+esp_proposals = ["aes256-sha256-modp2048", "aes128-sha1-modp2048"]
+[secrets.private-west]
+file = "{west_id.key}"
+"""
+    daemon = DaemonProcess(tmp_path, "west", conf, netns=west.name)
+    topo.on_close(daemon.stop)
+    if we_initiate:
+        daemon.cmd("up", conn="gw")
+    else:
+        pluto.initiate("gw")
+    ours = our_sa(daemon)
+    cell = Cell("rsa", ("aes256-sha256-modp2048",), ())
+    check_both_sides(cell, pluto, ours, we_initiated=we_initiate)
+    assert ours["remote_id"] == east_id.dn and ours["local_id"] == west_id.dn
+    assert "IKE SA established {auth=RSA_SIG cipher=AES_CBC_256" in pluto.log()
+    assert f"Peer ID is ID_DER_ASN1_DN: '{west_id.dn}'" in pluto.log()
+    if we_initiate:
+        pluto.terminate("gw")
+        wait_for(lambda: daemon.sas() == [], timeout=15, what="snakeswan to drop the SAs pluto deleted")
+    else:
+        old = {s.serial for s in pluto.states()}
+        daemon.cmd("down", conn="gw")
+        pluto.wait_states(lambda states: not old & {s.serial for s in states})
