@@ -154,12 +154,21 @@ class AggressiveMode(Exchange):
         assert self.sa.crypto is not None
         self.p1.verify_auth(msg, now, self._idii_b)
         if ciphertext is not None:
+            self.p1.keep_final(ciphertext)
             self.sa.crypto.iv.confirm(0, ciphertext)
         self.p1.check_natd(msg)
         self.state = AmState.DONE
         self.done = True
         self.retx.stop()
         self.p1.established(now)
+
+    def late(self, data: bytes, now: float) -> bool:
+        """Responder: another authenticated form of an encrypted AM3 (Phase1.final_variant)."""
+        ciphertext = self.p1.final_variant(data, AM3_RULES, "Aggressive Mode AM3", now, self._idii_b)
+        if ciphertext is None or self.sa.crypto is None:
+            return False
+        self.sa.crypto.iv.add_phase1_alternative(ciphertext[-self.sa.crypto.cipher.block_size :])
+        return True
 
 
 def _public_size(group: int) -> int:

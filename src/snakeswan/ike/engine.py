@@ -241,9 +241,10 @@ class Engine:
                 self.ctx.send(reply, sa.local, sa.remote)
             return
         if ex.done:
-            self.tracer.emit(
-                "ike", "drop", reason="exchange already complete", sa=sa.unique_id, exchange=ex.name
-            )
+            if not ex.late(data, now):
+                self.tracer.emit(
+                    "ike", "drop", reason="exchange already complete", sa=sa.unique_id, exchange=ex.name
+                )
             return
         self._process(sa, ex, header, data, src, dst, now)
 
