@@ -9,7 +9,7 @@ that the timer policy uses, so it never reaches into the engine's tables itself.
 from __future__ import annotations
 
 from snakeswan.errors import DecodeError
-from snakeswan.ike import close_actions, crypt, informational, renewal
+from snakeswan.ike import close_actions, crypt, informational, renewal, unique
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import NegotiationFailed, NotifyReceived
 from snakeswan.ike.proposals import parse_ike_responder_lifetime
@@ -150,8 +150,18 @@ class InformationalHandler:
             else:
                 self.ctx.tracer.emit("ike", "delete_unknown_spi", sa=sa.unique_id, spi=spi)
 
-    def initial_contact(self, sa: IkeSa, now: float) -> None:
-        """INITIAL-CONTACT: the peer rebooted; every older SA with the same identities is stale."""
-        for other in self.hooks.sas():
-            if other is not sa and other.remote_id == sa.remote_id and other.local_id == sa.local_id:
-                self.hooks.remove_sa(other, "replaced after INITIAL-CONTACT", close_actions.LOCAL, now)
+    def established(self, sa: IkeSa, now: float, *, initial_contact: bool) -> None:
+        """``sa`` is up: INITIAL-CONTACT received (the peer rebooted: every older SA with the same
+        identities is stale) and the connection's ``unique`` policy (ike/unique.py)."""
+        verdict = unique.on_established(sa, self.hooks.sas(), initial_contact)
+        for other in verdict.remove:
+            self.ctx.tracer.emit(
+                "ike", "unique_replace", sa=other.unique_id, by=sa.unique_id, reason=verdict.reason
+            )
+            if other.state is IkeState.ESTABLISHED and not initial_contact:
+                self.hooks.delete_ike(other.unique_id, now, verdict.reason)  # the peer is told
+            else:
+                self.hooks.remove_sa(other, verdict.reason, close_actions.LOCAL, now)
+        if verdict.cancel:
+            self.ctx.tracer.emit("ike", "unique_keep", sa=sa.unique_id, reason=verdict.reason)
+            self.hooks.delete_ike(sa.unique_id, now, verdict.reason)

@@ -77,6 +77,7 @@ class Phase1:
         self.psk: bytes | None = None
         self.initial_contact = False  # sent (initiator) or received (responder)
         self.final: tuple[bytes, bytes] | None = None  # responder: (IV, ciphertext) of MM5/AM3
+        self.unique_checked = False  # the engine applied INITIAL-CONTACT / unique once established
         self.pubkey = pubkey.PubkeyAuth(ctx, sa.unique_id)
 
     # ---- proposals --------------------------------------------------------------------------
