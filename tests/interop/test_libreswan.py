@@ -12,6 +12,9 @@ clears pluto's). See tests/interop/libreswan.py for how pluto runs without ESP i
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -343,3 +346,61 @@ file = "{west_id.key}"
         old = {s.serial for s in pluto.states()}
         daemon.cmd("down", conn="gw")
         pluto.wait_states(lambda states: not old & {s.serial for s in states})
+
+
+@pytest.mark.tshark
+@pytest.mark.parametrize("cell", [CELLS[0], CELLS[2]], ids=lambda c: c.name)
+def test_tshark_decodes_libreswan_exchanges_with_our_keylog(
+    cell: Cell, topology: Any, pluto_factory: Any, tmp_path: Path
+) -> None:
+    """The wire of a cell (we initiate) decrypted by tshark with the lines ``--keylog`` wrote:
+    MM5/MM6 or the encrypted AM3, Quick Mode and the Deletes, with no malformed packet."""
+    assert shutil.which("tshark"), "tshark is installed by scripts/setup.sh"
+    topo = topology()
+    west, east = site_to_site(topo)
+    conns, secrets = pluto_conf(cell)
+    pluto = pluto_factory(east, "east", conns, secrets)
+    daemon = DaemonProcess(tmp_path, "west", snakeswan_conf(cell), netns=west.name, keylog=True)
+    topo.on_close(daemon.stop)
+    pcap = tmp_path / "libreswan.pcapng"
+    cap = west.popen(
+        "tshark",
+        "-q",
+        "-i",
+        "w0",
+        "-f",
+        "udp port 500 or udp port 4500",
+        "-w",
+        str(pcap),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: pcap.exists() and pcap.stat().st_size > 0, timeout=15, what="tshark to capture")
+        time.sleep(0.5)
+        daemon.cmd("up", conn="gw")
+        our_sa(daemon)
+        pluto.wait_states(established)
+        daemon.cmd("down", conn="gw")
+        pluto.wait_states(lambda states: not states)
+        time.sleep(0.5)
+    finally:
+        cap.terminate()
+        cap.wait(10)
+    assert daemon.keylog_path is not None
+    ike = [x for x in daemon.keylog_path.read_text().splitlines() if not x.startswith('"')]
+    assert len(ike) == 1
+    out = subprocess.run(
+        ["tshark", "-r", str(pcap), "-o", f"uat:ikev1_decryption_table:{ike[0]}", "-V"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "Malformed" not in out and "Expert Info (Error" not in out
+    assert out.count("Exchange type: Quick Mode (32)") >= 3
+    assert out.count("Exchange type: Informational (5)") >= 2  # our Deletes
+    assert out.count("Payload: Delete (12)") >= 2
+    assert out.count("Payload: Hash (8)") >= 3 + 2 + (1 if cell.aggressive else 2)
+    if cell.aggressive:  # AM3 went encrypted and decodes
+        assert out.count("Exchange type: Aggressive (4)") == 3
