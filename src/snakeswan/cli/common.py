@@ -39,8 +39,17 @@ def guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
         except (ControlError, LocalError) as e:
             print(f"snakeswan: {e}", file=sys.stderr)
             return EXIT_FAIL
+        except OSError as e:  # a file or device the command needs: one line, no traceback
+            where = f"{e.filename}: " if e.filename else ""
+            print(f"snakeswan: {where}{e.strerror or e}", file=sys.stderr)
+            return EXIT_FAIL
 
     return run
+
+
+def print_record(rec: dict[str, Any]) -> None:
+    """One streamed log record, as ``snakeswan log`` prints it."""
+    print(f"{rec.get('subsystem', '?')}: {rec.get('text', '')}", flush=True)
 
 
 def split_target(text: str) -> tuple[str, str | None]:

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from typing import Any
 
+from snakeswan.cli import logsetup
 from snakeswan.cli.common import add_verb, control_path
 from snakeswan.daemon.daemon import Daemon
-
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
 def add_parser(sub: Any) -> None:
     p = add_verb(sub, "daemon", "run the IKEv1 daemon in the foreground (logs go to stderr)", run)
     p.add_argument("-c", "--config", required=True, metavar="FILE", help="configuration file (TOML)")
-    p.add_argument("--log-level", choices=sorted(LEVELS), default="info", help="log verbosity (default info)")
+    p.add_argument(
+        "--log-level",
+        type=logsetup.parse_levels,
+        default="info",
+        metavar="LEVELS",
+        help="log verbosity: debug, info (default), warning or error, optionally per subsystem as in "
+        "'info,ike=debug,dataplane=warning'",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=logsetup.FORMATS,
+        default="auto",
+        help="text (timestamps, levels), json (one object a line) or journal (priority prefixes for "
+        "systemd's journal); auto (default): journal when stderr is the journal, else text",
+    )
     p.add_argument(
         "--keylog",
         metavar="FILE",
@@ -26,8 +37,6 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=LEVELS[args.log_level], stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s"
-    )
+    logsetup.configure(args.log_level, args.log_format)
     daemon = Daemon(args.config, control_path=control_path(args), keylog_path=args.keylog)
     return daemon.run()

@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from snakeswan.cli import netdemo
+from snakeswan.cli.common import guarded
 from snakeswan.config.loader import parse_config
 from snakeswan.config.model import ChildProposal
 from snakeswan.config.proposals import format_child_proposal
@@ -47,7 +48,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--aggressive", action="store_true", help="(--in-memory) Aggressive Mode, FQDN identities")
     p.add_argument("--ike", default="aes128-sha256-modp2048", help="IKE proposal (strongSwan syntax)")
     p.add_argument("--esp", default="aes128gcm16-modp2048", help="ESP proposal; a DH group means PFS")
-    p.set_defaults(run=run)
+    p.set_defaults(run=guarded(run))
 
 
 def _config(west: bool, args: argparse.Namespace) -> str:

@@ -25,10 +25,7 @@ def run(args: argparse.Namespace) -> int:
             f"{c['name']}: IKEv1 {c['mode']} mode, "
             f"{','.join(c['local_addrs'])} ... {','.join(c['remote_addrs'])}"
         )
-        print(
-            f"  local  {c['local']['auth']} '{c['local']['id']}'   "
-            f"remote {c['remote']['auth']} '{c['remote']['id']}'"
-        )
+        print(f"  local  {_side(c['local'])}   remote {_side(c['remote'])}")
         print(f"  proposals: {', '.join(c['proposals'])}")
         for ch in c["children"]:
             if ch["mode"] in ("pass", "drop"):  # shunts: installed at start, never negotiated
@@ -39,3 +36,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"    local  {', '.join(ch['local_ts'])}")
             print(f"    remote {', '.join(ch['remote_ts'])}")
     return 0
+
+
+def _side(side: dict[str, Any]) -> str:
+    """``psk '@west'``, or only the method when no ID is configured (then, as strongSwan: the address)."""
+    return f"{side['auth']} '{side['id']}'" if side.get("id") is not None else str(side["auth"])

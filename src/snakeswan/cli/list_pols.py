@@ -17,6 +17,17 @@ _LABELS = {"protect": "PROTECT", "bypass": "PASS", "discard": "DROP"}
 def add_parser(sub: Any) -> None:
     p = add_verb(sub, "list-pols", "list the data plane's policies and drop counters", run)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="also the bypass policies of our own IKE, ESP and AH traffic (--json always has them)",
+    )
+
+
+def hide_own_bypass(pols: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The listing without the daemon's own bypass policies (``%ike``), and how many were hidden."""
+    kept = [p for p in pols["policies"] if p["conn"] != "%ike"]
+    return {**pols, "policies": kept}, len(pols["policies"]) - len(kept)
 
 
 def render_policies(pols: dict[str, Any]) -> str:
@@ -36,5 +47,13 @@ def render_policies(pols: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     pols = request(control_path(args), "list-pols")
-    print(json.dumps(pols, indent=2) if args.json else render_policies(pols))
+    if args.json:  # scripts get every policy, ours included (they carry conn "%ike")
+        print(json.dumps(pols, indent=2))
+        return 0
+    hidden = 0
+    if not args.all:
+        pols, hidden = hide_own_bypass(pols)
+    print(render_policies(pols))
+    if hidden:
+        print(f"({hidden} bypass policies of our own IKE, ESP and AH traffic not shown; --all shows them)")
     return 0

@@ -8,8 +8,24 @@ import sys
 from collections.abc import Sequence
 
 from snakeswan import __version__
-from snakeswan.cli import daemon, demo, down, list_conns, list_pols, list_sas, log, rekey, reload, up
+from snakeswan.cli import (
+    check,
+    daemon,
+    demo,
+    down,
+    list_conns,
+    list_pols,
+    list_pools,
+    list_sas,
+    log,
+    rekey,
+    reload,
+    stop,
+    up,
+)
 from snakeswan.cli.common import add_control_option
+
+VERBS = (daemon, up, down, rekey, list_sas, list_conns, list_pols, list_pools, reload, stop, log, check, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"snakeswan {__version__}")
     add_control_option(parser)
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for verb in (daemon, up, down, rekey, list_sas, list_conns, list_pols, reload, log, demo):
+    for verb in VERBS:
         verb.add_parser(sub)
     return parser
 
@@ -33,7 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verb is None:
         parser.print_help()
         return 2
-    rc: int = args.run(args)
+    try:
+        rc: int = args.run(args)
+    except KeyboardInterrupt:  # Ctrl-C while `up` waits: the daemon goes on; no traceback
+        print("snakeswan: interrupted", file=sys.stderr)
+        return 130
     return rc
 
 

@@ -238,7 +238,7 @@ def run_demo(argv: Sequence[str] = ()) -> int:
             print(f"== TCP transfer host-a -> host-b: {got} of {nbytes} bytes arrived")
         print("== negotiation trace (gw-a)")
         for line in _trace(lab, "gw-a"):
-            print("   " + line.split(" ", 2)[-1])
+            print("   " + line[line.find("snakeswan.") :])
         print("== list-sas (gw-a)")
         print(render_sas(request(ctl_a, "list-sas")))
         print("== list-sas (gw-b)")

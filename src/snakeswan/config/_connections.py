@@ -124,6 +124,9 @@ class _ChildLifetimes(TypedDict):
     rand_packets: int
 
 
+# XAUTH backends the gateway can verify with: "xauth"/"xauth-generic" check [secrets.xauth-*],
+# "xauth-radius" asks the [radius] server
+XAUTH_BACKENDS = ("xauth", "xauth-generic", "xauth-radius")
 _ROUND_RE = re.compile(r"^(local|remote)[-_]?[A-Za-z0-9_-]+$")
 _AUTH_RE = re.compile(r"^(psk|pubkey|rsa|ecdsa|xauth(-[A-Za-z0-9_]+)?)$")
 _HOSTNAME_RE = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(\.(?!-)[A-Za-z0-9_-]{1,63})*\.?$")
@@ -175,6 +178,11 @@ def _auth(table: Table) -> AuthConfig:
         raise table.error("auth", f'"{auth}" is IKEv2 only; IKEv1 uses "xauth" in a second round')
     if not _AUTH_RE.match(auth):
         raise table.error("auth", f'expected "psk", "pubkey", "xauth" or "xauth-<backend>", got "{auth}"')
+    if auth.startswith("xauth-") and auth not in XAUTH_BACKENDS:
+        raise table.error(
+            "auth",
+            f'XAUTH backend "{auth[6:]}" is not available; expected one of: {", ".join(XAUTH_BACKENDS)}',
+        )
     id_text = table.string("id")
     identity = None if id_text is None else table.convert("id", Identity.parse, id_text)
     assert identity is None or isinstance(identity, Identity)
@@ -214,6 +222,10 @@ def _auth_rounds(conn: Table, side: str) -> tuple[AuthConfig, AuthConfig | None]
             f"{rounds[1][2]}.auth",
             f'a second authentication round must be "xauth", got "{rounds[1][3].auth}"',
         )
+    if rounds[0][3].method == "xauth":  # hybrid authentication: XAUTH is this side's only proof
+        if len(rounds) == 2:
+            raise conn.error(f"{rounds[1][2]}.auth", "XAUTH in round 1 (hybrid) takes no second round")
+        return rounds[0][3], rounds[0][3]
     return rounds[0][3], rounds[1][3] if len(rounds) == 2 else None
 
 
@@ -254,16 +266,20 @@ def _connection_options(conn: Table, daemon: DaemonConfig, pool_names: Collectio
         raise conn.error(
             "version", f"snakeswan speaks IKEv1 only: expected 1, got {describe(conn.data['version'])}"
         )
-    conn.boolean("mobike", False)  # accepted (and checked) for swanctl compatibility; IKEv2 only
+    conn.only("mobike", conn.boolean("mobike", False), False, "MOBIKE is IKEv2 only")
     pools = conn.strings("pools") or ()
     for index, pool in enumerate(pools):
         if pool not in pool_names:
             raise conn.error(f"pools[{index}]", f'no pool named "{pool}" in [pools]')
-    frag = conn.data.get("fragmentation", "yes")
+    frag = conn.data.get("fragmentation", "no")
     if isinstance(frag, bool):
         frag = "yes" if frag else "no"
     if frag not in ("yes", "no", "force", "accept"):
         raise conn.error("fragmentation", f'expected "yes", "no", "accept" or "force", got {describe(frag)}')
+    conn.only("fragmentation", frag, "no", "IKE fragmentation is not implemented yet")
+    keyingtries = conn.integer("keyingtries", 1)
+    conn.only("keyingtries", keyingtries, 1, "one keying try per initiation: retries are not implemented yet")
+    unique = conn.choice("unique", ("never", "no", "keep", "replace"), "no")
     return _ConnectionOptions(
         local_port=conn.integer("local_port", daemon.port, 1, 65535),
         remote_port=conn.integer("remote_port", 500, 1, 65535),
@@ -273,8 +289,8 @@ def _connection_options(conn: Table, daemon: DaemonConfig, pool_names: Collectio
         fragmentation=frag,
         send_certreq=conn.boolean("send_certreq", True),
         send_cert=conn.choice("send_cert", ("always", "never", "ifasked"), "ifasked"),
-        keyingtries=conn.integer("keyingtries", 1),
-        unique=conn.choice("unique", ("never", "no", "keep", "replace"), "no"),
+        keyingtries=keyingtries,
+        unique=unique,
         ike_lifetime_check=conn.choice("ike_lifetime_check", ("lenient", "strict"), "lenient"),
         vips=conn.parsed_list("vips", _vip),
         pools=pools,
@@ -294,6 +310,13 @@ def parse_connection(
     lists = conn.parsed_list("proposals", parse_ike_proposal, (DEFAULT_IKE_PROPOSALS,))
     local, local_xauth = _auth_rounds(conn, "local")
     remote, remote_xauth = _auth_rounds(conn, "remote")
+    for side, ours, theirs in (("local", local, remote), ("remote", remote, local)):
+        if ours.method == "xauth" and theirs.method not in ("pubkey", "rsa"):
+            raise conn.error(
+                f"{side}.auth",
+                "XAUTH as the only round (hybrid authentication) needs the other side to sign "
+                f'(auth = "pubkey" with an RSA certificate), got "{theirs.auth}"',
+            )
     parsed = [(parse_child(child_name, table), table) for child_name, table in conn.subtables("children")]
     children = tuple(child for child, _ in parsed if not child.shunt)
     shunts = tuple(child for child, _ in parsed if child.shunt)
@@ -419,6 +442,7 @@ def parse_child(name: str, child: Table) -> ChildConfig:
             "start_action",
             f'a "{mode}" policy is installed at start and never negotiated; expected "trap" or "none"',
         )
+    _refuse_unsupported_child_keys(child)
     config = ChildConfig(
         name=name,
         local_ts=local_ts,
@@ -437,3 +461,23 @@ def parse_child(name: str, child: Table) -> ChildConfig:
         policies=child.boolean("policies", True),
     )
     return replace(config, **_child_lifetimes(child))
+
+
+def _refuse_unsupported_child_keys(child: Table) -> None:
+    """swanctl child keys whose only value we act on is the default (fail closed)."""
+    child.only(
+        "inactivity", child.duration("inactivity") or 0.0, 0.0, "inactivity timeouts are not implemented"
+    )
+    child.only(
+        "reqid", child.integer("reqid", 0), 0, "reqids are a kernel notion this data plane has none of"
+    )
+    child.only("updown", child.string("updown"), None, "updown scripts are not implemented")
+    child.only("hostaccess", child.boolean("hostaccess", False), False, "hostaccess is not implemented")
+    child.only(
+        "policies", child.boolean("policies", True), True, "children without policies are not implemented"
+    )
+    for key in ("rekey_packets", "life_packets", "rand_packets", "rand_bytes"):
+        if key in child.data:
+            raise child.error(
+                key, "packet-count limits and a byte jitter are not implemented (leave the key out)"
+            )

@@ -86,6 +86,13 @@ class Table:
         except ConfigError as exc:
             raise self.error(key, exc.what) from None
 
+    def only(self, key: str, value: object, accepted: object, why: str) -> None:
+        """Fail closed: ``value`` (already read from ``key``) must be ``accepted``, the one setting
+        the code acts on; anything else is refused with ``why`` rather than parsed and ignored."""
+        if key in self.data and value != accepted:
+            shown = str(accepted).lower() if isinstance(accepted, bool) else repr(accepted)
+            raise self.error(key, f"{why}; expected {shown} (or leave the key out)")
+
     def string(self, key: str, default: str | None = None) -> str | None:
         value = self.data.get(key, default)
         if value is not None and not isinstance(value, str):

@@ -31,13 +31,15 @@ from snakeswan.config.model import (
     DaemonConfig,
     Pool,
     PskSecret,
+    RadiusConfig,
     Secrets,
     XauthSecret,
 )
 from snakeswan.config.traffic import IPAddress, IPNetwork
 from snakeswan.errors import ConfigError
 
-TOP_KEYS = ("daemon", "connections", "secrets", "pools")
+TOP_KEYS = ("daemon", "connections", "secrets", "pools", "radius")
+RADIUS_KEYS = ("address", "port", "secret", "timeout", "retries", "nas_identifier")
 DAEMON_KEYS = (
     "port",
     "nat_port",
@@ -53,7 +55,7 @@ DAEMON_KEYS = (
     "route_priority",
     "fwmark",
 )
-POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude")
+POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude", "banner", "default_domain")
 _PSK_PREFIXES = ("ike", "psk")
 _XAUTH_PREFIXES = ("xauth", "eap")
 
@@ -93,8 +95,46 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         _check_secrets(conn, secrets, table)
         connections.append(conn)
     credentials, connections = load_credentials(top, connections, source)
+    radius = _radius(top.sub("radius"))
+    if radius is None:
+        _refuse_radius_rounds(top)
     return Config(
-        daemon=daemon, connections=tuple(connections), secrets=secrets, pools=pools, credentials=credentials
+        daemon=daemon,
+        connections=tuple(connections),
+        secrets=secrets,
+        pools=pools,
+        radius=radius,
+        credentials=credentials,
+    )
+
+
+def _refuse_radius_rounds(top: Table) -> None:
+    """Fail closed: a round that asks RADIUS without a [radius] server to ask."""
+    for _, conn in top.subtables("connections"):
+        for key, value in conn.data.items():
+            if isinstance(value, dict) and value.get("auth") == "xauth-radius":
+                raise conn.error(f"{key}.auth", "XAUTH by RADIUS needs a [radius] section (address, secret)")
+
+
+def _radius(table: Table | None) -> RadiusConfig | None:
+    if table is None:
+        return None
+    table.check_keys(RADIUS_KEYS)
+    address = table.string("address")
+    if not address:
+        raise table.error("address", "required: the RADIUS server's IP address")
+    table.convert("address", _address, address)
+    secret = table.string("secret")
+    if not secret:
+        raise table.error("secret", "required: the RADIUS shared secret")
+    timeout = table.duration("timeout")
+    return RadiusConfig(
+        address=address,
+        secret=table.convert("secret", decode_secret, secret),  # type: ignore[arg-type]
+        port=table.integer("port", 1812, 1, 65535),
+        timeout=3.0 if timeout is None else timeout,
+        retries=table.integer("retries", 2, 0, 10),
+        nas_identifier=table.string("nas_identifier", "snakeswan") or "snakeswan",
     )
 
 
@@ -177,6 +217,9 @@ def _pool(name: str, table: Table) -> Pool:
         else:
             net = ipaddress.ip_network(addrs, strict=False)
             first, last = net.network_address, net.broadcast_address
+            if net.num_addresses > 2:  # as strongSwan: the subnet's own address is never leased
+                first = first + 1
+                last = last - 1 if net.version == 4 else last  # nor an IPv4 broadcast address
         if first.version != last.version or int(first) > int(last):
             raise ValueError(addrs)
     except ValueError:
@@ -188,8 +231,17 @@ def _pool(name: str, table: Table) -> Pool:
         dns=table.parsed_list("dns", _address),
         nbns=table.parsed_list("nbns", _address),
         split_include=table.parsed_list("split_include", _network) + table.parsed_list("subnet", _network),
-        split_exclude=table.parsed_list("split_exclude", _network),
+        split_exclude=_split_exclude(table),
+        banner=table.string("banner"),
+        default_domain=table.string("default_domain"),
     )
+
+
+def _split_exclude(table: Table) -> tuple[IPNetwork, ...]:
+    excluded = table.parsed_list("split_exclude", _network)
+    if excluded:
+        raise table.error("split_exclude", "split-exclude (UNITY_LOCAL_LAN) is not implemented yet")
+    return excluded
 
 
 def decode_secret(text: str) -> bytes:

@@ -321,6 +321,12 @@ class Pool:
     nbns: tuple[IPAddress, ...] = ()
     split_include: tuple[IPNetwork, ...] = ()
     split_exclude: tuple[IPNetwork, ...] = ()
+    banner: str | None = None  # Cisco Unity UNITY_BANNER
+    default_domain: str | None = None  # Cisco Unity UNITY_DEF_DOMAIN
+
+    @property
+    def size(self) -> int:
+        return int(self.end) - int(self.start) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +354,19 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RadiusConfig:
+    """``[radius]``: the RADIUS server that checks XAUTH passwords (``auth = "xauth-radius"``),
+    as strongSwan's eap-radius plugin: Access-Request with User-Name and User-Password."""
+
+    address: str
+    secret: bytes = field(repr=False)
+    port: int = 1812
+    timeout: float = 3.0
+    retries: int = 2
+    nas_identifier: str = "snakeswan"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """A whole configuration file."""
 
@@ -355,6 +374,7 @@ class Config:
     connections: tuple[ConnectionConfig, ...] = ()
     secrets: Secrets = Secrets()
     pools: tuple[Pool, ...] = ()
+    radius: RadiusConfig | None = None
     # certificates and private keys of the files the connections and secrets name (loaded once)
     credentials: Credentials = field(default_factory=Credentials)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from snakeswan.control.protocol import MAX_LINE, decode, encode
@@ -31,7 +31,12 @@ def _connect(path: str, timeout: float | None) -> socket.socket:
 def _lines(s: socket.socket) -> Iterator[bytes]:
     buf = b""
     while True:
-        chunk = s.recv(65536)
+        try:
+            chunk = s.recv(65536)
+        except TimeoutError:
+            raise ControlError(f"the daemon did not answer within {s.gettimeout():g} s") from None
+        except OSError as e:
+            raise ControlError(f"the control connection failed: {e.strerror}") from None
         if not chunk:
             return
         buf += chunk
@@ -50,6 +55,28 @@ def request(path: str, command: str, timeout: float | None = 30.0, **args: Any) 
             resp = decode(line)
             if not resp.get("ok"):
                 raise ControlError(str(resp.get("error", "unknown error")))
+            return resp.get("result")
+    raise ControlError("the daemon closed the connection without answering")
+
+
+def call(
+    path: str,
+    command: str,
+    args: dict[str, Any],
+    on_record: Callable[[dict[str, Any]], None],
+    timeout: float | None = 30.0,
+) -> Any:
+    """A request whose answer may be preceded by records (``up``/``down`` with ``wait``): each one
+    is passed to ``on_record``; return the result, or raise ControlError with the daemon's reason."""
+    with _connect(path, timeout) as s:
+        s.sendall(encode({"command": command, "args": args}))
+        for line in _lines(s):
+            resp = decode(line)
+            if not resp.get("ok"):
+                raise ControlError(str(resp.get("error", "unknown error")))
+            if "record" in resp:
+                on_record(resp["record"])
+                continue
             return resp.get("result")
     raise ControlError("the daemon closed the connection without answering")
 

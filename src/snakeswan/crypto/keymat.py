@@ -176,6 +176,12 @@ def informational_hash(h: HashAlg, skeyid_a: bytes, message_id: int, rest: bytes
     return h.prf(skeyid_a, _mid(message_id) + rest)  # HASH(1) = prf(SKEYID_a, M-ID | N/D)
 
 
+def transaction_hash(h: HashAlg, skeyid_a: bytes, message_id: int, attributes: bytes) -> bytes:
+    """HASH of a Transaction exchange message (draft-dukes-ike-mode-cfg-02 3.2), request and reply
+    alike; ``attributes`` is the Attribute payload as sent."""
+    return h.prf(skeyid_a, _mid(message_id) + attributes)  # HASH = prf(SKEYID_a, M-ID | ATTR)
+
+
 def keymat(
     h: HashAlg,
     skeyid_d: bytes,

@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import time
-from pathlib import Path
 from typing import Any, TextIO
 
 from snakeswan.config.loader import load_config
@@ -24,6 +23,8 @@ from snakeswan.config.model import Config
 from snakeswan.control.protocol import COMMANDS, MAX_LINE, decode, encode
 from snakeswan.daemon import keylog, views
 from snakeswan.daemon.dataplane import DataPlane
+from snakeswan.daemon.instance import InstanceLock, claim_socket_path
+from snakeswan.daemon.waiters import Waiters
 from snakeswan.errors import ConfigError, LocalError
 from snakeswan.ike.engine import Engine
 from snakeswan.ike.events import (
@@ -36,7 +37,11 @@ from snakeswan.ike.events import (
     KeyLog,
     NegotiationFailed,
     NotifyReceived,
+    VirtualIps,
+    XauthCheck,
+    XauthResult,
 )
+from snakeswan.io.radius import RadiusAnswer, RadiusClient
 from snakeswan.io.udp import UdpSocket, family_of, source_address_for
 from snakeswan.trace import Record, Tracer
 from snakeswan.wire.enums import NotifyType, name_of
@@ -61,10 +66,14 @@ class Daemon:
         self._stop = asyncio.Event()
         self._keylog_file: TextIO | None = None
         self.dataplane: DataPlane | None = None
+        self.dataplane_error: str | None = None  # why the configured data plane is not running
+        self.waiters = Waiters()
 
     # ---- life cycle ---------------------------------------------------------------------------
 
     def run(self) -> int:
+        # a reader that goes away (`snakeswan log | head`) must not kill the daemon: EPIPE instead
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         try:  # uvloop when installed (optional): a faster event loop, same behaviour
             import uvloop  # type: ignore[import-not-found]  # noqa: PLC0415
 
@@ -97,7 +106,8 @@ class Daemon:
                     s = self._udp_socket(port, family, nat_t)
                 except OSError as e:
                     if family == socket.AF_INET:
-                        raise LocalError(f"cannot open UDP port {port}: {e.strerror}") from None
+                        hint = " (another IKE daemon on this port?)" if e.errno == errno.EADDRINUSE else ""
+                        raise LocalError(f"cannot open UDP port {port}: {e.strerror}{hint}") from None
                     log.info("no IPv6 socket on port %d: %s", port, e.strerror)
                     continue
                 self.sockets[(family, port)] = s
@@ -109,38 +119,67 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         # the engine's time is the loop's (monotonic); certificates are valid by the wall clock
         self.engine.ctx.wall_offset = time.time() - self._loop.time()
-        if self.keylog_path:
-            self._keylog_file = open(self.keylog_path, "a", buffering=1)  # noqa: SIM115 - lives with the daemon
-        self._open_sockets()
-        self._start_dataplane()
-        Path(self.control_path).parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.control_path)
-        server = await asyncio.start_unix_server(self._control_client, self.control_path, limit=MAX_LINE)
-        os.chmod(self.control_path, 0o600)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._loop.add_signal_handler(sig, self._stop.set)
-        log.info(
-            "snakeswan daemon started: %d connections from %s", len(self.config.connections), self.config_path
-        )
-        self._start_actions()
-        self._pump()
-        await self._stop.wait()
-        log.info("stopping: deleting %d IKE SAs", len(self.engine.ike_sas))
-        for sa in self.engine.ike_sas:
-            with contextlib.suppress(LocalError):
-                self.engine.delete_ike(sa.unique_id, self._now(), "daemon stopping")
-        self._pump()
-        server.close()
+        lock = InstanceLock(self.control_path)
+        lock.acquire()  # before any socket: a second daemon changes nothing of the first's
+        server: asyncio.AbstractServer | None = None
+        try:
+            if self.keylog_path:
+                try:
+                    self._keylog_file = open(self.keylog_path, "a", buffering=1)  # noqa: SIM115 - lives with the daemon
+                except OSError as e:
+                    raise LocalError(f"cannot open the key log {self.keylog_path}: {e.strerror}") from None
+            self._open_sockets()
+            self._start_dataplane()
+            claim_socket_path(self.control_path)
+            server = await asyncio.start_unix_server(self._control_client, self.control_path, limit=MAX_LINE)
+            os.chmod(self.control_path, 0o600)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._loop.add_signal_handler(sig, self._stop.set)
+            self._loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
+            log.info(
+                "snakeswan daemon started (pid %d): %d connections from %s",
+                os.getpid(),
+                len(self.config.connections),
+                self.config_path,
+            )
+            self._start_actions()
+            self._pump()
+            await self._stop.wait()
+            log.info("stopping: deleting %d IKE SAs", len(self.engine.ike_sas))
+            for sa in self.engine.ike_sas:
+                with contextlib.suppress(LocalError):
+                    self.engine.delete_ike(sa.unique_id, self._now(), "daemon stopping")
+            self._pump()
+        finally:
+            self._shutdown(server)
+            lock.release()
+
+    def _shutdown(self, server: asyncio.AbstractServer | None) -> None:
+        """Undo what was set up, whatever got that far: routes, rules and the TUN device (the data
+        plane), the UDP sockets, the control socket (ours: the lock is still held) last."""
+        assert self._loop is not None
+        if server is not None:
+            server.close()
         if self.dataplane is not None:
             self.dataplane.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.control_path)
+            self.dataplane = None
         for s in self.sockets.values():
             self._loop.remove_reader(s.fileno())
             s.close()
+        self.sockets.clear()
         if self._keylog_file:
             self._keylog_file.close()
+        if server is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.control_path)
+            log.info("stopped")
+
+    def _reload_on_signal(self) -> None:
+        """SIGHUP: reload as `snakeswan reload` does; a bad file keeps the running configuration."""
+        try:
+            self._reload()
+        except ConfigError as e:
+            log.error("reload on SIGHUP failed, configuration unchanged: %s", e)
 
     def _start_dataplane(self) -> None:
         if not self.config.daemon.dataplane:
@@ -152,7 +191,12 @@ class Daemon:
                 self.config, self._loop, lambda family, port: self.sockets.get((family, port)), self.tracer
             )
         except (LocalError, OSError) as e:
-            log.warning("data plane not available (%s): negotiating SAs only", e)
+            self.dataplane_error = str(e)
+            log.error(
+                "data plane not available (%s): IPsec SAs will be refused; "
+                "set [daemon] dataplane = false to negotiate IKE only",
+                e,
+            )
             return
         self.dataplane.on_events = self._pump
         self.dataplane.install_traps()
@@ -203,7 +247,10 @@ class Daemon:
         for conn in self.config.connections:
             for child in conn.children:
                 if child.start_action == "start":
-                    self._initiate(conn.name, child.name)
+                    try:
+                        self._initiate(conn.name, child.name)
+                    except LocalError as e:
+                        log.error("start_action of %s/%s: %s", conn.name, child.name, e)
 
     def _now(self) -> float:
         assert self._loop is not None
@@ -243,6 +290,7 @@ class Daemon:
         for d in self.engine.datagrams_to_send(now):
             self._send(d)
         self._arm_timer(now)
+        self.waiters.check(self.engine.ike_sas)
 
     def _arm_timer(self, now: float) -> None:
         if self._timer is not None:
@@ -266,6 +314,7 @@ class Daemon:
         self._pump()
 
     def _on_event(self, ev: Event, now: float) -> None:
+        self.waiters.on_event(ev)
         if isinstance(ev, IkeSaEstablished):
             log.info(
                 "IKE SA #%d %s established: %s[%s] === %s[%s], %s%s",
@@ -281,8 +330,10 @@ class Daemon:
         elif isinstance(ev, ChildSaEstablished):
             c = ev.child
             self.child_since[c.spi_in] = now
-            if self.dataplane is not None:
+            if self.dataplane is not None or self.dataplane_error is not None:
                 try:
+                    if self.dataplane is None:
+                        raise LocalError(f"the data plane is not available ({self.dataplane_error})")
                     self.dataplane.child_up(c, now)
                 except (LocalError, OSError) as e:
                     log.error(
@@ -291,6 +342,7 @@ class Daemon:
                         c.child,
                         e,
                     )
+                    self.waiters.fail(c.ike_sa, f"IPsec SA {c.conn}/{c.child} not installed: {e}")
                     # no half SA: the peer is told (Delete) and list-sas no longer shows it
                     with contextlib.suppress(LocalError):
                         self.engine.delete_child(c.ike_sa, c.spi_in, now)
@@ -311,22 +363,88 @@ class Daemon:
                     self._keylog_file.write(line + "\n")
         elif isinstance(ev, KeyLog) and self._keylog_file and ev.ikev1_line:
             self._keylog_file.write(ev.ikev1_line + "\n")
+        elif isinstance(ev, XauthResult):
+            log.log(
+                logging.INFO if ev.ok else logging.WARNING,
+                "IKE SA #%d %s: XAUTH %s of '%s' %s (%s)",
+                ev.ike_sa,
+                ev.conn,
+                "check" if ev.server else "authentication",
+                ev.user,
+                "successful" if ev.ok else "failed",
+                ev.reason,
+            )
+        elif isinstance(ev, VirtualIps):
+            self._virtual_ips(ev)
+        elif isinstance(ev, XauthCheck):
+            self._radius_check(ev)
         elif isinstance(ev, NegotiationFailed):
             log.warning("%s: %s failed: %s", ev.conn, ev.exchange, ev.reason)
         elif isinstance(ev, IkeSaDeleted):
             log.info("IKE SA #%d %s deleted: %s", ev.ike_sa, ev.conn, ev.reason)
+            if self.dataplane is not None:
+                self.dataplane.remove_vips(ev.ike_sa)
         elif isinstance(ev, ChildSaDeleted):
             self.child_since.pop(ev.spi_in, None)
             if self.dataplane is not None:
-                self.dataplane.child_down(ev.spi_in)
+                gone = self.dataplane.child_down(ev.spi_in)
                 if ev.then == "none":  # "trap" keeps the policy, "start" negotiates again
-                    self.dataplane.child_closed(ev.conn, ev.child)
+                    self.dataplane.child_closed(ev.conn, ev.child, gone)
             log.info("IPsec SA %s/%s (SPI %08x_i) deleted: %s", ev.conn, ev.child, ev.spi_in, ev.reason)
         elif isinstance(ev, NotifyReceived):
             log.info("notify %s received on IKE SA #%d", name_of(NotifyType, ev.notify_type), ev.ike_sa)
 
+    def _radius_check(self, ev: XauthCheck) -> None:
+        """Ask the RADIUS server in a worker thread; the engine gets the verdict when it comes."""
+        radius = self.config.radius
+        assert self._loop is not None
+        if radius is None:  # the loader refuses this; a reload may have removed the section
+            self.engine.xauth_verdict(ev.ike_sa, False, "no [radius] server configured", self._now())
+            return
+        log.info("IKE SA #%d %s: asking RADIUS %s about '%s'", ev.ike_sa, ev.conn, radius.address, ev.user)
+        future = self._loop.run_in_executor(None, RadiusClient(radius).authenticate, ev.user, ev.password)
+
+        def done(f: asyncio.Future[RadiusAnswer]) -> None:
+            try:
+                answer = f.result()
+            except Exception as e:  # a bug in the client must not leave the SA waiting silently
+                answer = RadiusAnswer(False, f"RADIUS check failed: {e!r}")
+            self.engine.xauth_verdict(ev.ike_sa, answer.ok, answer.reason, self._now())
+            self._pump()
+
+        future.add_done_callback(done)
+
+    def _virtual_ips(self, ev: VirtualIps) -> None:
+        if not ev.local:
+            log.info(
+                "IKE SA #%d %s: assigned virtual IP %s to the peer",
+                ev.ike_sa,
+                ev.conn,
+                ", ".join(ev.addresses),
+            )
+            return
+        log.info(
+            "IKE SA #%d %s: virtual IP %s, DNS %s, split %s%s",
+            ev.ike_sa,
+            ev.conn,
+            ", ".join(ev.addresses),
+            ", ".join(ev.dns) or "-",
+            ", ".join(ev.split_include) or "-",
+            f", banner {ev.banner!r}" if ev.banner else "",
+        )
+        if self.dataplane is not None:
+            try:
+                self.dataplane.add_vips(ev.ike_sa, ev.addresses, ev.split_include)
+            except LocalError as e:
+                log.error(
+                    "virtual IP %s could not be put on %s: %s", ev.addresses, self.dataplane.tun.name, e
+                )
+
     def _on_record(self, rec: Record) -> None:
-        logging.getLogger(f"snakeswan.{rec.subsystem}").info("%s", rec.render())
+        logger = logging.getLogger(f"snakeswan.{rec.subsystem}")
+        if not logger.isEnabledFor(logging.DEBUG):  # at debug the tracer has logged it already
+            logger.info("%s", rec.render())
+        self.waiters.on_record(rec)
         if self.log_queues:
             item = {"subsystem": rec.subsystem, "event": rec.event, "text": rec.render()}
             for q in list(self.log_queues):
@@ -341,6 +459,11 @@ class Daemon:
             conn = self.config.connection(conn_name)
         except KeyError:
             raise LocalError(f"no connection named {conn_name!r}") from None
+        if self.dataplane_error is not None and conn.children:
+            raise LocalError(
+                f"{conn_name}: its IPsec SAs need the data plane, which is not available "
+                f"({self.dataplane_error}); [daemon] dataplane = false negotiates IKE only"
+            )
         if not any(_is_ip(a) for a in conn.local_addrs):
             remote = next((a for a in conn.remote_addrs if _is_ip(a)), None)
             if remote is not None:
@@ -406,6 +529,8 @@ class Daemon:
             return [views.ike_view(sa, now, self.child_since, counters) for sa in self.engine.ike_sas]
         if command == "list-conns":
             return views.conns_view(self.config)
+        if command == "list-pools":
+            return self.engine.leases.listing()
         if command == "list-pols":
             if self.dataplane is None:
                 raise LocalError("no data plane: no policies")
@@ -429,7 +554,13 @@ class Daemon:
                 if command == "log":
                     await self._stream_log(writer)
                     return
-                result = self.handle_command(command, args)
+                if command == "up" and args.get("wait"):
+                    await self._up_waiting(writer, args)
+                    return
+                with self.waiters.capture() as lines:
+                    result = self.handle_command(command, args)
+                if args.get("wait"):  # e.g. down: what the command logged, then its result
+                    writer.writelines(encode(item) for item in lines)
                 writer.write(encode({"ok": True, "result": result}))
             except (LocalError, ConfigError, KeyError, ValueError) as e:
                 writer.write(
@@ -440,6 +571,25 @@ class Daemon:
             pass
         finally:
             writer.close()
+
+    async def _up_waiting(self, writer: asyncio.StreamWriter, args: dict[str, Any]) -> None:
+        """``up`` with ``wait``: stream the IKE SA's records, end with the outcome or a timeout."""
+        conn_name, child = str(args["conn"]), args.get("child")
+        timeout = float(args.get("timeout") or 60.0)
+        try:
+            conn = self.config.connection(conn_name)
+        except KeyError:
+            raise LocalError(f"no connection named {conn_name!r}") from None
+        w = self.waiters.add(conn_name, [str(child)] if child else [c.name for c in conn.children])
+        try:
+            with self.waiters.capture() as first:  # MM1/AM1 goes out before the id is known
+                w.ike_sa = self._initiate(conn_name, child, pump=False)
+            for item in first:
+                w.queue.put_nowait(item)
+            self._pump()
+            await w.send_until_done(writer, timeout)
+        finally:
+            self.waiters.remove(w)
 
     async def _stream_log(self, writer: asyncio.StreamWriter) -> None:
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10000)

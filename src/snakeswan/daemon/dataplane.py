@@ -22,6 +22,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from snakeswan.config._connections import is_specific
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, DaemonConfig, first_address
 from snakeswan.config.traffic import TrafficSelector
 from snakeswan.errors import LocalError
@@ -34,6 +35,7 @@ from snakeswan.io.routes import (
     local_address_in,
     local_addresses,
     pass_rule_selectors,
+    run_ip,
     set_mark,
     tun_table_rule,
 )
@@ -75,6 +77,55 @@ class _Families:
         if ":" in dst:
             return self._send6(payload, dst, src=src, tos=tos)
         return self._send4(payload, dst, src=src, tos=tos)
+
+
+def serves_many(conn: ConnectionConfig) -> bool:
+    """A responder connection for any peer (a remote-access gateway): each peer's SA needs a
+    policy of its own, or the newest peer's SA would carry everybody's traffic."""
+    return not any(is_specific(address) for address in conn.remote_addrs)
+
+
+def policy_key(conn: ConnectionConfig, child: str, info: ChildSaInfo | None) -> tuple[str, str]:
+    """The SPD key of a child's policies: (connection, child), or per peer on a connection that
+    serves many, (connection, ``child@remote_ts``)."""
+    if info is not None and serves_many(conn):
+        return conn.name, f"{child}@{info.remote_ts}"
+    return conn.name, child
+
+
+def sa_params(spi: int, keys: SaKeys, info: ChildSaInfo, child: ChildConfig) -> SaParams:
+    """One direction of a negotiated child as the data plane installs it."""
+    local_ts = (TrafficSelector.from_text(info.local_ts),)
+    remote_ts = (TrafficSelector.from_text(info.remote_ts),)
+    hard_bytes = info.life_kilobytes * 1024 if info.life_kilobytes else child.life_bytes
+    return SaParams(
+        spi=spi,
+        protocol=ESP if info.protocol == ProtocolId.IPSEC_ESP else AH,  # ISAKMP protocol id -> IP protocol
+        transform_id=info.transform_id,
+        key_length=info.key_length,
+        auth=info.auth,
+        encryption_key=keys.encryption,
+        integrity_key=keys.integrity,
+        local=info.local,
+        remote=info.remote,
+        mode=info.mode,
+        encap=info.encap,
+        local_ts=local_ts,
+        remote_ts=remote_ts,
+        soft_bytes=child.rekey_bytes,
+        hard_bytes=hard_bytes,
+        replay_window=max(child.replay_window, 32),
+        nat_oa=info.nat_oa,
+    )
+
+
+def covers(outer: TrafficSelector, inner: TrafficSelector) -> bool:
+    """``inner``'s addresses all lie in ``outer``'s (same family)."""
+    return outer.version == inner.version and outer.start <= inner.start and inner.end <= outer.end  # type: ignore[operator]
+
+
+def _host(address: str) -> str:
+    return f"{address}/128" if ":" in address else f"{address}/32"
 
 
 def _shunt_inputs(conn: ConnectionConfig, child: ChildConfig) -> tuple[object, ...]:
@@ -120,6 +171,8 @@ class DataPlane:
         self._owned_rules: dict[str, list[tuple[int, list[str]]]] = {}  # pass shunts' rules by child
         self._shunts: dict[tuple[str, str], tuple[ConnectionConfig, ChildConfig]] = {}
         self._inbound_seen: dict[int, int] = {}
+        self._vips: dict[int, tuple[str, ...]] = {}  # virtual IPs on the TUN, by IKE SA (a client)
+        self._split: dict[int, tuple[TrafficSelector, ...]] = {}  # split-include networks, by IKE SA
         self.on_events: Callable[[], None] = lambda: None
         self._bypass_own_traffic(config.daemon)
         log.info("data plane on %s (MTU %d)", self.tun.name, config.daemon.tun_mtu)
@@ -210,15 +263,27 @@ class DataPlane:
         return [t for t in lts if not t.dynamic], [t for t in rts if not t.dynamic]
 
     def protect(
-        self, conn: ConnectionConfig, child: ChildConfig, local: str | None = None, remote: str | None = None
+        self,
+        conn: ConnectionConfig,
+        child: ChildConfig,
+        local: str | None = None,
+        remote: str | None = None,
+        *,
+        negotiated: ChildSaInfo | None = None,
     ) -> None:
         """The policies and the routes of one child (idempotent): ``protect`` for a negotiated child,
         ``bypass`` for a pass shunt (with rules that keep its flows out of the TUN), ``discard`` for a
-        drop shunt (routed into the TUN, where it is dropped and counted)."""
-        key = (conn.name, child.name)
+        drop shunt (routed into the TUN, where it is dropped and counted). For an SA just
+        ``negotiated`` the policy is its selectors as agreed (a virtual IP, a narrowed subnet), keyed
+        per peer on a connection that serves many (:func:`policy_key`)."""
+        key = policy_key(conn, child.name, negotiated)
         if key in self._policies:
             return
-        lts, rts = self._selectors(conn, child, local, remote)
+        if negotiated is not None:
+            lts = [TrafficSelector.from_text(negotiated.local_ts)]
+            rts = [TrafficSelector.from_text(negotiated.remote_ts)]
+        else:
+            lts, rts = self._selectors(conn, child, local, remote)
         pairs = [(l_ts, r_ts) for l_ts in lts for r_ts in rts if l_ts.version == r_ts.version]
         if not pairs:
             log.warning("%s/%s: no concrete traffic selectors, no policy", *key)
@@ -229,10 +294,11 @@ class DataPlane:
         if action == "bypass":
             self._pass_rules(pairs, f"{conn.name}/{child.name}")
         else:
-            for version in sorted({ts.version for ts in rts}):
+            routed = self._split_routes(negotiated, rts)
+            for version in sorted({ts.version for ts in routed}):
                 src = local_address_in([ts for ts in lts if ts.version == version])
-                family = [ts for ts in rts if ts.version == version]
-                self.routes.add_selectors(family, src=src, owner=f"{conn.name}/{child.name}")
+                family = [ts for ts in routed if ts.version == version]
+                self.routes.add_selectors(family, src=src, owner="/".join(key))
         self._policies.add(key)
         log.info(
             "policy %s/%s (%s): %s === %s via %s",
@@ -256,9 +322,10 @@ class DataPlane:
                 self._owned_rules.setdefault(owner, []).append((l_ts.version, spec))
 
     def unprotect(self, conn_name: str, child_name: str) -> None:
-        """Remove what :meth:`protect` installed for one child: its policies (packets queued for it
-        are dropped), its routes (unless another child needs them) and a pass shunt's rules.
-        Its SAs stay until :meth:`child_down`. Nothing to remove is no error."""
+        """Remove what :meth:`protect` installed for one child (``child_name`` is the second half
+        of its policy key): its policies (packets queued for it are dropped), its routes (unless
+        another child needs them) and a pass shunt's rules. Its SAs stay until :meth:`child_down`.
+        Nothing to remove is no error."""
         key = (conn_name, child_name)
         if key not in self._policies:
             return
@@ -319,52 +386,39 @@ class DataPlane:
 
     # ---- SAs ------------------------------------------------------------------------------------
 
-    def _params(self, spi: int, keys: SaKeys, info: ChildSaInfo, child: ChildConfig) -> SaParams:
-        local_ts = (TrafficSelector.from_text(info.local_ts),)
-        remote_ts = (TrafficSelector.from_text(info.remote_ts),)
-        hard_bytes = info.life_kilobytes * 1024 if info.life_kilobytes else child.life_bytes
-        return SaParams(
-            spi=spi,
-            protocol=ESP
-            if info.protocol == ProtocolId.IPSEC_ESP
-            else AH,  # ISAKMP protocol id -> IP protocol
-            transform_id=info.transform_id,
-            key_length=info.key_length,
-            auth=info.auth,
-            encryption_key=keys.encryption,
-            integrity_key=keys.integrity,
-            local=info.local,
-            remote=info.remote,
-            mode=info.mode,
-            encap=info.encap,
-            local_ts=local_ts,
-            remote_ts=remote_ts,
-            soft_bytes=child.rekey_bytes,
-            hard_bytes=hard_bytes,
-            replay_window=max(child.replay_window, 32),
-        )
-
     def child_up(self, info: ChildSaInfo, now: float) -> None:
         conn = self.config.connection(info.conn)
         child = conn.child(info.child)
         if info.protocol == ProtocolId.IPSEC_AH and ":" in info.remote[0]:
             # IPv6 raw sockets do not hand over the header AH's ICV covers; the AH sender is IPv4
             raise LocalError("AH over IPv6 is not supported by this data plane (ESP is)")
-        self.protect(conn, child, info.local[0], info.remote[0])
-        inbound = self._params(info.spi_in, info.keys_in, info, child)
-        outbound = self._params(info.spi_out, info.keys_out, info, child)
+        self.protect(conn, child, info.local[0], info.remote[0], negotiated=info)
+        inbound = sa_params(info.spi_in, info.keys_in, info, child)
+        outbound = sa_params(info.spi_out, info.keys_out, info, child)
         self.children[info.spi_in] = info
-        self._emit(self.processor.install(inbound, outbound, (info.conn, info.child), now=now))
+        self._emit(self.processor.install(inbound, outbound, policy_key(conn, child.name, info), now=now))
 
-    def child_down(self, spi_in: int) -> None:
-        if self.children.pop(spi_in, None) is not None:
+    def child_down(self, spi_in: int) -> ChildSaInfo | None:
+        info = self.children.pop(spi_in, None)
+        if info is not None:
             self.processor.remove(spi_in)
             self._inbound_seen.pop(spi_in, None)
+        return info
 
-    def child_closed(self, conn_name: str, child_name: str) -> None:
+    def child_closed(self, conn_name: str, child_name: str, gone: ChildSaInfo | None = None) -> None:
         """A child closed with nothing to follow (``ChildSaDeleted.then == "none"``: deleted,
         ``dpd_action = "clear"``...): its policy and routes go, unless it is trapped
-        (``start_action = "trap"``) or another of its SAs is still installed (a rekey)."""
+        (``start_action = "trap"``) or another of its SAs is still installed (a rekey). ``gone``,
+        the SA just removed, names the per-peer policy of a connection that serves many peers."""
+        try:
+            conn: ConnectionConfig | None = self.config.connection(conn_name)
+        except KeyError:
+            conn = None
+        if conn is not None and gone is not None and serves_many(conn):
+            key = policy_key(conn, child_name, gone)
+            if not any(policy_key(conn, c.child, c) == key for c in self.children.values()):
+                self.unprotect(*key)
+            return
         if any(c.conn == conn_name and c.child == child_name for c in self.children.values()):
             return
         try:
@@ -373,6 +427,37 @@ class DataPlane:
             child = None  # gone from the configuration (reload): nothing keeps its policy
         if child is None or child.start_action != "trap":
             self.unprotect(conn_name, child_name)
+
+    # ---- virtual IPs (Mode Config client) --------------------------------------------------------
+
+    def add_vips(self, ike_sa: int, addresses: tuple[str, ...], split_include: tuple[str, ...] = ()) -> None:
+        """Put the virtual IPs Mode Config gave us on the TUN (host routes' source, the policies'
+        local selector); the split-include networks the gateway sent (Cisco Unity) decide what
+        of the IKE SA's children's remote selectors is routed into the tunnel."""
+        self.tun.configure(mtu=self.config.daemon.tun_mtu, addresses=[_host(a) for a in addresses])
+        self._vips[ike_sa] = addresses
+        if split_include:
+            self._split[ike_sa] = tuple(TrafficSelector.from_text(n) for n in split_include)
+
+    def _split_routes(self, info: ChildSaInfo | None, rts: list[TrafficSelector]) -> list[TrafficSelector]:
+        """Split tunneling: with split-include networks for this IKE SA, route only those of them
+        a remote selector covers (the policy stays as negotiated); else the remote selectors."""
+        split = self._split.get(info.ike_sa, ()) if info is not None else ()
+        inside = [net for net in split if any(covers(r, net) for r in rts)]
+        return inside if inside else rts
+
+    def remove_vips(self, ike_sa: int) -> None:
+        self._split.pop(ike_sa, None)
+        gone = self._vips.pop(ike_sa, ())
+        still = {a for addrs in self._vips.values() for a in addrs}
+        for address in gone:
+            if address in still:
+                continue  # a renewed IKE SA holds it too
+            version = "-6" if ":" in address else "-4"
+            try:
+                run_ip([version, "addr", "del", _host(address), "dev", self.tun.name])
+            except LocalError as e:
+                log.info("virtual IP %s: %s", address, e)
 
     def counters(self) -> dict[int, dict[str, int]]:
         out: dict[int, dict[str, int]] = {}

@@ -60,6 +60,8 @@ def ike_view(
         "nat_remote": bool(sa.nat and sa.nat.remote_behind),
         "encap": sa.encap,
         "dpd": sa.dpd_supported,
+        "xauth_user": sa.remote_access.user if sa.remote_access else None,
+        "vips": [str(v) for v in sa.remote_access.vips] if sa.remote_access else [],
         "age": round(age, 1) if age is not None else None,
         "lifetime": lifetime,
         "lifetime_left": round(lifetime - age, 1) if lifetime and age is not None else None,

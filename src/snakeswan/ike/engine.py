@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, first_address
 from snakeswan.errors import AuthenticationError, DecodeError, LocalError, PeerError, SnakeswanError
-from snakeswan.ike import close_actions, crypt, informational, peers, renewal, unique
+from snakeswan.ike import close_actions, crypt, informational, peers, renewal, unique, xauth
 from snakeswan.ike.aggressive_mode import AggressiveMode
 from snakeswan.ike.context import Context, SpiAllocator
 from snakeswan.ike.cookies import CookieJar
@@ -30,15 +30,18 @@ from snakeswan.ike.events import (
 )
 from snakeswan.ike.exchange import Exchange
 from snakeswan.ike.info_received import InformationalHandler
+from snakeswan.ike.leases import Leases
 from snakeswan.ike.main_mode import MainMode
 from snakeswan.ike.quick_mode import QuickMode
+from snakeswan.ike.remote_access import RemoteAccess, is_xauth
 from snakeswan.ike.retransmit import RetransmitPolicy
 from snakeswan.ike.sa import IkeSa, IkeState
 from snakeswan.ike.timers import EngineHooks, Timers
+from snakeswan.ike.transaction import Deferred, OnReply, Transaction
 from snakeswan.trace import Tracer
 from snakeswan.wire.enums import ExchangeType, NotifyType, ProtocolId, name_of
 from snakeswan.wire.message import Header, Message, decode_header, decode_message, summary
-from snakeswan.wire.payloads import DeletePayload, NotifyPayload
+from snakeswan.wire.payloads import AttributePayload, DeletePayload, NotifyPayload
 
 _ZERO = bytes(8)
 MAX_DONE_EXCHANGES = 16
@@ -79,6 +82,7 @@ class Engine:
                 conn, ours, theirs, now, initial_contact=False
             ),
             start_quick_mode=self._start_quick_mode,
+            remote_access_failed=self._remote_access_failed,
         )
         # RFC 3948 2.3: NAT-T keepalives from behind a NAT ([daemon] keep_alive, 20 s by default)
         self.timers = Timers(self.ctx, hooks, keepalive_interval or config.daemon.keep_alive)
@@ -87,6 +91,7 @@ class Engine:
         self._sas: dict[int, IkeSa] = {}
         self._by_cookies: dict[tuple[bytes, bytes], IkeSa] = {}
         self._half_open: dict[tuple[bytes, Address], IkeSa] = {}
+        self.leases = Leases(config.pools)  # virtual IPs handed out by Mode Config (gateway)
 
     # ---- public surface -----------------------------------------------------------------------
 
@@ -111,6 +116,7 @@ class Engine:
         """Use ``config`` from now on; SAs under way keep the connection they were made for."""
         self.config = config
         self.ctx.config = config
+        self.leases.configure(config.pools)
 
     def initiate(
         self, conn_name: str, child_name: str | None = None, now: float = 0.0, *, local: str | None = None
@@ -224,6 +230,8 @@ class Engine:
         if ex is None:
             if header.exchange == ExchangeType.QUICK_MODE and sa.state is IkeState.ESTABLISHED:
                 self._new_quick_mode(sa, header, data, now)
+            elif header.exchange == ExchangeType.TRANSACTION and sa.state is IkeState.ESTABLISHED:
+                self._new_transaction(sa, header, data, now)
             else:
                 self.tracer.emit(
                     "ike",
@@ -356,13 +364,72 @@ class Engine:
                 if not p1.unique_checked:  # once: INITIAL-CONTACT received, the unique policy
                     p1.unique_checked = True
                     self._info.established(sa, now, initial_contact=p1.initial_contact and not sa.initiator)
+            if sa.state is not IkeState.ESTABLISHED or not self._remote_access(sa, now):
+                return
             self._start_pending(sa, now)
         for mid, ex in list(sa.exchanges.items()):
-            if ex.done and isinstance(ex, QuickMode) and len(sa.exchanges) > MAX_DONE_EXCHANGES:
+            if ex.done and isinstance(ex, QuickMode | Transaction) and len(sa.exchanges) > MAX_DONE_EXCHANGES:
                 del sa.exchanges[mid]
 
+    # ---- remote access: XAUTH and Mode Config between phase 1 and Quick Mode --------------------
+
+    def _remote_access(self, sa: IkeSa, now: float) -> bool:
+        """Start or advance the XAUTH / Mode Config rounds of ``sa``; False if the SA is gone."""
+        ra = sa.remote_access
+        if ra is None and sa.conn is not None:
+            ra = sa.remote_access = RemoteAccess(sa, sa.conn, self.ctx, self.leases, self._start_transaction)
+            if ra.needed:
+                ra.begin(now, self.ctx.retransmit.budget())
+        if ra is None:
+            return True
+        if ra.failed is not None:
+            self._remote_access_failed(sa, now)
+            return False
+        ra.proceed(now)
+        return True
+
+    def _start_transaction(
+        self, sa: IkeSa, label: str, attr: AttributePayload, on_reply: OnReply, now: float
+    ) -> None:
+        mid = informational.new_message_id(sa, self.ctx)
+        tx = Transaction(sa, self.ctx, mid, label)
+        sa.exchanges[mid] = tx
+        tx.start(attr, on_reply, now)
+
+    def _new_transaction(self, sa: IkeSa, header: Header, data: bytes, now: float) -> None:
+        """A Transaction the peer starts (its XAUTH request, Mode Config request or set)."""
+        tx = Transaction(sa, self.ctx, header.message_id, "Transaction")
+        ra = sa.remote_access
+
+        def run() -> None:
+            msg, ciphertext = crypt.open_message(sa, data)
+            attr = msg.first(AttributePayload)
+            tx.label = "XAUTH" if attr is not None and is_xauth(attr) else "ModeCfg"
+            self._trace_received(sa, tx, msg)
+            if ra is None:
+                raise PeerError(NotifyType.ATTRIBUTES_NOT_SUPPORTED, "no XAUTH or Mode Config on this SA")
+            try:
+                tx.respond(msg, ciphertext, data, ra.answer, now)
+            except Deferred:
+                return  # dropped and traced; its retransmission gets the answer
+            sa.exchanges[header.message_id] = tx
+
+        self._guard(sa, run, tx, now)
+
+    def _remote_access_failed(self, sa: IkeSa, now: float) -> None:
+        """XAUTH or Mode Config failed (or never happened in time): nothing is installed, the peer
+        gets a Delete, and the reason names the user."""
+        ra = sa.remote_access
+        if ra is not None and ra.failed is None:
+            ra.fail(ra.stalled())
+        reason = (ra.failed if ra is not None else None) or "remote access failed"
+        self.tracer.emit("ike", "exchange_failed", sa=sa.unique_id, exchange="remote_access", reason=reason)
+        self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, "remote_access", reason))
+        if sa.unique_id in self._sas:
+            self.delete_ike(sa.unique_id, now, reason)
+
     def _start_pending(self, sa: IkeSa, now: float) -> None:
-        if sa.state is not IkeState.ESTABLISHED or sa.conn is None:
+        if not sa.ready or sa.conn is None:
             return
         while sa.pending_children:
             name = sa.pending_children.pop(0)
@@ -398,6 +465,16 @@ class Engine:
         """The data plane saw a soft limit (bytes, sequence numbers): rekey that IPsec SA now."""
         self.timers.rekey_now(sa_id, spi_in, now)
 
+    def xauth_verdict(self, sa_id: int, ok: bool, reason: str, now: float) -> None:
+        """The driver's answer to an :class:`~snakeswan.ike.events.XauthCheck` (RADIUS)."""
+        sa = self._sas.get(sa_id)
+        ra = sa.remote_access if sa is not None else None
+        if sa is None or ra is None or ra.xauth.state != "checking" or ra.user is None:
+            self.tracer.emit("ike", "xauth_verdict_ignored", sa=sa_id, reason="no XAUTH check under way")
+            return
+        ra.decided(xauth.Verdict(ra.user, ok, reason), now)
+        self._after(sa, now)
+
     def traffic_seen(self, sa_id: int, now: float) -> None:
         """The data plane received authenticated traffic of this IKE SA's children (DPD: alive)."""
         sa = self._sas.get(sa_id)
@@ -423,8 +500,11 @@ class Engine:
                 return None
             want = MainMode if header.exchange == ExchangeType.IDENTITY_PROTECTION else AggressiveMode
             return sa.phase1 if isinstance(sa.phase1, want) else None
-        if header.exchange == ExchangeType.QUICK_MODE:
-            return sa.exchanges.get(header.message_id)
+        if header.exchange in (ExchangeType.QUICK_MODE, ExchangeType.TRANSACTION):
+            ex = sa.exchanges.get(header.message_id)
+            if header.exchange == ExchangeType.QUICK_MODE:
+                return ex if isinstance(ex, QuickMode) else None
+            return ex if isinstance(ex, Transaction) else None
         return None
 
     def _may_float(self, sa: IkeSa, src: Address, dst: Address) -> bool:
@@ -462,6 +542,15 @@ class Engine:
         self._guard(sa, lambda: ex.respond(msg, data, conns, now), ex, now, first=True)
 
     def _new_quick_mode(self, sa: IkeSa, header: Header, data: bytes, now: float) -> None:
+        if not sa.ready:  # fail closed: no IPsec SA before XAUTH / Mode Config succeeded
+            self.tracer.emit(
+                "ike",
+                "drop",
+                reason="Quick Mode before XAUTH/Mode Config completed",
+                sa=sa.unique_id,
+                mid=header.message_id,
+            )
+            return
         qm = QuickMode(sa, self.ctx, header.message_id)
 
         def run() -> None:
@@ -512,6 +601,9 @@ class Engine:
         self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason, notify))
         if ex is sa.phase1 and sa.state is IkeState.CONNECTING:
             self._remove_sa(sa, reason, quiet=True)
+        elif isinstance(ex, Transaction) and sa.remote_access is not None:
+            sa.remote_access.fail(f"{ex.label} not answered: {reason}")
+            self._remote_access_failed(sa, 0.0)
         else:
             self._drop_exchange(sa, ex)
 
@@ -588,6 +680,8 @@ class Engine:
                         restart.append(name)
         for ex in list(sa.exchanges.values()):
             self._drop_exchange(sa, ex)
+        if sa.remote_access is not None:
+            sa.remote_access.release()
         sa.state = IkeState.DELETED
         self._sas.pop(sa.unique_id, None)
         for key in [k for k, v in self._by_cookies.items() if v is sa]:

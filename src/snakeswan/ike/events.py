@@ -56,6 +56,9 @@ class ChildSaInfo:
     pfs_group: int | None
     initiator: bool
     replaces: int | None = None  # inbound SPI of the SA this one rekeys (make before break)
+    # transport mode behind a NAT: (the peer's original address, ours as the peer saw it), from
+    # its NAT-OA payloads; the data plane fixes the inner TCP/UDP checksums up with them
+    nat_oa: tuple[str, str] | None = None
     # responder: we lowered the initiator's lifetime (RESPONDER-LIFETIME), which it may ignore
     lowered: bool = False
 
@@ -123,6 +126,45 @@ class NotifyReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class XauthResult:
+    """An XAUTH round ended: ``server`` True when we checked the peer's password (the gateway),
+    False when we were the one checked (a client)."""
+
+    ike_sa: int
+    conn: str
+    user: str
+    ok: bool
+    reason: str
+    server: bool
+
+
+@dataclass(frozen=True, slots=True)
+class XauthCheck:
+    """The driver must check this password with the connection's backend (RADIUS) and answer
+    with :meth:`~snakeswan.ike.engine.Engine.xauth_verdict`; until then the SA waits (its
+    deadline still runs). ``repr`` never shows the password."""
+
+    ike_sa: int
+    conn: str
+    user: str
+    password: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualIps:
+    """Mode Config gave addresses: ``local`` True when they are ours (a client; the data plane
+    puts them on its TUN device), False when we leased them to the peer (a gateway)."""
+
+    ike_sa: int
+    conn: str
+    addresses: tuple[str, ...]
+    local: bool
+    dns: tuple[str, ...] = ()
+    split_include: tuple[str, ...] = ()
+    banner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class KeyLog:
     """Emitted only when the engine was asked for key logging: Wireshark decryption table lines."""
 
@@ -137,5 +179,8 @@ Event = (
     | ChildSaDeleted
     | NegotiationFailed
     | NotifyReceived
+    | XauthResult
+    | XauthCheck
+    | VirtualIps
     | KeyLog
 )

@@ -40,17 +40,63 @@ NONCE_SIZE = 32
 _FINAL_OTHERS = (PayloadType.VENDOR_ID, PayloadType.NOTIFICATION, PayloadType.CR, PayloadType.CERT)
 
 
-def auth_methods(conn: ConnectionConfig, creds: Credentials) -> tuple[int, ...]:
-    """The phase 1 authentication methods a connection offers or accepts: PSK, or the signature
-    method of our own key (RSA 3, ECDSA 9/10/11), as strongSwan (one method for both ends)."""
+# XAUTH in a second round changes the method number (draft-beaulieu-ike-xauth-02 appendix A):
+# "INIT" when the phase 1 initiator is the one XAUTH checks, "RESP" when the responder is.
+_XAUTH_METHODS: dict[int, tuple[int, int]] = {
+    AuthMethod.PRE_SHARED_KEY: (AuthMethod.XAUTH_INIT_PSK, AuthMethod.XAUTH_RESP_PSK),
+    AuthMethod.RSA_SIGNATURES: (AuthMethod.XAUTH_INIT_RSA, AuthMethod.XAUTH_RESP_RSA),
+}
+_BASE_METHOD: dict[int, int] = {xm: base for base, pair in _XAUTH_METHODS.items() for xm in pair}
+
+
+_HYBRID_METHODS = (AuthMethod.HYBRID_INIT_RSA, AuthMethod.HYBRID_RESP_RSA)
+_BASE_METHOD.update({m: AuthMethod.RSA_SIGNATURES for m in _HYBRID_METHODS})
+
+
+def is_hybrid(conn: ConnectionConfig) -> bool:
+    """Hybrid authentication (draft-ietf-ipsec-isakmp-hybrid-auth-05): one side (the gateway)
+    signs with its certificate, the other proves itself with XAUTH only (its phase 1 HASH is
+    computed with the signature SKEYID, no pre-shared key)."""
+    return "xauth" in (conn.local.method, conn.remote.method)
+
+
+def base_method(method: int) -> int:
+    """The phase 1 method an XAUTH method authenticates with: 65001 -> PSK, 65005 -> RSA."""
+    return _BASE_METHOD.get(method, method)
+
+
+def auth_methods(conn: ConnectionConfig, creds: Credentials, *, initiator: bool = True) -> tuple[int, ...]:
+    """The phase 1 authentication methods a connection offers (``initiator``) or accepts: PSK, or
+    the signature method of our own key (RSA 3, ECDSA 9/10/11), as strongSwan (one method for
+    both ends); with an XAUTH round, its XAUTH variant (the client is checked: ``local-xauth`` on
+    our side, ``remote-xauth`` on the peer's)."""
+    if is_hybrid(conn):
+        gateway_signs = pubkey.is_pubkey(conn.local.method) or pubkey.is_pubkey(conn.remote.method)
+        if not gateway_signs or (pubkey.is_pubkey(conn.local.method) and pubkey.local_method(
+            conn, creds) != AuthMethod.RSA_SIGNATURES):  # fmt: skip
+            raise PeerError(
+                NotifyType.NO_PROPOSAL_CHOSEN,
+                f"connection {conn.name}: hybrid authentication needs an RSA certificate on the gateway",
+            )
+        init_checked = (conn.local.method == "xauth") == initiator
+        return (_HYBRID_METHODS[0 if init_checked else 1],)
     if conn.local.auth == "psk" or conn.remote.auth == "psk":
-        return (AuthMethod.PRE_SHARED_KEY,)
-    if pubkey.is_pubkey(conn.local.method) and pubkey.is_pubkey(conn.remote.method):
-        return (pubkey.local_method(conn, creds),)
-    raise PeerError(
-        NotifyType.NO_PROPOSAL_CHOSEN,
-        f"auth {conn.local.auth!r}/{conn.remote.auth!r} is not supported",
-    )
+        base: int = AuthMethod.PRE_SHARED_KEY
+    elif pubkey.is_pubkey(conn.local.method) and pubkey.is_pubkey(conn.remote.method):
+        base = pubkey.local_method(conn, creds)
+    else:
+        raise PeerError(
+            NotifyType.NO_PROPOSAL_CHOSEN,
+            f"auth {conn.local.auth!r}/{conn.remote.auth!r} is not supported",
+        )
+    if conn.local_xauth is None and conn.remote_xauth is None:
+        return (base,)
+    if base not in _XAUTH_METHODS:
+        raise PeerError(
+            NotifyType.NO_PROPOSAL_CHOSEN, f"connection {conn.name}: XAUTH works with PSK or RSA keys only"
+        )
+    init_checked = (conn.local_xauth is not None) == initiator  # is the phase 1 initiator the client?
+    return (_XAUTH_METHODS[base][0 if init_checked else 1],)
 
 
 def id_acceptable(conn: ConnectionConfig, remote_addr: str, ident: Identity) -> bool:
@@ -103,7 +149,7 @@ class Phase1:
                 choice = select_ike(
                     offered,
                     conn.proposals,
-                    auth_methods(conn, self.ctx.config.credentials),
+                    auth_methods(conn, self.ctx.config.credentials, initiator=False),
                     int(conn.ike_lifetime),
                     conn.ike_life_kilobytes,
                     strict=conn.ike_lifetime_check == "strict",
@@ -118,9 +164,12 @@ class Phase1:
 
     # ---- vendor IDs -------------------------------------------------------------------------
 
-    @staticmethod
-    def our_vids() -> list[VendorIdPayload]:
-        return [VendorIdPayload(v) for v in vendor.OURS]
+    def our_vids(self) -> list[VendorIdPayload]:
+        conn = self.sa.conn
+        ra = conn is not None and bool(
+            conn.local_xauth or conn.remote_xauth or conn.pools or conn.vips
+        )  # fmt: skip
+        return [VendorIdPayload(v) for v in (*vendor.OURS, *(vendor.REMOTE_ACCESS if ra else ()))]
 
     def note_vids(self, msg: Message) -> None:
         vids = [p.data for p in msg.all(VendorIdPayload)]
@@ -129,6 +178,7 @@ class Phase1:
                 vendor.natt_flavour(vids) if self.sa.natt_flavour is None else self.sa.natt_flavour
             )
             self.sa.dpd_supported = self.sa.dpd_supported or vendor.DPD in vids
+            self.sa.unity = self.sa.unity or vendor.CISCO_UNITY in vids
             self.ctx.tracer.emit(
                 "ike", "vendor_ids", sa=self.sa.unique_id, vids=[vendor.describe(v) for v in vids]
             )
@@ -188,7 +238,7 @@ class Phase1:
     def signatures(self) -> bool:
         """Authentication by signatures (the negotiated method is not a pre-shared key)."""
         choice = self.sa.choice
-        return choice is not None and choice.auth_method != AuthMethod.PRE_SHARED_KEY
+        return choice is not None and base_method(choice.auth_method) != AuthMethod.PRE_SHARED_KEY
 
     def lookup_psk(self) -> bytes:
         sa = self.sa
@@ -264,7 +314,7 @@ class Phase1:
         sa = self.sa
         assert sa.crypto is not None and sa.choice is not None
         h, skeyid = sa.crypto.hash, sa.crypto.keys.skeyid
-        ecdsa_hash = signatures.auth_hash_name(sa.choice.auth_method)
+        ecdsa_hash = signatures.auth_hash_name(base_method(sa.choice.auth_method))
         if ecdsa_hash is not None:
             h = hash_by_name(ecdsa_hash)
         if of_initiator:
@@ -275,9 +325,9 @@ class Phase1:
         return HashPayload(self.auth_hash(self.sa.initiator, id_payload.encode_body()))
 
     def our_auth(self, id_body: bytes) -> list[Payload]:
-        """HASH_I/HASH_R (pre-shared key), or [CERT,] SIG over it (signatures)."""
+        """HASH_I/HASH_R (pre-shared key; the XAUTH side of hybrid), or [CERT,] SIG over it."""
         value = self.auth_hash(self.sa.initiator, id_body)
-        if not self.signatures:
+        if not self.signatures or (self.sa.conn is not None and self.sa.conn.local.method == "xauth"):
             return [HashPayload(value)]
         assert self.sa.conn is not None
         return self.pubkey.our_payloads(self.sa.conn, value)
@@ -295,8 +345,8 @@ class Phase1:
 
     def verify_auth(self, msg: Message, now: float, id_body: bytes | None = None) -> None:
         """Check the peer's HASH_I/HASH_R, or its SIG over it (its ID from ``sa.remote_id``)."""
-        if not self.signatures:
-            self.verify_hash(msg, id_body)
+        if not self.signatures or (self.sa.conn is not None and self.sa.conn.remote.method == "xauth"):
+            self.verify_hash(msg, id_body)  # the XAUTH side of hybrid sends a HASH, no signature
             return
         if id_body is None:
             id_raw = msg.raw_of(IdPayload)
@@ -306,7 +356,7 @@ class Phase1:
         sa = self.sa
         assert sa.conn is not None and sa.choice is not None and sa.remote_id is not None
         expected = self.auth_hash(not sa.initiator, id_body)
-        self.pubkey.verify(sa.conn, msg, sa.remote_id, expected, sa.choice.auth_method, now)
+        self.pubkey.verify(sa.conn, msg, sa.remote_id, expected, base_method(sa.choice.auth_method), now)
 
     def verify_hash(self, msg: Message, id_body: bytes | None = None) -> None:
         """Check the peer's HASH_I or HASH_R over its ID payload body as it was on the wire (taken

@@ -14,6 +14,7 @@ import enum
 import hmac
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import replace
 
 from snakeswan.config.model import ChildConfig, ChildProposal, ConnectionConfig
 from snakeswan.config.traffic import TrafficSelector
@@ -33,6 +34,7 @@ from snakeswan.ike.proposals import (
     responder_lifetime,
     select_child,
 )
+from snakeswan.ike.remote_access import dynamic_address, family_of
 from snakeswan.ike.sa import IkeSa
 from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType, ProtocolId
 from snakeswan.wire.message import Message, Rule, check_payloads, encode_payloads, summary
@@ -40,6 +42,7 @@ from snakeswan.wire.payloads import (
     HashPayload,
     IdPayload,
     KePayload,
+    NatOaPayload,
     NoncePayload,
     NotifyPayload,
     Payload,
@@ -97,6 +100,7 @@ class QuickMode(Exchange):
         self.seconds: int | None = None
         self.kilobytes: int | None = None
         self.initiator = child is not None  # who started this Quick Mode (either end of the IKE SA may)
+        self.nat_oa: tuple[str, str] | None = None  # (peer's original address, ours as it saw it)
 
     # ---- helpers ------------------------------------------------------------------------------
 
@@ -179,8 +183,12 @@ class QuickMode(Exchange):
         if group is not None:
             self.dh = dh_group(group).generate(self.ctx.rng)
             rest.append(KePayload(self.dh.public))
-        self.local_ts = self._resolve(child.local_ts, sa.local[0])[0]
-        self.remote_ts = self._resolve(child.remote_ts, sa.remote[0])[0]
+        self.local_ts = self._resolve(child.local_ts, dynamic_address(sa, True, family_of(child.remote_ts)))[
+            0
+        ]
+        self.remote_ts = self._resolve(
+            child.remote_ts, dynamic_address(sa, False, family_of(child.local_ts))
+        )[0]
         rest += [_id_payload(self.local_ts), _id_payload(self.remote_ts)]
         if sa.encap and child.mode == "transport":
             rest += [natt.nat_oa(sa.local[0], sa.natt_flavour), natt.nat_oa(sa.remote[0], sa.natt_flavour)]
@@ -218,6 +226,7 @@ class QuickMode(Exchange):
                 self.seconds, self.kilobytes = apply_responder_lifetime(n.data, self.seconds, self.kilobytes)
                 self.trace("responder_lifetime", seconds=self.seconds, kilobytes=self.kilobytes)
         self._take_ke(msg, self.choice.proposal.pfs_group)
+        self._take_nat_oa(msg, initiator_sent=False)
         ids = msg.all(IdPayload)
         if ids:
             got = (selectors.id_to_ts(*_id_fields(ids[0])), selectors.id_to_ts(*_id_fields(ids[1])))
@@ -247,6 +256,7 @@ class QuickMode(Exchange):
         else:
             their_ci = TrafficSelector.host(ipaddress.ip_address(sa.remote[0]))
             their_cr = TrafficSelector.host(ipaddress.ip_address(sa.local[0]))
+        their_ci, their_cr = self._natted_transport_ids(msg, their_ci, their_cr)
         self.conn, self.child, self.choice = self._select(sa_payload, their_ci, their_cr)
         self.local_ts, self.remote_ts = their_cr, their_ci
         self._take_ke(msg, self.choice.proposal.pfs_group)
@@ -266,6 +276,10 @@ class QuickMode(Exchange):
         if self.dh is not None:
             rest.append(KePayload(self.dh.public))
         rest += [rp.payload for rp in id_raws]
+        self._take_nat_oa(msg, initiator_sent=True)
+        mode, _ = natt.decode_encap_mode(self.choice.mode_attr) or (self.child.mode, False)
+        if sa.encap and mode == "transport":  # RFC 3947 5.2: our original addresses, in QM2 too
+            rest += [natt.nat_oa(sa.remote[0], sa.natt_flavour), natt.nat_oa(sa.local[0], sa.natt_flavour)]
         if self.choice.lowered:
             rest.append(
                 responder_lifetime(
@@ -280,6 +294,23 @@ class QuickMode(Exchange):
         self._send(rest, 2, now, expect_reply=True)
         self.retx.processed(data)
 
+    def _natted_transport_ids(
+        self, msg: Message, their_ci: TrafficSelector, their_cr: TrafficSelector
+    ) -> tuple[TrafficSelector, TrafficSelector]:
+        """Transport mode through a NAT (the initiator sent NAT-OA, RFC 3947 5.2): its IDs name
+        the addresses before the NAT; the policy is between the IKE addresses we see, so host IDs
+        are replaced by those (as strongSwan does), ports and protocol kept. The IDs go back in
+        QM2 as received."""
+        sa = self.sa
+        if not sa.encap or not msg.all(NatOaPayload):
+            return their_ci, their_cr
+        remote, local = ipaddress.ip_address(sa.remote[0]), ipaddress.ip_address(sa.local[0])
+        ci = replace(their_ci, start=remote, end=remote) if their_ci.is_host() else their_ci
+        cr = replace(their_cr, start=local, end=local) if their_cr.is_host() else their_cr
+        if (ci, cr) != (their_ci, their_cr):
+            self.trace("natted_transport_ids", received=f"{their_ci} === {their_cr}", using=f"{ci} === {cr}")
+        return ci, cr
+
     def _select(
         self, offered: SaPayload, their_ci: TrafficSelector, their_cr: TrafficSelector
     ) -> tuple[ConnectionConfig, ChildConfig, ChildChoice]:
@@ -292,8 +323,10 @@ class QuickMode(Exchange):
             sa.conn, self.ctx.config.connections, sa.local[0], sa.remote[0], sa.local_id, sa.remote_id
         )
         for conn, child in ((c, ch) for c in conns for ch in c.children):
-            ours_local = self._resolve(child.local_ts, sa.local[0])
-            ours_remote = self._resolve(child.remote_ts, sa.remote[0])
+            ours_local = self._resolve(child.local_ts, dynamic_address(sa, True, family_of(child.remote_ts)))
+            ours_remote = self._resolve(
+                child.remote_ts, dynamic_address(sa, False, family_of(child.local_ts))
+            )
             if not (
                 selectors.ts_acceptable(ours_remote, their_ci)
                 and selectors.ts_acceptable(ours_local, their_cr)
@@ -315,6 +348,18 @@ class QuickMode(Exchange):
         )
 
     # ---- both ---------------------------------------------------------------------------------
+
+    def _take_nat_oa(self, msg: Message, *, initiator_sent: bool) -> None:
+        """RFC 3947 5.2: NAT-OAi and NAT-OAr, the initiator's and the responder's original
+        addresses as the sender saw them. In transport mode behind a NAT the peer's TCP/UDP
+        checksums were computed with (its own address, ours as it saw it): the data plane fixes
+        them up with that pair."""
+        oas = [p for p in msg.all(NatOaPayload) if len(p.address) in (4, 16)]
+        if len(oas) != 2:
+            return
+        oa_i, oa_r = (str(ipaddress.ip_address(p.address)) for p in oas)
+        self.nat_oa = (oa_i, oa_r) if initiator_sent else (oa_r, oa_i)
+        self.trace("nat_oa", peer=self.nat_oa[0], ours_as_seen=self.nat_oa[1])
 
     def _keys(self, spi: int) -> SaKeys:
         """KEYMAT = prf(SKEYID_d, [g(qm)^xy |] protocol | SPI | Ni_b | Nr_b), expanded; enc key first."""
@@ -385,6 +430,7 @@ class QuickMode(Exchange):
             pfs_group=choice.proposal.pfs_group,
             initiator=initiator,
             replaces=replaces,
+            nat_oa=self.nat_oa if mode == "transport" and sa.encap else None,
             lowered=not initiator and choice.lowered,
         )
         self.dh = self.gqm = None  # PFS secrets are not kept once KEYMAT exists

@@ -24,6 +24,10 @@ class RetransmitPolicy:
     def delay(self, attempt: int) -> float:
         return self.timeout * self.base**attempt
 
+    def budget(self) -> float:
+        """How long an exchange waits for an answer in all before it gives up."""
+        return sum(self.delay(attempt) for attempt in range(self.tries + 1))
+
 
 class Retransmitter:
     __slots__ = ("_attempt", "_due", "_has_reply", "_last_received", "_sent_flag", "last_sent", "policy")

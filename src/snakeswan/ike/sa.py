@@ -18,6 +18,7 @@ from snakeswan.ike.natt import NatResult
 if TYPE_CHECKING:
     from snakeswan.ike.exchange import Exchange
     from snakeswan.ike.proposals import IkeChoice
+    from snakeswan.ike.remote_access import RemoteAccess
 
 
 class IkeState(enum.Enum):
@@ -55,6 +56,7 @@ class IkeSa:
     natt_flavour: str | None = None  # "rfc" | "draft" | None: what the peer announced
     nat: NatResult | None = None
     dpd_supported: bool = False
+    unity: bool = False  # the peer announced Cisco Unity
     established_at: float | None = None
     phase1: Exchange | None = None
     exchanges: dict[int, Exchange] = field(default_factory=dict)  # by message ID (Quick Mode, ...)
@@ -67,6 +69,12 @@ class IkeSa:
     expire_at: float | None = None  # the negotiated ISAKMP SA lifetime ends
     replaces: int | None = None  # the ISAKMP SA this one renews (its children move here)
     protected_bytes: int = 0  # encrypted under this SA, both ways (for a volume lifetime)
+    remote_access: RemoteAccess | None = None  # XAUTH / Mode Config rounds, once phase 1 is up
+
+    @property
+    def ready(self) -> bool:
+        """Established, and XAUTH / Mode Config (if configured) done: Quick Mode may run."""
+        return self.state is IkeState.ESTABLISHED and (self.remote_access is None or self.remote_access.ready)
 
     @property
     def cookies(self) -> tuple[bytes, bytes]:

@@ -22,6 +22,14 @@ from snakeswan.wire.enums import NotifyType, ProtocolId
 from snakeswan.wire.payloads import DeletePayload, NotifyPayload
 
 
+def _ra_deadline(sa: IkeSa) -> float | None:
+    """When XAUTH / Mode Config must be over, while they are not (the SA is then deleted)."""
+    ra = sa.remote_access
+    if ra is None or ra.deadline is None or ra.ready or ra.failed is not None:
+        return None
+    return ra.deadline
+
+
 class RemoveSa(Protocol):
     def __call__(
         self, sa: IkeSa, reason: str, cause: str = ..., now: float = ..., *, quiet: bool = ...
@@ -41,6 +49,7 @@ class EngineHooks:
     drop_exchange: Callable[[IkeSa, Exchange], None]
     start_phase1: Callable[[ConnectionConfig, Address, Address, float], IkeSa]
     start_quick_mode: Callable[[IkeSa, ChildConfig, float, int | None], None]
+    remote_access_failed: Callable[[IkeSa, float], None]  # XAUTH/Mode Config not done in time
 
 
 class Timers:
@@ -58,6 +67,8 @@ class Timers:
             times += [t for t in (sa.keepalive_due, sa.rekey_at, sa.expire_at) if t is not None]
             if sa.dpd is not None and (t := sa.dpd.due()) is not None:
                 times.append(t)
+            if (t := _ra_deadline(sa)) is not None:
+                times.append(t)
         if (t := self.lifetimes.due()) is not None:
             times.append(t)
         return min(times) if times else None
@@ -66,6 +77,10 @@ class Timers:
         for action, timer in self.lifetimes.pop_due(now):
             self._child(action, timer.ike_sa, timer.spi_in, now)
         for sa in self.hooks.sas():
+            if (t := _ra_deadline(sa)) is not None and t <= now and sa.state is IkeState.ESTABLISHED:
+                self.ctx.tracer.emit("ike", "remote_access_timeout", sa=sa.unique_id)
+                self.hooks.remote_access_failed(sa, now)
+                continue
             renewal.check_volume(sa, now)
             self._ike(sa, now)
             if sa.dpd is not None and sa.state is not IkeState.DELETED:

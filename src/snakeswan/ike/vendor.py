@@ -14,6 +14,7 @@ NATT_DRAFTS = (
 DPD = bytes.fromhex("afcad71368a1f1c96b8696fc77570100")  # RFC 3706
 XAUTH = bytes.fromhex("09002689dfd6b712")
 CISCO_FRAGMENTATION = bytes.fromhex("4048b7d56ebce88525e7de7f00d6c2d3")
+CISCO_UNITY = bytes.fromhex("12f5f28c457168a9702d9fe274cc0100")  # Cisco Unity 1.0
 STRONGSWAN_PREFIX = bytes.fromhex("882fe56d6fd20dbc2251613b2ebe5beb")
 
 NAMES = {
@@ -23,11 +24,15 @@ NAMES = {
     NATT_DRAFTS[3]: "draft-ietf-ipsec-nat-t-ike-03",
     DPD: "DPD",
     XAUTH: "XAUTH",
+    CISCO_UNITY: "Cisco Unity",
     CISCO_FRAGMENTATION: "FRAGMENTATION",
 }
 
-# What we announce in MM1/MM2 (and AM1/AM2): NAT-T in both flavours, and DPD.
+# What we announce in MM1/MM2 (and AM1/AM2): NAT-T in both flavours, and DPD; with XAUTH or
+# Mode Config configured also XAUTH and Cisco Unity (Cisco-compatible clients and gateways look
+# for them before they speak Transaction exchanges and the Unity attributes).
 OURS = (NATT_RFC3947, NATT_DRAFTS[3], NATT_DRAFTS[2], NATT_DRAFTS[1], DPD)
+REMOTE_ACCESS = (XAUTH, CISCO_UNITY)
 
 
 def describe(vid: bytes) -> str:

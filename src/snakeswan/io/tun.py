@@ -72,12 +72,21 @@ def check_ifname(name: str) -> str:
     return name
 
 
+def _open_hint(err: int | None) -> str:
+    """What to do about a device node that does not open, by why it did not."""
+    if err in (errno.EACCES, errno.EPERM):
+        return "run as root, or give the daemon's user access to it"
+    if err in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
+        return "no TUN device: load the tun module, or pass /dev/net/tun into the container"
+    return "the TUN driver refused it"
+
+
 def _open(path: str, name: str, extra_flags: int) -> tuple[int, str]:
     """Open ``path`` and attach TUN device ``name`` (``TUNSETIFF``): (fd, the device's name)."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
-        raise LocalError(f"cannot open {path}: {e.strerror} (is the tun module there?)") from None
+        raise LocalError(f"cannot open {path}: {e.strerror} ({_open_hint(e.errno)})") from None
     ifr = struct.pack("16sH22x", name.encode(), IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL | extra_flags)
     try:
         result = fcntl.ioctl(fd, TUNSETIFF, ifr)

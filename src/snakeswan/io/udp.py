@@ -56,8 +56,9 @@ class UdpSocket:
         self.family = family
         self.nat_t = nat_t
         self._cmsgs: dict[str, list[tuple[int, int, bytes]]] = {}
+        # no SO_REUSEADDR/SO_REUSEPORT: on UDP they let a second daemon bind the same port and
+        # answer half of the peers' IKE; a port in use is an error (one daemon per port)
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
@@ -71,7 +72,11 @@ class UdpSocket:
             raise OSError(errno.EPERM, str(e)) from None
         if nat_t:
             grow_buffers(self.sock)  # ESP-in-UDP arrives here too
-        self.sock.bind((bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+        try:
+            self.sock.bind((bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+        except OSError:
+            self.sock.close()
+            raise
         self.port = self.sock.getsockname()[1]
 
     def fileno(self) -> int:

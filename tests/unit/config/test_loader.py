@@ -147,8 +147,8 @@ def test_full_file_gives_the_expected_model(tmp_path: Path) -> None:
     assert config.secrets.xauth_for("alice") == b"alice"
     assert config.pool("vpn") == Pool(
         "vpn",
-        IPv4Address("10.3.0.0"),
-        IPv4Address("10.3.0.255"),
+        IPv4Address("10.3.0.1"),  # the subnet's own and broadcast addresses are never leased
+        IPv4Address("10.3.0.254"),
         dns=(IPv4Address("10.3.0.1"), IPv4Address("10.3.0.2")),
         split_include=(ip_network("10.231.1.0/24"),),
     )
@@ -160,7 +160,7 @@ def test_defaults_follow_swanctl() -> None:
     assert conn.local_addrs == ("%any",) and conn.proposals == DEFAULT_IKE_PROPOSALS
     assert conn.local == AuthConfig() and conn.local.auth == "pubkey"
     assert (conn.rekey_time, conn.over_time, conn.rand_time, conn.reauth_time) == (14400, 1440, 1440, 0)
-    assert (conn.keyingtries, conn.unique, conn.fragmentation, conn.send_cert) == (1, "no", "yes", "ifasked")
+    assert (conn.keyingtries, conn.unique, conn.fragmentation, conn.send_cert) == (1, "no", "no", "ifasked")
     assert conn.send_certreq and not conn.encap and not conn.aggressive
     assert conn.ike_lifetime_check == "lenient"
     strict = parse_config(

@@ -245,6 +245,21 @@ def test_nat_detected_float_and_udp_encapsulation() -> None:
     assert a_ports[:2] == [500, 500] and set(a_ports[2:]) == {4500}
 
 
+def test_nat_oa_in_transport_mode_gives_each_side_the_peer_s_original_addresses() -> None:
+    """RFC 3947 5.2: behind a NAT in transport mode both Quick Mode messages carry NAT-OAi/NAT-OAr;
+    each side hands the data plane (the peer's original address, ours as the peer saw it), the pair
+    its inner TCP/UDP checksums were computed with."""
+    a = site_config(A_ADDR, B_ADDR, "dynamic", "dynamic", mode="transport")
+    b = site_config(B_ADDR, A_ADDR, "dynamic", "dynamic", mode="transport", remote_addrs="%any")
+    p = Pair(a, b, nat_a=("198.51.100.7", 40000))
+    p.a.engine.initiate("site", now=p.now)
+    p.run()
+    ca, cb = p.of(p.a, ChildSaEstablished)[0].child, p.of(p.b, ChildSaEstablished)[0].child
+    assert ca.mode == cb.mode == "transport" and ca.encap and cb.encap
+    assert cb.nat_oa == (A_ADDR, B_ADDR)  # A computed its checksums with its private address
+    assert ca.nat_oa == (B_ADDR, "198.51.100.7")  # B with A's address as it sees it, the NAT's
+
+
 def test_initial_contact_clears_stale_sas() -> None:
     p = pair()
     p.run()
