@@ -164,6 +164,8 @@ class Pair:
         for _ in range(10_000):
             if self.step():
                 continue
+            for s in (self.a, self.b):  # the timer heaps agree with a scan of every SA
+                assert s.engine.get_timer() == s.engine.timers.scan_due(s.engine.ike_sas)
             timers = [t for s in (self.a, self.b) if (t := s.engine.get_timer()) is not None]
             if not timers or min(timers) > end:
                 self.now = max(self.now, end)  # the clock runs on through quiet time

@@ -143,6 +143,9 @@ class Hub:
         for _ in range(200_000):
             if self.step():
                 continue
+            if len(self.engines) <= 8:  # the timer heaps agree with a scan of every SA
+                for e in self.engines.values():
+                    assert e.get_timer() == e.timers.scan_due(e.ike_sas)
             timers = [t for e in self.engines.values() if (t := e.get_timer()) is not None]
             if not timers or min(timers) > end:
                 self.now = max(self.now, end)

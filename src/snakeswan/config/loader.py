@@ -54,6 +54,9 @@ DAEMON_KEYS = (
     "route_table",
     "route_priority",
     "fwmark",
+    "half_open_timeout",
+    "half_open_limit",
+    "half_open_per_source",
 )
 POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude", "banner", "default_domain")
 _PSK_PREFIXES = ("ike", "psk")
@@ -164,7 +167,17 @@ def _daemon(table: Table | None) -> DaemonConfig:
         route_table=_route_table(table),
         route_priority=table.integer("route_priority", 220, 2, 32765),  # pass shunts: one less
         fwmark=table.integer("fwmark", 0x42, 1, 2**32 - 1),
+        half_open_timeout=_half_open_timeout(table),
+        half_open_limit=table.integer("half_open_limit", 20000, 1, 10_000_000),
+        half_open_per_source=table.integer("half_open_per_source", 10, 1, 1_000_000),
     )
+
+
+def _half_open_timeout(table: Table) -> float:
+    value = table.duration("half_open_timeout")
+    if value is not None and not 1 <= value <= 600:
+        raise table.error("half_open_timeout", f"expected 1s..10m, got {value:g}s")
+    return 30.0 if value is None else value
 
 
 def _route_table(table: Table) -> int:

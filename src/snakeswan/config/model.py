@@ -351,6 +351,12 @@ class DaemonConfig:
     route_table: int = 220
     route_priority: int = 220
     fwmark: int = 0x42
+    # anti-clogging (strongSwan: half_open_timeout, init_limit_half_open, block_threshold): a
+    # responder SA whose peer has not answered MM2/AM2 is "half-open"; it goes after the timeout,
+    # the oldest makes room at the limit, and one address may hold only so many
+    half_open_timeout: float = 30.0
+    half_open_limit: int = 20000
+    half_open_per_source: int = 10
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,10 @@ class AggressiveMode(Exchange):
         payloads: list[Payload] = [offer, *self.p1.ke_nonce(group), our_id, *self.p1.certreqs()]
         self._send([*payloads, *self.p1.our_vids()], now, expect_reply=True)
 
+    @property
+    def answered(self) -> bool:
+        return self.state not in (AmState.START, AmState.SENT_AM1, AmState.SENT_AM2)
+
     def expected(self) -> str:
         return {AmState.START: "AM1", AmState.SENT_AM1: "AM2", AmState.SENT_AM2: "AM3"}.get(self.state, "AM?")
 
@@ -147,7 +151,9 @@ class AggressiveMode(Exchange):
         auth = self.p1.our_auth(our_id.encode_body())  # HASH_R, or [CERT,] SIG_R
         payloads: list[Payload] = [reply, *ke_nonce, our_id, *auth, *self.p1.natd(), *self.p1.certreqs()]
         self.state = AmState.SENT_AM2
-        self._send([*payloads, *self.p1.our_vids()], now, expect_reply=True)
+        # AM2 is not retransmitted to an initiator that has not answered yet (no reflector for
+        # spoofed AM1s; a lost AM2 is resent when AM1 is)
+        self._send([*payloads, *self.p1.our_vids(mutual=True)], now, expect_reply=False)
         self.retx.processed(data)
 
     def _r_am3(self, msg: Message, ciphertext: bytes | None, now: float) -> None:

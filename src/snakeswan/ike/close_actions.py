@@ -16,10 +16,7 @@ sibling of the same child still up (a rekey that is being cleaned up, a collisio
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from snakeswan.config.model import ChildConfig
-from snakeswan.ike.sa import IkeSa, IkeState
 
 LOCAL = "local"  # deleted by us, expired, rekeyed, stale after INITIAL-CONTACT
 PEER = "peer"  # the peer sent a Delete
@@ -35,13 +32,3 @@ def action(child: ChildConfig, cause: str) -> str:
     if cause == DPD:
         return _DPD_ACTIONS.get(child.dpd_action, "none")
     return "none"
-
-
-def has_sibling(sas: Iterable[IkeSa], conn: str, child: str, spi_in: int) -> bool:
-    """Another IPsec SA of the same child is up (on any ISAKMP SA that is not being deleted)."""
-    return any(
-        c.conn == conn and c.child == child and c.spi_in != spi_in
-        for sa in sas
-        if sa.state is not IkeState.DELETED
-        for c in sa.children
-    )

@@ -36,6 +36,7 @@ from snakeswan.ike.quick_mode import QuickMode
 from snakeswan.ike.remote_access import RemoteAccess, is_xauth
 from snakeswan.ike.retransmit import RetransmitPolicy
 from snakeswan.ike.sa import IkeSa, IkeState
+from snakeswan.ike.sa_table import SaTable
 from snakeswan.ike.timers import EngineHooks, Timers
 from snakeswan.ike.transaction import Deferred, OnReply, Transaction
 from snakeswan.trace import Tracer
@@ -70,9 +71,12 @@ class Engine:
         )
         self.tracer = self.ctx.tracer
         self._cookies = CookieJar(rng)
+        self.table = SaTable()  # every ISAKMP SA and the indexes to find them (ike/sa_table.py)
         hooks = EngineHooks(
-            sas=lambda: list(self._sas.values()),
-            exchanges=self._all_exchanges,
+            sas=lambda: list(self.table),
+            sa=self.table.get,
+            conn_sas=self.table.of_conn,
+            same_ids=self.table.with_ids,
             give_up=self._give_up,
             delete_ike=self.delete_ike,
             remove_sa=self._remove_sa,
@@ -87,10 +91,6 @@ class Engine:
         # RFC 3948 2.3: NAT-T keepalives from behind a NAT ([daemon] keep_alive, 20 s by default)
         self.timers = Timers(self.ctx, hooks, keepalive_interval or config.daemon.keep_alive)
         self._info = InformationalHandler(self.ctx, hooks, self.timers)
-        self._next_id = 1
-        self._sas: dict[int, IkeSa] = {}
-        self._by_cookies: dict[tuple[bytes, bytes], IkeSa] = {}
-        self._half_open: dict[tuple[bytes, Address], IkeSa] = {}
         self.leases = Leases(config.pools)  # virtual IPs handed out by Mode Config (gateway)
 
     # ---- public surface -----------------------------------------------------------------------
@@ -110,7 +110,7 @@ class Engine:
 
     @property
     def ike_sas(self) -> list[IkeSa]:
-        return list(self._sas.values())
+        return list(self.table)
 
     def reconfigure(self, config: Config) -> None:
         """Use ``config`` from now on; SAs under way keep the connection they were made for."""
@@ -134,13 +134,15 @@ class Engine:
                 conn.child(name)
             except KeyError:
                 raise LocalError(f"connection {conn_name!r} has no child {name!r}") from None
-        for sa in sorted(self._sas.values(), key=lambda s: s.state is not IkeState.ESTABLISHED):
-            if sa.conn is not None and sa.conn.name == conn.name and sa.state is not IkeState.DELETED:
+        mine = self.table.of_conn(conn.name)
+        for sa in sorted(mine, key=lambda s: s.state is not IkeState.ESTABLISHED):
+            if sa.state is not IkeState.DELETED:
+                self.timers.touch(sa)
                 sa.pending_children += children
                 self._start_pending(sa, now)
                 return sa.unique_id
         ours, theirs = self._initiator_addresses(conn, local)
-        first = unique.sends_initial_contact(conn.unique, theirs[0], self._sas.values())
+        first = unique.sends_initial_contact(conn.unique, self.table.with_peer(theirs[0]))
         sa = self._start_phase1(conn, ours, theirs, now, initial_contact=first, children=children)
         return sa.unique_id
 
@@ -165,14 +167,15 @@ class Engine:
         )
         ex.p1.initial_contact = initial_contact
         sa.phase1 = ex
-        self._by_cookies[(sa.icookie, _ZERO)] = sa
+        self.table.add_initiator(sa)
+        self.table.index(sa)
         self.tracer.emit("ike", "initiate", sa=sa.unique_id, conn=conn.name, mode=ex.name, remote=theirs)
         self._guard(sa, lambda: ex.start(now), ex, now)
         return sa
 
     def delete_ike(self, sa_id: int, now: float = 0.0, reason: str = "deleted locally") -> None:
         """Send Delete for the SA's IPsec SAs and for itself, and forget all of them."""
-        sa = self._sas.get(sa_id)
+        sa = self.table.get(sa_id)
         if sa is None:
             raise LocalError(f"no IKE SA {sa_id}")
         if sa.state is IkeState.ESTABLISHED:
@@ -186,10 +189,11 @@ class Engine:
         self._remove_sa(sa, reason, now=now)
 
     def delete_child(self, sa_id: int, spi_in: int, now: float = 0.0) -> None:
-        sa = self._sas.get(sa_id)
+        sa = self.table.get(sa_id)
         child = next((c for c in sa.children if c.spi_in == spi_in), None) if sa else None
         if sa is None or child is None:
             raise LocalError(f"no IPsec SA with inbound SPI {spi_in:08x} on IKE SA {sa_id}")
+        self.timers.touch(sa)
         informational.send(sa, self.ctx, [DeletePayload(child.protocol, (spi_in.to_bytes(4, "big"),))])
         self._remove_child(sa, child.spi_in, "deleted locally", close_actions.LOCAL, now)
 
@@ -206,6 +210,8 @@ class Engine:
     def _receive(self, data: bytes, src: Address, dst: Address, now: float) -> None:
         header = decode_header(data)
         sa = self._lookup(header, src)
+        if sa is not None:
+            self.timers.touch(sa)  # whatever happens to it now, its timers are looked at again
         if sa is None:
             if header.rcookie == _ZERO and header.exchange in (
                 ExchangeType.IDENTITY_PROTECTION,
@@ -289,10 +295,9 @@ class Engine:
             learn_cookie
             and sa.state is not IkeState.DELETED
             and sa.rcookie != _ZERO
-            and sa.unique_id in self._sas
+            and sa.unique_id in self.table.by_id
         ):
-            self._by_cookies.pop((sa.icookie, _ZERO), None)
-            self._by_cookies[sa.cookies] = sa
+            self.table.learn_rcookie(sa)
 
     def _guard(
         self, sa: IkeSa, action: Callable[[], None], ex: Exchange | None, now: float, *, first: bool = False
@@ -357,7 +362,13 @@ class Engine:
             self._drop_exchange(sa, ex)
 
     def _after(self, sa: IkeSa, now: float) -> None:
+        self.timers.touch(sa)
         self.timers.after(sa, now)
+        if sa.state is not IkeState.DELETED:
+            self.table.index(sa)
+            if sa.half_open_until is not None and sa.phase1 is not None and sa.phase1.answered:
+                sa.half_open_until = None  # the peer answered from its address (MM3/AM3)
+                self.table.settle(sa)
         if sa.state is IkeState.ESTABLISHED:
             if sa.phase1 is not None and getattr(sa.phase1, "p1", None) is not None:
                 p1 = sa.phase1.p1  # type: ignore[attr-defined]
@@ -392,6 +403,7 @@ class Engine:
         self, sa: IkeSa, label: str, attr: AttributePayload, on_reply: OnReply, now: float
     ) -> None:
         mid = informational.new_message_id(sa, self.ctx)
+        self.timers.touch(sa)
         tx = Transaction(sa, self.ctx, mid, label)
         sa.exchanges[mid] = tx
         tx.start(attr, on_reply, now)
@@ -425,7 +437,7 @@ class Engine:
         reason = (ra.failed if ra is not None else None) or "remote access failed"
         self.tracer.emit("ike", "exchange_failed", sa=sa.unique_id, exchange="remote_access", reason=reason)
         self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, "remote_access", reason))
-        if sa.unique_id in self._sas:
+        if sa.unique_id in self.table.by_id:
             self.delete_ike(sa.unique_id, now, reason)
 
     def _start_pending(self, sa: IkeSa, now: float) -> None:
@@ -444,6 +456,7 @@ class Engine:
 
     def _start_quick_mode(self, sa: IkeSa, child: ChildConfig, now: float, rekey_of: int | None) -> None:
         mid = informational.new_message_id(sa, self.ctx)
+        self.timers.touch(sa)
         qm = QuickMode(sa, self.ctx, mid, child, rekey_of=rekey_of)
         sa.exchanges[mid] = qm
         self._guard(sa, lambda: qm.start(now), qm, now)
@@ -467,29 +480,31 @@ class Engine:
 
     def xauth_verdict(self, sa_id: int, ok: bool, reason: str, now: float) -> None:
         """The driver's answer to an :class:`~snakeswan.ike.events.XauthCheck` (RADIUS)."""
-        sa = self._sas.get(sa_id)
+        sa = self.table.get(sa_id)
         ra = sa.remote_access if sa is not None else None
         if sa is None or ra is None or ra.xauth.state != "checking" or ra.user is None:
             self.tracer.emit("ike", "xauth_verdict_ignored", sa=sa_id, reason="no XAUTH check under way")
             return
+        self.timers.touch(sa)
         ra.decided(xauth.Verdict(ra.user, ok, reason), now)
         self._after(sa, now)
 
     def traffic_seen(self, sa_id: int, now: float) -> None:
         """The data plane received authenticated traffic of this IKE SA's children (DPD: alive)."""
-        sa = self._sas.get(sa_id)
+        sa = self.table.get(sa_id)
         if sa is not None:
+            self.timers.touch(sa)
             self.timers.alive(sa, now)
 
     # ---- finding SAs and exchanges ------------------------------------------------------------
 
     def _lookup(self, header: Header, src: Address) -> IkeSa | None:
-        sa = self._by_cookies.get((header.icookie, header.rcookie))
+        sa = self.table.by_cookies(header.icookie, header.rcookie)
         if sa is not None:
             return sa
         if header.rcookie == _ZERO:
-            return self._half_open.get((header.icookie, src))
-        pending = self._by_cookies.get((header.icookie, _ZERO))
+            return self.table.half_open_sa(header.icookie, src)
+        pending = self.table.by_cookies(header.icookie, _ZERO)
         if pending is not None and pending.initiator and pending.rcookie == _ZERO:
             return pending  # the responder's first answer: its cookie is learnt once it is accepted
         return None
@@ -522,14 +537,16 @@ class Engine:
                 "ike", "drop", reason="first message must be plaintext with message ID 0", src=src
             )
             return
+        if not self._admit(src, now):
+            return
         msg = decode_message(data, allow_trailing=True)  # plaintext padding (Libreswan's ikepad)
         conns = peers.candidates(self.config.connections, dst[0], src[0], aggressive=aggressive)
         sa = self._new_sa(False, header.icookie, dst, src)
+        sa.half_open_until = now + self.config.daemon.half_open_timeout
         sa.rcookie = self._cookies.make(dst, src, header.icookie, now)
         ex: MainMode | AggressiveMode = AggressiveMode(sa, self.ctx) if aggressive else MainMode(sa, self.ctx)
         sa.phase1 = ex
-        self._by_cookies[sa.cookies] = sa
-        self._half_open[(sa.icookie, src)] = sa
+        self.table.add_responder(sa, src)
         self._trace_received(sa, ex, msg)
         if not conns:
             self._fail(
@@ -540,6 +557,22 @@ class Engine:
             )
             return
         self._guard(sa, lambda: ex.respond(msg, data, conns, now), ex, now, first=True)
+
+    def _admit(self, src: Address, now: float) -> bool:
+        """Anti-clogging (RFC 2408 2.5.3, as strongSwan's block_threshold and half-open limit): a
+        source with too many half-open SAs gets no new one; at the global limit the oldest half-open
+        SA makes room (a real peer answers MM2 within a round trip and is no longer half-open, so
+        a flood of spoofed MM1s only ever evicts its own)."""
+        d = self.config.daemon
+        if self.table.half_open_from(src[0]) >= d.half_open_per_source:
+            self.tracer.emit("ike", "drop", reason="too many half-open SAs from this address", src=src)
+            return False
+        while len(self.table.half_open) >= d.half_open_limit:
+            oldest = self.table.oldest_half_open()
+            assert oldest is not None
+            self.tracer.emit("ike", "half_open_evicted", sa=oldest.unique_id, remote=oldest.remote)
+            self._remove_sa(oldest, "half-open SA evicted (limit reached)", now=now, quiet=True)
+        return True
 
     def _new_quick_mode(self, sa: IkeSa, header: Header, data: bytes, now: float) -> None:
         if not sa.ready:  # fail closed: no IPsec SA before XAUTH / Mode Config succeeded
@@ -568,9 +601,8 @@ class Engine:
     # ---- bookkeeping --------------------------------------------------------------------------
 
     def _new_sa(self, initiator: bool, icookie: bytes, local: Address, remote: Address) -> IkeSa:
-        sa = IkeSa(self._next_id, initiator, icookie, local, remote)
-        self._next_id += 1
-        self._sas[sa.unique_id] = sa
+        sa = self.table.new(initiator, icookie, local, remote)
+        self.timers.touch(sa)
         return sa
 
     def _initiator_addresses(self, conn: ConnectionConfig, local: str | None) -> tuple[Address, Address]:
@@ -581,14 +613,6 @@ class Engine:
         if ours is None:
             raise LocalError(f"connection {conn.name}: local_addrs has no address to initiate from")
         return (ours, self.config.daemon.port), (theirs, conn.remote_port)
-
-    def _all_exchanges(self) -> list[Exchange]:
-        out: list[Exchange] = []
-        for sa in self._sas.values():
-            if sa.phase1 is not None:
-                out.append(sa.phase1)
-            out += sa.exchanges.values()
-        return out
 
     def _give_up(self, ex: Exchange) -> None:
         sa = ex.sa
@@ -627,9 +651,10 @@ class Engine:
                 continue
             then = "none"
             cfg = peers.child_config(self.config.connections, sa.conn, c.conn, c.child)
-            if cfg is not None and not close_actions.has_sibling(self._sas.values(), c.conn, c.child, spi_in):
+            if cfg is not None and not self.table.has_sibling(c):
                 then = close_actions.action(cfg, cause)
             sa.children.remove(c)
+            self.table.child_gone(spi_in)
             self.timers.lifetimes.forget(spi_in)
             self.ctx.spis.release(c.spi_in)
             self.ctx.emit(
@@ -683,11 +708,8 @@ class Engine:
         if sa.remote_access is not None:
             sa.remote_access.release()
         sa.state = IkeState.DELETED
-        self._sas.pop(sa.unique_id, None)
-        for key in [k for k, v in self._by_cookies.items() if v is sa]:
-            del self._by_cookies[key]
-        for half in [k for k, v in self._half_open.items() if v is sa]:
-            del self._half_open[half]
+        self.table.remove(sa)
+        self.timers.forget(sa)
         if sa.established_at is not None or not quiet:
             self.ctx.emit(IkeSaDeleted(sa.unique_id, sa.name, reason))
         self.tracer.emit("ike", "ike_sa_deleted", sa=sa.unique_id, reason=reason)

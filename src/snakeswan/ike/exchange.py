@@ -25,6 +25,12 @@ class Exchange(ABC):
         self.rejected = 0  # messages dropped because they failed authentication or were unacceptable
         self.last_rejection: PeerError | None = None
 
+    @property
+    def answered(self) -> bool:
+        """The peer answered one of our messages (a responder's first answer reached it: its
+        address is real). Phase 1 exchanges say so past their first message."""
+        return True
+
     def expected(self) -> str:
         """The name of the message this exchange waits for now (``MM3``, ``QM2``...), for traces."""
         return self.name

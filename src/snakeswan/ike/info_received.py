@@ -42,7 +42,7 @@ class InformationalHandler:
         self.timers = timers
 
     def _alive(self, sa: IkeSa) -> bool:
-        return any(s is sa for s in self.hooks.sas())
+        return self.hooks.sa(sa.unique_id) is sa
 
     def handle(self, sa: IkeSa, data: bytes, header: Header, now: float) -> None:
         tracer = self.ctx.tracer
@@ -130,7 +130,7 @@ class InformationalHandler:
     def _delete(self, sa: IkeSa, d: DeletePayload, now: float) -> None:
         if d.protocol == ProtocolId.ISAKMP:
             if any(spi == sa.icookie + sa.rcookie for spi in d.spis):
-                heir = renewal.successor(sa, self.hooks.sas())
+                heir = renewal.successor(sa, self.hooks.conn_sas(sa.name))
                 if heir is not None:  # the peer renewed the ISAKMP SA: its IPsec SAs live on
                     moved = renewal.adopt_children(sa, heir, self.timers.lifetimes)
                     self.ctx.tracer.emit(
@@ -153,7 +153,7 @@ class InformationalHandler:
     def established(self, sa: IkeSa, now: float, *, initial_contact: bool) -> None:
         """``sa`` is up: INITIAL-CONTACT received (the peer rebooted: every older SA with the same
         identities is stale) and the connection's ``unique`` policy (ike/unique.py)."""
-        verdict = unique.on_established(sa, self.hooks.sas(), initial_contact)
+        verdict = unique.on_established(sa, self.hooks.same_ids(sa), initial_contact)
         for other in verdict.remove:
             self.ctx.tracer.emit(
                 "ike", "unique_replace", sa=other.unique_id, by=sa.unique_id, reason=verdict.reason

@@ -17,12 +17,17 @@ from snakeswan.wire.enums import ExchangeType, NotifyType, name_of
 from snakeswan.wire.message import Message, encode_payloads, summary
 from snakeswan.wire.payloads import DeletePayload, HashPayload, NotifyPayload, Payload
 
+SEEN_MIDS = 256  # message IDs remembered per ISAKMP SA (bounded: a long-lived SA must not grow)
+
 
 def new_message_id(sa: IkeSa, ctx: Context) -> int:
+    """A fresh random message ID, none of the exchanges under way nor of the last few we used."""
     while True:
         mid = int.from_bytes(ctx.rng(4), "big")
         if mid and mid not in sa.exchanges and mid not in sa.seen_mids:
-            sa.seen_mids.add(mid)
+            sa.seen_mids[mid] = None
+            if len(sa.seen_mids) > SEEN_MIDS:
+                del sa.seen_mids[next(iter(sa.seen_mids))]  # the oldest
             return mid
 
 

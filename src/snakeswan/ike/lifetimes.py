@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from snakeswan.config.model import ChildConfig
 from snakeswan.ike.events import ChildSaInfo
+from snakeswan.ike.schedule import Schedule
 
 REKEY_OVERLAP = 5.0
 RESPONDER_REKEY = 0.95  # of a lifetime we lowered, if the initiator has not rekeyed by then
@@ -41,9 +42,18 @@ class ChildTimer:
 
 
 class ChildLifetimes:
+    """The timers of all IPsec SAs, by inbound SPI, their due times in one heap (O(log n) each);
+    whoever changes a :class:`ChildTimer` calls :meth:`update`."""
+
     def __init__(self, rng: Callable[[int], bytes]) -> None:
         self._rng = rng
         self.timers: dict[int, ChildTimer] = {}
+        self._schedule = Schedule()
+
+    def update(self, spi_in: int) -> None:
+        """The timer of ``spi_in`` changed (or went): reschedule it."""
+        t = self.timers.get(spi_in)
+        self._schedule.set(spi_in, t.due() if t is not None else None)
 
     def _jitter(self, span: float) -> float:
         if span <= 0:
@@ -63,6 +73,7 @@ class ChildLifetimes:
             # for the make-before-break overlap to end before the SA expires
             rekey = now + life - max((1 - RESPONDER_REKEY) * life, 2 * REKEY_OVERLAP)
         self.timers[info.spi_in] = ChildTimer(info.ike_sa, info.spi_in, rekey, expire)
+        self.update(info.spi_in)
 
     def replaced(self, old_spi: int, now: float, *, we_delete: bool, by: int | None = None) -> None:
         """A rekey installed the successor ``by`` of ``old_spi``: no more rekeying it; delete it soon."""
@@ -75,6 +86,7 @@ class ChildLifetimes:
             t.replaced_by = by
         if we_delete and t.delete_at is None:
             t.delete_at = now + REKEY_OVERLAP
+        self.update(old_spi)
 
     def redundant(self, spi_in: int, now: float) -> None:
         """The loser of a rekey collision: never rekeyed, deleted by us after the overlap."""
@@ -83,18 +95,23 @@ class ChildLifetimes:
             t.rekey_at = None
             t.rekeying = False
             t.delete_at = now + REKEY_OVERLAP
+            self.update(spi_in)
 
     def forget(self, spi_in: int) -> None:
         self.timers.pop(spi_in, None)
+        self._schedule.set(spi_in, None)
 
     def due(self) -> float | None:
-        times = [t for timer in self.timers.values() if (t := timer.due()) is not None]
-        return min(times) if times else None
+        return self._schedule.peek()
 
     def pop_due(self, now: float) -> list[tuple[str, ChildTimer]]:
-        """(``"rekey"`` | ``"delete"`` | ``"expire"``, timer) for every timer that fired."""
+        """(``"rekey"`` | ``"delete"`` | ``"expire"``, timer) for every timer that fired; only those
+        are looked at."""
         out: list[tuple[str, ChildTimer]] = []
-        for t in list(self.timers.values()):
+        for spi in self._schedule.pop_due(now):
+            t = self.timers.get(spi)  # type: ignore[call-overload]
+            if t is None:
+                continue
             if t.expire_at is not None and t.expire_at <= now:
                 out.append(("expire", t))
             elif t.delete_at is not None and t.delete_at <= now:
@@ -103,4 +120,10 @@ class ChildLifetimes:
                 t.rekey_at = None
                 t.rekeying = True
                 out.append(("rekey", t))
+            self.update(t.spi_in)  # what is left (an expiry after a rekey); a removal forgets it
         return out
+
+    def scan_due(self) -> float | None:
+        """The earliest due time by looking at every timer (tests check :meth:`due` against it)."""
+        times = [t for timer in self.timers.values() if (t := timer.due()) is not None]
+        return min(times) if times else None

@@ -85,6 +85,10 @@ class MainMode(Exchange):
         self.state = MmState.SENT_MM1
         self._send([offer, *self.p1.our_vids()], now)
 
+    @property
+    def answered(self) -> bool:
+        return self.state not in (MmState.START, MmState.SENT_MM1, MmState.SENT_MM2)
+
     def expected(self) -> str:
         n = {MmState.START: 1, MmState.SENT_MM1: 2, MmState.SENT_MM2: 3, MmState.SENT_MM3: 4}.get(self.state)
         return f"MM{n}" if n else {MmState.SENT_MM4: "MM5", MmState.SENT_MM5: "MM6"}.get(self.state, "MM?")
@@ -153,7 +157,9 @@ class MainMode(Exchange):
         self.p1.note_certreqs(msg)
         reply = SaPayload((Proposal(1, offered.proposals[0].protocol, b"", (choice.transform,)),))
         self.state = MmState.SENT_MM2
-        self._send([reply, *self.p1.our_vids()], now)
+        # not retransmitted: the initiator has not shown its address is real (a spoofed MM1 must
+        # not make us a reflector); a lost MM2 is resent when MM1 is
+        self._send([reply, *self.p1.our_vids(mutual=True)], now, expect_reply=False)
         self.retx.processed(data)
 
     def _r_mm3(self, msg: Message, ciphertext: bytes | None, now: float) -> None:

@@ -103,16 +103,14 @@ def sharing(
 def child_config(
     conns: Iterable[ConnectionConfig], own: ConnectionConfig | None, conn: str, child: str
 ) -> ChildConfig | None:
-    """The configuration of child ``child`` of connection ``conn`` (an IPsec SA's names), looked up
-    in ``conns`` and then in ``own`` (the ISAKMP SA's connection, kept across a reload); None if
-    it is gone."""
-    for c in [
-        *(x for x in conns if x.name == conn),
-        *([own] if own is not None and own.name == conn else []),
-    ]:
-        for ch in c.children:
-            if ch.name == child:
-                return ch
+    """The configuration of child ``child`` of connection ``conn`` (an IPsec SA's names): from
+    ``own`` (the ISAKMP SA's connection, as it was when the SA was made) when it is that
+    connection, else from ``conns`` (a connection sharing the SA); None if it is gone."""
+    if own is not None and own.name == conn:
+        return next((ch for ch in own.children if ch.name == child), None)
+    for c in conns:
+        if c.name == conn:
+            return next((ch for ch in c.children if ch.name == child), None)
     return None
 
 

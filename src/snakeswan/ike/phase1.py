@@ -125,6 +125,7 @@ class Phase1:
         self.final: tuple[bytes, bytes] | None = None  # responder: (IV, ciphertext) of MM5/AM3
         self.unique_checked = False  # the engine applied INITIAL-CONTACT / unique once established
         self.pubkey = pubkey.PubkeyAuth(ctx, sa.unique_id)
+        self.peer_vids: set[bytes] = set()
 
     # ---- proposals --------------------------------------------------------------------------
 
@@ -164,15 +165,20 @@ class Phase1:
 
     # ---- vendor IDs -------------------------------------------------------------------------
 
-    def our_vids(self) -> list[VendorIdPayload]:
+    def our_vids(self, *, mutual: bool = False) -> list[VendorIdPayload]:
+        """Our vendor IDs; ``mutual`` (a responder's first answer): only those the peer sent too,
+        since a capability needs both ends, and an answer to an address that has not proved itself
+        must not be larger than what came from it (anti-reflection, RFC 2408 2.5.3)."""
         conn = self.sa.conn
         ra = conn is not None and bool(
             conn.local_xauth or conn.remote_xauth or conn.pools or conn.vips
         )  # fmt: skip
-        return [VendorIdPayload(v) for v in (*vendor.OURS, *(vendor.REMOTE_ACCESS if ra else ()))]
+        vids = (*vendor.OURS, *(vendor.REMOTE_ACCESS if ra else ()))
+        return [VendorIdPayload(v) for v in vids if not mutual or v in self.peer_vids]
 
     def note_vids(self, msg: Message) -> None:
         vids = [p.data for p in msg.all(VendorIdPayload)]
+        self.peer_vids.update(vids)
         if vids:
             self.sa.natt_flavour = (
                 vendor.natt_flavour(vids) if self.sa.natt_flavour is None else self.sa.natt_flavour

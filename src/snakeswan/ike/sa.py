@@ -62,7 +62,7 @@ class IkeSa:
     exchanges: dict[int, Exchange] = field(default_factory=dict)  # by message ID (Quick Mode, ...)
     children: list[ChildSaInfo] = field(default_factory=list)
     pending_children: list[str] = field(default_factory=list)  # child names to start once established
-    seen_mids: set[int] = field(default_factory=set)
+    seen_mids: dict[int, None] = field(default_factory=dict)  # recent message IDs we used, oldest first
     keepalive_due: float | None = None  # next NAT-T keepalive, when we are behind a NAT
     dpd: DpdState | None = None  # RFC 3706, when configured and the peer announced it
     rekey_at: float | None = None  # renewal by a new Main/Aggressive Mode (initiator only)
@@ -70,6 +70,7 @@ class IkeSa:
     replaces: int | None = None  # the ISAKMP SA this one renews (its children move here)
     protected_bytes: int = 0  # encrypted under this SA, both ways (for a volume lifetime)
     remote_access: RemoteAccess | None = None  # XAUTH / Mode Config rounds, once phase 1 is up
+    half_open_until: float | None = None  # a responder SA is dropped then if the peer never answered
 
     @property
     def ready(self) -> bool:

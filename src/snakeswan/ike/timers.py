@@ -1,8 +1,14 @@
-"""All of the engine's timer policy in one place (DESIGN.md principle 12): retransmissions, NAT-T
+r"""All of the engine's timer policy in one place (DESIGN.md principle 12): retransmissions, NAT-T
 keepalives, Dead Peer Detection, IPsec SA rekey/expiry and ISAKMP SA renewal/expiry.
 
 :class:`Timers` decides *when*; what to do is asked of the engine through :class:`EngineHooks`
 (bound methods), so this module never reaches into the engine's tables itself.
+
+Cost per SA is flat (issue 15): each ISAKMP SA's next due time (the earliest of its exchanges'
+retransmissions, keepalive, renewal, expiry, DPD and remote-access deadline) sits in one heap
+(:class:`~snakeswan.ike.schedule.Schedule`), the IPsec SAs' timers in another. The engine
+:meth:`Timers.touch`\ es an SA whenever it worked on it; :meth:`Timers.due` recomputes only the
+touched SAs, :meth:`Timers.fire` looks only at the SAs that are due. Nothing walks all SAs.
 """
 
 from __future__ import annotations
@@ -18,8 +24,27 @@ from snakeswan.ike.events import Address, ChildSaInfo, Datagram
 from snakeswan.ike.exchange import Exchange
 from snakeswan.ike.lifetimes import ChildLifetimes
 from snakeswan.ike.sa import IkeSa, IkeState
+from snakeswan.ike.schedule import Schedule
 from snakeswan.wire.enums import NotifyType, ProtocolId
 from snakeswan.wire.payloads import DeletePayload, NotifyPayload
+
+
+def _exchanges(sa: IkeSa) -> list[Exchange]:
+    return [*([sa.phase1] if sa.phase1 is not None else []), *sa.exchanges.values()]
+
+
+def sa_due(sa: IkeSa) -> float | None:
+    """The next time anything of ``sa`` is due: an exchange's retransmission, the NAT-T keepalive,
+    renewal, expiry, DPD, the remote-access deadline."""
+    times = [t for ex in _exchanges(sa) if (t := ex.retx.due()) is not None]
+    times += [
+        t
+        for t in (sa.keepalive_due, sa.rekey_at, sa.expire_at, _ra_deadline(sa), sa.half_open_until)
+        if t is not None
+    ]
+    if sa.dpd is not None and (t := sa.dpd.due()) is not None:
+        times.append(t)
+    return min(times) if times else None
 
 
 def _ra_deadline(sa: IkeSa) -> float | None:
@@ -41,7 +66,9 @@ class EngineHooks:
     """What the timer policy may ask of the engine."""
 
     sas: Callable[[], list[IkeSa]]
-    exchanges: Callable[[], list[Exchange]]
+    sa: Callable[[int], IkeSa | None]  # by unique id
+    conn_sas: Callable[[str], list[IkeSa]]  # the SAs of one connection
+    same_ids: Callable[[IkeSa], list[IkeSa]]  # the other SAs between the same two identities
     give_up: Callable[[Exchange], None]
     delete_ike: Callable[[int, float, str], None]
     remove_sa: RemoveSa  # (sa, reason, cause, now): cause as in ike/close_actions.py
@@ -58,37 +85,64 @@ class Timers:
         self.hooks = hooks
         self.keepalive_interval = keepalive_interval
         self.lifetimes = ChildLifetimes(ctx.rng)
+        self._schedule = Schedule()  # ISAKMP SA unique id -> its next due time
+        self._touched: dict[int, IkeSa] = {}
 
     # ---- the engine's get_timer / handle_timer ------------------------------------------------
 
+    def touch(self, sa: IkeSa) -> None:
+        """The engine worked on ``sa`` (its due time may have changed)."""
+        self._touched[sa.unique_id] = sa
+
+    def forget(self, sa: IkeSa) -> None:
+        self._touched.pop(sa.unique_id, None)
+        self._schedule.set(sa.unique_id, None)
+
+    def _refresh(self) -> None:
+        touched, self._touched = self._touched, {}
+        for sa in touched.values():
+            self._schedule.set(sa.unique_id, None if sa.state is IkeState.DELETED else sa_due(sa))
+
     def due(self) -> float | None:
-        times = [t for ex in self.hooks.exchanges() if (t := ex.retx.due()) is not None]
-        for sa in self.hooks.sas():
-            times += [t for t in (sa.keepalive_due, sa.rekey_at, sa.expire_at) if t is not None]
-            if sa.dpd is not None and (t := sa.dpd.due()) is not None:
-                times.append(t)
-            if (t := _ra_deadline(sa)) is not None:
-                times.append(t)
-        if (t := self.lifetimes.due()) is not None:
+        self._refresh()
+        times = [t for t in (self._schedule.peek(), self.lifetimes.due()) if t is not None]
+        return min(times) if times else None
+
+    def scan_due(self, sas: list[IkeSa]) -> float | None:
+        """:meth:`due` the slow way, every SA looked at (tests check the heaps against it)."""
+        times = [t for sa in sas if sa.state is not IkeState.DELETED and (t := sa_due(sa)) is not None]
+        if (t := self.lifetimes.scan_due()) is not None:
             times.append(t)
         return min(times) if times else None
 
     def fire(self, now: float) -> None:
+        self._refresh()
         for action, timer in self.lifetimes.pop_due(now):
             self._child(action, timer.ike_sa, timer.spi_in, now)
-        for sa in self.hooks.sas():
-            if (t := _ra_deadline(sa)) is not None and t <= now and sa.state is IkeState.ESTABLISHED:
-                self.ctx.tracer.emit("ike", "remote_access_timeout", sa=sa.unique_id)
-                self.hooks.remote_access_failed(sa, now)
+        for sa_id in self._schedule.pop_due(now):
+            sa = self.hooks.sa(sa_id)  # type: ignore[arg-type]
+            if sa is None or sa.state is IkeState.DELETED:
                 continue
-            renewal.check_volume(sa, now)
-            self._ike(sa, now)
-            if sa.dpd is not None and sa.state is not IkeState.DELETED:
-                self._dpd(sa, now)
-            if sa.keepalive_due is not None and sa.keepalive_due <= now and sa.state is not IkeState.DELETED:
-                self.ctx.outbox.append(Datagram(b"\xff", sa.local, sa.remote, keepalive=True))
-                sa.keepalive_due = now + self.keepalive_interval
-        for ex in self.hooks.exchanges():
+            self.touch(sa)
+            self._fire_sa(sa, now)
+
+    def _fire_sa(self, sa: IkeSa, now: float) -> None:
+        if sa.half_open_until is not None and sa.half_open_until <= now:
+            self.ctx.tracer.emit("ike", "half_open_timeout", sa=sa.unique_id, remote=sa.remote)
+            self.hooks.remove_sa(sa, "half-open: the peer never answered", quiet=True)
+            return
+        if (t := _ra_deadline(sa)) is not None and t <= now and sa.state is IkeState.ESTABLISHED:
+            self.ctx.tracer.emit("ike", "remote_access_timeout", sa=sa.unique_id)
+            self.hooks.remote_access_failed(sa, now)
+            return
+        renewal.check_volume(sa, now)
+        self._ike(sa, now)
+        if sa.dpd is not None and sa.state is not IkeState.DELETED:
+            self._dpd(sa, now)
+        if sa.keepalive_due is not None and sa.keepalive_due <= now and sa.state is not IkeState.DELETED:
+            self.ctx.outbox.append(Datagram(b"\xff", sa.local, sa.remote, keepalive=True))
+            sa.keepalive_due = now + self.keepalive_interval
+        for ex in _exchanges(sa):
             due = ex.retx.due()
             if due is None or due > now:
                 continue
@@ -129,6 +183,7 @@ class Timers:
         if t is not None and not t.rekeying and t.delete_at is None:
             t.rekey_at = None
             t.rekeying = True
+            self.lifetimes.update(spi_in)
             self._child("rekey", sa_id, spi_in, now)
 
     def alive(self, sa: IkeSa, now: float) -> None:
@@ -150,7 +205,7 @@ class Timers:
 
     def _renewed(self, new: IkeSa) -> None:
         """A renewal we initiated is established: the children move over, the old SA is deleted."""
-        old = next((s for s in self.hooks.sas() if s.unique_id == new.replaces), None)
+        old = self.hooks.sa(new.replaces) if new.replaces is not None else None
         if old is None:
             return
         moved = renewal.adopt_children(old, new, self.lifetimes)
@@ -163,7 +218,7 @@ class Timers:
     # ---- IPsec SAs ----------------------------------------------------------------------------
 
     def _child(self, action: str, sa_id: int, spi_in: int, now: float) -> None:
-        sa = next((s for s in self.hooks.sas() if s.unique_id == sa_id), None)
+        sa = self.hooks.sa(sa_id)
         child = next((c for c in sa.children if c.spi_in == spi_in), None) if sa else None
         cfg = (
             peers.child_config(self.ctx.config.connections, sa.conn, child.conn, child.child)
@@ -197,7 +252,9 @@ class Timers:
         the overlap, whichever end started it; the old SA goes too."""
         old = self.lifetimes.timers.get(new.replaces) if new.replaces is not None else None
         first = old.replaced_by if old is not None else None
-        sibling = next((c for s in self.hooks.sas() for c in s.children if c.spi_in == first), None)
+        holder = self.lifetimes.timers.get(first) if first is not None else None
+        owner = self.hooks.sa(holder.ike_sa) if holder is not None else None
+        sibling = next((c for c in owner.children if c.spi_in == first), None) if owner else None
         assert new.replaces is not None
         if sibling is None or sibling.spi_in == new.spi_in:
             self.lifetimes.replaced(new.replaces, now, we_delete=new.initiator, by=new.spi_in)

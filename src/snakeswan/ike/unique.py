@@ -30,11 +30,12 @@ class Verdict:
     cancel: bool = False  # delete the new SA itself (unique = keep)
 
 
-def sends_initial_contact(unique: str, peer: str, sas: Iterable[IkeSa]) -> bool:
-    """Initiator: INITIAL-CONTACT goes out when no live SA to ``peer`` (its address) exists."""
+def sends_initial_contact(unique: str, to_peer: Iterable[IkeSa]) -> bool:
+    """Initiator: INITIAL-CONTACT goes out when no live SA to the peer exists (``to_peer``: the
+    SAs with its address, whatever their connection and state)."""
     if unique == "never":
         return False
-    return not any(s.remote[0] == peer and s.state is not IkeState.DELETED for s in sas)
+    return not any(s.state is not IkeState.DELETED for s in to_peer)
 
 
 def duplicates(sa: IkeSa, sas: Iterable[IkeSa]) -> list[IkeSa]:
@@ -50,7 +51,8 @@ def duplicates(sa: IkeSa, sas: Iterable[IkeSa]) -> list[IkeSa]:
 
 
 def on_established(sa: IkeSa, sas: Iterable[IkeSa], initial_contact: bool) -> Verdict:
-    """The policy of ``sa``'s connection applied to ``sa`` and its duplicates."""
+    """The policy of ``sa``'s connection applied to ``sa`` and its duplicates (among ``sas``: the
+    SA table's identity index hands over just those)."""
     policy = sa.conn.unique if sa.conn is not None else "no"
     dups = duplicates(sa, sas)
     if not dups or policy == "never":

@@ -127,8 +127,19 @@ def test_unique_policy(policy: str, ic: bool, removed: list[int], cancel: bool) 
 
 def test_initial_contact_only_without_sa_to_the_peer() -> None:
     sa = _sa(1, "site", A_ADDR)
-    assert unique.sends_initial_contact("no", "10.231.0.9", [sa])
-    assert not unique.sends_initial_contact("no", A_ADDR, [sa])
-    assert not unique.sends_initial_contact("never", "10.231.0.9", [])
+    assert unique.sends_initial_contact("no", [])
+    assert not unique.sends_initial_contact("no", [sa])
+    sa.state = IkeState.CONNECTING  # one under way counts too
+    assert not unique.sends_initial_contact("no", [sa])
+    assert not unique.sends_initial_contact("never", [])
     sa.state = IkeState.DELETED
-    assert unique.sends_initial_contact("replace", A_ADDR, [sa])
+    assert unique.sends_initial_contact("replace", [sa])
+
+
+def test_two_connections_started_at_once_send_one_initial_contact() -> None:
+    p = Pair(config("a"), config("b"))
+    p.a.engine.initiate("site", now=p.now)
+    p.a.engine.initiate("site2", now=p.now)  # before the first is up
+    p.run(max_time=5)
+    assert sorted(sent_initial_contact(p)) == [False, True]
+    assert len(p.b.engine.ike_sas) == 2 and not p.of(p.b, IkeSaDeleted)
