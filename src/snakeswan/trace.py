@@ -59,7 +59,7 @@ class Tracer:
                 logging.getLogger("snakeswan.trace").exception("trace sink failed; sink removed")
                 self.sink = None
 
-    def secret(self, subsystem: str, event: str, **fields: bytes) -> None:
+    def secret(self, subsystem: str, event: str, **fields: bytes | int | str) -> None:
         """Key material: recorded only when the tracer was created with ``log_keys=True``."""
         if self.log_keys:
             self.emit(subsystem, event, **fields)

@@ -35,8 +35,23 @@ def add_parser(sub: Any) -> None:
         "handle with care",
     )
 
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="log under each message what it is for (cookies, SA offer, KE/nonce, NAT-D, ID+HASH...)",
+    )
+
+    p.add_argument(
+        "--explain-keys",
+        action="store_true",
+        help="log the key derivation step by step WITH VALUES (g^xy, SKEYID, SKEYID_d/a/e, IVs, KEYMAT): "
+        "secret material, for a lab only",
+    )
+
 
 def run(args: argparse.Namespace) -> int:
-    logsetup.configure(args.log_level, args.log_format)
-    daemon = Daemon(args.config, control_path=control_path(args), keylog_path=args.keylog)
+    logsetup.configure(args.log_level, args.log_format, explain=args.explain)
+    daemon = Daemon(
+        args.config, control_path=control_path(args), keylog_path=args.keylog, log_keys=args.explain_keys
+    )
     return daemon.run()

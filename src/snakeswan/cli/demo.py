@@ -8,6 +8,8 @@ import argparse
 import os
 from typing import Any
 
+from snakeswan.analysis import diagram
+from snakeswan.analysis.records import from_record
 from snakeswan.cli import netdemo
 from snakeswan.cli.common import guarded
 from snakeswan.config.loader import parse_config
@@ -83,7 +85,9 @@ def run_in_memory(args: argparse.Namespace) -> int:
 
         return Tracer(sink=sink)
 
-    west = Engine(parse_config(_config(True, args), "west"), os.urandom, tracer=printer("west"))
+    west_tracer = printer("west")
+    west_records = west_tracer.records
+    west = Engine(parse_config(_config(True, args), "west"), os.urandom, tracer=west_tracer)
     east = Engine(parse_config(_config(False, args), "east"), os.urandom, tracer=printer("east"))
     now = 0.0
     print("== negotiation (IKE over an in-memory wire; addresses are documentation addresses)")
@@ -123,5 +127,8 @@ def run_in_memory(args: argparse.Namespace) -> int:
         for f in failed:
             print(f"  {name}: FAILED {f.exchange}: {f.reason}")
         ok = ok and bool(ike) and bool(child) and not failed
+    print("== sequence diagram (west's view, each message explained)")
+    entries = [from_record(r) for r in west_records]
+    print(diagram.render_text(diagram.steps(entries), "west", "east", explain=True))
     print("== tunnel negotiated" if ok else "== negotiation FAILED")
     return 0 if ok else 1

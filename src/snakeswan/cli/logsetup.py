@@ -14,6 +14,9 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
+from snakeswan.analysis.explain import explain
+from snakeswan.analysis.records import parse_text
+
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 FORMATS = ("auto", "text", "json", "journal")
 _SYSLOG_PRIORITY = {
@@ -68,8 +71,24 @@ def default_format(stream: TextIO = sys.stderr, environ: Mapping[str, str] = os.
     return "journal" if (st.st_dev, st.st_ino) == (dev, ino) else "text"
 
 
-def configure(levels: dict[str, int], fmt: str = "text", stream: TextIO = sys.stderr) -> None:
+class ExplainFilter(logging.Filter):
+    """``--explain``: a trace record of a message gets, on the next line, what the message is for."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("snakeswan."):
+            entry = parse_text(record.name.removeprefix("snakeswan."), record.getMessage())
+            why = explain(entry) if entry is not None else None
+            if why:
+                record.msg, record.args = f"{record.getMessage()}\n    = {why}", None
+        return True
+
+
+def configure(
+    levels: dict[str, int], fmt: str = "text", stream: TextIO = sys.stderr, *, explain: bool = False
+) -> None:
     handler = logging.StreamHandler(stream)
+    if explain:
+        handler.addFilter(ExplainFilter())
     if fmt == "auto":
         fmt = default_format(stream)
     if fmt == "json":

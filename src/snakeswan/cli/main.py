@@ -9,14 +9,17 @@ from collections.abc import Sequence
 
 from snakeswan import __version__
 from snakeswan.cli import (
+    analyze,
     check,
     daemon,
     demo,
+    diagram,
     down,
     list_conns,
     list_pols,
     list_pools,
     list_sas,
+    load,
     log,
     rekey,
     reload,
@@ -25,7 +28,24 @@ from snakeswan.cli import (
 )
 from snakeswan.cli.common import add_control_option
 
-VERBS = (daemon, up, down, rekey, list_sas, list_conns, list_pols, list_pools, reload, stop, log, check, demo)
+VERBS = (
+    daemon,
+    up,
+    down,
+    rekey,
+    list_sas,
+    list_conns,
+    list_pols,
+    list_pools,
+    reload,
+    stop,
+    log,
+    check,
+    demo,
+    load,
+    diagram,
+    analyze,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from snakeswan.analysis import diagram
+from snakeswan.analysis.records import parse_lines
 from snakeswan.control.client import ControlError, request
 from snakeswan.daemon.views import render_sas
 
@@ -239,6 +241,13 @@ def run_demo(argv: Sequence[str] = ()) -> int:
         print("== negotiation trace (gw-a)")
         for line in _trace(lab, "gw-a"):
             print("   " + line[line.find("snakeswan.") :])
+        print("== sequence diagram (gw-a's view, each message explained)")
+        entries = list(parse_lines(lab.log("gw-a").splitlines()))
+        print(
+            diagram.render_text(
+                diagram.steps(entries), "gw-a", f"peer {diagram.peer_of(entries)}", explain=True
+            )
+        )
         print("== list-sas (gw-a)")
         print(render_sas(request(ctl_a, "list-sas")))
         print("== list-sas (gw-b)")

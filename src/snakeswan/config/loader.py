@@ -57,6 +57,7 @@ DAEMON_KEYS = (
     "half_open_timeout",
     "half_open_limit",
     "half_open_per_source",
+    "metrics",
 )
 POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude", "banner", "default_domain")
 _PSK_PREFIXES = ("ike", "psk")
@@ -170,6 +171,7 @@ def _daemon(table: Table | None) -> DaemonConfig:
         half_open_timeout=_half_open_timeout(table),
         half_open_limit=table.integer("half_open_limit", 20000, 1, 10_000_000),
         half_open_per_source=table.integer("half_open_per_source", 10, 1, 1_000_000),
+        metrics=_metrics(table),
     )
 
 
@@ -178,6 +180,28 @@ def _half_open_timeout(table: Table) -> float:
     if value is not None and not 1 <= value <= 600:
         raise table.error("half_open_timeout", f"expected 1s..10m, got {value:g}s")
     return 30.0 if value is None else value
+
+
+def _metrics(table: Table) -> tuple[str, int] | None:
+    """``metrics = "127.0.0.1:9400"`` (``"[::1]:9400"``): where the Prometheus endpoint listens; an
+    address literal, not a name (nothing to resolve at load), and a port. Absent: no endpoint."""
+    text = table.string("metrics")
+    if text is None:
+        return None
+    host, sep, port = text.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    host = host[1:-1] if bracketed else host
+    if ":" in host and not bracketed:
+        host = ""  # an IPv6 address goes in brackets: "::1:9400" would be ambiguous
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if not sep or address is None or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise table.error(
+            "metrics", f"expected ADDRESS:PORT such as 127.0.0.1:9400 or [::1]:9400, got {text!r}"
+        )
+    return str(address), int(port)
 
 
 def _route_table(table: Table) -> int:

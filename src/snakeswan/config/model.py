@@ -357,6 +357,7 @@ class DaemonConfig:
     half_open_timeout: float = 30.0
     half_open_limit: int = 20000
     half_open_per_source: int = 10
+    metrics: tuple[str, int] | None = None  # Prometheus endpoint (address, port); None: none
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from snakeswan.control.protocol import COMMANDS, MAX_LINE, decode, encode
 from snakeswan.daemon import keylog, views
 from snakeswan.daemon.dataplane import DataPlane
 from snakeswan.daemon.instance import InstanceLock, claim_socket_path
+from snakeswan.daemon.metrics import Metrics
 from snakeswan.daemon.waiters import Waiters
 from snakeswan.errors import ConfigError, LocalError
 from snakeswan.ike.engine import Engine
@@ -50,12 +51,14 @@ log = logging.getLogger("snakeswan.daemon")
 
 
 class Daemon:
-    def __init__(self, config_path: str, *, control_path: str, keylog_path: str | None = None) -> None:
+    def __init__(
+        self, config_path: str, *, control_path: str, keylog_path: str | None = None, log_keys: bool = False
+    ) -> None:
         self.config_path = config_path
         self.control_path = control_path
         self.keylog_path = keylog_path
         self.config: Config = load_config(config_path)
-        self.tracer = Tracer(sink=self._on_record)
+        self.tracer = Tracer(sink=self._on_record, log_keys=log_keys)  # log_keys: explicit opt-in
         self.engine = Engine(self.config, os.urandom, tracer=self.tracer, keylog=keylog_path is not None)
         self.sockets: dict[tuple[int, int], UdpSocket] = {}
         self.child_since: dict[int, float] = {}
@@ -68,6 +71,7 @@ class Daemon:
         self.dataplane: DataPlane | None = None
         self.dataplane_error: str | None = None  # why the configured data plane is not running
         self.waiters = Waiters()
+        self.metrics = Metrics(lambda: (self.engine, self.dataplane), time.monotonic)
 
     # ---- life cycle ---------------------------------------------------------------------------
 
@@ -133,6 +137,8 @@ class Daemon:
             claim_socket_path(self.control_path)
             server = await asyncio.start_unix_server(self._control_client, self.control_path, limit=MAX_LINE)
             os.chmod(self.control_path, 0o600)
+            if self.config.daemon.metrics is not None:
+                await self.metrics.serve(self.config.daemon.metrics)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._loop.add_signal_handler(sig, self._stop.set)
             self._loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
@@ -160,6 +166,7 @@ class Daemon:
         assert self._loop is not None
         if server is not None:
             server.close()
+        self.metrics.close()
         if self.dataplane is not None:
             self.dataplane.close()
             self.dataplane = None
@@ -445,6 +452,7 @@ class Daemon:
         if not logger.isEnabledFor(logging.DEBUG):  # at debug the tracer has logged it already
             logger.info("%s", rec.render())
         self.waiters.on_record(rec)
+        self.metrics.on_record(rec)
         if self.log_queues:
             item = {"subsystem": rec.subsystem, "event": rec.event, "text": rec.render()}
             for q in list(self.log_queues):
@@ -507,6 +515,8 @@ class Daemon:
 
     def _reload(self) -> list[str]:
         config = load_config(self.config_path)
+        if config.daemon.metrics != self.config.daemon.metrics:  # the endpoint is bound at start
+            raise ConfigError(f"{self.config_path}: daemon.metrics: changing the endpoint needs a restart")
         self.config = config
         self.engine.reconfigure(config)
         if self.dataplane is not None:
@@ -552,7 +562,7 @@ class Daemon:
                 command = str(req.get("command"))
                 args = req.get("args") or {}
                 if command == "log":
-                    await self._stream_log(writer)
+                    await self._stream_log(writer, history=bool(args.get("history")))
                     return
                 if command == "up" and args.get("wait"):
                     await self._up_waiting(writer, args)
@@ -591,10 +601,18 @@ class Daemon:
         finally:
             self.waiters.remove(w)
 
-    async def _stream_log(self, writer: asyncio.StreamWriter) -> None:
+    async def _stream_log(self, writer: asyncio.StreamWriter, *, history: bool = False) -> None:
+        """Each record as it comes; with ``history`` first the ones kept (then ``history_end``)."""
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10000)
         self.log_queues.add(q)
         try:
+            if history:
+                kept = [
+                    {"subsystem": r.subsystem, "event": r.event, "text": r.render()}
+                    for r in self.tracer.records
+                ]
+                kept.append({"subsystem": "daemon", "event": "history_end", "text": "history_end"})
+                writer.writelines(encode({"ok": True, "record": item}) for item in kept)
             while True:
                 item = await q.get()
                 writer.write(encode({"ok": True, "record": item}))

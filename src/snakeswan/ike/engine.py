@@ -32,6 +32,7 @@ from snakeswan.ike.exchange import Exchange
 from snakeswan.ike.info_received import InformationalHandler
 from snakeswan.ike.leases import Leases
 from snakeswan.ike.main_mode import MainMode
+from snakeswan.ike.mismatch import psk_hint
 from snakeswan.ike.quick_mode import QuickMode
 from snakeswan.ike.remote_access import RemoteAccess, is_xauth
 from snakeswan.ike.retransmit import RetransmitPolicy
@@ -280,7 +281,7 @@ class Engine:
                 if ex is sa.phase1:
                     raise AuthenticationError(
                         NotifyType.AUTHENTICATION_FAILED,
-                        f"phase 1 message does not decrypt ({e.what}): wrong PSK?",
+                        f"phase 1 message does not decrypt ({e.what}): wrong PSK?{psk_hint(ex)}",
                     ) from e
                 raise
             self._trace_received(sa, ex, msg)

@@ -121,6 +121,7 @@ class Phase1:
         self.gxi = b""
         self.gxr = b""
         self.psk: bytes | None = None
+        self.psk_ids = ""  # which identities the PSK was looked up by (for explanations)
         self.initial_contact = False  # sent (initiator) or received (responder)
         self.final: tuple[bytes, bytes] | None = None  # responder: (IV, ciphertext) of MM5/AM3
         self.unique_checked = False  # the engine applied INITIAL-CONTACT / unique once established
@@ -237,6 +238,10 @@ class Phase1:
         enc_key = keymat.encryption_key(h, keys.skeyid_e, cipher.key_size)
         iv = keymat.phase1_iv(h, self.gxi, self.gxr, cipher.block_size)  # IV = hash(g^xi | g^xr)
         sa.crypto = Phase1Crypto(h, cipher, keys, enc_key, IvChain(h, cipher.block_size, iv))
+        self.ctx.tracer.secret(  # only with an explicit opt-in (Tracer(log_keys=True))
+            "ike", "phase1_keys", sa=sa.unique_id, gxy=gxy, skeyid=skeyid, skeyid_d=keys.skeyid_d,
+            skeyid_a=keys.skeyid_a, skeyid_e=keys.skeyid_e, enc_key=enc_key, iv=iv,
+        )  # fmt: skip
         if self.ctx.keylog:
             self.ctx.emit(KeyLog(ikev1_line=f"{sa.icookie.hex()},{enc_key.hex()}"))
 
@@ -249,12 +254,18 @@ class Phase1:
     def lookup_psk(self) -> bytes:
         sa = self.sa
         assert sa.conn is not None
+        local = sa.local_id or peers.local_identity(sa.conn, sa.local[0])
+        remote = sa.remote_id or peers.remote_identity(sa.conn, sa.remote[0])
         if self.psk is None:
-            local = sa.local_id or peers.local_identity(sa.conn, sa.local[0])
-            remote = sa.remote_id or peers.remote_identity(sa.conn, sa.remote[0])
             self.psk = self.ctx.config.secrets.psk_for(local, remote)
+            self.psk_ids = f"local {local or '%any'}, remote {remote or '%any'} (peer at {sa.remote[0]})"
         if self.psk is None:
-            raise PeerError(NotifyType.AUTHENTICATION_FAILED, f"no pre-shared key for connection {sa.name}")
+            raise PeerError(
+                NotifyType.AUTHENTICATION_FAILED,
+                f"no pre-shared key for connection {sa.name}: PSK lookup by ID/address failed for "
+                f"{self.psk_ids}; {len(self.ctx.config.secrets.psks)} secret(s) configured, none owned "
+                "by these identities",
+            )
         return self.psk
 
     # ---- NAT-D --------------------------------------------------------------------------------
@@ -377,8 +388,12 @@ class Phase1:
             raise PeerError(NotifyType.PAYLOAD_MALFORMED, "HASH payload missing")
         expected = self.auth_hash(not self.sa.initiator, id_body)
         if not hmac.compare_digest(expected, got.data):
+            which = "HASH_R" if self.sa.initiator else "HASH_I"
             raise AuthenticationError(
-                NotifyType.AUTHENTICATION_FAILED, "HASH mismatch: wrong pre-shared key?"
+                NotifyType.AUTHENTICATION_FAILED,
+                f"{which} mismatch: the peer's {which} is not the one computed with the pre-shared key "
+                f"found for {self.psk_ids or 'the connection'} over its ID payload: wrong pre-shared "
+                "key (or the peer used another key for another ID)?",
             )
 
     # ---- the final message again ------------------------------------------------------------

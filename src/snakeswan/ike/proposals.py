@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from snakeswan.config.model import ChildProposal, IkeProposal
-from snakeswan.config.proposals import format_child_proposal, format_ike_proposal
 from snakeswan.errors import PeerError
+from snakeswan.ike.mismatch import explain_child_transform, explain_ike_transform
 from snakeswan.wire.attributes import Attribute, decode_attributes, find
 from snakeswan.wire.buffer import Reader, Writer
 from snakeswan.wire.enums import (
@@ -148,19 +148,17 @@ def select_ike(
                 reasons.append(f"transform {t.number}: unknown or missing attributes")
                 continue
             p, auth, seconds, kb = parsed
+            why = (t.number, p, auth, seconds, kb, ours, auth_methods, lifetime, kilobytes)
             if auth not in auth_methods:
-                reasons.append(f"transform {t.number}: auth method {auth} not configured")
+                reasons.append(explain_ike_transform(*why))
                 continue
             if not any(_same_ike(p, o) for o in ours):
-                reasons.append(f"transform {t.number}: {format_ike_proposal(p, short=True)} not configured")
+                reasons.append(explain_ike_transform(*why))
                 continue
             longer_s = seconds is not None and seconds > lifetime
             longer_kb = kb is not None and kilobytes is not None and kb > kilobytes
-            if strict and longer_s:
-                reasons.append(f"transform {t.number}: lifetime {seconds}s longer than ours ({lifetime}s)")
-                continue
-            if strict and longer_kb:
-                reasons.append(f"transform {t.number}: lifetime {kb} KiB more than ours ({kilobytes} KiB)")
+            if strict and (longer_s or longer_kb):  # ike_lifetime_check = "strict"
+                reasons.append(explain_ike_transform(*why))
                 continue
             use_s = lifetime if seconds is None or longer_s else seconds
             use_kb = kilobytes if kb is None or longer_kb else kb
@@ -188,7 +186,12 @@ def check_ike_reply(
             if kb is not None and kilobytes is not None and kb > kilobytes:
                 raise PeerError(NotifyType.NO_PROPOSAL_CHOSEN, f"responder raised the volume to {kb} KiB")
             return IkeChoice(p, auth, seconds if seconds is not None else lifetime, kb or kilobytes, t)
-    raise PeerError(NotifyType.NO_PROPOSAL_CHOSEN, "responder chose a transform we did not offer")
+    ours = [x for t in offered.proposals[0].transforms if (x := parse_ike_transform(t)) is not None]
+    why = explain_ike_transform(
+        reply.proposals[0].transforms[0].number, p, auth, seconds, kb,
+        [x[0] for x in ours], sorted({x[1] for x in ours}), lifetime, kilobytes,
+    )  # fmt: skip
+    raise PeerError(NotifyType.NO_PROPOSAL_CHOSEN, f"responder chose a transform we did not offer: {why}")
 
 
 # ---- phase 2 -----------------------------------------------------------------------------------
@@ -300,11 +303,12 @@ def select_child(
                 reasons.append(f"transform {t.number}: unknown attributes")
                 continue
             p, mode, their_s, their_kb = parsed
+            why = (t.number, p, mode, their_s, ours, acceptable_modes, seconds)
             if not any(_same_child(p, o) for o in ours):
-                reasons.append(f"transform {t.number}: {format_child_proposal(p, short=True)} not configured")
+                reasons.append(explain_child_transform(*why))
                 continue
             if mode not in acceptable_modes:
-                reasons.append(f"transform {t.number}: encapsulation mode {mode} not acceptable")
+                reasons.append(explain_child_transform(*why))
                 continue
             use_s, low_s = _lenient(their_s, seconds)
             use_kb, low_kb = _lenient(their_kb, kilobytes)
@@ -333,8 +337,13 @@ def check_child_reply(
         raise PeerError(NotifyType.INVALID_SPI, f"responder's SPI has {len(prop.spi)} bytes")
     t = prop.transforms[0]
     parsed = parse_child_transform(prop.protocol, t)
-    if parsed is None or not any(_same_child(parsed[0], o) for o in ours):
+    if parsed is None:
         raise PeerError(NotifyType.NO_PROPOSAL_CHOSEN, "responder chose an IPsec transform we did not offer")
+    if not any(_same_child(parsed[0], o) for o in ours):
+        why = explain_child_transform(t.number, parsed[0], parsed[1], parsed[2], ours, [parsed[1]], seconds)
+        raise PeerError(
+            NotifyType.NO_PROPOSAL_CHOSEN, f"responder chose an IPsec transform we did not offer: {why}"
+        )
     p, mode, their_s, their_kb = parsed
     use_s = min(x for x in (their_s, seconds) if x is not None) if (their_s or seconds) else None
     use_kb = min(x for x in (their_kb, kilobytes) if x is not None) if (their_kb or kilobytes) else None

@@ -163,7 +163,8 @@ class PubkeyAuth:
             public = public_key_of(cert)
         except CertError as e:
             notify = N.INVALID_CERT_AUTHORITY if e.untrusted else N.INVALID_CERTIFICATE
-            raise AuthenticationError(notify, e.what) from None
+            what = f'certificate path check of "{cert.subject.rfc4514_string()}" failed: {e.what}'
+            raise AuthenticationError(notify, what) from None
         subject = cert.subject.rfc4514_string()
         if not cert_contains(cert, peer_id):
             raise AuthenticationError(

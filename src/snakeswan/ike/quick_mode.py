@@ -22,7 +22,7 @@ from snakeswan.crypto import keymat
 from snakeswan.crypto.algorithms import ah_auth_algorithm, auth_key_size, esp_encryption_key_size
 from snakeswan.crypto.dh import DhKeyPair, dh_group
 from snakeswan.errors import AuthenticationError, CryptoError, PeerError
-from snakeswan.ike import crypt, natt, peers, selectors
+from snakeswan.ike import crypt, mismatch, natt, peers, selectors
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import ChildSaEstablished, ChildSaInfo, SaKeys
 from snakeswan.ike.exchange import Exchange
@@ -319,6 +319,7 @@ class QuickMode(Exchange):
         sa = self.sa
         assert sa.conn is not None
         last: PeerError | None = None
+        seen: list[mismatch.ChildSelectors] = []
         conns = peers.sharing(
             sa.conn, self.ctx.config.connections, sa.local[0], sa.remote[0], sa.local_id, sa.remote_id
         )
@@ -327,10 +328,12 @@ class QuickMode(Exchange):
             ours_remote = self._resolve(
                 child.remote_ts, dynamic_address(sa, False, family_of(child.local_ts))
             )
-            if not (
-                selectors.ts_acceptable(ours_remote, their_ci)
-                and selectors.ts_acceptable(ours_local, their_cr)
-            ):
+            fits = (
+                selectors.ts_acceptable(ours_remote, their_ci),
+                selectors.ts_acceptable(ours_local, their_cr),
+            )
+            seen.append((child.name, ours_remote, ours_local, *fits))
+            if not all(fits):
                 continue
             modes = [natt.encap_mode(child.mode, None, False)]
             if sa.natt_flavour is not None:
@@ -344,7 +347,9 @@ class QuickMode(Exchange):
         if last is not None:
             raise last
         raise PeerError(
-            NotifyType.INVALID_ID_INFORMATION, f"no child of {sa.name} covers {their_ci} === {their_cr}"
+            NotifyType.INVALID_ID_INFORMATION,
+            f"no child of {sa.name} covers {their_ci} === {their_cr}: "
+            + mismatch.explain_selectors(their_ci, their_cr, seen),
         )
 
     # ---- both ---------------------------------------------------------------------------------
@@ -382,6 +387,10 @@ class QuickMode(Exchange):
             enc_len + int_len,
             self.gqm,
         )
+        self.ctx.tracer.secret(  # only with an explicit opt-in (Tracer(log_keys=True))
+            "ike", "keymat", sa=self.sa.unique_id, spi=f"{spi:08x}", gqm=self.gqm or b"", keymat=km,
+            enc_key=km[:enc_len], auth_key=km[enc_len:],
+        )  # fmt: skip
         return SaKeys(km[:enc_len], km[enc_len:])
 
     def _established(self, *, initiator: bool) -> None:

@@ -1,0 +1,122 @@
+"""Gateway handshake rate over real sockets in namespaces, snakeswan against strongSwan in the same
+run, with one and the same client: ``snakeswan load`` (N simulated peers, MM PSK + QM) from one
+namespace against a snakeswan gateway, then against strongSwan 5.9 (charon, kernel-libipsec
+loaded but no traffic) configured alike (one %any connection, group PSK, half-open limits lifted
+on both). Prints tunnels/s, latency percentiles and the ratio per N. Needs root.
+
+Run: python bench/gateway_rate.py [--n 1000 3000] [--ike aes128-sha256-modp2048]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+
+from tests.daemons import DaemonProcess  # noqa: E402
+from tests.interop.strongswan import Charon  # noqa: E402
+from tests.netns import Topology, site_to_site  # noqa: E402
+
+OURS = """
+[daemon]
+dataplane = false
+half_open_per_source = 100000
+[connections.hub]
+local_addrs = ["10.231.0.2"]
+remote_addrs = ["%any"]
+proposals = ["{ike}"]
+local = {{ auth = "psk", id = "hub.load" }}
+remote = {{ auth = "psk" }}
+[connections.hub.children.lan]
+local_ts = ["10.231.2.0/24"]
+esp_proposals = ["aes128gcm16"]
+[secrets.ike-group]
+secret = "load-psk"
+"""
+
+THEIRS = """connections {{
+  hub {{
+    version = 1
+    local_addrs = 10.231.0.2
+    remote_addrs = %any
+    proposals = {ike}
+    local {{
+      auth = psk
+      id = hub.load
+    }}
+    remote {{
+      auth = psk
+    }}
+    children {{
+      lan {{
+        local_ts = 10.231.2.0/24
+        esp_proposals = aes128gcm16
+      }}
+    }}
+  }}
+}}
+secrets {{
+  ike-group {{
+    secret = "load-psk"
+  }}
+}}
+"""
+
+
+def load(ns: object, n: int, ike: str) -> dict[str, object]:
+    cmd = [sys.executable, "-m", "snakeswan.cli.main", "load", "10.231.0.2", "--local", "10.231.0.1",
+           "--psk", "load-psk", "-n", str(n), "--ike", ike, "--remote-ts", "10.231.2.0/24",
+           "--concurrency", "200", "--timeout", "300", "--json", "-q"]  # fmt: skip
+    cp = ns.run(*cmd, check=False, timeout=400, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})  # type: ignore[attr-defined]
+    return json.loads(cp.stdout)  # type: ignore[no-any-return]
+
+
+def run(n: int, ike: str, work: Path) -> tuple[dict[str, object], dict[str, object]]:
+    results = []
+    for gateway in ("snakeswan", "strongswan"):
+        (work / f"ours{n}").mkdir(parents=True, exist_ok=True)
+        topo = Topology()
+        try:
+            west, east = site_to_site(topo)
+            if gateway == "snakeswan":
+                d = DaemonProcess(work / f"ours{n}", "east", OURS.format(ike=ike), netns=east.name)
+                topo.on_close(d.stop)
+            else:
+                c = Charon(east, work / f"theirs{n}", swanctl_conf=THEIRS.format(ike=ike),
+                           settings={"init_limit_half_open": 0, "block_threshold": 100000,
+                                     "ikesa_table_size": 4096, "ikesa_table_segments": 16},
+                           default_log=-1)  # fmt: skip
+                c.start()
+                c.load_all()
+                topo.on_close(c.stop)
+            results.append(load(west, n, ike))
+        finally:
+            topo.close()
+    return results[0], results[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, nargs="+", default=[1000])
+    ap.add_argument("--ike", default="aes128-sha256-modp2048")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ssw-rate-") as tmp:
+        print(f"{'N':>6} {'gateway':>10} {'est.':>6} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+        for n in args.n:
+            ours, theirs = run(n, args.ike, Path(tmp))
+            for name, r in (("snakeswan", ours), ("strongSwan", theirs)):
+                lat = r["latency_ms"]
+                print(f"{n:>6} {name:>10} {r['established']:>6} {r['per_second']:>8} "
+                      f"{lat.get('p50', '-'):>8} {lat.get('p99', '-'):>8}")  # type: ignore[union-attr]  # fmt: skip
+            ratio = float(ours["per_second"]) / max(float(theirs["per_second"]), 1e-9)  # type: ignore[arg-type]
+            print(f"{n:>6} ratio snakeswan/strongSwan gateway: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
