@@ -136,3 +136,44 @@ class TestPki:
         )
         key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption()))
         return Issued(cert_path, key_path, f"C=CH, O=snakeswan, CN={cn}", cert, key)
+
+
+def write_pem(path: Path, obj: x509.Certificate | x509.CertificateRevocationList) -> Path:
+    path.write_bytes(obj.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def intermediate(pki: TestPki, cn: str = "snakeswan intermediate CA") -> TestPki:
+    """A CA issued by ``pki``'s CA, able to issue hosts itself (its ``ca_path`` is its certificate)."""
+    sub = TestPki.__new__(TestPki)
+    sub.dir, sub.kind, sub._n = pki.dir, pki.kind, pki._n + 50
+    sub.ca_key = make_key(pki.kind, 150 + pki._n)
+    sub.ca_name = name(cn)
+    sub.ca_cert = build_cert(sub.ca_name, sub.ca_key, pki.ca_name, pki.ca_key, ca=True)
+    sub.ca_path = write_pem(pki.dir / f"intermediate-{sub._n}.crt", sub.ca_cert)
+    return sub
+
+
+def crl(
+    pki: TestPki,
+    revoked: list[x509.Certificate],
+    *,
+    next_update: dt.datetime | None = None,
+    signer: Key | None = None,
+    tag: str = "crl",
+) -> Path:
+    """A CRL of ``pki``'s CA listing ``revoked`` (signed by ``signer``, default the CA's key)."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(pki.ca_name)
+        .last_update(NOW - dt.timedelta(hours=1))
+        .next_update(next_update or NOW + dt.timedelta(days=7))
+    )
+    for cert in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(cert.serial_number)
+            .revocation_date(NOW - dt.timedelta(minutes=30))
+            .build()
+        )
+    return write_pem(pki.dir / f"{tag}.crl", builder.sign(signer or pki.ca_key, hashes.SHA256()))

@@ -57,7 +57,7 @@ CONNECTION_KEYS = (
     "local",
     "remote",
 )
-AUTH_KEYS = ("auth", "id", "certs", "cacerts", "pubkeys", "xauth_id", "round")
+AUTH_KEYS = ("auth", "id", "certs", "cacerts", "pubkeys", "xauth_id", "round", "crls")
 CHILD_KEYS = (
     "local_ts",
     "remote_ts",
@@ -192,6 +192,7 @@ def _auth(table: Table) -> AuthConfig:
         certs=table.strings("certs") or (),
         cacerts=table.strings("cacerts") or (),
         pubkeys=table.strings("pubkeys") or (),
+        crls=table.strings("crls") or (),
         xauth_id=table.string("xauth_id"),
         round=table.integer("round", 0),
     )

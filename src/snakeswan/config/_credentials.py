@@ -1,7 +1,9 @@
 """The loader's part for certificates and private keys: read the files, check them, fill in IDs.
 
-Files are named as in swanctl.conf: ``local.certs``/``remote.certs`` (end-entity certificates),
-``local.cacerts``/``remote.cacerts`` (trusted CA certificates) and ``[secrets.private<suffix>]``
+Files are named as in swanctl.conf: ``local.certs`` (our certificate, then the intermediate CA
+certificates sent with it, each issuing the one before), ``remote.certs`` (pinned peer
+certificates), ``remote.cacerts`` (the CAs trusted for the peer), ``remote.crls`` (their CRLs, a
+snakeswan key: files, nothing is fetched) and ``[secrets.private<suffix>]``
 (also ``rsa``, ``ecdsa``, ``pkcs8``) sections with ``file`` (the private key) and an optional
 ``secret`` (its passphrase). A relative file name is taken from the configuration file's directory.
 """
@@ -12,6 +14,7 @@ import os
 from dataclasses import replace
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from snakeswan.config._fields import Table
 from snakeswan.config.credentials import (
@@ -23,6 +26,7 @@ from snakeswan.config.credentials import (
     subject_identity,
 )
 from snakeswan.config.model import AuthConfig, ConnectionConfig
+from snakeswan.crypto.certs import CertError, parse_crl
 from snakeswan.crypto.signatures import auth_method_for
 from snakeswan.errors import ConfigError
 from snakeswan.wire.enums import AuthMethod
@@ -120,5 +124,42 @@ def load_credentials(
             where = f"{source}: connections.{conn.name}.{side}"
             _certs(auth, where, base, loaded)
             _certs(auth, where, base, loaded, ca=True)
-    creds = Credentials(tuple(loaded.items()), tuple(keys))
+    crls: dict[str, x509.CertificateRevocationList] = {}
+    for conn in conns:
+        where = f"{source}: connections.{conn.name}"
+        if conn.local.cacerts or conn.local.crls:
+            key = "cacerts" if conn.local.cacerts else "crls"
+            raise ConfigError(
+                f"{key} belong to the remote side (the CAs trusted for the peer); intermediate CA "
+                "certificates to send go after our certificate in local.certs",
+                f"{where}.local.{key}",
+            )
+        _chain(conn.local, loaded, f"{where}.local.certs")
+        for index, name in enumerate(conn.remote.crls):
+            if name not in crls:
+                data, full = _read(name, base, f"{where}.remote.crls[{index}]")
+                try:
+                    crls[name] = parse_crl(data)
+                except CertError as e:
+                    raise ConfigError(f"{e.what} ({full})", f"{where}.remote.crls[{index}]") from None
+    creds = Credentials(tuple(loaded.items()), tuple(keys), tuple(crls.items()))
     return creds, [_local(conn, creds, f"{source}: connections.{conn.name}") for conn in conns]
+
+
+def _chain(local: AuthConfig, loaded: dict[str, x509.Certificate], where: str) -> None:
+    """After our certificate, ``local.certs`` may list the CA certificates that issued it, in order."""
+    for index in range(1, len(local.certs)):
+        cert, issuer = loaded[local.certs[index - 1]], loaded[local.certs[index]]
+        try:
+            bc = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except (x509.ExtensionNotFound, ValueError):
+            bc = None
+        if bc is None or not bc.ca:
+            raise ConfigError("expected an intermediate CA certificate after our own", f"{where}[{index}]")
+        try:
+            cert.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature):
+            raise ConfigError(
+                f"does not issue {local.certs[index - 1]!r}: the chain goes from our certificate upwards",
+                f"{where}[{index}]",
+            ) from None

@@ -73,6 +73,14 @@ class Credentials:
 
     certs: tuple[tuple[str, x509.Certificate], ...] = ()
     keys: tuple[PrivateKey, ...] = ()
+    crls: tuple[tuple[str, x509.CertificateRevocationList], ...] = ()
+
+    def crl(self, name: str) -> x509.CertificateRevocationList:
+        """The CRL loaded for file name ``name``; ``KeyError`` if none was."""
+        for written, crl in self.crls:
+            if written == name:
+                return crl
+        raise KeyError(name)
 
     def cert(self, name: str) -> x509.Certificate:
         """The certificate loaded for file name ``name``; ``KeyError`` if none was."""

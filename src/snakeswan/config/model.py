@@ -111,6 +111,7 @@ class AuthConfig:
     certs: tuple[str, ...] = ()
     cacerts: tuple[str, ...] = ()
     pubkeys: tuple[str, ...] = ()
+    crls: tuple[str, ...] = ()  # remote side: CRL files of the CAs we trust (snakeswan key)
     xauth_id: str | None = None
     round: int = 0
 

@@ -10,13 +10,16 @@ part of RFC 5280 section 6 that IKE peers rely on (as strongSwan's ``cert_valida
 - the end-entity certificate may sign (keyUsage digitalSignature or nonRepudiation when present,
   as strongSwan's RFC 4945 check).
 
-No revocation checking (CRL/OCSP). Failures raise :class:`CertError` with ``untrusted`` True when no
-trusted CA issued the chain (INVALID-CERT-AUTHORITY) and False when a certificate is bad
+Revocation (:func:`check_revocation`): against the CRLs the user configured (files; nothing is
+fetched): each certificate of the path whose issuer has a CRL must not be on it, and that CRL must
+be signed by the issuer and current. Failures raise :class:`CertError` with ``untrusted`` True
+when no trusted CA issued the chain (INVALID-CERT-AUTHORITY) and False when a certificate is bad
 (INVALID-CERTIFICATE).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -25,7 +28,7 @@ from cryptography.exceptions import InvalidSignature
 
 from snakeswan.errors import CryptoError
 
-__all__ = ["MAX_PATH", "CertError", "parse_certificate", "validate_chain"]
+__all__ = ["MAX_PATH", "CertError", "check_revocation", "parse_certificate", "parse_crl", "validate_chain"]
 
 MAX_PATH = 5  # intermediate CA certificates followed at most
 
@@ -47,6 +50,37 @@ def parse_certificate(data: bytes) -> x509.Certificate:
         return x509.load_der_x509_certificate(data)
     except ValueError as exc:
         raise CertError(f"not an X.509 certificate: {exc}") from None
+
+
+def parse_crl(data: bytes) -> x509.CertificateRevocationList:
+    """A CRL from DER or PEM bytes; :class:`CertError` if it is neither."""
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError as exc:
+        raise CertError(f"not an X.509 CRL: {exc}") from None
+
+
+def check_revocation(
+    path: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList], when: datetime
+) -> None:
+    """Each certificate of ``path`` (end entity first, trust anchor last) whose issuer has a CRL in
+    ``crls`` must not be revoked; a CRL of that issuer with a bad signature or past its nextUpdate
+    is an error too (a configured check is never skipped)."""
+    for cert, issuer in itertools.pairwise(path):
+        for crl in (c for c in crls if c.issuer == issuer.subject):
+            if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+                raise CertError(f'CRL of "{_name(issuer)}" is not signed by it')
+            next_update = crl.next_update_utc
+            if next_update is not None and when > next_update:
+                raise CertError(f'CRL of "{_name(issuer)}" expired at {next_update}')
+            revoked = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+            if revoked is not None:
+                raise CertError(
+                    f'certificate "{_name(cert)}" was revoked at {revoked.revocation_date_utc} '
+                    f'(CRL of "{_name(issuer)}")'
+                )
 
 
 def _name(cert: x509.Certificate) -> str:

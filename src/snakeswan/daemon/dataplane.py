@@ -67,9 +67,10 @@ _ACTIONS = {"tunnel": "protect", "transport": "protect", "pass": "bypass", "drop
 class _Families:
     """The raw sockets of one protocol for IPv4 and IPv6 behind :meth:`RawIp.send`'s signature."""
 
-    __slots__ = ("_send4", "_send6")
+    __slots__ = ("_send4", "_send6", "_v4", "_v6")
 
     def __init__(self, v4: RawIp, v6: RawIp) -> None:
+        self._v4, self._v6 = v4, v6
         self._send4 = v4.send
         self._send6 = v6.send
 
@@ -77,6 +78,12 @@ class _Families:
         if ":" in dst:
             return self._send6(payload, dst, src=src, tos=tos)
         return self._send4(payload, dst, src=src, tos=tos)
+
+    def send_many(self, messages: list[tuple[bytes, str, str | None]]) -> int:
+        v6 = [m for m in messages if ":" in m[1]]
+        if not v6:
+            return self._v4.send_many(messages)
+        return self._v4.send_many([m for m in messages if ":" not in m[1]]) + self._v6.send_many(v6)
 
 
 def serves_many(conn: ConnectionConfig) -> bool:
@@ -524,22 +531,42 @@ class DataPlane:
     def _emit(self, outputs: list[Output], delivered: list[bytes] | None = None) -> None:
         """Carry out the processor's outputs; inner packets are collected in ``delivered`` (to be
         written as one batch) if it is given, else written at once."""
+        raw: list[SendIp] = []
+        udp: list[SendUdp] = []
         for o in outputs:
             if isinstance(o, SendIp):
-                self.raw[o.protocol].send(o.payload, o.dst, src=o.src)
+                raw.append(o)
             elif isinstance(o, Deliver):
                 if delivered is not None:
                     delivered.append(o.ip_packet)
                 else:
                     self.tun.write(o.ip_packet)
             elif isinstance(o, SendUdp):
-                sock = self._udp(family_of(o.src), o.sport)
-                if sock is not None:
-                    sock.send(o.payload, o.src, (o.dst, o.dport), ike=False)
+                udp.append(o)
             elif isinstance(o, SendPacket):
                 self.hdrincl.send(o.packet, o.dst)
             elif isinstance(o, Bypass):
                 self.unrouted += 1  # routed into the TUN but no policy covers it: dropped
+        if len(raw) == 1:
+            self.raw[raw[0].protocol].send(raw[0].payload, raw[0].dst, src=raw[0].src)
+        elif raw:  # one sendmmsg per protocol (io.batch), each in the processor's order
+            for proto in {o.protocol for o in raw}:
+                self.raw[proto].send_many([(o.payload, o.dst, o.src) for o in raw if o.protocol == proto])
+        if udp:
+            self._send_udp(udp)
+
+    def _send_udp(self, sends: list[SendUdp]) -> None:
+        """ESP-in-UDP: each run to one peer from one port in one call (UDP GSO, io.udp)."""
+        i = 0
+        while i < len(sends):
+            o, j = sends[i], i + 1
+            key = (o.src, o.sport, o.dst, o.dport)
+            while j < len(sends) and (sends[j].src, sends[j].sport, sends[j].dst, sends[j].dport) == key:
+                j += 1
+            sock = self._udp(family_of(o.src), o.sport)
+            if sock is not None:
+                sock.send_esp_many([s.payload for s in sends[i:j]], o.src, (o.dst, o.dport))
+            i = j
 
     def _drain_events(self) -> None:
         got = False

@@ -27,7 +27,7 @@ from snakeswan.config.credentials import Credentials, cert_contains, public_key_
 from snakeswan.config.identity import Identity
 from snakeswan.config.model import ConnectionConfig
 from snakeswan.crypto import signatures
-from snakeswan.crypto.certs import CertError, parse_certificate, validate_chain
+from snakeswan.crypto.certs import CertError, check_revocation, parse_certificate, validate_chain
 from snakeswan.errors import AuthenticationError, CryptoError, PeerError
 from snakeswan.ike.context import Context
 from snakeswan.wire.enums import AuthMethod, CertEncoding, NotifyType, name_of
@@ -105,8 +105,9 @@ class PubkeyAuth:
             raise PeerError(N.AUTHENTICATION_FAILED, f"no private key for {conn.local.certs[0]!r}")
         payloads: list[Payload] = []
         if conn.send_cert == "always" or (conn.send_cert == "ifasked" and self.certreq_seen):
-            der = cert.public_bytes(serialization.Encoding.DER)
-            payloads.append(CertPayload(CertEncoding.X509_SIGNATURE, der))
+            for name in conn.local.certs:  # ours, then the intermediate CAs that issued it
+                der = self.creds.cert(name).public_bytes(serialization.Encoding.DER)
+                payloads.append(CertPayload(CertEncoding.X509_SIGNATURE, der))
         payloads.append(SigPayload(signatures.sign(key.key, signed)))
         return payloads
 
@@ -160,6 +161,7 @@ class PubkeyAuth:
             raise AuthenticationError(N.INVALID_CERT_AUTHORITY, "no trusted CA (remote.cacerts) configured")
         try:
             path = validate_chain(cert, intermediates, [*cas, *pinned], when)
+            check_revocation(path, [self.creds.crl(n) for n in conn.remote.crls], when)
             public = public_key_of(cert)
         except CertError as e:
             notify = N.INVALID_CERT_AUTHORITY if e.untrusted else N.INVALID_CERTIFICATE

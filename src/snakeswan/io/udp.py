@@ -8,6 +8,14 @@ that the address a datagram was sent *to* is known (the engine needs it: NAT-D h
 lookup) and replies leave *from* that address. On the NAT-T port the 4-byte non-ESP marker is
 stripped on receipt and prepended on sending; datagrams without it are ESP (handed to the data
 plane) and the one-byte 0xff datagrams are NAT-T keepalives.
+
+ESP-in-UDP goes out in batches (:meth:`UdpSocket.send_esp_many`): runs of datagrams of one size to
+one peer leave with one ``sendmsg`` and UDP GSO (``UDP_SEGMENT``, Linux 4.18): the kernel cuts the
+buffer into datagrams of that size (the last may be shorter). Where the kernel refuses it, the
+socket goes back to one ``sendmsg`` per datagram for good. Receiving reads up to 64 datagrams per
+``recvmmsg`` (``io.batch``; ``recvmsg`` each without the C extension), and the NAT-T socket takes
+UDP GRO (``UDP_GRO``): datagrams of one flow the kernel kept together (a GSO sender's) arrive as
+one buffer with their size in a control message and are cut apart here, exactly as sent.
 """
 
 from __future__ import annotations
@@ -17,10 +25,11 @@ import errno
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from snakeswan.errors import LocalError
+from snakeswan.io.batch import HAVE_MMSG, recvmmsg_addressed, unpack_cmsgs, unpack_sockaddr
 from snakeswan.io.rawip import grow_buffers
 from snakeswan.io.routes import set_mark
 
@@ -28,6 +37,14 @@ NON_ESP_MARKER = b"\x00\x00\x00\x00"
 KEEPALIVE = b"\xff"
 _CMSG_SPACE = socket.CMSG_SPACE(64)
 IP_PKTINFO: int = getattr(socket, "IP_PKTINFO", 8)  # Linux; typeshed lacks it
+SOL_UDP = 17
+UDP_SEGMENT = 103  # linux/udp.h
+UDP_GRO = 104
+_INT = struct.Struct("=i")
+_NAME_LEN = 28  # sockaddr_in6, the larger
+GSO_MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS
+GSO_MAX_BYTES = 65000  # the UDP payload of one GSO send stays below 64 KiB
+_U16 = struct.Struct("=H")
 
 Address = tuple[str, int]
 
@@ -56,6 +73,9 @@ class UdpSocket:
         self.family = family
         self.nat_t = nat_t
         self._cmsgs: dict[str, list[tuple[int, int, bytes]]] = {}
+        self.gso = True  # UDP_SEGMENT for ESP-in-UDP runs (False once the kernel refused it)
+        self.batched = HAVE_MMSG  # recvmmsg (False: one recvmsg per datagram)
+        self._dst_text: dict[bytes, str] = {}  # packed destination address -> text
         # no SO_REUSEADDR/SO_REUSEPORT: on UDP they let a second daemon bind the same port and
         # answer half of the peers' IKE; a port in use is an error (one daemon per port)
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -72,6 +92,8 @@ class UdpSocket:
             raise OSError(errno.EPERM, str(e)) from None
         if nat_t:
             grow_buffers(self.sock)  # ESP-in-UDP arrives here too
+            with contextlib.suppress(OSError):  # older kernels: datagram by datagram
+                self.sock.setsockopt(SOL_UDP, UDP_GRO, 1)
         try:
             self.sock.bind((bind or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
         except OSError:
@@ -86,7 +108,25 @@ class UdpSocket:
         self.sock.close()
 
     def receive(self, limit: int = 64) -> Iterator[Received]:
-        """Read what is queued (at most ``limit`` datagrams), classified."""
+        """Read what is queued (at most ``limit`` system calls' worth), classified."""
+        for data, peer, anc in self._read(limit):
+            dst_addr, gro = self._control(anc)
+            dst = (dst_addr or self.sock.getsockname()[0], self.port)
+            if gro and len(data) > gro:  # several datagrams of one flow, kept together (UDP GRO)
+                for at in range(0, len(data), gro):
+                    yield self._classify(data[at : at + gro], peer, dst)
+            else:
+                yield self._classify(data, peer, dst)
+
+    def _read(self, limit: int) -> Iterator[tuple[bytes, Address, Iterable[tuple[int, int, bytes]]]]:
+        if self.batched:
+            try:
+                messages = recvmmsg_addressed(self.sock.fileno(), limit, 65535, _NAME_LEN, _CMSG_SPACE)
+            except OSError:
+                return  # e.g. ICMP port unreachable reported on the socket: nothing to read
+            for data, name, control, _flags in messages:
+                yield data, unpack_sockaddr(name), unpack_cmsgs(control)
+            return
         for _ in range(limit):
             try:
                 data, anc, _flags, src = self.sock.recvmsg(65535, _CMSG_SPACE)
@@ -94,29 +134,38 @@ class UdpSocket:
                 return
             except OSError:
                 return  # e.g. ICMP port unreachable reported on the socket: nothing to read
-            dst = (self._dst(anc) or self.sock.getsockname()[0], self.port)
-            peer = (str(src[0]), int(src[1]))
-            if not self.nat_t:
-                yield Received("ike", data, peer, dst)
-            elif data == KEEPALIVE:
-                yield Received("keepalive", data, peer, dst)
-            elif data[:4] == NON_ESP_MARKER:
-                yield Received("ike", data[4:], peer, dst)
-            else:
-                yield Received("esp", data, peer, dst)
+            yield data, (str(src[0]), int(src[1])), anc
 
-    def _dst(self, anc: list[tuple[int, int, bytes]]) -> str | None:
+    def _classify(self, data: bytes, peer: Address, dst: Address) -> Received:
+        if not self.nat_t:
+            return Received("ike", data, peer, dst)
+        if data == KEEPALIVE:
+            return Received("keepalive", data, peer, dst)
+        if data[:4] == NON_ESP_MARKER:
+            return Received("ike", data[4:], peer, dst)
+        return Received("esp", data, peer, dst)
+
+    def _control(self, anc: Iterable[tuple[int, int, bytes]]) -> tuple[str | None, int]:
+        """(the address the datagram was sent to, the UDP GRO segment size or 0)."""
+        dst, gro = None, 0
         for level, kind, payload in anc:
-            if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(payload) >= 12:
-                return str(ipaddress.IPv4Address(payload[8:12]))
-            if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO and len(payload) >= 16:
-                return str(ipaddress.IPv6Address(payload[:16]))
-        return None
+            if level == SOL_UDP and kind == UDP_GRO and len(payload) >= 4:
+                gro = _INT.unpack_from(payload)[0]
+            elif level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(payload) >= 12:
+                dst = self._text(payload[8:12])
+            elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO and len(payload) >= 16:
+                dst = self._text(payload[:16])
+        return dst, gro
 
-    def send(self, data: bytes, src: str, dst: Address, *, ike: bool = True) -> None:
-        """Send from address ``src`` (IP_PKTINFO); IKE on the NAT-T port gets the non-ESP marker."""
-        if self.nat_t and ike:
-            data = NON_ESP_MARKER + data
+    def _text(self, packed: bytes) -> str:
+        text = self._dst_text.get(packed)
+        if text is None:
+            if len(self._dst_text) >= 256:
+                self._dst_text.clear()
+            text = self._dst_text[packed] = str(ipaddress.ip_address(packed))
+        return text
+
+    def _pktinfo(self, src: str) -> list[tuple[int, int, bytes]]:
         cmsg = self._cmsgs.get(src)
         if cmsg is None:  # built once per source address (ESP-in-UDP makes this a per-packet path)
             ip = ipaddress.ip_address(src)
@@ -127,6 +176,42 @@ class UdpSocket:
             if len(self._cmsgs) > 256:
                 self._cmsgs.clear()
             self._cmsgs[src] = cmsg
+        return cmsg
+
+    def send_esp_many(self, datagrams: list[bytes], src: str, dst: Address) -> None:
+        """ESP-in-UDP datagrams from ``src`` to ``dst``, in order: each run of equal sizes (its
+        last one may be shorter) as one GSO send (module docstring)."""
+        i, n = 0, len(datagrams)
+        while i < n:
+            size = len(datagrams[i])
+            j, total = i + 1, size
+            while j < n and j - i < GSO_MAX_SEGMENTS and total + size <= GSO_MAX_BYTES:
+                length = len(datagrams[j])
+                if length > size:
+                    break
+                j, total = j + 1, total + length
+                if length < size:
+                    break  # a shorter one ends the run
+            if j - i == 1 or not self.gso or not self._send_gso(datagrams[i:j], size, src, dst):
+                for data in datagrams[i:j]:
+                    self.send(data, src, dst, ike=False)
+            i = j
+
+    def _send_gso(self, run: list[bytes], size: int, src: str, dst: Address) -> bool:
+        cmsg = [*self._pktinfo(src), (SOL_UDP, UDP_SEGMENT, _U16.pack(size))]
+        try:
+            self.sock.sendmsg([b"".join(run)], cmsg, 0, dst)
+        except OSError as e:
+            if e.errno in (errno.EINVAL, errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
+                self.gso = False  # this kernel or device does not segment UDP: per datagram from now on
+            return False
+        return True
+
+    def send(self, data: bytes, src: str, dst: Address, *, ike: bool = True) -> None:
+        """Send from address ``src`` (IP_PKTINFO); IKE on the NAT-T port gets the non-ESP marker."""
+        if self.nat_t and ike:
+            data = NON_ESP_MARKER + data
+        cmsg = self._pktinfo(src)
         try:
             self.sock.sendmsg([data], cmsg, 0, dst)
         except OSError:

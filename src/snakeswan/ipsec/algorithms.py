@@ -4,11 +4,21 @@
   the AES key followed by a 4-byte salt (RFC 4106 8.1); nonce = salt | 8-byte explicit IV; the AAD
   is SPI | sequence number (no ESN, RFC 4106 5). The ``AESGCM`` object is built once per SA.
 - :class:`CbcCipher`: AES-CBC 128/192/256 (RFC 3602), 3DES-CBC (RFC 2451), DES-CBC (RFC 2405); the
-  IV is explicit, one block. :data:`NULL_CIPHER` is ESP_NULL (RFC 2410).
+  IV is explicit, one block. :data:`NULL_CIPHER` is ESP_NULL (RFC 2410). One CBC encryptor and one
+  decryptor live as long as the SA (building a ``Cipher(...).encryptor()`` costs ~4x the encryption
+  of a 1400-byte packet, and ``cryptography`` cannot re-IV a CBC context):
+
+  * decryption feeds IV | ciphertext to the running decryptor and drops the first output block:
+    CBC decrypts block i as D_K(C_i) xor C_(i-1), so the blocks after the IV come out exactly as
+    from a fresh context with that IV;
+  * encryption (:meth:`CbcCipher.encrypt_chained`) is RFC 4346 6.2.3.2 (2)(b): a fresh random
+    block R is prepended to the plaintext and the running encryptor (mask: the previous packet's
+    CBC residue) encrypts R | plaintext; E_K(R xor residue), random and unpredictable, is the IV
+    on the wire. :meth:`CbcCipher.encrypt` takes an imposed IV (known-answer tests) the slow way.
 - :class:`Integrity`: HMAC-MD5-96 (RFC 2403), HMAC-SHA1-96 (RFC 2404), HMAC-SHA2-256-128,
   -384-192, -512-256 (RFC 4868): the HMAC truncated to its leftmost ``icv_len`` bytes. A keyed HMAC
-  context is made once per SA and copied per packet; ICVs are compared with
-  ``hmac.compare_digest``.
+  context is made once per SA and copied per packet (measured, 1400 bytes: copy 1.2 us, a new
+  ``HMAC`` 1.9 us, ``hmac.digest`` 2.1 us); ICVs are compared with ``hmac.compare_digest``.
 """
 
 from __future__ import annotations
@@ -20,7 +30,13 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
-from cryptography.hazmat.primitives.ciphers import BlockCipherAlgorithm, Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import (
+    BlockCipherAlgorithm,
+    Cipher,
+    CipherContext,
+    algorithms,
+    modes,
+)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from snakeswan.crypto.algorithms import UnsupportedAlgorithm, ah_auth_algorithm
@@ -91,25 +107,57 @@ class Aead:
 
 
 class CbcCipher:
-    """A block cipher in CBC mode with an explicit IV; ESP does its own padding."""
+    """A block cipher in CBC mode with an explicit IV; ESP does its own padding. Not thread-safe:
+    the encryptor and decryptor carry their chaining state from one call to the next."""
 
-    __slots__ = ("_algorithm", "block_size", "iv_len", "name")
+    __slots__ = ("_algorithm", "_dec", "_enc", "block_size", "iv_len", "name")
 
     def __init__(self, name: str, algorithm: BlockCipherAlgorithm, block_size: int) -> None:
         self.name = name
         self._algorithm = algorithm  # key schedule validated once per SA
         self.block_size = block_size
         self.iv_len = block_size
+        # Made on first use (an SA direction only ever needs one: ~0.8 KB each); the first mask
+        # is zero, every packet brings its own IV.
+        self._enc: CipherContext | None = None
+        self._dec: CipherContext | None = None
+
+    def _check(self, what: str, length: int) -> None:
+        # A partial block would stay buffered in the running context and garble later packets.
+        if length % self.block_size:
+            raise CryptoError(f"{self.name}: {what} of {length} bytes is not a multiple of the block size")
 
     def encrypt(self, iv: bytes, data: bytes) -> bytes:
-        """C_i = E_K(P_i xor C_(i-1)), C_0 = IV."""
+        """C_i = E_K(P_i xor C_(i-1)), C_0 = IV: with an imposed IV, a context of its own."""
         enc = Cipher(self._algorithm, modes.CBC(iv)).encryptor()
         return enc.update(data) + enc.finalize()
 
+    def encrypt_chained(self, random_block: bytes, data: bytes) -> bytes:
+        """IV | ciphertext of ``data``, IV = E_K(R xor residue) with R = ``random_block`` (fresh
+        from the random source, one block) and residue the last ciphertext block this SA sent
+        (RFC 4346 6.2.3.2 (2)(b)): C_0 = IV, C_i = E_K(P_i xor C_(i-1)) as with a fresh context."""
+        if len(random_block) != self.block_size:
+            raise CryptoError(f"{self.name}: the random block must be {self.block_size} bytes")
+        self._check("plaintext", len(data))
+        enc = self._enc
+        if enc is None:
+            enc = self._enc = Cipher(self._algorithm, modes.CBC(bytes(self.block_size))).encryptor()
+        return enc.update(random_block + data)
+
     def decrypt(self, iv: bytes, data: bytes) -> bytes:
         """P_i = D_K(C_i) xor C_(i-1), C_0 = IV."""
-        dec = Cipher(self._algorithm, modes.CBC(iv)).decryptor()
-        return dec.update(data) + dec.finalize()
+        return self.decrypt_joined(iv + data)
+
+    def decrypt_joined(self, iv_and_data: bytes | memoryview) -> bytes:
+        """:meth:`decrypt` of IV | ciphertext given as one buffer: the running decryptor's output
+        for the IV block (D_K(IV) xor the previous residue) is dropped, the rest is P_1..P_n."""
+        if len(iv_and_data) < self.block_size:
+            raise CryptoError(f"{self.name}: no IV")
+        self._check("ciphertext", len(iv_and_data))
+        dec = self._dec
+        if dec is None:
+            dec = self._dec = Cipher(self._algorithm, modes.CBC(bytes(self.block_size))).decryptor()
+        return dec.update(iv_and_data)[self.block_size :]
 
 
 class _NullCipher(CbcCipher):
@@ -123,8 +171,14 @@ class _NullCipher(CbcCipher):
     def encrypt(self, iv: bytes, data: bytes) -> bytes:
         return data
 
+    def encrypt_chained(self, random_block: bytes, data: bytes) -> bytes:
+        return data
+
     def decrypt(self, iv: bytes, data: bytes) -> bytes:
         return data
+
+    def decrypt_joined(self, iv_and_data: bytes | memoryview) -> bytes:
+        return bytes(iv_and_data)
 
 
 NULL_CIPHER: Final[CbcCipher] = _NullCipher()
@@ -157,14 +211,14 @@ class Integrity:
         self.icv_len = icv_len
         self._base = crypto_hmac.HMAC(key, factory())
 
-    def mac(self, *parts: bytes) -> bytes:
+    def mac(self, *parts: bytes | memoryview) -> bytes:
         """ICV = leftmost icv_len bytes of HMAC(K, parts...)."""
         ctx = self._base.copy()
         for part in parts:
             ctx.update(part)
         return ctx.finalize()[: self.icv_len]
 
-    def verify(self, icv: bytes, *parts: bytes) -> bool:
+    def verify(self, icv: bytes, *parts: bytes | memoryview) -> bool:
         return std_hmac.compare_digest(self.mac(*parts), icv)
 
 

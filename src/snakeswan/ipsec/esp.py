@@ -68,10 +68,18 @@ class EspCodec:
 
 
 def encapsulate(
-    codec: EspCodec, payload: bytes, next_header: int, seq: int, rng: Callable[[int], bytes]
+    codec: EspCodec,
+    payload: bytes,
+    next_header: int,
+    seq: int,
+    rng: Callable[[int], bytes],
+    *,
+    chained_iv: bool = False,
 ) -> bytes:
     """The ESP packet carrying ``payload`` (an inner IP packet in tunnel mode, the upper-layer
-    payload in transport mode) with sequence number ``seq``; the IV comes from ``rng``."""
+    payload in transport mode) with sequence number ``seq``. The IV is ``rng``'s output, or with
+    ``chained_iv`` (the per-packet path) for CBC ciphers the encryption of ``rng``'s block under
+    the SA's running encryptor (:meth:`CbcCipher.encrypt_chained`: no cipher context per packet)."""
     pad = -(len(payload) + 2) % codec.align
     trailer = _TRAILERS[pad][next_header] if pad < 32 else PADDING[pad] + bytes((pad, next_header))
     header = _HEADER.pack(codec.spi, seq)
@@ -82,11 +90,18 @@ def encapsulate(
         return header + iv + aead.seal(iv, payload + trailer, header)
     cipher = codec.cipher
     assert cipher is not None
-    iv = rng(cipher.iv_len) if cipher.iv_len else b""
-    body = header + iv + cipher.encrypt(iv, payload + trailer)
+    if not cipher.iv_len:
+        iv_and_ct = payload + trailer
+    elif chained_iv:
+        iv_and_ct = cipher.encrypt_chained(rng(cipher.iv_len), payload + trailer)
+    else:
+        iv = rng(cipher.iv_len)
+        iv_and_ct = iv + cipher.encrypt(iv, payload + trailer)
     integrity = codec.integrity
+    if integrity is None:
+        return header + iv_and_ct
     # RFC 4303 3.3.4: the ICV covers SPI, sequence number, IV and ciphertext (encrypt, then MAC).
-    return body + integrity.mac(body) if integrity is not None else body
+    return b"".join((header, iv_and_ct, integrity.mac(header, iv_and_ct)))
 
 
 def peek(data: bytes) -> tuple[int, int]:
@@ -112,12 +127,11 @@ def open_esp(codec: EspCodec, data: bytes) -> bytes | None:
     body_end = len(data) - icv_len
     if (body_end - iv_end) % cipher.block_size:
         raise Drop("malformed", "ESP ciphertext is not a multiple of the block size")
+    view = memoryview(data)
     integrity = codec.integrity
-    if integrity is not None:
-        body = data[:body_end]
-        if not integrity.verify(data[body_end:], body):
-            return None
-    return cipher.decrypt(data[8:iv_end], data[iv_end:body_end])
+    if integrity is not None and not integrity.verify(data[body_end:], view[:body_end]):
+        return None
+    return cipher.decrypt_joined(view[8:body_end])
 
 
 def strip_trailer(plaintext: bytes) -> tuple[int, bytes]:

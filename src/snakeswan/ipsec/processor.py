@@ -61,6 +61,7 @@ __all__ = ["Processor"]
 _ESP = 50
 _AH = 51
 _SPI_SEQ = struct.Struct("!II")
+_ACCEPTED_LIMIT = 1 << 17
 
 
 class Processor:
@@ -84,6 +85,7 @@ class Processor:
         self.drops: dict[str, int] = {}
         self._events: deque[Event] = deque()
         self._pairs: dict[int, tuple[SecurityAssociation, SecurityAssociation]] = {}  # by inbound SPI
+        self._by_key: dict[tuple[str, str], dict[int, None]] = {}  # policy key -> inbound SPIs, in order
         self._unstarted: list[SecurityAssociation] = []
         self._now: float | None = None
         self._ip_id = 0
@@ -119,8 +121,10 @@ class Processor:
         for sa in (sa_in, sa_out):
             if start is not None:
                 sa.start(start)
+                self.sad.schedule(sa)
             else:
                 self._unstarted.append(sa)
+        self._by_key.setdefault(policy_key, {})[inbound.spi] = None
         child = self.spd.child(policy_key)
         child.sa = sa_out
         child.acquired_at = None
@@ -142,6 +146,11 @@ class Processor:
         if pair is None:
             return
         self._accepted.pop(spi_in, None)
+        keyed = self._by_key.get(pair[1].policy_key)
+        if keyed is not None:
+            keyed.pop(spi_in, None)
+            if not keyed:
+                del self._by_key[pair[1].policy_key]
         for sa in pair:
             self.sad.discard(sa)
         self._retarget(pair[1])
@@ -152,8 +161,9 @@ class Processor:
         if child is None or child.sa is not gone:
             return
         child.sa = None
-        for _sa_in, sa_out in reversed(self._pairs.values()):
-            if sa_out.policy_key == gone.policy_key and sa_out.spi in self.sad.outbound:
+        for spi_in in reversed(self._by_key.get(gone.policy_key, {})):
+            sa_out = self._pairs[spi_in][1]
+            if sa_out.spi in self.sad.outbound:
                 child.sa = sa_out
                 break
 
@@ -185,8 +195,8 @@ class Processor:
         if self._unstarted:
             for sa in self._unstarted:
                 sa.start(now)
+                self.sad.schedule(sa)
             self._unstarted.clear()
-            self.sad._deadline = None
 
     def _expired(self, event: Expired) -> None:
         self._events.append(event)
@@ -298,10 +308,10 @@ class Processor:
         if esp is not None:
             if sa.transport:
                 header, proto, payload = split_transport(packet)
-                data = encapsulate(esp, payload, proto, seq, self._rng)
+                data = encapsulate(esp, payload, proto, seq, self._rng, chained_iv=True)
             else:
                 header = b""
-                data = encapsulate(esp, packet, 4 if version == 4 else 41, seq, self._rng)
+                data = encapsulate(esp, packet, 4 if version == 4 else 41, seq, self._rng, chained_iv=True)
             out = self._esp_output(sa, data, header)
         else:
             out = self._ah_output(sa, packet, seq)
@@ -450,7 +460,9 @@ class Processor:
             ):
                 raise Drop("policy", "inner packet outside the SA's traffic selectors")
             if key is not None:
-                if len(self._accepted) >= 1024:
+                # one entry per inbound SA (remove() drops it): the bound only catches SAs that
+                # ended by a hard limit; 1024 made every packet miss on a hub with 10,000 busy SAs
+                if len(self._accepted) >= _ACCEPTED_LIMIT:
                     self._accepted.clear()
                 self._accepted[sa.spi] = (sa, key)
         sa.packets += 1

@@ -5,7 +5,10 @@ the ``from_child``-style mapping in the package docstring). :class:`SecurityAsso
 live state: preconstructed ESP/AH crypto, the sequence number (outbound) or replay window
 (inbound), byte/packet/drop counters and the soft/hard limits. :class:`Sad` indexes them: inbound
 by (SPI, protocol), outbound by SPI, and reports limits reached as
-:class:`~snakeswan.ipsec.events.Expired`.
+:class:`~snakeswan.ipsec.events.Expired`. Time limits sit in a heap (DESIGN.md: nothing walks all
+SAs on a hot path): an entry is (deadline, insertion number, SA), pushed when an SA starts and when
+its soft limit fired; entries made stale by a removal or a new deadline are skipped when they come
+to the top.
 
 Limits: soft/hard seconds after the SA started, soft/hard bytes of inner packets, and the 32-bit
 sequence number space (no ESN): soft at :data:`SEQ_SOFT`, hard once 2^32 - 1 was sent.
@@ -13,6 +16,8 @@ sequence number space (no ESN): soft at :data:`SEQ_SOFT`, hard once 2^32 - 1 was
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Final
@@ -197,7 +202,8 @@ class Sad:
     def __init__(self) -> None:
         self.inbound: dict[tuple[int, int], SecurityAssociation] = {}
         self.outbound: dict[int, SecurityAssociation] = {}
-        self._deadline: float | None = None  # cached earliest time limit; None: recompute
+        self._heap: list[tuple[float, int, SecurityAssociation]] = []
+        self._pushes = itertools.count()
 
     def add(self, sa: SecurityAssociation) -> None:
         if sa.direction == "in":
@@ -208,7 +214,13 @@ class Sad:
             if sa.spi in self.outbound:
                 raise LocalError(f"outbound SPI {sa.spi:#010x} is installed already")
             self.outbound[sa.spi] = sa
-        self._deadline = None
+        self.schedule(sa)
+
+    def schedule(self, sa: SecurityAssociation) -> None:
+        """Put ``sa``'s next time limit in the heap (after :meth:`SecurityAssociation.start`)."""
+        deadline = sa.next_deadline()
+        if deadline != _NEVER:
+            heapq.heappush(self._heap, (deadline, next(self._pushes), sa))
 
     def discard(self, sa: SecurityAssociation) -> None:
         if sa.direction == "in":
@@ -216,7 +228,11 @@ class Sad:
                 del self.inbound[sa.spi, sa.protocol]
         elif self.outbound.get(sa.spi) is sa:
             del self.outbound[sa.spi]
-        self._deadline = None
+
+    def installed(self, sa: SecurityAssociation) -> bool:
+        if sa.direction == "in":
+            return self.inbound.get((sa.spi, sa.protocol)) is sa
+        return self.outbound.get(sa.spi) is sa
 
     def all(self) -> list[SecurityAssociation]:
         return [*self.inbound.values(), *self.outbound.values()]
@@ -229,22 +245,29 @@ class Sad:
             or (self.outbound.get(spi))
         )
 
+    def _live_top(self) -> tuple[float, int, SecurityAssociation] | None:
+        heap = self._heap
+        while heap:
+            deadline, _n, sa = top = heap[0]
+            if deadline == sa.next_deadline() and self.installed(sa):
+                return top
+            heapq.heappop(heap)  # removed, or its deadline moved (and was pushed again)
+        return None
+
     def deadline(self) -> float | None:
-        if self._deadline is None:
-            self._deadline = min((sa.next_deadline() for sa in self.all()), default=_NEVER)
-        return None if self._deadline == _NEVER else self._deadline
+        top = self._live_top()
+        return None if top is None else top[0]
 
     def expire_time(self, now: float) -> list[Expired]:
         """Time limits reached by ``now``."""
-        if (deadline := self.deadline()) is None or deadline > now:
-            return []
         events = []
-        for sa in self.all():
+        while (top := self._live_top()) is not None and top[0] <= now:
+            heapq.heappop(self._heap)
+            sa = top[2]
             if sa.hard_at <= now:
                 events.append(self._hard(sa, "time"))
             elif sa.soft_at <= now and not sa.soft_fired:
                 events.append(self._soft(sa, "time"))
-        self._deadline = None
         return events
 
     def check_volume(self, sa: SecurityAssociation) -> Expired | None:
@@ -264,7 +287,7 @@ class Sad:
     def _soft(self, sa: SecurityAssociation, reason: str) -> Expired:
         sa.soft_fired = True
         sa.byte_check = sa._byte_check()
-        self._deadline = None
+        self.schedule(sa)  # now the hard limit
         return Expired(sa.spi, "soft", sa.direction, sa.policy_key, reason)
 
     def _hard(self, sa: SecurityAssociation, reason: str) -> Expired:
