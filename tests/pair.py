@@ -44,11 +44,14 @@ def site_config(
     close_action: str = "none",
     start_action: str = "none",
     ike_life_bytes: str | None = None,
+    ike_lifetime_check: str | None = None,
 ) -> str:
     lid = local_id or local
     rid = remote_id or remote
     ids = extra_secret_ids or (lid, rid)
     volume = f'ike_life_bytes = "{ike_life_bytes}"' if ike_life_bytes else ""
+    if ike_lifetime_check is not None:
+        volume += f'\nike_lifetime_check = "{ike_lifetime_check}"'
     props = f'ah_proposals = ["{ah}"]' if ah else f'esp_proposals = ["{esp}"]'
     return f"""
 [connections.site]
@@ -115,6 +118,8 @@ class Pair:
         self._nat_map: dict[Address, Address] = {}
         self.drop: Callable[[Datagram, int], bool] = lambda d, n: False
         self.duplicate: Callable[[Datagram, int], bool] = lambda d, n: False
+        # rewrite a datagram on its way (after it was recorded in ``wire`` as sent)
+        self.rewrite: Callable[[Datagram, int], Datagram] = lambda d, n: d
         self.wire: list[tuple[str, Datagram]] = []  # every datagram as it crossed, with its sender
 
     def _translate(self, d: Datagram, sender: Side) -> Datagram | None:
@@ -141,7 +146,7 @@ class Pair:
                 moved = True
                 if self.drop(d, n) or d.keepalive:
                     continue  # NAT-T keepalives are the driver's business
-                t = self._translate(d, sender)
+                t = self._translate(self.rewrite(d, n), sender)
                 if t is None:
                     continue
                 receiver.engine.receive_datagram(t.data, t.src, t.dst, self.now)

@@ -51,6 +51,7 @@ CONNECTION_KEYS = (
     "over_time",
     "rand_time",
     "ike_life_bytes",
+    "ike_lifetime_check",
     "pools",
     "children",
     "local",
@@ -106,6 +107,7 @@ class _ConnectionOptions(TypedDict):
     send_cert: str
     keyingtries: int
     unique: str
+    ike_lifetime_check: str
     vips: tuple[IPAddress, ...]
     pools: tuple[str, ...]
 
@@ -279,7 +281,6 @@ def _connection_options(conn: Table, daemon: DaemonConfig, pool_names: Collectio
     keyingtries = conn.integer("keyingtries", 1)
     conn.only("keyingtries", keyingtries, 1, "one keying try per initiation: retries are not implemented yet")
     unique = conn.choice("unique", ("never", "no", "keep", "replace"), "no")
-    conn.only("unique", unique, "no", "uniqueness policies are not implemented yet")
     return _ConnectionOptions(
         local_port=conn.integer("local_port", daemon.port, 1, 65535),
         remote_port=conn.integer("remote_port", 500, 1, 65535),
@@ -291,6 +292,7 @@ def _connection_options(conn: Table, daemon: DaemonConfig, pool_names: Collectio
         send_cert=conn.choice("send_cert", ("always", "never", "ifasked"), "ifasked"),
         keyingtries=keyingtries,
         unique=unique,
+        ike_lifetime_check=conn.choice("ike_lifetime_check", ("lenient", "strict"), "lenient"),
         vips=conn.parsed_list("vips", _vip),
         pools=pools,
     )

@@ -202,6 +202,9 @@ class ConnectionConfig:
     dpd_delay: float = 0.0
     dpd_timeout: float = 0.0
     ike_life_bytes: int | None = None  # ISAKMP SA volume limit (a snakeswan extension of swanctl.conf)
+    # responder: "lenient" runs a longer phase 1 lifetime offered with ours (and says so with a
+    # RESPONDER-LIFETIME notify); "strict" refuses it with NO-PROPOSAL-CHOSEN (Cisco ASA)
+    ike_lifetime_check: str = "lenient"
     local_xauth: AuthConfig | None = None
     remote_xauth: AuthConfig | None = None
     children: tuple[ChildConfig, ...] = ()

@@ -38,6 +38,11 @@ class IvChain:
         self._max_exchanges = max_exchanges
         self._phase1_iv = initial_iv
         self._ivs: OrderedDict[int, bytes] = OrderedDict()  # least recently confirmed first
+        # other candidates for the last phase 1 CBC block: when the last phase 1 message came in
+        # two authenticated forms (a copy altered in its unauthenticated padding arrived first),
+        # the peer's first phase 2 message tells which one it chained from
+        self._alternatives: list[bytes] = []
+        self._pending_base: dict[int, bytes] = {}  # message ID -> alternative it decrypted with
 
     @property
     def block_size(self) -> int:
@@ -54,6 +59,28 @@ class IvChain:
         # that block once phase 1 is over.
         return phase2_iv(self._hash, self._phase1_iv, message_id, self._block_size)
 
+    def add_phase1_alternative(self, last_block: bytes) -> None:
+        """Another possible last phase 1 CBC block (at most 4 are kept, the newest last)."""
+        if len(last_block) != self._block_size:
+            raise CryptoError(f"block of {len(last_block)} bytes, expected {self._block_size}")
+        if last_block != self._phase1_iv and last_block not in self._alternatives:
+            self._alternatives = [*self._alternatives, last_block][-4:]
+
+    def candidates(self, message_id: int) -> list[tuple[bytes, bytes | None]]:
+        """IVs to try on a received message: (IV, None) for the chain's own, then (IV, base) for
+        each alternative last phase 1 block (only for the first message of a phase 2 exchange)."""
+        out: list[tuple[bytes, bytes | None]] = [(self.iv_for(message_id), None)]
+        if message_id != 0 and message_id not in self._ivs:
+            out += [
+                (phase2_iv(self._hash, alt, message_id, self._block_size), alt) for alt in self._alternatives
+            ]
+        return out
+
+    def decrypted_with(self, message_id: int, base: bytes) -> None:
+        """A received message decrypted with the IV of alternative ``base``: when it is confirmed
+        (it authenticated), ``base`` becomes the phase 1 chain's last block."""
+        self._pending_base[message_id] = base
+
     def confirm(self, message_id: int, ciphertext: bytes) -> None:
         """Commit: the next IV of ``message_id`` is the last block of ``ciphertext``.
 
@@ -68,6 +95,9 @@ class IvChain:
         if message_id == 0:
             self._phase1_iv = last_block
             return
+        base = self._pending_base.pop(message_id, None)
+        if base is not None:  # the peer chained from an alternative: it is the phase 1 block
+            self._phase1_iv, self._alternatives = base, []
         self._ivs[message_id] = last_block
         self._ivs.move_to_end(message_id)
         while len(self._ivs) > self._max_exchanges:
@@ -76,6 +106,7 @@ class IvChain:
     def forget(self, message_id: int) -> None:
         """Drop the chain of a finished or abandoned exchange (no-op if unknown; phase 1 is kept)."""
         self._ivs.pop(message_id, None)
+        self._pending_base.pop(message_id, None)
 
     def known_message_ids(self) -> tuple[int, ...]:
         """Non-zero message IDs with a confirmed chain, least recently confirmed first."""

@@ -2,10 +2,16 @@
 
     I -> R  AM1  HDR, SA, KE, Ni, IDii, VID*
     R -> I  AM2  HDR, SA, KE, Nr, IDir, HASH_R, NAT-D, NAT-D, VID*
-    I -> R  AM3  HDR, HASH_I, NAT-D, NAT-D     (plaintext, as strongSwan sends it; from port 4500 if NAT)
+    I -> R  AM3  HDR*, HASH_I, NAT-D, NAT-D    (from port 4500 if NAT)
 
 Identities travel in the clear; the pre-shared key is looked up by the peer's ID. With signatures
 (RFC 2409 5.1) AM2/AM3 carry ``[CERT,] SIG`` instead of the HASH; CERTREQs go in AM1/AM2.
+
+AM3 is sent encrypted (``HDR*``), as Libreswan and Cisco send it; strongSwan sends it in the
+clear. Both forms are accepted. The form decides the IV Quick Mode starts from: after an
+encrypted AM3 the last phase 1 CBC block is AM3's last ciphertext block, after a plaintext one it
+is still the phase 1 IV hash(g^xi | g^xr); a peer that expects the other form cannot decrypt our
+QM1 (Libreswan after a plaintext AM3).
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class AmState(enum.Enum):
 
 class AggressiveMode(Exchange):
     name = "aggressive_mode"
+    encrypt_am3 = True  # the initiator's AM3 goes encrypted (tests set False for the other form)
 
     def __init__(self, sa: IkeSa, ctx: Context) -> None:
         super().__init__(sa, ctx, 0)
@@ -58,11 +65,13 @@ class AggressiveMode(Exchange):
         self.state = AmState.START
         self._idii_b = b""
 
-    def _send(self, payloads: list[Payload], now: float, *, expect_reply: bool) -> None:
-        data = crypt.build(self.sa, ExchangeType.AGGRESSIVE, 0, payloads, encrypt=False)
+    def _send(
+        self, payloads: list[Payload], now: float, *, expect_reply: bool, encrypt: bool = False
+    ) -> None:
+        data = crypt.build(self.sa, ExchangeType.AGGRESSIVE, 0, payloads, encrypt=encrypt)
         self.send(data, now, expect_reply=expect_reply)
         label = "AM3" if self.state is AmState.DONE else self.state.name.removeprefix("SENT_")
-        self.trace("sent", msg=label, payloads=summary(payloads), encrypted=False)
+        self.trace("sent", msg=label, payloads=summary(payloads), encrypted=encrypt)
 
     def start(self, now: float) -> None:
         """Initiator: AM1. Only transforms of the first proposal's DH group are offered (KE is sent now)."""
@@ -113,7 +122,7 @@ class AggressiveMode(Exchange):
         self.p1.float_to_nat_port()
         auth = self.p1.our_auth(self._idii_b)  # HASH_I, or [CERT,] SIG_I
         self.state = AmState.DONE
-        self._send([*auth, *natd], now, expect_reply=False)
+        self._send([*auth, *natd], now, expect_reply=False, encrypt=self.encrypt_am3)
         self.done = True
         self.p1.established(now)
 
@@ -151,12 +160,21 @@ class AggressiveMode(Exchange):
         assert self.sa.crypto is not None
         self.p1.verify_auth(msg, now, self._idii_b)
         if ciphertext is not None:
+            self.p1.keep_final(ciphertext)
             self.sa.crypto.iv.confirm(0, ciphertext)
         self.p1.check_natd(msg)
         self.state = AmState.DONE
         self.done = True
         self.retx.stop()
         self.p1.established(now)
+
+    def late(self, data: bytes, now: float) -> bool:
+        """Responder: another authenticated form of an encrypted AM3 (Phase1.final_variant)."""
+        ciphertext = self.p1.final_variant(data, AM3_RULES, "Aggressive Mode AM3", now, self._idii_b)
+        if ciphertext is None or self.sa.crypto is None:
+            return False
+        self.sa.crypto.iv.add_phase1_alternative(ciphertext[-self.sa.crypto.cipher.block_size :])
+        return True
 
 
 def _public_size(group: int) -> int:

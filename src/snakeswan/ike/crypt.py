@@ -17,6 +17,7 @@ from snakeswan.wire.message import (
     Header,
     Message,
     decode_header,
+    decode_message,
     decode_payloads,
     encode_datagram,
     encode_message,
@@ -36,8 +37,17 @@ def _crypto(sa: IkeSa) -> Phase1Crypto:
     return sa.crypto
 
 
-def build(sa: IkeSa, exchange: int, message_id: int, payloads: Sequence[Payload], *, encrypt: bool) -> bytes:
-    """A datagram for ``sa``; encrypted bodies are zero-padded to the cipher block size."""
+def build(
+    sa: IkeSa,
+    exchange: int,
+    message_id: int,
+    payloads: Sequence[Payload],
+    *,
+    encrypt: bool,
+    iv: bytes | None = None,
+) -> bytes:
+    """A datagram for ``sa``; encrypted bodies are zero-padded to the cipher block size. With
+    ``iv`` the body is encrypted with that IV and the chain is not moved (the caller records it)."""
     header = Header(sa.icookie, sa.rcookie, 0, exchange, Flag.ENCRYPTION if encrypt else 0, message_id)
     if not encrypt:
         return encode_message(header, payloads)
@@ -45,9 +55,10 @@ def build(sa: IkeSa, exchange: int, message_id: int, payloads: Sequence[Payload]
     first, body = encode_payloads(payloads)
     bs = c.cipher.block_size
     body += bytes(-len(body) % bs)
-    ciphertext = c.cipher.encrypt(c.enc_key, c.iv.iv_for(message_id), body)
+    ciphertext = c.cipher.encrypt(c.enc_key, iv or c.iv.iv_for(message_id), body)
     sa.protected_bytes += len(ciphertext)
-    c.iv.confirm(message_id, ciphertext)
+    if iv is None:
+        c.iv.confirm(message_id, ciphertext)
     h = Header(sa.icookie, sa.rcookie, first, exchange, Flag.ENCRYPTION, message_id)
     return encode_datagram(h, ciphertext)
 
@@ -56,10 +67,12 @@ def open_message(sa: IkeSa, data: bytes) -> tuple[Message, bytes | None]:
     """Decode ``data``, decrypting it with ``sa``'s keys if its E flag is set.
 
     Returns the message and the ciphertext (None if it was plaintext). The IV is not moved.
+    A plaintext message may carry padding after its last payload (Libreswan's ``ikepad``):
+    accepted, counted in :attr:`Message.padding`.
     """
     header = decode_header(data)
     if not header.encrypted:
-        return Message(header, decode_payloads(header.next_payload, data, HEADER_SIZE)), None
+        return decode_message(data, allow_trailing=True), None
     c = _crypto(sa)
     ciphertext = data[HEADER_SIZE:]
     if not ciphertext or len(ciphertext) % c.cipher.block_size:
@@ -68,10 +81,32 @@ def open_message(sa: IkeSa, data: bytes) -> tuple[Message, bytes | None]:
             HEADER_SIZE,
             "encrypted body",
         )
-    plain = c.cipher.decrypt(c.enc_key, c.iv.iv_for(header.message_id), ciphertext)
     sa.protected_bytes += len(ciphertext)
-    try:
-        payloads = decode_payloads(header.next_payload, plain, 0, allow_trailing=True, where="decrypted body")
-    except DecodeError as e:
-        raise GarbledBody(e.what, e.offset, e.where) from e
+    candidates = c.iv.candidates(header.message_id)
+    for i, (iv, base) in enumerate(candidates):
+        plain = c.cipher.decrypt(c.enc_key, iv, ciphertext)
+        try:
+            payloads = decode_payloads(
+                header.next_payload, plain, 0, allow_trailing=True, where="decrypted body"
+            )
+        except DecodeError as e:
+            if i + 1 < len(candidates):
+                continue  # another possible end of phase 1 (ivchain.py)
+            raise GarbledBody(e.what, e.offset, e.where) from e
+        if base is not None:
+            c.iv.decrypted_with(header.message_id, base)
+        return Message(header, payloads), ciphertext
+    raise AssertionError("unreachable: there is always one candidate IV")
+
+
+def decrypt_with(sa: IkeSa, data: bytes, iv: bytes) -> tuple[Message, bytes]:
+    """A phase 1 message decrypted with a given IV (a second form of a final message that
+    arrived after the exchange completed); raises DecodeError when it does not decode."""
+    header = decode_header(data)
+    c = _crypto(sa)
+    ciphertext = data[HEADER_SIZE:]
+    if not header.encrypted or not ciphertext or len(ciphertext) % c.cipher.block_size:
+        raise DecodeError("not an encrypted body of whole blocks", HEADER_SIZE, "encrypted body")
+    plain = c.cipher.decrypt(c.enc_key, iv, ciphertext)
+    payloads = decode_payloads(header.next_payload, plain, 0, allow_trailing=True, where="decrypted body")
     return Message(header, payloads), ciphertext

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, first_address
 from snakeswan.errors import AuthenticationError, DecodeError, LocalError, PeerError, SnakeswanError
-from snakeswan.ike import close_actions, crypt, informational, peers, renewal, xauth
+from snakeswan.ike import close_actions, crypt, informational, peers, renewal, unique, xauth
 from snakeswan.ike.aggressive_mode import AggressiveMode
 from snakeswan.ike.context import Context, SpiAllocator
 from snakeswan.ike.cookies import CookieJar
@@ -143,7 +143,7 @@ class Engine:
                 self._start_pending(sa, now)
                 return sa.unique_id
         ours, theirs = self._initiator_addresses(conn, local)
-        first = not any(s.state is IkeState.ESTABLISHED for s in mine)
+        first = unique.sends_initial_contact(conn.unique, self.table.with_peer(theirs[0]))
         sa = self._start_phase1(conn, ours, theirs, now, initial_contact=first, children=children)
         return sa.unique_id
 
@@ -256,9 +256,10 @@ class Engine:
                 self.ctx.send(reply, sa.local, sa.remote)
             return
         if ex.done:
-            self.tracer.emit(
-                "ike", "drop", reason="exchange already complete", sa=sa.unique_id, exchange=ex.name
-            )
+            if not ex.late(data, now):
+                self.tracer.emit(
+                    "ike", "drop", reason="exchange already complete", sa=sa.unique_id, exchange=ex.name
+                )
             return
         self._process(sa, ex, header, data, src, dst, now)
 
@@ -372,10 +373,10 @@ class Engine:
         if sa.state is IkeState.ESTABLISHED:
             if sa.phase1 is not None and getattr(sa.phase1, "p1", None) is not None:
                 p1 = sa.phase1.p1  # type: ignore[attr-defined]
-                if p1.initial_contact and not sa.initiator:
-                    p1.initial_contact = False
-                    self._info.initial_contact(sa, now)
-            if not self._remote_access(sa, now):
+                if not p1.unique_checked:  # once: INITIAL-CONTACT received, the unique policy
+                    p1.unique_checked = True
+                    self._info.established(sa, now, initial_contact=p1.initial_contact and not sa.initiator)
+            if sa.state is not IkeState.ESTABLISHED or not self._remote_access(sa, now):
                 return
             self._start_pending(sa, now)
         for mid, ex in list(sa.exchanges.items()):
@@ -471,6 +472,7 @@ class Engine:
             payloads=summary(rp.payload for rp in msg.payloads),
             encrypted=msg.header.encrypted,
             src=sa.remote,
+            **({"padding": msg.padding} if msg.padding else {}),
         )
 
     def rekey_child(self, sa_id: int, spi_in: int, now: float) -> None:
@@ -538,7 +540,7 @@ class Engine:
             return
         if not self._admit(src, now):
             return
-        msg = decode_message(data)
+        msg = decode_message(data, allow_trailing=True)  # plaintext padding (Libreswan's ikepad)
         conns = peers.candidates(self.config.connections, dst[0], src[0], aggressive=aggressive)
         sa = self._new_sa(False, header.icookie, dst, src)
         sa.half_open_until = now + self.config.daemon.half_open_timeout
@@ -642,18 +644,19 @@ class Engine:
         self, sa: IkeSa, spi_in: int, reason: str, cause: str = close_actions.LOCAL, now: float = 0.0
     ) -> None:
         gone = self._forget_child(sa, spi_in, reason, cause)
-        if gone is not None and gone[1] == "start" and sa.conn is not None:
-            self._restart(sa.conn.name, [gone[0]], now)
+        if gone is not None and gone[1] == "start":
+            self._restart(gone[2], [gone[0]], now)
 
-    def _forget_child(self, sa: IkeSa, spi_in: int, reason: str, cause: str) -> tuple[str, str] | None:
-        """Remove one IPsec SA; returns its child's name and follow-up action (None: no such SA)."""
+    def _forget_child(self, sa: IkeSa, spi_in: int, reason: str, cause: str) -> tuple[str, str, str] | None:
+        """Remove one IPsec SA; returns its child's name, follow-up action and connection (None: no
+        such SA)."""
         for c in list(sa.children):
             if c.spi_in != spi_in:
                 continue
             then = "none"
-            if sa.conn is not None and not self.table.has_sibling(c):
-                with contextlib.suppress(KeyError):
-                    then = close_actions.action(sa.conn.child(c.child), cause)
+            cfg = peers.child_config(self.config.connections, sa.conn, c.conn, c.child)
+            if cfg is not None and not self.table.has_sibling(c):
+                then = close_actions.action(cfg, cause)
             sa.children.remove(c)
             self.table.child_gone(spi_in)
             self.timers.lifetimes.forget(spi_in)
@@ -664,7 +667,7 @@ class Engine:
             self.tracer.emit(
                 "ike", "child_sa_deleted", sa=sa.unique_id, spi_in=f"{spi_in:08x}", reason=reason, then=then
             )
-            return c.child, then
+            return c.child, then, c.conn
         return None
 
     def _restart(self, conn: str, children: list[str], now: float) -> None:
@@ -685,10 +688,14 @@ class Engine:
         quiet: bool = False,
     ) -> None:
         restart: list[str] = []
+        elsewhere: list[tuple[str, str]] = []  # (connection, child) of children sharing the SA
         for c in list(sa.children):
             gone = self._forget_child(sa, c.spi_in, reason, cause)
             if gone is not None and gone[1] == "start":
-                restart.append(gone[0])
+                if sa.conn is None or gone[2] == sa.conn.name:
+                    restart.append(gone[0])
+                else:
+                    elsewhere.append((gone[2], gone[0]))
         if cause != close_actions.LOCAL and sa.conn is not None:
             # children we were negotiating when the SA died are wanted as much as those that were up
             wanted = [
@@ -712,3 +719,5 @@ class Engine:
         self.tracer.emit("ike", "ike_sa_deleted", sa=sa.unique_id, reason=reason)
         if restart and sa.conn is not None:
             self._restart(sa.conn.name, restart, now)
+        for conn_name, child_name in elsewhere:
+            self._restart(conn_name, [child_name], now)

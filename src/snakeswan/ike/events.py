@@ -59,6 +59,8 @@ class ChildSaInfo:
     # transport mode behind a NAT: (the peer's original address, ours as the peer saw it), from
     # its NAT-OA payloads; the data plane fixes the inner TCP/UDP checksums up with them
     nat_oa: tuple[str, str] | None = None
+    # responder: we lowered the initiator's lifetime (RESPONDER-LIFETIME), which it may ignore
+    lowered: bool = False
 
 
 @dataclass(frozen=True, slots=True)

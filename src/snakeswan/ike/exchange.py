@@ -49,6 +49,11 @@ class Exchange(ABC):
     def handle(self, msg: Message, ciphertext: bytes | None, data: bytes, now: float) -> None:
         """Process a received message of this exchange (decrypted, not yet authenticated)."""
 
+    def late(self, data: bytes, now: float) -> bool:
+        """A message of this exchange that arrived after it completed and is no duplicate; True
+        if the exchange took it (the engine drops it otherwise)."""
+        return False
+
     def send(self, data: bytes, now: float, *, expect_reply: bool) -> None:
         self.retx.sent(data, now, expect_reply=expect_reply)
         self.ctx.send(data, self.sa.local, self.sa.remote)

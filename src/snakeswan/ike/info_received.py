@@ -8,9 +8,11 @@ that the timer policy uses, so it never reaches into the engine's tables itself.
 
 from __future__ import annotations
 
-from snakeswan.ike import close_actions, crypt, informational, renewal
+from snakeswan.errors import DecodeError
+from snakeswan.ike import close_actions, crypt, informational, renewal, unique
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import NegotiationFailed, NotifyReceived
+from snakeswan.ike.proposals import parse_ike_responder_lifetime
 from snakeswan.ike.quick_mode import QuickMode
 from snakeswan.ike.sa import IkeSa, IkeState
 from snakeswan.ike.timers import EngineHooks, Timers
@@ -57,6 +59,9 @@ class InformationalHandler:
             if not self._alive(sa):
                 return
         if not content.authenticated:
+            if content.deletes:
+                reason = "plaintext Delete ignored (not authenticated)"
+                tracer.emit("ike", "drop", reason=reason, sa=sa.unique_id)
             return
         self.timers.alive(sa, now)  # after the notifies: an R-U-THERE-ACK is matched first
         for d in content.deletes:
@@ -95,6 +100,34 @@ class InformationalHandler:
             and sa.dpd.ack(int.from_bytes(n.data, "big"), now)
         ):
             self.ctx.tracer.emit("ike", "dpd_ack", sa=sa.unique_id, seq=int.from_bytes(n.data, "big"))
+        elif n.notify_type == NotifyType.RESPONDER_LIFETIME and n.protocol == ProtocolId.ISAKMP:
+            self._ike_responder_lifetime(sa, n, authenticated)
+
+    def _ike_responder_lifetime(self, sa: IkeSa, n: NotifyPayload, authenticated: bool) -> None:
+        """The responder runs our ISAKMP SA with shorter lifetimes than we offered: do the same."""
+        tracer = self.ctx.tracer
+        if not authenticated or not sa.initiator or n.spi != sa.icookie + sa.rcookie:
+            tracer.emit(
+                "ike",
+                "drop",
+                reason="RESPONDER-LIFETIME not for this SA or not authenticated",
+                sa=sa.unique_id,
+            )
+            return
+        try:
+            seconds, kilobytes = parse_ike_responder_lifetime(n.data)
+        except DecodeError as e:
+            tracer.emit("ike", "drop", reason=f"RESPONDER-LIFETIME: {e}", sa=sa.unique_id)
+            return
+        if renewal.shorten(sa, seconds, kilobytes):
+            assert sa.choice is not None
+            tracer.emit(
+                "ike",
+                "ike_lifetime_lowered",
+                sa=sa.unique_id,
+                seconds=sa.choice.lifetime,
+                kilobytes=sa.choice.life_kilobytes,
+            )
 
     def _unauthenticated_error(self, sa: IkeSa, n: NotifyPayload) -> None:
         """A plaintext error Notify before phase 1 is authenticated: anyone who sees the cookies can
@@ -137,8 +170,18 @@ class InformationalHandler:
             else:
                 self.ctx.tracer.emit("ike", "delete_unknown_spi", sa=sa.unique_id, spi=spi)
 
-    def initial_contact(self, sa: IkeSa, now: float) -> None:
-        """INITIAL-CONTACT: the peer rebooted; every older SA with the same identities is stale."""
-        for other in self.hooks.same_ids(sa):
-            if other.remote_id == sa.remote_id and other.local_id == sa.local_id:
-                self.hooks.remove_sa(other, "replaced after INITIAL-CONTACT", close_actions.LOCAL, now)
+    def established(self, sa: IkeSa, now: float, *, initial_contact: bool) -> None:
+        """``sa`` is up: INITIAL-CONTACT received (the peer rebooted: every older SA with the same
+        identities is stale) and the connection's ``unique`` policy (ike/unique.py)."""
+        verdict = unique.on_established(sa, self.hooks.same_ids(sa), initial_contact)
+        for other in verdict.remove:
+            self.ctx.tracer.emit(
+                "ike", "unique_replace", sa=other.unique_id, by=sa.unique_id, reason=verdict.reason
+            )
+            if other.state is IkeState.ESTABLISHED and not initial_contact:
+                self.hooks.delete_ike(other.unique_id, now, verdict.reason)  # the peer is told
+            else:
+                self.hooks.remove_sa(other, verdict.reason, close_actions.LOCAL, now)
+        if verdict.cancel:
+            self.ctx.tracer.emit("ike", "unique_keep", sa=sa.unique_id, reason=verdict.reason)
+            self.hooks.delete_ike(sa.unique_id, now, verdict.reason)

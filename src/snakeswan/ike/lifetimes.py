@@ -1,9 +1,12 @@
 """Timer policy for IPsec SAs negotiated by the engine (DESIGN.md principle 12): when to rekey,
 when the old SA of a rekey goes, and when an SA expires.
 
-- Rekey (soft limit): only the end that initiated the child's Quick Mode rekeys, at
+- Rekey (soft limit): the end that initiated the child's Quick Mode rekeys, at
   ``rekey_time`` minus a random jitter of up to ``rand_time`` (so that two gateways do not rekey at
-  the same moment), and never later than 90 % of the negotiated lifetime.
+  the same moment), and never later than 90 % of the negotiated lifetime. A responder that lowered
+  the initiator's lifetime (RESPONDER-LIFETIME) rekeys itself at 95 % of it (at the latest two
+  overlaps before it ends) unless the initiator did first: Libreswan ignores the notify and
+  would keep the SA far past our expiry.
 - Make before break: after a rekey the old SA stays usable for :data:`REKEY_OVERLAP` seconds (packets
   in flight still arrive on it), then the initiator deletes it with a Delete payload.
 - Hard limit: at the negotiated lifetime the SA is deleted (and the peer told).
@@ -20,6 +23,7 @@ from snakeswan.ike.events import ChildSaInfo
 from snakeswan.ike.schedule import Schedule
 
 REKEY_OVERLAP = 5.0
+RESPONDER_REKEY = 0.95  # of a lifetime we lowered, if the initiator has not rekeyed by then
 
 
 @dataclass
@@ -64,6 +68,10 @@ class ChildLifetimes:
             rekey = now + cfg.rekey_time - self._jitter(cfg.rand_time)
             if life:
                 rekey = min(rekey, now + 0.9 * life)
+        elif info.lowered and life and cfg.rekey_time > 0:
+            # late enough for an initiator that took our lifetime to rekey first, early enough
+            # for the make-before-break overlap to end before the SA expires
+            rekey = now + life - max((1 - RESPONDER_REKEY) * life, 2 * REKEY_OVERLAP)
         self.timers[info.spi_in] = ChildTimer(info.ike_sa, info.spi_in, rekey, expire)
         self.update(info.spi_in)
 

@@ -61,6 +61,7 @@ class MainMode(Exchange):
         super().__init__(sa, ctx, 0)
         self.p1 = Phase1(sa, ctx)
         self.state = MmState.START
+        self._mm6: list[Payload] = []  # responder: what MM6 carried (sent again by late())
         self._handlers: dict[tuple[bool, MmState], Callable[[Message, bytes | None, float], None]] = {
             (True, MmState.SENT_MM1): self._i_mm2,
             (True, MmState.SENT_MM3): self._i_mm4,
@@ -176,6 +177,7 @@ class MainMode(Exchange):
         assert id_p is not None and self.sa.crypto is not None and ciphertext is not None
         self.p1.take_peer_id(id_p)
         self.p1.verify_auth(msg, now)
+        self.p1.keep_final(ciphertext)
         self.sa.crypto.iv.confirm(0, ciphertext)
         self.p1.note_certreqs(msg)
         for n in msg.all(NotifyPayload):
@@ -183,9 +185,27 @@ class MainMode(Exchange):
                 self.p1.initial_contact = True
         our_id = self.p1.our_id()
         self.state = MmState.DONE
-        self._send([our_id, *self.p1.our_auth(our_id.encode_body())], now, encrypt=True, expect_reply=False)
+        self._mm6 = [our_id, *self.p1.our_auth(our_id.encode_body())]
+        self._send(self._mm6, now, encrypt=True, expect_reply=False)
         self.done = True
         self.p1.established(now)
+
+    def late(self, data: bytes, now: float) -> bool:
+        """Responder: another authenticated form of MM5 (Phase1.final_variant). Our MM6, chained
+        from the first form, may not decrypt at the initiator: it goes again, chained from this
+        one, and its last block is offered to the IV chain as an alternative end of phase 1."""
+        c = self.sa.crypto
+        variant = self.p1.final_variant(data, RULES[MmState.SENT_MM4], "Main Mode MM5", now)
+        if variant is None or c is None or not self._mm6:
+            return False
+        bs = c.cipher.block_size
+        mm6 = crypt.build(
+            self.sa, ExchangeType.IDENTITY_PROTECTION, 0, self._mm6, encrypt=True, iv=variant[-bs:]
+        )
+        c.iv.add_phase1_alternative(mm6[-bs:])
+        self.ctx.send(mm6, self.sa.local, self.sa.remote)
+        self.trace("sent", msg="MM6", payloads=summary(self._mm6), encrypted=True, again=True)
+        return True
 
     @staticmethod
     def _require_encrypted(ciphertext: bytes | None) -> None:

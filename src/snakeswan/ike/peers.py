@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from snakeswan.config.identity import ANY_IDENTITY, MATCH_NONE, Identity
-from snakeswan.config.model import ConnectionConfig
+from snakeswan.config.model import ChildConfig, ConnectionConfig
 
 
 def address_matches(patterns: Iterable[str], address: str) -> int:
@@ -70,3 +70,54 @@ def remote_identity(conn: ConnectionConfig, remote_addr: str) -> Identity:
 def id_acceptable(conn: ConnectionConfig, remote_addr: str, received: Identity) -> bool:
     expected = remote_identity(conn, remote_addr)
     return expected.matches(received) != MATCH_NONE
+
+
+def sharing(
+    own: ConnectionConfig,
+    conns: Iterable[ConnectionConfig],
+    local: str,
+    remote: str,
+    local_id: Identity | None,
+    remote_id: Identity | None,
+) -> list[ConnectionConfig]:
+    """The connections whose Quick Modes an ISAKMP SA made for ``own`` may carry: ``own`` first,
+    then (in configuration order) those whose addresses admit the pair, whose local identity is
+    the SA's, which accept the peer's identity and authenticate alike (as strongSwan, a peer may
+    negotiate the children of several connections over one ISAKMP SA)."""
+    out = [own]
+    for c in conns:
+        if c.name == own.name or not (
+            address_matches(c.local_addrs, local) and address_matches(c.remote_addrs, remote)
+        ):
+            continue
+        if (c.local.method, c.remote.method) != (own.local.method, own.remote.method):
+            continue
+        if local_id is None or remote_id is None or local_identity(c, local) != local_id:
+            continue
+        if remote_identity(c, remote).matches(remote_id) == MATCH_NONE:
+            continue
+        out.append(c)
+    return out
+
+
+def child_config(
+    conns: Iterable[ConnectionConfig], own: ConnectionConfig | None, conn: str, child: str
+) -> ChildConfig | None:
+    """The configuration of child ``child`` of connection ``conn`` (an IPsec SA's names): from
+    ``own`` (the ISAKMP SA's connection, as it was when the SA was made) when it is that
+    connection, else from ``conns`` (a connection sharing the SA); None if it is gone."""
+    if own is not None and own.name == conn:
+        return next((ch for ch in own.children if ch.name == child), None)
+    for c in conns:
+        if c.name == conn:
+            return next((ch for ch in c.children if ch.name == child), None)
+    return None
+
+
+def owner_of(
+    conns: Iterable[ConnectionConfig], own: ConnectionConfig, child: ChildConfig
+) -> ConnectionConfig:
+    """The connection ``child`` (a configuration object) belongs to: ``own`` unless another holds it."""
+    if any(ch is child for ch in own.children):
+        return own
+    return next((c for c in conns if any(ch is child for ch in c.children)), own)

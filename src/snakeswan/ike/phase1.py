@@ -15,14 +15,14 @@ from snakeswan.crypto import keymat, signatures
 from snakeswan.crypto.algorithms import hash_by_name, ike_cipher, ike_hash
 from snakeswan.crypto.dh import DhKeyPair, dh_group
 from snakeswan.crypto.ivchain import IvChain
-from snakeswan.errors import AuthenticationError, CryptoError, PeerError
-from snakeswan.ike import natt, peers, pubkey, vendor
+from snakeswan.errors import AuthenticationError, CryptoError, DecodeError, PeerError
+from snakeswan.ike import crypt, informational, natt, peers, pubkey, vendor
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import IkeSaEstablished, KeyLog
-from snakeswan.ike.proposals import IkeChoice, ike_sa_payload, select_ike
+from snakeswan.ike.proposals import IkeChoice, ike_responder_lifetime, ike_sa_payload, select_ike
 from snakeswan.ike.sa import IkeSa, IkeState, Phase1Crypto
-from snakeswan.wire.enums import AuthMethod, IdType, NotifyType
-from snakeswan.wire.message import Message
+from snakeswan.wire.enums import AuthMethod, IdType, NotifyType, PayloadType
+from snakeswan.wire.message import Message, Rule, check_payloads
 from snakeswan.wire.payloads import (
     CertRequestPayload,
     HashPayload,
@@ -36,6 +36,8 @@ from snakeswan.wire.payloads import (
 )
 
 NONCE_SIZE = 32
+
+_FINAL_OTHERS = (PayloadType.VENDOR_ID, PayloadType.NOTIFICATION, PayloadType.CR, PayloadType.CERT)
 
 
 # XAUTH in a second round changes the method number (draft-beaulieu-ike-xauth-02 appendix A):
@@ -120,7 +122,9 @@ class Phase1:
         self.gxr = b""
         self.psk: bytes | None = None
         self.psk_ids = ""  # which identities the PSK was looked up by (for explanations)
-        self.initial_contact = False
+        self.initial_contact = False  # sent (initiator) or received (responder)
+        self.final: tuple[bytes, bytes] | None = None  # responder: (IV, ciphertext) of MM5/AM3
+        self.unique_checked = False  # the engine applied INITIAL-CONTACT / unique once established
         self.pubkey = pubkey.PubkeyAuth(ctx, sa.unique_id)
         self.peer_vids: set[bytes] = set()
 
@@ -150,6 +154,7 @@ class Phase1:
                     auth_methods(conn, self.ctx.config.credentials, initiator=False),
                     int(conn.ike_lifetime),
                     conn.ike_life_kilobytes,
+                    strict=conn.ike_lifetime_check == "strict",
                 )
             except PeerError as e:
                 last = e
@@ -401,6 +406,36 @@ class Phase1:
                 "key (or the peer used another key for another ID)?",
             )
 
+    # ---- the final message again ------------------------------------------------------------
+
+    def keep_final(self, ciphertext: bytes | None) -> None:
+        """Responder, before the IV chain moves: remember the IV that decrypted the initiator's
+        final message (MM5, an encrypted AM3) and that message, for :meth:`final_variant`."""
+        c = self.sa.crypto
+        if ciphertext is not None and c is not None:
+            self.final = (c.iv.iv_for(0), ciphertext)
+
+    def final_variant(
+        self, data: bytes, rules: dict[int, Rule], what: str, now: float, id_body: bytes | None = None
+    ) -> bytes | None:
+        """Responder, phase 1 complete: ``data`` is another form of the final message (a copy whose
+        unauthenticated padding was altered may have come first). If it decrypts with the same IV
+        and authenticates, its ciphertext is returned: the caller offers its last block to the IV
+        chain as an alternative end of phase 1, which the peer's first phase 2 message settles."""
+        if self.final is None or self.sa.initiator:
+            return None
+        iv, accepted = self.final
+        try:
+            msg, ciphertext = crypt.decrypt_with(self.sa, data, iv)
+            if ciphertext == accepted:
+                return None
+            check_payloads(msg.types(), rules, what, allow_others=_FINAL_OTHERS)
+            self.verify_auth(msg, now, id_body)
+        except (DecodeError, PeerError):
+            return None
+        self.ctx.tracer.emit("ike", "final_message_variant", sa=self.sa.unique_id, msg=what)
+        return ciphertext
+
     def established(self, now: float) -> None:
         sa = self.sa
         assert sa.conn is not None and sa.choice is not None
@@ -427,6 +462,19 @@ class Phase1:
             )
         )
         self.ctx.tracer.emit("ike", "ike_sa_established", sa=sa.unique_id, conn=sa.conn.name)
+        if not sa.initiator and sa.choice.lowered:
+            # we run with shorter lifetimes than the initiator offered: tell it (RFC 2407 4.6.3.1)
+            notify = ike_responder_lifetime(
+                sa.icookie + sa.rcookie, sa.choice.lifetime, sa.choice.life_kilobytes
+            )
+            informational.send(sa, self.ctx, [notify])
+            self.ctx.tracer.emit(
+                "ike",
+                "responder_lifetime_sent",
+                sa=sa.unique_id,
+                seconds=sa.choice.lifetime,
+                kilobytes=sa.choice.life_kilobytes,
+            )
 
 
 def describe_choice(c: IkeChoice) -> str:

@@ -1,10 +1,14 @@
 """SA payloads from configured proposals, and proposal selection.
 
-Phase 1 lifetimes are strict (a transform whose lifetime, in seconds or kilobytes, is longer than
-ours is unacceptable; a peer that proposes no volume limit gets ours, enforced locally);
-phase 2 lifetimes are lenient (a longer one is lowered to ours and answered with a
-RESPONDER-LIFETIME notify; a shorter one is taken). This is how the seeds (Cisco) and RFC 2407
-4.5.4 describe it.
+Phase 1 lifetimes are lenient by default: a transform whose lifetime (seconds or kilobytes) is
+longer than ours is accepted and run with ours (the shorter), and once the ISAKMP SA is up the
+initiator is told with a RESPONDER-LIFETIME notify (RFC 2407 4.6.3.1, as Cisco IOS sends it for
+phase 1). That is what interoperates: Libreswan offers 8 h, vpnc 2,147,483 s. A connection with
+``ike_lifetime_check = "strict"`` refuses such a transform instead (Cisco ASA's behaviour, and
+what RFC 2409 5 reads as "the responder MUST NOT change attributes"). A peer that proposes no
+volume limit gets ours, enforced locally.
+Phase 2 lifetimes are always lenient (a longer one is lowered to ours and answered with a
+RESPONDER-LIFETIME notify; a shorter one is taken), as RFC 2407 4.5.4 describes.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class IkeChoice:
     lifetime: int  # seconds
     life_kilobytes: int | None
     transform: Transform  # as the initiator sent it (echoed in MM2/AM2)
+    lowered: bool = False  # responder: the initiator offered longer lifetimes; we run with ours
 
 
 def ike_transform(
@@ -124,11 +129,13 @@ def select_ike(
     auth_methods: Sequence[int],
     lifetime: int,
     kilobytes: int | None = None,
+    *,
+    strict: bool = False,
 ) -> IkeChoice:
     """Responder: the first of the initiator's transforms that we accept, in the initiator's order.
 
     A transform proposing a lifetime longer than ``lifetime`` (or a volume above ``kilobytes``) is
-    not acceptable (strict rule).
+    run with ours (``lowered``: the caller tells the peer), or not acceptable when ``strict``.
     """
     reasons: list[str] = []
     for prop in offered.proposals:
@@ -148,13 +155,14 @@ def select_ike(
             if not any(_same_ike(p, o) for o in ours):
                 reasons.append(explain_ike_transform(*why))
                 continue
-            if seconds is not None and seconds > lifetime:
+            longer_s = seconds is not None and seconds > lifetime
+            longer_kb = kb is not None and kilobytes is not None and kb > kilobytes
+            if strict and (longer_s or longer_kb):  # ike_lifetime_check = "strict"
                 reasons.append(explain_ike_transform(*why))
                 continue
-            if kb is not None and kilobytes is not None and kb > kilobytes:
-                reasons.append(explain_ike_transform(*why))
-                continue
-            return IkeChoice(p, auth, seconds if seconds is not None else lifetime, kb or kilobytes, t)
+            use_s = lifetime if seconds is None or longer_s else seconds
+            use_kb = kilobytes if kb is None or longer_kb else kb
+            return IkeChoice(p, auth, use_s, use_kb, t, longer_s or longer_kb)
     raise PeerError(NotifyType.NO_PROPOSAL_CHOSEN, "no acceptable ISAKMP proposal: " + "; ".join(reasons))
 
 
@@ -355,6 +363,30 @@ def responder_lifetime(
         attrs += [Attribute.integer(IpsecAttr.SA_LIFE_DURATION, kilobytes)]
     data = b"".join(_enc(a) for a in attrs)
     return NotifyPayload(NotifyType.RESPONDER_LIFETIME, protocol, spi, data)
+
+
+def ike_responder_lifetime(spi: bytes, seconds: int, kilobytes: int | None) -> NotifyPayload:
+    """RESPONDER-LIFETIME for the ISAKMP SA (protocol ISAKMP, SPI = both cookies), with phase 1
+    attribute numbers (Life Type 11, Life Duration 12), as Cisco IOS sends it."""
+    attrs = [
+        Attribute.basic(IkeAttr.LIFE_TYPE, LifeType.SECONDS),
+        Attribute.integer(IkeAttr.LIFE_DURATION, seconds),
+    ]
+    if kilobytes is not None:
+        attrs += [
+            Attribute.basic(IkeAttr.LIFE_TYPE, LifeType.KILOBYTES),
+            Attribute.integer(IkeAttr.LIFE_DURATION, kilobytes),
+        ]
+    return NotifyPayload(
+        NotifyType.RESPONDER_LIFETIME, ProtocolId.ISAKMP, spi, b"".join(_enc(a) for a in attrs)
+    )
+
+
+def parse_ike_responder_lifetime(data: bytes) -> tuple[int | None, int | None]:
+    """(seconds, kilobytes) of a phase 1 RESPONDER-LIFETIME notify (DecodeError if malformed)."""
+    return _lifetimes(
+        decode_attributes(Reader(data, where="RESPONDER-LIFETIME")), IkeAttr.LIFE_TYPE, IkeAttr.LIFE_DURATION
+    )
 
 
 def _enc(a: Attribute) -> bytes:

@@ -16,13 +16,13 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import replace
 
-from snakeswan.config.model import ChildConfig, ChildProposal
+from snakeswan.config.model import ChildConfig, ChildProposal, ConnectionConfig
 from snakeswan.config.traffic import TrafficSelector
 from snakeswan.crypto import keymat
 from snakeswan.crypto.algorithms import ah_auth_algorithm, auth_key_size, esp_encryption_key_size
 from snakeswan.crypto.dh import DhKeyPair, dh_group
 from snakeswan.errors import AuthenticationError, CryptoError, PeerError
-from snakeswan.ike import crypt, mismatch, natt, selectors
+from snakeswan.ike import crypt, mismatch, natt, peers, selectors
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import ChildSaEstablished, ChildSaInfo, SaKeys
 from snakeswan.ike.exchange import Exchange
@@ -86,6 +86,8 @@ class QuickMode(Exchange):
         super().__init__(sa, ctx, message_id)
         self.rekey_of = rekey_of  # inbound SPI of the SA this Quick Mode replaces
         self.child = child
+        # the connection the child belongs to (the ISAKMP SA's own, or one sharing it)
+        self.conn = peers.owner_of(ctx.config.connections, sa.conn, child) if child and sa.conn else sa.conn
         self.state = QmState.START
         self.ni = b""
         self.nr = b""
@@ -255,7 +257,7 @@ class QuickMode(Exchange):
             their_ci = TrafficSelector.host(ipaddress.ip_address(sa.remote[0]))
             their_cr = TrafficSelector.host(ipaddress.ip_address(sa.local[0]))
         their_ci, their_cr = self._natted_transport_ids(msg, their_ci, their_cr)
-        self.child, self.choice = self._select(sa_payload, their_ci, their_cr)
+        self.conn, self.child, self.choice = self._select(sa_payload, their_ci, their_cr)
         self.local_ts, self.remote_ts = their_cr, their_ci
         self._take_ke(msg, self.choice.proposal.pfs_group)
         self.spi_in = self.ctx.spis.allocate()
@@ -311,12 +313,17 @@ class QuickMode(Exchange):
 
     def _select(
         self, offered: SaPayload, their_ci: TrafficSelector, their_cr: TrafficSelector
-    ) -> tuple[ChildConfig, ChildChoice]:
+    ) -> tuple[ConnectionConfig, ChildConfig, ChildChoice]:
+        """The first child, of the ISAKMP SA's connection or of one sharing it, whose policy
+        covers the proxy IDs and which accepts a proposal."""
         sa = self.sa
         assert sa.conn is not None
         last: PeerError | None = None
         seen: list[mismatch.ChildSelectors] = []
-        for child in sa.conn.children:
+        conns = peers.sharing(
+            sa.conn, self.ctx.config.connections, sa.local[0], sa.remote[0], sa.local_id, sa.remote_id
+        )
+        for conn, child in ((c, ch) for c in conns for ch in c.children):
             ours_local = self._resolve(child.local_ts, dynamic_address(sa, True, family_of(child.remote_ts)))
             ours_remote = self._resolve(
                 child.remote_ts, dynamic_address(sa, False, family_of(child.local_ts))
@@ -334,7 +341,7 @@ class QuickMode(Exchange):
             seconds, kilobytes = self._lifetimes(child)
             proposals = child.esp_proposals or child.ah_proposals
             try:
-                return child, select_child(offered, proposals, modes, seconds, kilobytes)
+                return conn, child, select_child(offered, proposals, modes, seconds, kilobytes)
             except PeerError as e:
                 last = e
         if last is not None:
@@ -387,15 +394,19 @@ class QuickMode(Exchange):
         return SaKeys(km[:enc_len], km[enc_len:])
 
     def _established(self, *, initiator: bool) -> None:
-        sa, choice, child = self.sa, self.choice, self.child
-        assert choice is not None and child is not None and sa.conn is not None
+        sa, choice, child, conn = self.sa, self.choice, self.child, self.conn
+        assert choice is not None and child is not None and conn is not None
         self.done = True
         spi_out = int.from_bytes(choice.peer_spi, "big")
         mode, _ = natt.decode_encap_mode(choice.mode_attr) or (child.mode, False)
         replaces = self.rekey_of
         if replaces is None:  # the peer rekeys one of our children: same child, same selectors
             ts = (str(self.local_ts), str(self.remote_ts))
-            same = [c for c in sa.children if c.child == child.name and (c.local_ts, c.remote_ts) == ts]
+            same = [
+                c
+                for c in sa.children
+                if (c.conn, c.child) == (conn.name, child.name) and (c.local_ts, c.remote_ts) == ts
+            ]
             newest = same[-1] if same else None
             replaces = newest.spi_in if newest else None
             if (
@@ -406,7 +417,7 @@ class QuickMode(Exchange):
             ):
                 replaces = newest.replaces  # our own rekey of that SA just finished: a collision
         info = ChildSaInfo(
-            conn=sa.conn.name,
+            conn=conn.name,
             child=child.name,
             ike_sa=sa.unique_id,
             protocol=choice.proposal.protocol,
@@ -429,6 +440,7 @@ class QuickMode(Exchange):
             initiator=initiator,
             replaces=replaces,
             nat_oa=self.nat_oa if mode == "transport" and sa.encap else None,
+            lowered=not initiator and choice.lowered,
         )
         self.dh = self.gqm = None  # PFS secrets are not kept once KEYMAT exists
         sa.children.append(info)

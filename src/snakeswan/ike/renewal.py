@@ -31,6 +31,27 @@ def schedule(sa: IkeSa, now: float, rng: Callable[[int], bytes]) -> None:
         sa.rekey_at = min(now + sa.conn.rekey_time - jitter, now + 0.9 * lifetime)
 
 
+def shorten(sa: IkeSa, seconds: int | None, kilobytes: int | None) -> bool:
+    """The responder announced shorter ISAKMP SA lifetimes (RESPONDER-LIFETIME): take the lower
+    ones and move the expiry (and our renewal, at most 90 % of the lifetime) earlier. Returns
+    whether anything changed; longer values are ignored (a lifetime is never raised)."""
+    c = sa.choice
+    if c is None:
+        return False
+    new_s = c.lifetime if seconds is None or seconds <= 0 else min(c.lifetime, seconds)
+    new_kb = c.life_kilobytes
+    if kilobytes is not None and kilobytes > 0:
+        new_kb = kilobytes if new_kb is None else min(new_kb, kilobytes)
+    if (new_s, new_kb) == (c.lifetime, c.life_kilobytes):
+        return False
+    sa.choice = replace(c, lifetime=new_s, life_kilobytes=new_kb)
+    if sa.established_at is not None and sa.expire_at is not None:
+        sa.expire_at = min(sa.expire_at, sa.established_at + new_s)
+        if sa.rekey_at is not None:
+            sa.rekey_at = min(sa.rekey_at, sa.established_at + 0.9 * new_s)
+    return True
+
+
 def check_volume(sa: IkeSa, now: float) -> None:
     """A volume lifetime (kilobytes) works like the time one: the initiator renews at 90 % of it,
     and at 100 % the SA expires (both by moving ``rekey_at`` / ``expire_at`` to ``now``)."""

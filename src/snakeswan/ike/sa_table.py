@@ -5,7 +5,8 @@ a per-datagram or per-timer path walks all SAs):
   for the responder's cookie); half-open responder SAs by ``(icookie, peer address)`` (an MM1/AM1
   retransmission finds its SA);
 - by connection name (``initiate`` reuses an SA, a Delete finds the renewed successor);
-- by identity pair once phase 1 authenticated them (INITIAL-CONTACT);
+- by identity pair once phase 1 authenticated them (INITIAL-CONTACT received, ``unique``);
+- by the peer's address, whatever the state (INITIAL-CONTACT is sent only when none exists);
 - IPsec SAs by "sibling key" ``(connection, child, local_ts, remote_ts)``: a rekey and its
   predecessor share it, two remote-access clients of one child do not.
 
@@ -39,6 +40,8 @@ class SaTable:
         self._half_open_key: dict[int, tuple[bytes, Address]] = {}
         self._by_conn: dict[str, dict[int, IkeSa]] = {}
         self._by_ids: dict[tuple[str, str], dict[int, IkeSa]] = {}
+        self._by_peer: dict[str, dict[int, IkeSa]] = {}
+        self._peer_of: dict[int, str] = {}
         self._indexed: dict[int, tuple[str | None, tuple[str, str] | None]] = {}
         self._siblings: dict[SiblingKey, set[int]] = {}
         self._sibling_of: dict[int, SiblingKey] = {}
@@ -104,6 +107,13 @@ class SaTable:
             if sa.state is IkeState.ESTABLISHED and sa.local_id is not None and sa.remote_id is not None
             else None
         )
+        peer = sa.remote[0]
+        if self._peer_of.get(sa.unique_id) != peer:
+            old = self._peer_of.get(sa.unique_id)
+            if old is not None:
+                _discard(self._by_peer, old, sa.unique_id)
+            self._by_peer.setdefault(peer, {})[sa.unique_id] = sa
+            self._peer_of[sa.unique_id] = peer
         if self._indexed.get(sa.unique_id) != (conn, ids):
             self._unindex(sa)
             if conn is not None:
@@ -136,6 +146,9 @@ class SaTable:
             del self._half_open[half]
         self._unindex(sa)
         self._indexed.pop(sa.unique_id, None)
+        peer = self._peer_of.pop(sa.unique_id, None)
+        if peer is not None:
+            _discard(self._by_peer, peer, sa.unique_id)
 
     def _unindex(self, sa: IkeSa) -> None:
         conn, ids = self._indexed.get(sa.unique_id, (None, None))
@@ -161,6 +174,10 @@ class SaTable:
         ids = self._indexed.get(sa.unique_id, (None, None))[1]
         group = self._by_ids.get(ids) if ids is not None else None
         return [other for other in (group or {}).values() if other is not sa]
+
+    def with_peer(self, ip: str) -> list[IkeSa]:
+        """The SAs with the peer at ``ip`` (any connection, any state)."""
+        return list(self._by_peer.get(ip, {}).values())
 
     def has_sibling(self, c: ChildSaInfo) -> bool:
         """Another IPsec SA of the same child and selectors is up (a rekey's other half)."""

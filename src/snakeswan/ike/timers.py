@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from snakeswan.config.model import ChildConfig, ConnectionConfig
-from snakeswan.ike import close_actions, dpd, informational, renewal
+from snakeswan.ike import close_actions, dpd, informational, peers, renewal
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import Address, ChildSaInfo, Datagram, NegotiationFailed
 from snakeswan.ike.exchange import Exchange
@@ -170,8 +170,9 @@ class Timers:
     def after(self, sa: IkeSa, now: float) -> None:
         """After any successful step on ``sa``: start the timers of what just came into being."""
         for c in list(sa.children):
-            if c.spi_in not in self.lifetimes.timers and sa.conn is not None:
-                self.lifetimes.track(c, sa.conn.child(c.child), now)
+            cfg = peers.child_config(self.ctx.config.connections, sa.conn, c.conn, c.child)
+            if c.spi_in not in self.lifetimes.timers and cfg is not None:
+                self.lifetimes.track(c, cfg, now)
                 if c.replaces is not None:
                     self._successor(c, now)
         if sa.state is not IkeState.ESTABLISHED:
@@ -229,6 +230,11 @@ class Timers:
     def _child(self, action: str, sa_id: int, spi_in: int, now: float) -> None:
         sa = self.hooks.sa(sa_id)
         child = next((c for c in sa.children if c.spi_in == spi_in), None) if sa else None
+        cfg = (
+            peers.child_config(self.ctx.config.connections, sa.conn, child.conn, child.child)
+            if sa and child
+            else None
+        )
         if sa is None or child is None or sa.conn is None:
             self.lifetimes.forget(spi_in)
             return
@@ -241,8 +247,8 @@ class Timers:
             at=round(now, 3),
         )
         if action == "rekey":
-            if sa.state is IkeState.ESTABLISHED:
-                self.hooks.start_quick_mode(sa, sa.conn.child(child.child), now, spi_in)
+            if sa.state is IkeState.ESTABLISHED and cfg is not None:
+                self.hooks.start_quick_mode(sa, cfg, now, spi_in)
             return
         if sa.state is IkeState.ESTABLISHED:
             informational.send(sa, self.ctx, [DeletePayload(child.protocol, (spi_in.to_bytes(4, "big"),))])

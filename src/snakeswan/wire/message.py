@@ -4,6 +4,10 @@ Encryption is not done here (no crypto in ``wire``): the IKE layer encrypts the 
 chain and passes them to :func:`encode_datagram`; on receipt it decrypts the body and calls
 :func:`decode_payloads` with ``allow_trailing=True``, because the padding after the last payload of
 an encrypted body is legal and must be ignored (RFC 2408 3.5; strongSwan adds a whole zero block).
+The IKE layer also accepts padding after the last payload of a plaintext message, within the
+length the header gives (Libreswan's ``ikepad=yes``, its default, pads every message to 4 bytes);
+the codec itself stays strict unless asked (:func:`decode_message`'s ``allow_trailing``), and
+:attr:`Message.padding` says how many bytes were skipped so that the caller can trace them.
 """
 
 from __future__ import annotations
@@ -146,6 +150,7 @@ class Message:
 
     header: Header
     payloads: tuple[RawPayload, ...]
+    padding: int = 0  # bytes after the last payload that were accepted (and ignored)
 
     def all(self, cls: type[DecodedPayloadT]) -> list[DecodedPayloadT]:
         return [rp.payload for rp in self.payloads if isinstance(rp.payload, cls)]
@@ -173,12 +178,17 @@ def encode_message(header: Header, payloads: Sequence[Payload]) -> bytes:
     return encode_datagram(h, body)
 
 
-def decode_message(data: bytes) -> Message:
-    """Decode a plaintext datagram (its E flag must be clear)."""
+def decode_message(data: bytes, *, allow_trailing: bool = False) -> Message:
+    """Decode a plaintext datagram (its E flag must be clear).
+
+    Bytes after the last payload (but inside the header's length, which must be the datagram's)
+    are an error unless ``allow_trailing``; then :attr:`Message.padding` counts them.
+    """
     header = decode_header(data)
     if header.encrypted:
         raise DecodeError("message is encrypted", 19, "ISAKMP header")
-    return Message(header, decode_payloads(header.next_payload, data, HEADER_SIZE))
+    payloads = decode_payloads(header.next_payload, data, HEADER_SIZE, allow_trailing=allow_trailing)
+    return Message(header, payloads, len(data) - HEADER_SIZE - sum(len(rp.raw) for rp in payloads))
 
 
 _SHORT: dict[int, str] = {

@@ -28,7 +28,7 @@ secret = "s"
         ("mobike = true", "", "connections.c.mobike", "MOBIKE is IKEv2 only"),
         ('fragmentation = "yes"', "", "connections.c.fragmentation", "not implemented"),
         ("keyingtries = 3", "", "connections.c.keyingtries", "retries are not implemented"),
-        ('unique = "replace"', "", "connections.c.unique", "uniqueness policies"),
+        ('unique = "sometimes"', "", "connections.c.unique", 'expected "never", "no", "keep" or "replace"'),
         ("", 'inactivity = "5m"', "connections.c.children.net.inactivity", "not implemented"),
         ("", "reqid = 5", "connections.c.children.net.reqid", "kernel notion"),
         ("", 'updown = "/bin/true"', "connections.c.children.net.updown", "updown scripts"),
@@ -66,3 +66,10 @@ def test_hybrid_needs_a_signing_peer() -> None:
     )
     with pytest.raises(ConfigError, match=r"connections\.c\.local\.auth: XAUTH as the only round \(hybrid"):
         parse_config(text, "t.toml")
+
+
+@pytest.mark.parametrize("policy", ["never", "no", "keep", "replace"])
+def test_unique_policies_are_acted_on(policy: str) -> None:
+    """ike/unique.py enforces them (tests/unit/ike/test_several_connections.py)."""
+    conn = parse_config(BASE.format(conn=f'unique = "{policy}"', child=""), "t.toml").connection("c")
+    assert conn.unique == policy

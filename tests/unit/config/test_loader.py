@@ -162,6 +162,11 @@ def test_defaults_follow_swanctl() -> None:
     assert (conn.rekey_time, conn.over_time, conn.rand_time, conn.reauth_time) == (14400, 1440, 1440, 0)
     assert (conn.keyingtries, conn.unique, conn.fragmentation, conn.send_cert) == (1, "no", "no", "ifasked")
     assert conn.send_certreq and not conn.encap and not conn.aggressive
+    assert conn.ike_lifetime_check == "lenient"
+    strict = parse_config(
+        '[connections.c]\nremote_addrs = ["%any"]\nike_lifetime_check = "strict"\n'
+    ).connection("c")
+    assert strict.ike_lifetime_check == "strict"
     child = conn.child("x")
     assert (child.life_time, child.rand_time) == pytest.approx((3960, 360))
     assert child == ChildConfig(name="x", life_time=child.life_time, rand_time=child.rand_time)
@@ -392,6 +397,19 @@ def test_error_format_names_file_key_and_expectation() -> None:
             'local_ts = ["10.231.1.0/24"]\ndpd_action = "hold"',
             "connections.gw.children.net.dpd_action",
             'expected "clear", "trap" or "restart", got "hold"',
+        ),
+        # 30. ike_lifetime_check takes lenient or strict only (fail closed)
+        (
+            'remote_addrs = ["10.231.0.2"]',
+            'remote_addrs = ["10.231.0.2"]\nike_lifetime_check = "loose"',
+            "connections.gw.ike_lifetime_check",
+            'expected "lenient" or "strict", got "loose"',
+        ),
+        (
+            'remote_addrs = ["10.231.0.2"]',
+            'remote_addrs = ["10.231.0.2"]\nike_lifetime_check = true',
+            "connections.gw.ike_lifetime_check",
+            'expected "lenient" or "strict"',
         ),
         # 29. a third auth round
         (

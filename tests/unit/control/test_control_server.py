@@ -96,6 +96,14 @@ def test_each_bad_request_is_answered_with_a_code(running: Running, line: bytes,
     assert running.daemon.control.clients == 0 or running.call(_settle(running))
 
 
+async def _clients(r: Running, n: int) -> bool:
+    for _ in range(500):
+        if r.daemon.control.clients >= n:
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
 async def _settle(r: Running) -> bool:
     for _ in range(100):
         if r.daemon.control.clients == 0:
@@ -238,6 +246,7 @@ def test_clients_over_the_limit_are_told_busy(running: Running) -> None:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(running.path)
             holders.append(s)
+        assert running.call(_clients(running, 10))  # the server has taken all ten in
         with pytest.raises(ControlError, match="serves 10 clients at once") as info:
             request(running.path, "list-conns")
         assert info.value.code == "busy" and running.daemon.control.refused == 1

@@ -115,3 +115,42 @@ def test_errors() -> None:
         with pytest.raises(CryptoError, match="multiple"):
             chain.confirm(0, bad)
     assert chain.iv_for(0) == INITIAL  # a refused confirm changes nothing
+
+
+def test_alternative_end_of_phase1_is_adopted_when_a_phase2_message_confirms() -> None:
+    chain = IvChain(SHA1, BLOCK, INITIAL)
+    chain.confirm(0, blocks(1, 2))  # the first form of the final message
+    chain.add_phase1_alternative(blocks(3))  # a second authenticated form
+    mid = 0x0A0B0C0D
+    cands = chain.candidates(mid)
+    assert cands == [
+        (phase2_iv(SHA1, blocks(2), mid, BLOCK), None),
+        (phase2_iv(SHA1, blocks(3), mid, BLOCK), blocks(3)),
+    ]
+    assert chain.candidates(0) == [(blocks(2), None)]  # phase 1 itself: one chain
+    chain.decrypted_with(mid, blocks(3))
+    chain.confirm(mid, blocks(8))  # it authenticated: blocks(3) was the end of phase 1
+    assert chain.iv_for(0) == blocks(3) and chain.iv_for(mid) == blocks(8)
+    other = 0x01020304
+    assert chain.candidates(other) == [(phase2_iv(SHA1, blocks(3), other, BLOCK), None)]
+
+
+def test_alternatives_are_bounded_and_never_the_chain_itself() -> None:
+    chain = IvChain(SHA1, BLOCK, INITIAL)
+    chain.confirm(0, blocks(1))
+    chain.add_phase1_alternative(blocks(1))  # the chain's own block: nothing new
+    for f in range(2, 9):
+        chain.add_phase1_alternative(blocks(f))
+    assert [base for _, base in chain.candidates(5)][1:] == [blocks(f) for f in (5, 6, 7, 8)]
+    with pytest.raises(CryptoError):
+        chain.add_phase1_alternative(b"short")
+
+
+def test_forgotten_exchange_adopts_nothing() -> None:
+    chain = IvChain(SHA1, BLOCK, INITIAL)
+    chain.confirm(0, blocks(1))
+    chain.add_phase1_alternative(blocks(2))
+    chain.decrypted_with(9, blocks(2))
+    chain.forget(9)  # an informational: verified, then forgotten
+    chain.confirm(9, blocks(4))
+    assert chain.iv_for(0) == blocks(1)

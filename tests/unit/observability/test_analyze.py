@@ -91,10 +91,16 @@ def test_without_keys_encrypted_payloads_stay_hidden(tmp_path: Path) -> None:
 
 def test_wrong_psk_is_found_in_the_hashes(tmp_path: Path) -> None:
     pcap, keys, _ = capture(tmp_path, aggressive=True)
-    r = analyze(pcap, None, b"not-the-psk")  # aggressive mode: the HASHes are in the clear
+    r = analyze(pcap, None, b"not-the-psk")  # aggressive mode: HASH_R is in the clear (AM2)
     assert [m.label for m in r.messages][:3] == ["AM1", "AM2", "AM3"]
     assert any("AM2" in str(x) or "HASH_R does not match the given PSK" in x.text for x in r.problems)
     assert [x.text for x in r.problems if "HASH" in x.text] == [
+        "HASH_R does not match the given PSK (or the ID/SA bodies were altered)",
+    ]
+    assert r.messages[2].notes == ["encrypted; no key"]  # AM3 goes encrypted (issue 10)
+    # with the key log, AM3's HASH_I is checked too
+    w = analyze(pcap, keys, b"not-the-psk")
+    assert [x.text for x in w.problems if "HASH" in x.text] == [
         "HASH_R does not match the given PSK (or the ID/SA bodies were altered)",
         "HASH_I does not match the given PSK (or the ID/SA bodies were altered)",
     ]
