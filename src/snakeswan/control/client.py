@@ -71,11 +71,17 @@ def _decode(line: bytes) -> dict[str, Any]:
     return resp
 
 
-def _send(s: socket.socket, command: str, args: dict[str, Any]) -> None:
+def _send(s: socket.socket, command: str, args: dict[str, Any]) -> OSError | None:
+    """Send the request. A daemon that refuses us (busy) writes its answer and closes, possibly
+    before our request is through: a broken pipe is returned, not raised, so that the caller reads
+    that answer first."""
     try:
         s.sendall(encode({"command": command, "args": args}))
+    except (BrokenPipeError, ConnectionResetError) as e:
+        return e
     except OSError as e:
         raise ControlError(f"the control connection failed: {e.strerror}") from None
+    return None
 
 
 def call(
@@ -89,7 +95,7 @@ def call(
     the daemon's reason. Records before the answer (``up``/``down`` with ``wait``) go to
     ``on_record``."""
     with _connect(path, timeout) as s:
-        _send(s, command, args)
+        broken = _send(s, command, args)
         items: list[Any] = []
         for resp in _lines(s):
             if resp.get("version") != VERSION:
@@ -107,6 +113,8 @@ def call(
                     raise ControlError(f"the daemon announced {resp['items']} items and sent {len(items)}")
                 return items
             return resp.get("result")
+    if broken is not None:
+        raise ControlError(f"the control connection failed: {broken.strerror}")
     raise ControlError("the daemon closed the connection without answering")
 
 
@@ -118,6 +126,7 @@ def request(path: str, command: str, timeout: float | None = 30.0, **args: Any) 
 def stream(path: str, command: str, **args: Any) -> Iterator[dict[str, Any]]:
     """Send a streaming request (``log``) and yield each record until the daemon closes."""
     with _connect(path, None) as s:
-        _send(s, command, args)
+        if (broken := _send(s, command, args)) is not None:
+            raise ControlError(f"the control connection failed: {broken.strerror}")
         for resp in _lines(s):
             yield resp.get("record", {})

@@ -11,7 +11,6 @@ an unacceptable one answered with the right Notify, and anything unexpected trac
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, first_address
@@ -22,10 +21,8 @@ from snakeswan.ike.context import Context, SpiAllocator
 from snakeswan.ike.cookies import CookieJar
 from snakeswan.ike.events import (
     Address,
-    ChildSaDeleted,
     Datagram,
     Event,
-    IkeSaDeleted,
     NegotiationFailed,
 )
 from snakeswan.ike.exchange import Exchange
@@ -38,6 +35,7 @@ from snakeswan.ike.remote_access import RemoteAccess, is_xauth
 from snakeswan.ike.retransmit import RetransmitPolicy
 from snakeswan.ike.sa import IkeSa, IkeState
 from snakeswan.ike.sa_table import SaTable
+from snakeswan.ike.teardown import Teardown
 from snakeswan.ike.timers import EngineHooks, Timers
 from snakeswan.ike.transaction import Deferred, OnReply, Transaction
 from snakeswan.trace import Tracer
@@ -73,16 +71,22 @@ class Engine:
         self.tracer = self.ctx.tracer
         self._cookies = CookieJar(rng)
         self.table = SaTable()  # every ISAKMP SA and the indexes to find them (ike/sa_table.py)
+        self._teardown = Teardown(
+            self.ctx,
+            self.table,
+            self.initiate,
+            self._remote_access_failed,
+        )
         hooks = EngineHooks(
             sas=lambda: list(self.table),
             sa=self.table.get,
             conn_sas=self.table.of_conn,
             same_ids=self.table.with_ids,
-            give_up=self._give_up,
+            give_up=self._teardown.give_up,
             delete_ike=self.delete_ike,
-            remove_sa=self._remove_sa,
-            remove_child=self._remove_child,
-            drop_exchange=self._drop_exchange,
+            remove_sa=self._teardown.remove_sa,
+            remove_child=self._teardown.remove_child,
+            drop_exchange=self._teardown.drop_exchange,
             start_phase1=lambda conn, ours, theirs, now: self._start_phase1(
                 conn, ours, theirs, now, initial_contact=False
             ),
@@ -91,6 +95,7 @@ class Engine:
         )
         # RFC 3948 2.3: NAT-T keepalives from behind a NAT ([daemon] keep_alive, 20 s by default)
         self.timers = Timers(self.ctx, hooks, keepalive_interval or config.daemon.keep_alive)
+        self._teardown.timers = self.timers
         self._info = InformationalHandler(self.ctx, hooks, self.timers)
         self.leases = Leases(config.pools)  # virtual IPs handed out by Mode Config (gateway)
 
@@ -187,7 +192,7 @@ class Engine:
             informational.send(
                 sa, self.ctx, [DeletePayload(ProtocolId.ISAKMP, (sa.icookie + sa.rcookie,), 16)]
             )
-        self._remove_sa(sa, reason, now=now)
+        self._teardown.remove_sa(sa, reason, now=now)
 
     def delete_child(self, sa_id: int, spi_in: int, now: float = 0.0) -> None:
         sa = self.table.get(sa_id)
@@ -196,7 +201,7 @@ class Engine:
             raise LocalError(f"no IPsec SA with inbound SPI {spi_in:08x} on IKE SA {sa_id}")
         self.timers.touch(sa)
         informational.send(sa, self.ctx, [DeletePayload(child.protocol, (spi_in.to_bytes(4, "big"),))])
-        self._remove_child(sa, child.spi_in, "deleted locally", close_actions.LOCAL, now)
+        self._teardown.remove_child(sa, child.spi_in, "deleted locally", close_actions.LOCAL, now)
 
     # ---- receiving ----------------------------------------------------------------------------
 
@@ -358,9 +363,9 @@ class Engine:
         spi = sa.icookie + sa.rcookie
         informational.send(sa, self.ctx, [NotifyPayload(e.notify, ProtocolId.ISAKMP, spi, e.data)])
         if ex is None or ex is sa.phase1:
-            self._remove_sa(sa, f"{name} failed: {e.what}", quiet=True)
+            self._teardown.remove_sa(sa, f"{name} failed: {e.what}", quiet=True)
         else:
-            self._drop_exchange(sa, ex)
+            self._teardown.drop_exchange(sa, ex)
 
     def _after(self, sa: IkeSa, now: float) -> None:
         self.timers.touch(sa)
@@ -572,7 +577,7 @@ class Engine:
             oldest = self.table.oldest_half_open()
             assert oldest is not None
             self.tracer.emit("ike", "half_open_evicted", sa=oldest.unique_id, remote=oldest.remote)
-            self._remove_sa(oldest, "half-open SA evicted (limit reached)", now=now, quiet=True)
+            self._teardown.remove_sa(oldest, "half-open SA evicted (limit reached)", now=now, quiet=True)
         return True
 
     def _new_quick_mode(self, sa: IkeSa, header: Header, data: bytes, now: float) -> None:
@@ -614,110 +619,3 @@ class Engine:
         if ours is None:
             raise LocalError(f"connection {conn.name}: local_addrs has no address to initiate from")
         return (ours, self.config.daemon.port), (theirs, conn.remote_port)
-
-    def _give_up(self, ex: Exchange) -> None:
-        sa = ex.sa
-        reason = f"{ex.name} timed out after {self.ctx.retransmit.tries} retransmissions"
-        notify = 0
-        if ex.last_rejection is not None:
-            reason += f"; last message rejected: {ex.last_rejection.what}"
-            notify = ex.last_rejection.notify
-        if ex.peer_notifies:
-            reason += f"; {ex.peer_said()}"
-            notify = notify or ex.peer_notify
-        self.tracer.emit("ike", "give_up", sa=sa.unique_id, exchange=ex.name)
-        self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason, notify))
-        if ex is sa.phase1 and sa.state is IkeState.CONNECTING:
-            self._remove_sa(sa, reason, quiet=True)
-        elif isinstance(ex, Transaction) and sa.remote_access is not None:
-            sa.remote_access.fail(f"{ex.label} not answered: {reason}")
-            self._remote_access_failed(sa, 0.0)
-        else:
-            self._drop_exchange(sa, ex)
-
-    def _drop_exchange(self, sa: IkeSa, ex: Exchange) -> None:
-        sa.exchanges.pop(ex.message_id, None)
-        if isinstance(ex, QuickMode) and ex.spi_in and not ex.done:
-            self.ctx.spis.release(ex.spi_in)
-
-    def _remove_child(
-        self, sa: IkeSa, spi_in: int, reason: str, cause: str = close_actions.LOCAL, now: float = 0.0
-    ) -> None:
-        gone = self._forget_child(sa, spi_in, reason, cause)
-        if gone is not None and gone[1] == "start":
-            self._restart(gone[2], [gone[0]], now)
-
-    def _forget_child(self, sa: IkeSa, spi_in: int, reason: str, cause: str) -> tuple[str, str, str] | None:
-        """Remove one IPsec SA; returns its child's name, follow-up action and connection (None: no
-        such SA)."""
-        for c in list(sa.children):
-            if c.spi_in != spi_in:
-                continue
-            then = "none"
-            cfg = peers.child_config(self.config.connections, sa.conn, c.conn, c.child)
-            if cfg is not None and not self.table.has_sibling(c):
-                then = close_actions.action(cfg, cause)
-            sa.children.remove(c)
-            self.table.child_gone(spi_in)
-            self.timers.lifetimes.forget(spi_in)
-            self.ctx.spis.release(c.spi_in)
-            self.ctx.emit(
-                ChildSaDeleted(sa.unique_id, c.conn, c.child, c.protocol, c.spi_in, c.spi_out, reason, then)
-            )
-            self.tracer.emit(
-                "ike", "child_sa_deleted", sa=sa.unique_id, spi_in=f"{spi_in:08x}", reason=reason, then=then
-            )
-            return c.child, then, c.conn
-        return None
-
-    def _restart(self, conn: str, children: list[str], now: float) -> None:
-        """close_action/dpd_action ``start``: negotiate these children again (a new ISAKMP SA if
-        the old one is gone)."""
-        for name in dict.fromkeys(children):
-            self.tracer.emit("ike", "child_restart", conn=conn, child=name)
-            with contextlib.suppress(LocalError):
-                self.initiate(conn, name, now)
-
-    def _remove_sa(
-        self,
-        sa: IkeSa,
-        reason: str,
-        cause: str = close_actions.LOCAL,
-        now: float = 0.0,
-        *,
-        quiet: bool = False,
-    ) -> None:
-        restart: list[str] = []
-        elsewhere: list[tuple[str, str]] = []  # (connection, child) of children sharing the SA
-        for c in list(sa.children):
-            gone = self._forget_child(sa, c.spi_in, reason, cause)
-            if gone is not None and gone[1] == "start":
-                if sa.conn is None or gone[2] == sa.conn.name:
-                    restart.append(gone[0])
-                else:
-                    elsewhere.append((gone[2], gone[0]))
-        if cause != close_actions.LOCAL and sa.conn is not None:
-            # children we were negotiating when the SA died are wanted as much as those that were up
-            wanted = [
-                ex.child.name
-                for ex in sa.exchanges.values()
-                if isinstance(ex, QuickMode) and ex.initiator and not ex.done and ex.child is not None
-            ]
-            for name in [*wanted, *sa.pending_children]:
-                with contextlib.suppress(KeyError):
-                    if close_actions.action(sa.conn.child(name), cause) == "start":
-                        restart.append(name)
-        for ex in list(sa.exchanges.values()):
-            self._drop_exchange(sa, ex)
-        if sa.remote_access is not None:
-            sa.remote_access.release()
-        sa.state = IkeState.DELETED
-        self.table.remove(sa)
-        self.timers.forget(sa)
-        if sa.established_at is not None or not quiet:
-            self.ctx.emit(IkeSaDeleted(sa.unique_id, sa.name, reason))
-        self.tracer.emit("ike", "ike_sa_deleted", sa=sa.unique_id, reason=reason)
-        if restart and sa.conn is not None:
-            self._restart(sa.conn.name, restart, now)
-        for conn_name, child_name in elsewhere:
-            self._restart(conn_name, [child_name], now)
