@@ -280,15 +280,20 @@ def test_certificates_with_xauth_and_hybrid(rsa_pki: TestPki, hybrid: bool) -> N
     assert h.of(h.gateway, XauthResult)[0].ok
 
 
-def test_hybrid_with_a_wrong_password_fails(rsa_pki: TestPki) -> None:
-    gateway, client_conf = _cert_configs(rsa_pki, True)
+@pytest.mark.parametrize("hybrid", [False, True], ids=["rsa-xauth", "hybrid"])
+def test_certificates_with_a_wrong_password_fail_closed(rsa_pki: TestPki, hybrid: bool) -> None:
+    gateway, client_conf = _cert_configs(rsa_pki, hybrid)
     h = Hub(gateway, [client_conf.replace('secret = "alice-password"', 'secret = "nope"')])
     for eng in h.engines.values():
         eng.ctx.wall_offset = time.time() - h.now
     h.clients[0].initiate("home", now=h.now)
     h.run(60)
     assert not children(h, h.gateway) and not h.gateway.ike_sas
-    assert not h.of(h.gateway, XauthResult)[0].ok
+    assert not children(h, h.clients[0]) and not h.clients[0].ike_sas
+    [x] = h.of(h.gateway, XauthResult)
+    assert (x.user, x.ok, x.reason) == ("alice", False, "wrong password")
+    # no Quick Mode was ever sent by anybody
+    assert all(decode_header(d.data).exchange != ExchangeType.QUICK_MODE for d in h.wire if not d.keepalive)
 
 
 # ---- XAUTH checked by a backend outside the engine (RADIUS): XauthCheck, then xauth_verdict ----
