@@ -29,7 +29,7 @@ from snakeswan.ike.proposals import check_ike_reply
 from snakeswan.ike.sa import IkeSa
 from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType
 from snakeswan.wire.message import Message, Rule, check_payloads, summary
-from snakeswan.wire.payloads import IdPayload, KePayload, Payload, Proposal, SaPayload
+from snakeswan.wire.payloads import IdPayload, KePayload, NotifyPayload, Payload, Proposal, SaPayload
 
 P = PayloadType
 _NATD: dict[int, Rule] = {P.NAT_D: Rule(0, 9), P.NAT_D_DRAFT: Rule(0, 9)}
@@ -121,8 +121,11 @@ class AggressiveMode(Exchange):
         natd = self.p1.natd()
         self.p1.float_to_nat_port()
         auth = self.p1.our_auth(self._idii_b)  # HASH_I, or [CERT,] SIG_I
+        extra: list[Payload] = []
+        if self.p1.initial_contact and self.encrypt_am3:  # only where it is protected, as in MM5
+            extra.append(NotifyPayload(NotifyType.INITIAL_CONTACT, spi=self.sa.icookie + self.sa.rcookie))
         self.state = AmState.DONE
-        self._send([*auth, *natd], now, expect_reply=False, encrypt=self.encrypt_am3)
+        self._send([*auth, *natd, *extra], now, expect_reply=False, encrypt=self.encrypt_am3)
         self.done = True
         self.p1.established(now)
 
@@ -163,6 +166,10 @@ class AggressiveMode(Exchange):
             self.p1.keep_final(ciphertext)
             self.sa.crypto.iv.confirm(0, ciphertext)
         self.p1.check_natd(msg)
+        if ciphertext is not None and any(
+            n.notify_type == NotifyType.INITIAL_CONTACT for n in msg.all(NotifyPayload)
+        ):
+            self.p1.initial_contact = True  # the engine clears the peer's stale SAs once established
         self.state = AmState.DONE
         self.done = True
         self.retx.stop()

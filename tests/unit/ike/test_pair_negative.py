@@ -299,6 +299,21 @@ def test_initial_contact_clears_stale_sas() -> None:
     assert len([e for e in p.b.events if isinstance(e, ChildSaDeleted)]) == 1
 
 
+def test_initial_contact_in_aggressive_mode_clears_stale_sas() -> None:
+    am_a = {"aggressive": True, "local_id": "@west.test", "remote_id": "@east.test"}
+    am_b = {"aggressive": True, "local_id": "@east.test", "remote_id": "@west.test"}
+    p = pair(am_a, am_b)
+    p.run()
+    old = p.b.engine.ike_sas[0].unique_id
+    text = site_config(A_ADDR, B_ADDR, LAN_A, LAN_B, **am_a)  # type: ignore[arg-type]
+    p.a.engine = Engine(parse_config(text), rng_for(98), tracer=Tracer())  # A "reboots"
+    p.a.engine.initiate("site", now=p.now)
+    p.run()
+    assert [s.unique_id for s in p.b.engine.ike_sas] != [old] and len(p.b.engine.ike_sas) == 1
+    deleted = p.of(p.b, IkeSaDeleted)
+    assert deleted and deleted[0].ike_sa == old and "INITIAL-CONTACT" in deleted[0].reason
+
+
 def test_nat_keepalives_only_from_behind_the_nat() -> None:
     p = pair(nat_a=("198.51.100.7", 40000), b_kw={"remote_addrs": "%any"})
     p.run(max_time=65)
