@@ -2,7 +2,8 @@
 run, with one and the same client: ``snakeswan load`` (N simulated peers, MM PSK + QM) from one
 namespace against a snakeswan gateway, then against strongSwan 5.9 (charon, kernel-libipsec
 loaded but no traffic) configured alike (one %any connection, group PSK, half-open limits lifted
-on both). Prints tunnels/s, latency percentiles and the ratio per N. Needs root.
+on both). Prints tunnels/s, latency percentiles, the gateway's own CPU ms per tunnel (from /proc:
+the client's CPU is not in it) and the ratios per N. Needs root.
 
 Run: python bench/gateway_rate.py [--n 1000 3000] [--ike aes128-sha256-modp2048]
 """
@@ -69,6 +70,12 @@ secrets {{
 """
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load(ns: object, n: int, ike: str) -> dict[str, object]:
     cmd = [sys.executable, "-m", "snakeswan.cli.main", "load", "10.231.0.2", "--local", "10.231.0.1",
            "--psk", "load-psk", "-n", str(n), "--ike", ike, "--remote-ts", "10.231.2.0/24",
@@ -87,6 +94,7 @@ def run(n: int, ike: str, work: Path) -> tuple[dict[str, object], dict[str, obje
             if gateway == "snakeswan":
                 d = DaemonProcess(work / f"ours{n}", "east", OURS.format(ike=ike), netns=east.name)
                 topo.on_close(d.stop)
+                pid = d.proc.pid
             else:
                 c = Charon(east, work / f"theirs{n}", swanctl_conf=THEIRS.format(ike=ike),
                            settings={"init_limit_half_open": 0, "block_threshold": 100000,
@@ -95,7 +103,14 @@ def run(n: int, ike: str, work: Path) -> tuple[dict[str, object], dict[str, obje
                 c.start()
                 c.load_all()
                 topo.on_close(c.stop)
-            results.append(load(west, n, ike))
+                assert c.pid is not None
+                pid = c.pid
+            before = cpu_seconds(pid)
+            result = load(west, n, ike)
+            result["gateway_cpu_ms"] = round(
+                (cpu_seconds(pid) - before) * 1e3 / max(1, int(result["established"])), 2
+            )  # type: ignore[call-overload]
+            results.append(result)
         finally:
             topo.close()
     return results[0], results[1]
@@ -107,15 +122,19 @@ def main() -> None:
     ap.add_argument("--ike", default="aes128-sha256-modp2048")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ssw-rate-") as tmp:
-        print(f"{'N':>6} {'gateway':>10} {'est.':>6} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+        head = ("N", "gateway", "est.", "per s", "p50 ms", "p99 ms", "CPU ms/tunnel")
+        print("{:>6} {:>10} {:>6} {:>8} {:>8} {:>8} {:>14}".format(*head))
         for n in args.n:
             ours, theirs = run(n, args.ike, Path(tmp))
             for name, r in (("snakeswan", ours), ("strongSwan", theirs)):
                 lat = r["latency_ms"]
                 print(f"{n:>6} {name:>10} {r['established']:>6} {r['per_second']:>8} "
-                      f"{lat.get('p50', '-'):>8} {lat.get('p99', '-'):>8}")  # type: ignore[union-attr]  # fmt: skip
+                      f"{lat.get('p50', '-'):>8} {lat.get('p99', '-'):>8} {r['gateway_cpu_ms']:>14}")  # type: ignore[union-attr]  # fmt: skip
             ratio = float(ours["per_second"]) / max(float(theirs["per_second"]), 1e-9)  # type: ignore[arg-type]
-            print(f"{n:>6} ratio snakeswan/strongSwan gateway: {ratio:.2f}x")
+            cpu = float(theirs["gateway_cpu_ms"]) / max(float(ours["gateway_cpu_ms"]), 1e-9)  # type: ignore[arg-type]
+            print(
+                f"{n:>6} snakeswan/strongSwan: rate {ratio:.2f}x, gateway CPU per tunnel {cpu:.2f}x cheaper"
+            )
 
 
 if __name__ == "__main__":

@@ -90,8 +90,10 @@ class UdpSocket:
         except LocalError as e:
             self.sock.close()
             raise OSError(errno.EPERM, str(e)) from None
+        # bursts must not overflow the kernel's buffers: ESP-in-UDP on the NAT-T port, and on both
+        # ports hundreds of peers' IKE while the loop is busy computing DH (a gateway's MM3s)
+        grow_buffers(self.sock)
         if nat_t:
-            grow_buffers(self.sock)  # ESP-in-UDP arrives here too
             with contextlib.suppress(OSError):  # older kernels: datagram by datagram
                 self.sock.setsockopt(SOL_UDP, UDP_GRO, 1)
         try:
