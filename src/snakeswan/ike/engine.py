@@ -460,10 +460,12 @@ class Engine:
                 continue  # already up or being negotiated (an acquire, or `up` twice)
             self._start_quick_mode(sa, sa.conn.child(name), now, None)
 
-    def _start_quick_mode(self, sa: IkeSa, child: ChildConfig, now: float, rekey_of: int | None) -> None:
+    def _start_quick_mode(
+        self, sa: IkeSa, child: ChildConfig, now: float, rekey_of: int | None, fallback: int = 0
+    ) -> None:
         mid = informational.new_message_id(sa, self.ctx)
         self.timers.touch(sa)
-        qm = QuickMode(sa, self.ctx, mid, child, rekey_of=rekey_of)
+        qm = QuickMode(sa, self.ctx, mid, child, rekey_of=rekey_of, fallback=fallback)
         sa.exchanges[mid] = qm
         self._guard(sa, lambda: qm.start(now), qm, now)
 

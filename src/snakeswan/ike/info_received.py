@@ -87,8 +87,19 @@ class InformationalHandler:
             for ex in list(sa.exchanges.values()):
                 if isinstance(ex, QuickMode) and not ex.done and ex.initiator:
                     reason = f"peer sent {name_of(NotifyType, n.notify_type)}"
-                    self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason, n.notify_type))
                     self.hooks.drop_exchange(sa, ex)
+                    refused = n.notify_type in (
+                        NotifyType.NO_PROPOSAL_CHOSEN,
+                        NotifyType.ATTRIBUTES_NOT_SUPPORTED,
+                    )
+                    nxt = ex.next_fallback() if refused else None
+                    if nxt is not None and ex.child is not None:  # e.g. a peer without PFS
+                        self.ctx.tracer.emit(
+                            "ike", "quick_mode_fallback", sa=sa.unique_id, child=ex.child.name, reason=reason
+                        )
+                        self.hooks.start_quick_mode(sa, ex.child, now, ex.rekey_of, nxt)
+                        continue
+                    self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason, n.notify_type))
         elif n.notify_type == NotifyType.R_U_THERE and authenticated:
             ack = NotifyPayload(NotifyType.R_U_THERE_ACK, ProtocolId.ISAKMP, n.spi, n.data)
             informational.send(sa, self.ctx, [ack])

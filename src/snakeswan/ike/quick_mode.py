@@ -82,9 +82,13 @@ class QuickMode(Exchange):
         child: ChildConfig | None = None,
         *,
         rekey_of: int | None = None,
+        fallback: int = 0,
     ) -> None:
         super().__init__(sa, ctx, message_id)
         self.rekey_of = rekey_of  # inbound SPI of the SA this Quick Mode replaces
+        # which of the child's PFS groups this offer uses (0: the first proposal's; RFC 2409 5.5:
+        # one KE per offer, so a refused group is tried again with the next, "without PFS" too)
+        self.fallback = fallback
         self.child = child
         # the connection the child belongs to (the ISAKMP SA's own, or one sharing it)
         self.conn = peers.owner_of(ctx.config.connections, sa.conn, child) if child and sa.conn else sa.conn
@@ -103,6 +107,13 @@ class QuickMode(Exchange):
         self.nat_oa: tuple[str, str] | None = None  # (peer's original address, ours as it saw it)
 
     # ---- helpers ------------------------------------------------------------------------------
+
+    def next_fallback(self) -> int | None:
+        """The offer to try after the peer refused this one (the next PFS group), or None."""
+        if not self.initiator or self.child is None:
+            return None
+        nxt = self.fallback + 1
+        return nxt if nxt < len(pfs_groups(self._proposals())) else None
 
     def _hash(self, which: int, rest: bytes) -> bytes:
         c = self.sa.crypto
@@ -173,7 +184,7 @@ class QuickMode(Exchange):
         self.spi_in = self.ctx.spis.allocate()
         mode_attr = natt.encap_mode(child.mode, sa.natt_flavour, sa.encap)
         self.seconds, self.kilobytes = self._lifetimes(child)
-        group = proposals[0].pfs_group
+        group = pfs_groups(proposals)[self.fallback]
         same_group = [p for p in proposals if p.pfs_group == group]
         sa_payload = child_sa_payload(
             same_group, self.spi_in.to_bytes(4, "big"), mode_attr, self.seconds, self.kilobytes
@@ -457,3 +468,8 @@ def _id_payload(ts: TrafficSelector) -> IdPayload:
 
 def _id_fields(p: IdPayload) -> tuple[int, int, int, bytes]:
     return p.id_type, p.protocol, p.port, p.data
+
+
+def pfs_groups(proposals: Sequence[ChildProposal]) -> list[int | None]:
+    """The PFS groups of a child's proposals in preference order, each once (None: no PFS)."""
+    return list(dict.fromkeys(p.pfs_group for p in proposals))

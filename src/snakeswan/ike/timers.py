@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from snakeswan.config.model import ChildConfig, ConnectionConfig
+from snakeswan.config.model import ConnectionConfig
 from snakeswan.ike import close_actions, dpd, informational, peers, renewal
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import Address, ChildSaInfo, Datagram, NegotiationFailed
@@ -77,7 +77,7 @@ class EngineHooks:
     remove_child: Callable[[IkeSa, int, str, str, float], None]  # (sa, spi_in, reason, cause, now)
     drop_exchange: Callable[[IkeSa, Exchange], None]
     start_phase1: Callable[[ConnectionConfig, Address, Address, float], IkeSa]
-    start_quick_mode: Callable[[IkeSa, ChildConfig, float, int | None], None]
+    start_quick_mode: Callable[..., None]  # (sa, child, now, rekey_of[, fallback])
     remote_access_failed: Callable[[IkeSa, float], None]  # XAUTH/Mode Config not done in time
 
 

@@ -321,3 +321,25 @@ def test_nat_keepalives_only_from_behind_the_nat() -> None:
     assert ka and {who for who, _ in ka} == {"a"}  # only the side behind the NAT sends them
     assert all(d.data == b"\xff" and d.dst == (B_ADDR, 4500) for _, d in ka)
     assert 3 <= len(ka) <= 4  # every 20 s over ~65 s
+
+
+def test_pfs_refused_the_initiator_falls_back_to_the_next_group() -> None:
+    """RFC 2409 5.5 (reference 002): a responder without PFS answers NO-PROPOSAL-CHOSEN (or
+    ATTRIBUTES-NOT-SUPPORTED); an initiator so configured continues without PFS, with a new offer."""
+    two = 'aes128gcm16-modp2048", "aes128gcm16'  # esp_proposals = [with PFS, without]
+    p = pair({"esp": two}, {"esp": "aes128gcm16"})
+    p.run()
+    [ca], [cb] = p.of(p.a, ChildSaEstablished), p.of(p.b, ChildSaEstablished)
+    assert ca.child.pfs_group is None and cb.child.spi_in == ca.child.spi_out
+    assert list(p.a.engine.tracer.find("quick_mode_fallback"))
+    assert not p.of(p.a, NegotiationFailed)
+    # a responder that wants PFS takes the first offer
+    p = pair({"esp": two}, {"esp": "aes128gcm16-modp2048"})
+    p.run()
+    [ca] = p.of(p.a, ChildSaEstablished)
+    assert ca.child.pfs_group == 14 and not list(p.a.engine.tracer.find("quick_mode_fallback"))
+    # nothing left to fall back to: the failure is reported
+    p = pair({"esp": "aes128gcm16-modp2048"}, {"esp": "aes128gcm16"})
+    p.run()
+    assert not p.of(p.a, ChildSaEstablished)
+    assert [f.reason for f in p.of(p.a, NegotiationFailed)] == ["peer sent NO_PROPOSAL_CHOSEN"]
