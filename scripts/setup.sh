@@ -4,7 +4,7 @@
 # with its development extras. Skips what is already there, so running it again is cheap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS="tshark iproute2 nftables iperf3 tcpdump iputils-ping strongswan-charon strongswan-swanctl libcharon-extra-plugins libcharon-extauth-plugins libstrongswan-standard-plugins strongswan-pki freeradius"
+PKGS="tshark iproute2 nftables iperf3 tcpdump iputils-ping strongswan-charon strongswan-swanctl libcharon-extra-plugins libcharon-extauth-plugins libstrongswan-standard-plugins strongswan-pki freeradius groff-base"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
