@@ -1,0 +1,177 @@
+"""A spoofed Main Mode flood in namespaces, snakeswan's gateway against strongSwan's in one run.
+
+west sends MM1s (copies of a real one with fresh initiator cookies) from spoofed sources
+10.231.128.0/17 through a raw socket, as fast as one process can for ``--seconds``; east routes
+those sources back to west, so every byte east answers crosses the link and is counted (east's
+e0 tx bytes, minus the legitimate peer's share). During the flood a legitimate peer (``snakeswan
+load -n 1`` from west's real address) negotiates MM+QM: its time to tunnel is printed, with the
+flood's bytes in, the gateway's bytes out (reflection), and the gateway's peak RSS. Needs root.
+
+Run: python bench/flood.py [--seconds 10]. Prints figures, asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+
+from tests.daemons import DaemonProcess  # noqa: E402
+from tests.interop.strongswan import Charon  # noqa: E402
+from tests.netns import Topology, site_to_site  # noqa: E402
+
+GATEWAY_OURS = """
+[connections.hub]
+local_addrs = ["10.231.0.2"]
+remote_addrs = ["%any"]
+proposals = ["aes128-sha256-modp2048"]
+local = { auth = "psk", id = "hub.load" }
+remote = { auth = "psk" }
+[connections.hub.children.lan]
+local_ts = ["10.231.2.0/24"]
+esp_proposals = ["aes128gcm16"]
+[secrets.ike-group]
+secret = "load-psk"
+[daemon]
+dataplane = false
+"""
+GATEWAY_THEIRS = """connections {
+  hub {
+    version = 1
+    local_addrs = 10.231.0.2
+    remote_addrs = %any
+    proposals = aes128-sha256-modp2048
+    local {
+      auth = psk
+      id = hub.load
+    }
+    remote {
+      auth = psk
+    }
+    children {
+      lan {
+        local_ts = 10.231.2.0/24
+        esp_proposals = aes128gcm16
+      }
+    }
+  }
+}
+secrets {
+  ike-group {
+    secret = "load-psk"
+  }
+}
+"""
+
+FLOODER = r"""
+import socket, struct, sys, time, os
+mm1 = bytes.fromhex(sys.argv[1]); seconds = float(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+dst = socket.inet_aton("10.231.0.2"); sent = nbytes = 0; end = time.monotonic() + seconds
+while time.monotonic() < end:
+    for _ in range(200):
+        n = sent % 31000 + 1
+        src = socket.inet_aton(f"10.231.{128 + n // 250}.{n % 250 + 1}")
+        payload = sent.to_bytes(8, "big") + mm1[8:]
+        udp = struct.pack("!HHHH", 500, 500, 8 + len(payload), 0) + payload
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, src, dst)
+        s.sendto(ip + udp, ("10.231.0.2", 0)); sent += 1; nbytes += len(ip) + len(udp)
+print(sent, nbytes)
+"""
+
+
+def tx_bytes(ns: object, ifname: str) -> int:
+    return int(ns.run("cat", f"/sys/class/net/{ifname}/statistics/tx_bytes").stdout)  # type: ignore[attr-defined]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def mm1_hex() -> str:
+    from snakeswan.config.loader import parse_config  # noqa: PLC0415
+    from snakeswan.ike.engine import Engine  # noqa: PLC0415
+    from tests.pair import site_config  # noqa: PLC0415
+
+    a = Engine(
+        parse_config(site_config("10.231.0.1", "10.231.0.2", "10.231.1.0/24", "10.231.2.0/24")), os.urandom
+    )
+    a.initiate("site", now=0.0)
+    return a.datagrams_to_send(0.0)[0].data.hex()
+
+
+def run(gateway: str, seconds: float, work: Path) -> dict[str, object]:
+    topo = Topology()
+    try:
+        west, east = site_to_site(topo)
+        east.run("ip", "route", "add", "10.231.128.0/17", "via", "10.231.0.1")  # answers cross the link
+        if gateway == "snakeswan":
+            (work / "ours").mkdir(parents=True, exist_ok=True)
+            d = DaemonProcess(work / "ours", "east", GATEWAY_OURS, netns=east.name)
+            topo.on_close(d.stop)
+            pid = d.proc.pid
+        else:
+            c = Charon(east, work / "theirs", swanctl_conf=GATEWAY_THEIRS, default_log=-1)
+            c.start()
+            c.load_all()
+            topo.on_close(c.stop)
+            assert c.pid is not None
+            pid = c.pid
+        before = tx_bytes(east, "e0")
+        flooder = west.popen(
+            sys.executable, "-c", FLOODER, mm1_hex(), str(seconds), stdout=-1, stderr=-1, text=True
+        )
+        time.sleep(min(2.0, seconds / 3))  # the legitimate peer arrives in the middle of the flood
+        cmd = [sys.executable, "-m", "snakeswan.cli.main", "load", "10.231.0.2", "--local", "10.231.0.1",
+               "--psk", "load-psk", "-n", "1", "--remote-ts", "10.231.2.0/24", "--timeout", "60", "--json", "-q"]  # fmt: skip
+        legit = json.loads(
+            west.run(
+                *cmd, check=False, timeout=90, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}
+            ).stdout
+        )
+        out, err = flooder.communicate(timeout=seconds + 30)
+        if not out.strip():
+            raise RuntimeError(f"flooder failed: {err}")
+        sent, bytes_in = (int(x) for x in out.split())
+        time.sleep(1.0)
+        bytes_out = tx_bytes(east, "e0") - before
+        return {
+            "sent": sent,
+            "bytes_in": bytes_in,
+            "bytes_out": bytes_out,
+            "legit": legit,
+            "rss_kib": rss_kib(pid),
+        }
+    finally:
+        topo.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ssw-flood-") as tmp:
+        print(
+            f"{'gateway':>10} {'MM1s':>8} {'MiB in':>8} {'MiB out':>8} {'out/in':>7} {'legit tunnel':>13} {'peak RSS':>10}"
+        )
+        for gw in ("snakeswan", "strongswan"):
+            r = run(gw, args.seconds, Path(tmp))
+            legit = r["legit"]
+            took = (legit["latency_ms"] or {}).get("p50", "failed")  # type: ignore[index,union-attr]
+            ratio = int(r["bytes_out"]) / max(int(r["bytes_in"]), 1)  # type: ignore[call-overload]
+            print(f"{gw:>10} {r['sent']:>8} {int(r['bytes_in']) / 2**20:>8.1f} {int(r['bytes_out']) / 2**20:>8.1f} "  # type: ignore[call-overload]
+                  f"{ratio:>7.2f} {str(took) + ' ms':>13} {int(r['rss_kib']) // 1024:>7} MiB")  # type: ignore[call-overload]  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
