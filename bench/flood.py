@@ -132,13 +132,11 @@ def run(gateway: str, seconds: float, work: Path) -> dict[str, object]:
             sys.executable, "-c", FLOODER, mm1_hex(), str(seconds), stdout=-1, stderr=-1, text=True
         )
         time.sleep(min(2.0, seconds / 3))  # the legitimate peer arrives in the middle of the flood
-        cmd = [sys.executable, "-m", "snakeswan.cli.main", "load", "10.231.0.2", "--local", "10.231.0.1",
-               "--psk", "load-psk", "-n", "1", "--remote-ts", "10.231.2.0/24", "--timeout", "60", "--json", "-q"]  # fmt: skip
-        legit = json.loads(
-            west.run(
-                *cmd, check=False, timeout=90, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}
-            ).stdout
-        )
+        cmd = [sys.executable, "-m", "snakeswan.cli.main", "load", "10.231.0.2"]
+        cmd += ["--local", "10.231.0.1", "--psk", "load-psk", "-n", "1", "--remote-ts", "10.231.2.0/24"]
+        cmd += ["--timeout", "60", "--json", "-q"]
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        legit = json.loads(west.run(*cmd, check=False, timeout=90, env=env).stdout)
         out, err = flooder.communicate(timeout=seconds + 30)
         if not out.strip():
             raise RuntimeError(f"flooder failed: {err}")
@@ -161,16 +159,19 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ssw-flood-") as tmp:
-        print(
-            f"{'gateway':>10} {'MM1s':>8} {'MiB in':>8} {'MiB out':>8} {'out/in':>7} {'legit tunnel':>13} {'peak RSS':>10}"
-        )
+        head = ("gateway", "MM1s", "MiB in", "MiB out", "out/in", "legit tunnel", "peak RSS")
+        print("{:>10} {:>8} {:>8} {:>8} {:>7} {:>13} {:>10}".format(*head))
         for gw in ("snakeswan", "strongswan"):
             r = run(gw, args.seconds, Path(tmp))
             legit = r["legit"]
             took = (legit["latency_ms"] or {}).get("p50", "failed")  # type: ignore[index,union-attr]
             ratio = int(r["bytes_out"]) / max(int(r["bytes_in"]), 1)  # type: ignore[call-overload]
-            print(f"{gw:>10} {r['sent']:>8} {int(r['bytes_in']) / 2**20:>8.1f} {int(r['bytes_out']) / 2**20:>8.1f} "  # type: ignore[call-overload]
-                  f"{ratio:>7.2f} {str(took) + ' ms':>13} {int(r['rss_kib']) // 1024:>7} MiB")  # type: ignore[call-overload]  # fmt: skip
+            mib_in, mib_out = int(r["bytes_in"]) / 2**20, int(r["bytes_out"]) / 2**20  # type: ignore[call-overload]
+            rss = int(r["rss_kib"]) // 1024  # type: ignore[call-overload]
+            print(
+                f"{gw:>10} {r['sent']:>8} {mib_in:>8.1f} {mib_out:>8.1f} "
+                f"{ratio:>7.2f} {str(took) + ' ms':>13} {rss:>7} MiB"
+            )
 
 
 if __name__ == "__main__":
