@@ -4,6 +4,7 @@ counted; traffic no policy covers stays in the clear."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -191,3 +192,34 @@ def test_forced_encap_without_a_nat_carries_traffic(topology: Any, tmp_path: Pat
     cw, ce = sw["children"][0], se["children"][0]
     assert cw["encap"] and ce["encap"]
     assert cw["packets_out"] >= 3 and ce["packets_in"] >= 3 and ce["packets_out"] >= 3
+
+
+def test_snakeswan_capture_writes_what_wireshark_decrypts(topology: Any, tmp_path: Path) -> None:
+    """`snakeswan capture -w FILE --keylog KEYS`: IKE and ESP in the pcap, and the -o options that
+    make tshark decrypt both (Main Mode's ID payloads and the ICMP inside ESP)."""
+    west, _east, w, _e = pair(topology, tmp_path, esp="aes256-sha256", keylog=True)
+    pcap = tmp_path / "both.pcap"
+    assert w.keylog_path is not None
+    cmd = [sys.executable, "-m", "snakeswan.cli.main", "capture", "-w", str(pcap), "-i", "w0"]
+    cmd += ["--duration", "8", "--keylog", str(w.keylog_path)]
+    env = {
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+    }
+    cap = west.popen(*cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(1.5)
+    assert ping(west, "10.231.1.1", "10.231.2.1", count=4) >= 3  # the first one triggers IKE
+    out, err = cap.communicate(timeout=30)
+    assert cap.returncode == 0, err
+    line = out.strip().splitlines()[-1]
+    assert line.startswith("wireshark -r ")
+    opts = shlex.split(line)[3:]
+    assert (tmp_path / "both.pcap.wireshark").read_text().count("-o") == len(opts) // 2
+    text = subprocess.run(
+        ["tshark", "-r", str(pcap), *opts, "-V"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert "Echo (ping) request" in text and "ID_IPV4_ADDR: 10.231.0.2" in text
+    blind = subprocess.run(
+        ["tshark", "-r", str(pcap), "-V"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert "Echo (ping) request" not in blind and "ID_IPV4_ADDR" not in blind

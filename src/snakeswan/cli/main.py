@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from snakeswan import __version__
 from snakeswan.cli import (
     analyze,
+    capture,
     check,
     daemon,
     demo,
@@ -45,6 +46,7 @@ VERBS = (
     load,
     diagram,
     analyze,
+    capture,
 )
 
 
