@@ -272,12 +272,11 @@ def _connection_options(conn: Table, daemon: DaemonConfig, pool_names: Collectio
     for index, pool in enumerate(pools):
         if pool not in pool_names:
             raise conn.error(f"pools[{index}]", f'no pool named "{pool}" in [pools]')
-    frag = conn.data.get("fragmentation", "no")
+    frag = conn.data.get("fragmentation", "yes")
     if isinstance(frag, bool):
         frag = "yes" if frag else "no"
     if frag not in ("yes", "no", "force", "accept"):
         raise conn.error("fragmentation", f'expected "yes", "no", "accept" or "force", got {describe(frag)}')
-    conn.only("fragmentation", frag, "no", "IKE fragmentation is not implemented yet")
     keyingtries = conn.integer("keyingtries", 1)
     conn.only("keyingtries", keyingtries, 1, "one keying try per initiation: retries are not implemented yet")
     unique = conn.choice("unique", ("never", "no", "keep", "replace"), "no")

@@ -57,6 +57,7 @@ DAEMON_KEYS = (
     "half_open_timeout",
     "half_open_limit",
     "half_open_per_source",
+    "fragment_size",
     "metrics",
 )
 POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude", "banner", "default_domain")
@@ -171,6 +172,7 @@ def _daemon(table: Table | None) -> DaemonConfig:
         half_open_timeout=_half_open_timeout(table),
         half_open_limit=table.integer("half_open_limit", 20000, 1, 10_000_000),
         half_open_per_source=table.integer("half_open_per_source", 10, 1, 1_000_000),
+        fragment_size=table.integer("fragment_size", 1280, 576, 65535),
         metrics=_metrics(table),
     )
 

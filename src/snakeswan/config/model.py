@@ -358,6 +358,8 @@ class DaemonConfig:
     half_open_timeout: float = 30.0
     half_open_limit: int = 20000
     half_open_per_source: int = 10
+    # IKE fragmentation (strongswan.conf charon.fragment_size): the largest IP datagram of a fragment
+    fragment_size: int = 1280
     metrics: tuple[str, int] | None = None  # Prometheus endpoint (address, port); None: none
 
 

@@ -42,6 +42,7 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "half_open_timeout": ("duration", "30s", "a responder SA whose peer never answered goes after"),
         "half_open_limit": ("integer", "20000", "half-open SAs at most (the oldest makes room)"),
         "half_open_per_source": ("integer", "10", "half-open SAs per peer address at most"),
+        "fragment_size": ("integer", "1280", "largest IP datagram of a sent IKE fragment (576..65535)"),
         "metrics": ("string", "-", "Prometheus endpoint `ADDRESS:PORT` (an address literal)"),
     },
     "[connections.<name>]": {
@@ -58,7 +59,13 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "mobike": ("boolean", "false", "(fail closed) IKEv2 only"),
         "dpd_delay": ("duration", "0s", "R-U-THERE after this much silence (0: no DPD)"),
         "dpd_timeout": ("duration", "0s", "peer dead after (0: the retransmission budget)"),
-        "fragmentation": ("choice", "no", "(fail closed) IKE fragmentation is not implemented"),
+        "fragmentation": (
+            "choice",
+            "yes",
+            "`yes` (send fragments when the peer announced them), `accept` (announce, never send), "
+            "`force` (send even without the peer's vendor ID), `no` (not announced); received "
+            "fragments are reassembled in every case, as swanctl",
+        ),
         "send_certreq": ("boolean", "true", "send CERTREQs for the CAs we trust"),
         "send_cert": ("choice", "ifasked", "`always`, `never` or `ifasked`: send our certificate (chain)"),
         "keyingtries": ("integer", "1", "(fail closed) one try per initiation"),

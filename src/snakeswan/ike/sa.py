@@ -57,6 +57,7 @@ class IkeSa:
     nat: NatResult | None = None
     dpd_supported: bool = False
     unity: bool = False  # the peer announced Cisco Unity
+    peer_fragmentation: bool = False  # the peer announced IKE fragmentation (ike/fragments.py)
     established_at: float | None = None
     phase1: Exchange | None = None
     exchanges: dict[int, Exchange] = field(default_factory=dict)  # by message ID (Quick Mode, ...)

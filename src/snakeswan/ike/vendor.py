@@ -38,11 +38,16 @@ REMOTE_ACCESS = (XAUTH, CISCO_UNITY)
 def describe(vid: bytes) -> str:
     if vid in NAMES:
         return NAMES[vid]
-    if vid.startswith(CISCO_FRAGMENTATION[:16]):
+    if fragmentation(vid):
         return "FRAGMENTATION"
     if vid.startswith(STRONGSWAN_PREFIX):
         return "strongSwan"
     return vid.hex()
+
+
+def fragmentation(vid: bytes) -> bool:
+    """The FRAGMENTATION vendor ID, also with the capability bits racoon sends after it."""
+    return vid[: len(CISCO_FRAGMENTATION)] == CISCO_FRAGMENTATION
 
 
 def natt_flavour(vids: Iterable[bytes]) -> str | None:
