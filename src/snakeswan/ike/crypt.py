@@ -45,10 +45,14 @@ def build(
     *,
     encrypt: bool,
     iv: bytes | None = None,
+    flags: int = 0,
 ) -> bytes:
     """A datagram for ``sa``; encrypted bodies are zero-padded to the cipher block size. With
-    ``iv`` the body is encrypted with that IV and the chain is not moved (the caller records it)."""
-    header = Header(sa.icookie, sa.rcookie, 0, exchange, Flag.ENCRYPTION if encrypt else 0, message_id)
+    ``iv`` the body is encrypted with that IV and the chain is not moved (the caller records it).
+    ``flags``: header flags besides E (the commit bit)."""
+    header = Header(
+        sa.icookie, sa.rcookie, 0, exchange, flags | (Flag.ENCRYPTION if encrypt else 0), message_id
+    )
     if not encrypt:
         return encode_message(header, payloads)
     c = _crypto(sa)
@@ -59,7 +63,7 @@ def build(
     sa.protected_bytes += len(ciphertext)
     if iv is None:
         c.iv.confirm(message_id, ciphertext)
-    h = Header(sa.icookie, sa.rcookie, first, exchange, Flag.ENCRYPTION, message_id)
+    h = Header(sa.icookie, sa.rcookie, first, exchange, flags | Flag.ENCRYPTION, message_id)
     return encode_datagram(h, ciphertext)
 
 

@@ -5,7 +5,8 @@
     I -> R  QM3  HDR*, HASH(3)
 
 Each side picks the SPI of its inbound SA. The initiator installs its SAs when it sends QM3, the
-responder when QM3 arrives.
+responder when QM3 arrives; with the commit bit (ike/commit.py) the initiator waits for the
+responder's CONNECTED notify.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from snakeswan.crypto import keymat
 from snakeswan.crypto.algorithms import ah_auth_algorithm, auth_key_size, esp_encryption_key_size
 from snakeswan.crypto.dh import DhKeyPair, dh_group
 from snakeswan.errors import AuthenticationError, CryptoError, PeerError
-from snakeswan.ike import crypt, mismatch, natt, peers, selectors
+from snakeswan.ike import commit, crypt, mismatch, natt, peers, selectors
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import ChildSaEstablished, ChildSaInfo, SaKeys
 from snakeswan.ike.exchange import Exchange
@@ -69,6 +70,7 @@ class QmState(enum.Enum):
     SENT_QM1 = 1
     SENT_QM2 = 2
     DONE = 3
+    WAIT_CONNECTED = 4  # initiator: QM3 sent, the commit bit set, CONNECTED not yet received
 
 
 class QuickMode(Exchange):
@@ -105,6 +107,7 @@ class QuickMode(Exchange):
         self.kilobytes: int | None = None
         self.initiator = child is not None  # who started this Quick Mode (either end of the IKE SA may)
         self.nat_oa: tuple[str, str] | None = None  # (peer's original address, ours as it saw it)
+        self.commit = ctx.commit_bit  # the commit bit in QM1/QM2 (RFC 2408 4.6, ike/commit.py)
 
     # ---- helpers ------------------------------------------------------------------------------
 
@@ -127,9 +130,12 @@ class QuickMode(Exchange):
     def _send(self, rest: list[Payload], which: int, now: float, *, expect_reply: bool) -> None:
         rest_bytes = encode_payloads(rest)[1] if rest else b""
         payloads: list[Payload] = [HashPayload(self._hash(which, rest_bytes)), *rest]
-        data = crypt.build(self.sa, ExchangeType.QUICK_MODE, self.message_id, payloads, encrypt=True)
+        flags = commit.FLAGS if self.commit and which != 3 else 0
+        data = crypt.build(
+            self.sa, ExchangeType.QUICK_MODE, self.message_id, payloads, encrypt=True, flags=flags
+        )
         self.send(data, now, expect_reply=expect_reply)
-        label = "QM3" if self.state is QmState.DONE else self.state.name.removeprefix("SENT_")
+        label = f"QM{which}"
         self.trace("sent", msg=label, mid=self.message_id, payloads=summary(payloads))
 
     def _verify(self, msg: Message, ciphertext: bytes | None, which: int) -> None:
@@ -207,7 +213,8 @@ class QuickMode(Exchange):
         self._send(rest, 1, now, expect_reply=True)
 
     def expected(self) -> str:
-        return {QmState.START: "QM1", QmState.SENT_QM1: "QM2", QmState.SENT_QM2: "QM3"}.get(self.state, "QM?")
+        names = {QmState.START: "QM1", QmState.SENT_QM1: "QM2", QmState.SENT_QM2: "QM3"}
+        return names.get(self.state, "CONNECTED" if self.state is QmState.WAIT_CONNECTED else "QM?")
 
     def handle(self, msg: Message, ciphertext: bytes | None, data: bytes, now: float) -> None:
         if self.initiator and self.state is QmState.SENT_QM1:
@@ -219,6 +226,8 @@ class QuickMode(Exchange):
             self.state = QmState.DONE
             self.retx.stop()
             self._established(initiator=False)
+            if self.commit and self.choice is not None:  # our SAs are in: tell the initiator
+                commit.send_connected(self, self.choice.proposal.protocol, self.spi_in, now)
         else:
             self.trace("unexpected_message", state=self.state.name)
             return
@@ -243,9 +252,26 @@ class QuickMode(Exchange):
             got = (selectors.id_to_ts(*_id_fields(ids[0])), selectors.id_to_ts(*_id_fields(ids[1])))
             if got != (self.local_ts, self.remote_ts):
                 raise PeerError(NotifyType.INVALID_ID_INFORMATION, "responder changed the proxy IDs")
+        if commit.requested(msg.header):  # the responder will send CONNECTED: wait for it
+            self.state = QmState.WAIT_CONNECTED
+            self._send([], 3, now, expect_reply=True)
+            self.trace("waiting_connected", mid=self.message_id)
+            return
+        if self.commit:
+            self.trace("commit_bit_ignored", mid=self.message_id)  # the responder did not echo it
         self.state = QmState.DONE
         self._send([], 3, now, expect_reply=False)
         self._established(initiator=True)
+
+    def connected(self, now: float) -> bool:
+        """The responder's CONNECTED notify: our SAs may be used now. False if not waiting."""
+        if self.state is not QmState.WAIT_CONNECTED:
+            return False
+        self.state = QmState.DONE
+        self.retx.stop()
+        self.trace("connected_received", mid=self.message_id)
+        self._established(initiator=True)
+        return True
 
     # ---- responder ----------------------------------------------------------------------------
 
@@ -301,6 +327,7 @@ class QuickMode(Exchange):
                 )
             )
         self.seconds, self.kilobytes = self.choice.life_seconds, self.choice.life_kilobytes
+        self.commit = self.commit or commit.requested(msg.header)
         self.state = QmState.SENT_QM2
         self._send(rest, 2, now, expect_reply=True)
         self.retx.processed(data)
