@@ -51,10 +51,12 @@ def fragmentation(vid: bytes) -> bool:
 
 
 def natt_flavour(vids: Iterable[bytes]) -> str | None:
-    """``"rfc"`` if the peer announced RFC 3947, ``"draft"`` for a draft only, else None."""
+    """``"rfc"`` if the peer announced RFC 3947, ``"draft"`` for draft-02, -02\\n or -03 only (NAT-D
+    and NAT-OA as payloads 130/131, the draft encapsulation modes, floating to 4500 as RFC 3947),
+    else None."""
     vids = list(vids)
     if NATT_RFC3947 in vids:
         return "rfc"
-    if any(v in NATT_DRAFTS for v in vids):
+    if any(v in NATT_DRAFTS[1:] for v in vids):  # draft-00/01 do not float to 4500: not for us
         return "draft"
     return None
