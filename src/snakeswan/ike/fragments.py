@@ -158,7 +158,27 @@ class Reassembler:
             part = None
         if part is None:
             part = self._admit(key, frag.fragment_id, now)
+        conflict = self._conflict(part, frag)
+        if conflict is not None:
+            # peers that number every message's fragments with one ID (Libreswan: 1) make a stale
+            # piece of an earlier message look like this one's: the newer fragment wins
+            self._drop(key)
+            whole = self._store(key, self._admit(key, frag.fragment_id, now), frag)
+            if whole is not None:
+                return whole
+            raise _bad(f"{conflict}: the earlier fragments of this message were dropped")
         return self._store(key, part, frag)
+
+    @staticmethod
+    def _conflict(part: _Partial, frag: FragmentPayload) -> str | None:
+        if frag.number in part.pieces and part.pieces[frag.number] != frag.data:
+            return f"number {frag.number} received twice with other data"
+        if frag.last and frag.number not in part.pieces:
+            if part.last is not None or any(n > frag.number for n in part.pieces):
+                return "inconsistent last fragment"
+        elif not frag.last and part.last is not None and frag.number > part.last:
+            return f"number {frag.number} after the last ({part.last})"
+        return None
 
     def _admit(self, key: _Key, fragment_id: int, now: float) -> _Partial:
         if self._per_source.get(key[2][0], 0) >= MAX_PER_SOURCE:
@@ -177,18 +197,9 @@ class Reassembler:
 
     def _store(self, key: _Key, part: _Partial, frag: FragmentPayload) -> bytes | None:
         if frag.number in part.pieces:
-            if part.pieces[frag.number] != frag.data:
-                self._drop(key)
-                raise _bad(f"number {frag.number} received twice with other data")
             return None  # a duplicate
         if frag.last:
-            if part.last is not None or any(n > frag.number for n in part.pieces):
-                self._drop(key)
-                raise _bad("inconsistent last fragment")
             part.last = frag.number
-        elif part.last is not None and frag.number > part.last:
-            self._drop(key)
-            raise _bad(f"number {frag.number} after the last ({part.last})")
         if part.size + len(frag.data) > MAX_MESSAGE:
             self._drop(key)
             raise _bad(f"message larger than {MAX_MESSAGE} bytes")

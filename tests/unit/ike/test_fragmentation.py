@@ -96,22 +96,38 @@ def test_a_newer_fragment_id_replaces_an_older_message_and_old_ones_are_refused(
 
 
 @pytest.mark.parametrize(
-    ("pieces", "reason"),
+    ("pieces", "reason", "kept"),
     [
-        ([(0, True, b"x")], "outside 1..16"),
-        ([(MAX_FRAGMENTS + 1, True, b"x")], "outside 1..16"),
-        ([(2, True, b"x"), (3, False, b"y")], "after the last"),
-        ([(2, True, b"x"), (1, True, b"y")], "inconsistent last"),
-        ([(1, False, b"x"), (1, False, b"y")], "twice with other data"),
-        ([(n, False, bytes(2000)) for n in range(1, 14)], "larger than"),
+        ([(0, True, b"x")], "outside 1..16", 0),
+        ([(MAX_FRAGMENTS + 1, True, b"x")], "outside 1..16", 0),
+        ([(n, False, bytes(2000)) for n in range(1, 14)], "larger than", 0),
+        # a conflict with what we hold: the older pieces go, the newer fragment starts again
+        ([(2, True, b"x"), (3, False, b"y")], "after the last", 1),
+        ([(3, True, b"x"), (2, True, b"y")], "inconsistent last", 1),
+        ([(1, False, b"x"), (1, False, b"y")], "twice with other data", 1),
     ],
 )
-def test_unusable_fragments_are_refused(pieces: list[tuple[int, bool, bytes]], reason: str) -> None:
+def test_unusable_fragments_are_refused(
+    pieces: list[tuple[int, bool, bytes]], reason: str, kept: int
+) -> None:
     r = Reassembler()
     with pytest.raises(DecodeError, match=reason):
         for number, last, data in pieces:
             r.add(fragment(number, last, data), SRC, 0.0)
-    assert len(r) == 0
+    assert len(r) == kept
+
+
+def test_a_stale_piece_with_the_same_fragment_id_does_not_block_the_next_message() -> None:
+    """Libreswan numbers every message's fragments with ID 1: a late duplicate of an earlier
+    message's fragment must not keep the next message from being joined."""
+    first, second = split(message(900), 400, 1), split(message(1000), 400, 1)
+    r = Reassembler()
+    assert [r.add(p, SRC, 0.0) for p in first][-1] == message(900)
+    assert r.add(first[0], SRC, 0.0) is None  # a late duplicate starts a stale partial message
+    with pytest.raises(DecodeError, match="earlier fragments of this message were dropped"):
+        r.add(second[0], SRC, 0.0)
+    assert r.add(second[1], SRC, 0.0) is None
+    assert r.add(second[2], SRC, 0.0) == message(1000)
 
 
 def test_reassembled_message_must_have_the_fragments_cookies_and_not_be_a_fragment() -> None:
