@@ -14,6 +14,7 @@ from snakeswan.errors import ConfigError, DecodeError
 from snakeswan.ike import fragments, vendor
 from snakeswan.ike.events import ChildSaEstablished, Datagram, IkeSaEstablished
 from snakeswan.ike.fragments import MAX_FRAGMENTS, MAX_PER_SOURCE, Reassembler, split
+from snakeswan.ike.impair import Impairer
 from snakeswan.wire.enums import ExchangeType, PayloadType
 from snakeswan.wire.message import HEADER_SIZE, Header, decode_header, decode_message, encode_datagram
 from snakeswan.wire.payloads import FragmentPayload
@@ -280,3 +281,10 @@ def test_fragments_for_unknown_cookies_are_dropped_with_a_reason() -> None:
     p.b.engine.receive_datagram(fragment(1, False, b"x"), (A_ADDR, 500), (B_ADDR, 500), p.now)
     drops = [r.fields for r in p.b.engine.tracer.find("drop")]
     assert drops and "unknown cookies" in str(drops[-1]["reason"]) and len(p.b.engine.reassembler) == 0
+
+
+def test_impairments_name_whole_messages_not_fragments() -> None:
+    """An IKE fragment is never named nor impaired (it would shift the names of later messages)."""
+    imp = Impairer.from_texts(["drop:MM5"])
+    d = Datagram(fragment(1, False, b"x"), SRC, ("10.231.0.2", 500))
+    assert imp.outbound(d) == [d] and not imp.names
