@@ -77,7 +77,6 @@ class Fragmenter:
         self.fragment_size = fragment_size
         self.nat_port = nat_port
         self._sa_of = sa_of
-        self._next_id: dict[bytes, int] = {}  # by initiator cookie
 
     def wanted(self, sa: IkeSa) -> bool:
         mode = sa.conn.fragmentation if sa.conn is not None else "no"
@@ -92,8 +91,7 @@ class Fragmenter:
             if sa is None or len(d.data) <= size + FRAGMENT_OVERHEAD or not self.wanted(sa):
                 out.append(d)
                 continue
-            fid = self._next_id.get(sa.icookie, 0) % 0xFFFF + 1
-            self._next_id[sa.icookie] = fid
+            fid = sa.fragment_id = sa.fragment_id % 0xFFFF + 1
             try:
                 pieces = split(d.data, size, fid)
             except ValueError as e:
@@ -103,9 +101,6 @@ class Fragmenter:
             tracer.emit("ike", "fragmented", sa=sa.unique_id, id=fid, count=len(pieces), size=len(d.data))
             out += [Datagram(p, d.src, d.dst) for p in pieces]
         return out
-
-    def forget(self, icookie: bytes) -> None:
-        self._next_id.pop(icookie, None)
 
     def _sa_for(self, d: Datagram) -> IkeSa | None:
         if d.keepalive or len(d.data) < HEADER_SIZE:
