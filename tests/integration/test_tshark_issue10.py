@@ -16,6 +16,7 @@ from tests.integration.test_tshark_decode import HASH, INFO, NOTIFY, QUICK, pars
 from tests.pair import A_ADDR, B_ADDR, Pair, site_config
 from tests.pcap import write_pcap
 from tests.pki import TestPki
+from tests.unit.ike.test_commit_bit import make_pair
 from tests.unit.ike.test_fragmentation import _configs
 from tests.unit.ike.test_natt_drafts import only_draft
 
@@ -50,10 +51,7 @@ def decode(p: Pair, seen: list[Datagram], tmp_path: Path, name: str) -> str:
 
 
 def test_commit_bit_and_connected(tmp_path: Path) -> None:
-    p = Pair(
-        site_config(A_ADDR, B_ADDR, LAN_A, LAN_B), site_config(B_ADDR, A_ADDR, LAN_B, LAN_A), keylog=True
-    )
-    p.a.engine.ctx.commit_bit = True
+    p = make_pair(a_commit=True, keylog=True)
     seen = capture(p)
     p.a.engine.initiate("site", now=p.now)
     p.run(30)

@@ -52,6 +52,7 @@ CONNECTION_KEYS = (
     "rand_time",
     "ike_life_bytes",
     "ike_lifetime_check",
+    "commit_bit",
     "pools",
     "children",
     "local",
@@ -108,6 +109,7 @@ class _ConnectionOptions(TypedDict):
     keyingtries: int
     unique: str
     ike_lifetime_check: str
+    commit_bit: bool
     vips: tuple[IPAddress, ...]
     pools: tuple[str, ...]
 
@@ -292,6 +294,7 @@ def _connection_options(conn: Table, daemon: DaemonConfig, pool_names: Collectio
         keyingtries=keyingtries,
         unique=unique,
         ike_lifetime_check=conn.choice("ike_lifetime_check", ("lenient", "strict"), "lenient"),
+        commit_bit=conn.boolean("commit_bit", False),
         vips=conn.parsed_list("vips", _vip),
         pools=pools,
     )

@@ -205,6 +205,8 @@ class ConnectionConfig:
     # responder: "lenient" runs a longer phase 1 lifetime offered with ours (and says so with a
     # RESPONDER-LIFETIME notify); "strict" refuses it with NO-PROPOSAL-CHOSEN (Cisco ASA)
     ike_lifetime_check: str = "lenient"
+    # set the commit bit (RFC 2408 4.6) in our QM1/QM2 (a snakeswan key; a peer's is always honoured)
+    commit_bit: bool = False
     local_xauth: AuthConfig | None = None
     remote_xauth: AuthConfig | None = None
     children: tuple[ChildConfig, ...] = ()

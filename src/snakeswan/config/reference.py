@@ -81,6 +81,12 @@ REFERENCE: dict[str, dict[str, Entry]] = {
             "`lenient` (run with the shorter, tell the peer) or "
             "`strict` (refuse a longer lifetime, as Cisco)",
         ),
+        "commit_bit": (
+            "boolean",
+            "false",
+            "set the commit bit (RFC 2408 4.6) in Quick Mode and wait for CONNECTED (snakeswan key; "
+            "a peer's commit bit is honoured whatever this says)",
+        ),
         "pools": ("names", "-", "pools to lease virtual IPs from (gateway)"),
         "children": ("tables", "-", "the connection's IPsec SAs, below"),
         "local": ("table", "-", "our authentication round 1 (also `local-<suffix>` for round 2: XAUTH)"),

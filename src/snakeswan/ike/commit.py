@@ -2,7 +2,7 @@
 
 A side that sets the commit bit asks that no IPsec SA be used before the other is known to have
 installed its own. As strongSwan does not set it and racoon and some Cisco gateways may, we honour
-it in both roles and set it ourselves only when asked (``Context.commit_bit``):
+it in both roles and set it ourselves only when the connection asks (``commit_bit = true``):
 
 - responder: a QM1 with the bit (or our own wish) gets a QM2 with the bit; once QM3 is verified
   and our SAs are installed we send an Informational exchange with N(CONNECTED) (protocol and our

@@ -49,8 +49,6 @@ class Context:
     # wall-clock time = engine time + wall_offset (certificate validity); set by the driver. None:
     # unknown, and certificates cannot be validated (signature authentication then fails).
     wall_offset: float | None = None
-    # set the commit bit (RFC 2408 4.6) in our QM1 and QM2 (ike/commit.py); a peer's is honoured always
-    commit_bit: bool = False
     outbox: list[Datagram] = field(default_factory=list)
     events: deque[Event] = field(default_factory=deque)
 

@@ -107,7 +107,8 @@ class QuickMode(Exchange):
         self.kilobytes: int | None = None
         self.initiator = child is not None  # who started this Quick Mode (either end of the IKE SA may)
         self.nat_oa: tuple[str, str] | None = None  # (peer's original address, ours as it saw it)
-        self.commit = ctx.commit_bit  # the commit bit in QM1/QM2 (RFC 2408 4.6, ike/commit.py)
+        # the commit bit in QM1/QM2 (RFC 2408 4.6, ike/commit.py): ours on request, the peer's always
+        self.commit = self.conn is not None and self.conn.commit_bit
 
     # ---- helpers ------------------------------------------------------------------------------
 
@@ -327,7 +328,7 @@ class QuickMode(Exchange):
                 )
             )
         self.seconds, self.kilobytes = self.choice.life_seconds, self.choice.life_kilobytes
-        self.commit = self.commit or commit.requested(msg.header)
+        self.commit = self.conn.commit_bit or commit.requested(msg.header)
         self.state = QmState.SENT_QM2
         self._send(rest, 2, now, expect_reply=True)
         self.retx.processed(data)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from snakeswan.config.loader import parse_config
+from snakeswan.errors import ConfigError
 from snakeswan.ike.events import ChildSaEstablished, Datagram, NegotiationFailed
 from snakeswan.wire.enums import ExchangeType, Flag
 from snakeswan.wire.message import decode_header
@@ -10,11 +14,14 @@ from tests.pair import A_ADDR, B_ADDR, Pair, site_config
 LAN_A, LAN_B = "10.231.1.0/24", "10.231.2.0/24"
 
 
-def make_pair(*, a_commit: bool = False, b_commit: bool = False) -> Pair:
-    p = Pair(site_config(A_ADDR, B_ADDR, LAN_A, LAN_B), site_config(B_ADDR, A_ADDR, LAN_B, LAN_A))
-    p.a.engine.ctx.commit_bit = a_commit
-    p.b.engine.ctx.commit_bit = b_commit
-    return p
+def with_commit(conf: str, on: bool) -> str:
+    return conf.replace("[connections.site]\n", f"[connections.site]\ncommit_bit = {str(on).lower()}\n")
+
+
+def make_pair(*, a_commit: bool = False, b_commit: bool = False, keylog: bool = False) -> Pair:
+    a = with_commit(site_config(A_ADDR, B_ADDR, LAN_A, LAN_B), a_commit)
+    b = with_commit(site_config(B_ADDR, A_ADDR, LAN_B, LAN_A), b_commit)
+    return Pair(a, b, keylog=keylog)
 
 
 def quick_modes(p: Pair) -> list[tuple[str, int, int]]:
@@ -123,8 +130,15 @@ def test_a_responder_that_ignores_the_commit_bit_completes_at_once() -> None:
         return d
 
     p.rewrite = clear_commit
-    p.b.engine.ctx.commit_bit = False
     p.a.engine.initiate("site", now=p.now)
     p.run(30)
     assert len(p.of(p.a, ChildSaEstablished)) == 1
     assert list(p.a.engine.tracer.find("commit_bit_ignored"))
+
+
+def test_commit_bit_key() -> None:
+    conf = site_config(A_ADDR, B_ADDR, LAN_A, LAN_B)
+    assert parse_config(conf, "a.toml").connection("site").commit_bit is False
+    assert parse_config(with_commit(conf, True), "a.toml").connection("site").commit_bit is True
+    with pytest.raises(ConfigError, match="commit_bit"):
+        parse_config(conf.replace("[connections.site]\n", "[connections.site]\ncommit_bit = 3\n"), "a.toml")
