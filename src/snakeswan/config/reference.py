@@ -84,8 +84,8 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "commit_bit": (
             "boolean",
             "false",
-            "set the commit bit (RFC 2408 4.6) in Quick Mode and wait for CONNECTED (snakeswan key; "
-            "a peer's commit bit is honoured whatever this says)",
+            "set the commit bit (RFC 2408 4.6) in the Quick Modes we start (snakeswan key; a peer's "
+            "commit bit is honoured whatever this says)",
         ),
         "pools": ("names", "-", "pools to lease virtual IPs from (gateway)"),
         "children": ("tables", "-", "the connection's IPsec SAs, below"),

@@ -328,7 +328,7 @@ class QuickMode(Exchange):
                 )
             )
         self.seconds, self.kilobytes = self.choice.life_seconds, self.choice.life_kilobytes
-        self.commit = self.conn.commit_bit or commit.requested(msg.header)
+        self.commit = commit.responder_sets(self, msg.header)
         self.state = QmState.SENT_QM2
         self._send(rest, 2, now, expect_reply=True)
         self.retx.processed(data)

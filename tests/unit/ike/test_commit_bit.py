@@ -6,6 +6,7 @@ import pytest
 
 from snakeswan.config.loader import parse_config
 from snakeswan.errors import ConfigError
+from snakeswan.ike import commit
 from snakeswan.ike.events import ChildSaEstablished, Datagram, NegotiationFailed
 from snakeswan.wire.enums import ExchangeType, Flag
 from snakeswan.wire.message import decode_header
@@ -63,14 +64,28 @@ def test_initiator_sets_the_commit_bit_and_waits_for_connected() -> None:
     assert events_in_order(p, "b") == ["child_sa_established", "connected_sent"]
 
 
-def test_responder_sets_the_commit_bit_and_the_initiator_honours_it() -> None:
-    p = make_pair(b_commit=True)
+def test_a_responder_that_sets_the_bit_on_its_own_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A responder (racoon, Cisco) may set the bit in QM2 although QM1 had none: we wait."""
+    monkeypatch.setattr(commit, "responder_sets", lambda qm, header: True)
+    p = make_pair()
     p.a.engine.initiate("site", now=p.now)
     p.run(30)
     established(p)
     flags = [f for w, e, f in quick_modes(p) if e == ExchangeType.QUICK_MODE]
     assert not flags[0] & Flag.COMMIT and flags[1] & Flag.COMMIT
     assert events_in_order(p, "a") == ["waiting_connected", "connected_received", "child_sa_established"]
+
+
+def test_our_responder_sets_the_bit_only_for_an_initiator_that_did() -> None:
+    """commit_bit = true on the responder alone: QM2 goes without the bit and no CONNECTED follows
+    (the initiator would not wait for it; strongSwan would drop its ISAKMP SA on it)."""
+    p = make_pair(b_commit=True)
+    p.a.engine.initiate("site", now=p.now)
+    p.run(30)
+    established(p)
+    assert all(not f & Flag.COMMIT for _, _, f in quick_modes(p))
+    assert not [e for _, e, _ in quick_modes(p) if e == ExchangeType.INFORMATIONAL]
+    assert list(p.b.engine.tracer.find("commit_bit_not_set"))
 
 
 def test_no_commit_bit_no_connected() -> None:
