@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ class BackgroundPing:
         assert m, out
         seqs = sorted({int(s) for s in re.findall(r"icmp_seq=(\d+) ttl", out)})
         edges = [0, *seqs, int(m.group(1)) + 1]
-        gap = max(b - a - 1 for a, b in zip(edges, edges[1:], strict=False)) * INTERVAL
+        gap = max(b - a - 1 for a, b in itertools.pairwise(edges)) * INTERVAL
         return PingResult(int(m.group(1)), int(m.group(2)), gap)
 
     def stop(self) -> None:
