@@ -52,7 +52,9 @@ def _spis(charon: Any) -> list[tuple[str, str, str, str]]:
     out = []
     for sa in charon.list_sas_raw():
         if sa.get("state") == "ESTABLISHED":
-            out += [(sa["initiator-spi"], sa["responder-spi"], c["spi-in"], c["spi-out"]) for c in children(sa)]
+            out += [
+                (sa["initiator-spi"], sa["responder-spi"], c["spi-in"], c["spi-out"]) for c in children(sa)
+            ]
     return out
 
 
