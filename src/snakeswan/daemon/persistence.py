@@ -43,6 +43,7 @@ from snakeswan.ike.events import (
     IkeSaDeleted,
     IkeSaEstablished,
     VirtualIps,
+    XauthResult,
 )
 from snakeswan.ike.persist import RestoredChild, export_sa, record_key, restore_sa
 from snakeswan.ike.persist_codec import RecordError, decode_record, encode_record
@@ -159,7 +160,7 @@ class Persistence:
     # ---- what happened: from the daemon's event loop ------------------------------------------
 
     def on_event(self, ev: Event) -> None:
-        if isinstance(ev, IkeSaEstablished | IkeSaDeleted | VirtualIps):
+        if isinstance(ev, IkeSaEstablished | IkeSaDeleted | VirtualIps | XauthResult):
             self._dirty.add(ev.ike_sa)
         elif isinstance(ev, ChildSaEstablished):
             self._dirty.add(ev.child.ike_sa)

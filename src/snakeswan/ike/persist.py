@@ -85,8 +85,10 @@ def export_all(engine: Engine, offset: float) -> dict[str, Record]:
 
 
 def export_sa(engine: Engine, sa: IkeSa, offset: float) -> Record | None:
-    """The record of ``sa``, None unless it is established (with keys and a connection)."""
-    if sa.state is not IkeState.ESTABLISHED or sa.crypto is None or sa.choice is None or sa.conn is None:
+    """The record of ``sa``, None unless it is *ready*: established (with keys and a connection)
+    and its XAUTH / Mode Config rounds, if any, over. An SA still in those rounds is not written:
+    restored, it would count as having passed them (fail closed: its peer authenticates again)."""
+    if not sa.ready or sa.crypto is None or sa.choice is None or sa.conn is None:
         return None
     if sa.local_id is None or sa.remote_id is None:
         return None
@@ -145,7 +147,7 @@ def export_sa(engine: Engine, sa: IkeSa, offset: float) -> Record | None:
 
 
 def _export_ra(ra: RemoteAccess | None) -> Record | None:
-    if ra is None or not ra.ready:
+    if ra is None:
         return None
     return {
         "user": ra.user,
