@@ -362,7 +362,8 @@ class Persistence:
         ra = sa.remote_access
         if dp is not None and ra is not None and ra.client_cfg and ra.vips:
             try:
-                dp.add_vips(sa_id, tuple(str(v) for v in ra.vips))
+                split = tuple(str(n) for n in ra.modecfg.split_include) if ra.modecfg else ()
+                dp.add_vips(sa_id, tuple(str(v) for v in ra.vips), split)
             except LocalError as e:
                 log.error("restored virtual IP %s could not be put on the TUN: %s", ra.vips, e)
 

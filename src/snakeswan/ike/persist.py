@@ -38,6 +38,7 @@ from snakeswan.ike.dpd import DEFAULT_TIMEOUT, DpdState
 from snakeswan.ike.engine import Engine
 from snakeswan.ike.events import ChildSaInfo, SaKeys
 from snakeswan.ike.lifetimes import ChildTimer
+from snakeswan.ike.modecfg import ModeCfg
 from snakeswan.ike.natt import NatResult
 from snakeswan.ike.persist_codec import VERSION, Record, RecordError
 from snakeswan.ike.proposals import IkeChoice
@@ -153,6 +154,7 @@ def _export_ra(ra: RemoteAccess | None) -> Record | None:
         "user": ra.user,
         "vips": [str(v) for v in ra.vips],
         "leased": [[pool, str(address)] for pool, address in ra.leased],
+        "split": [str(n) for n in ra.modecfg.split_include] if ra.modecfg is not None else [],
     }
 
 
@@ -297,6 +299,8 @@ def _restore_ra(engine: Engine, sa: IkeSa, rec: Record | None) -> None:
     if rec is not None:
         ra.user = rec["user"]
         ra.vips = [ipaddress.ip_address(v) for v in rec["vips"]]
+        split = tuple(ipaddress.ip_network(n) for n in rec.get("split", ()))
+        ra.modecfg = ModeCfg(addresses=tuple(ra.vips), split_include=split)
         for pool, address in rec["leased"]:
             addr = ipaddress.ip_address(address)
             got = engine.leases.acquire((pool,), ra.sa_identity(), addr.version, addr)

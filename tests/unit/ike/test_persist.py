@@ -17,7 +17,7 @@ from snakeswan.trace import Tracer
 from snakeswan.wire.enums import ExchangeType
 from snakeswan.wire.message import decode_header
 from tests.pair import A_ADDR, B_ADDR, Pair, rng_for, site_config
-from tests.ra import GW_ADDR, Hub, client_addr, client_config, gateway_config
+from tests.ra import GW_ADDR, GW_NET, Hub, client_addr, client_config, gateway_config
 
 LAN_A, LAN_B = "10.231.1.0/24", "10.231.2.0/24"
 KEY = bytes(range(32))
@@ -195,7 +195,12 @@ def test_gateway_restores_xauth_user_and_leases() -> None:
     records = _through_bytes(h.gateway, 0.0)
     assert len(records) == 1
     rec = next(iter(records.values()))
-    assert rec["ra"] == {"user": "alice", "vips": ["10.231.100.1"], "leased": [["rwpool", "10.231.100.1"]]}
+    assert rec["ra"] == {
+        "user": "alice",
+        "vips": ["10.231.100.1"],
+        "leased": [["rwpool", "10.231.100.1"]],
+        "split": [],
+    }
     new = Engine(parse_config(gw_text, "gw.toml"), rng_for(99), tracer=Tracer())
     sa, children = restore_sa(new, rec, h.now, 0.0)
     assert sa.ready and sa.remote_access is not None and sa.remote_access.user == "alice"
@@ -223,3 +228,18 @@ def test_sa_still_in_its_xauth_round_is_not_written() -> None:
     [sa] = h.gateway.ike_sas
     assert sa.state.value == "established" and not sa.ready
     assert export_sa(h.gateway, sa, 0.0) is None and export_all(h.gateway, 0.0) == {}
+
+
+def test_client_restores_its_virtual_ip_and_split_networks() -> None:
+    h = Hub(gateway_config(), [client_config(client_addr(0))])
+    h.clients[0].initiate("home", now=h.now)
+    h.run(30)
+    client = h.clients[0]
+    rec = next(iter(_through_bytes(client, 0.0).values()))
+    assert rec["ra"]["vips"] == ["10.231.100.1"] and rec["ra"]["split"] == [GW_NET]
+    new = Engine(parse_config(client_config(client_addr(0)), "c.toml"), rng_for(5), tracer=Tracer())
+    sa, children = restore_sa(new, rec, h.now, 0.0)
+    ra = sa.remote_access
+    assert ra is not None and ra.client_cfg and [str(v) for v in ra.vips] == ["10.231.100.1"]
+    assert ra.modecfg is not None and [str(n) for n in ra.modecfg.split_include] == [GW_NET]
+    assert children[0].info.local_ts == "10.231.100.1/32"
