@@ -51,12 +51,15 @@ from snakeswan.io.kvstore import KvStore, StoreError
 from snakeswan.io.sqlite_store import SqliteKvStore
 from snakeswan.ipsec import checkpoint
 from snakeswan.ipsec.checkpoint import Checkpoint
+from snakeswan.trace import Record
 
 if TYPE_CHECKING:
     from snakeswan.daemon.daemon import Daemon
 
 log = logging.getLogger("snakeswan.daemon.state")
 
+# a peer's RESPONDER-LIFETIME lowered an ISAKMP SA's lifetime after it was established
+REWRITE_ON = frozenset({"ike_lifetime_lowered"})
 IKE_PREFIX = "ike/"
 SEQ_PREFIX = "seq/"
 
@@ -167,6 +170,11 @@ class Persistence:
         elif isinstance(ev, ChildSaDeleted):
             self._dirty.add(ev.ike_sa)
             self._gone_children.append(ev.spi_in)
+
+    def on_record(self, rec: Record) -> None:
+        """Trace records that change a persisted SA without an event of their own."""
+        if rec.event in REWRITE_ON and isinstance(sa := rec.fields.get("sa"), int):
+            self._dirty.add(sa)
 
     def flush(self) -> None:
         """Write the records of the SAs touched since the last flush, in one batch."""
