@@ -243,3 +243,21 @@ def test_client_restores_its_virtual_ip_and_split_networks() -> None:
     assert ra is not None and ra.client_cfg and [str(v) for v in ra.vips] == ["10.231.100.1"]
     assert ra.modecfg is not None and [str(n) for n in ra.modecfg.split_include] == [GW_NET]
     assert children[0].info.local_ts == "10.231.100.1/32"
+
+
+def test_sa_whose_lifetime_ended_meanwhile_expires_at_once() -> None:
+    """A state file older than the SA's lifetime (a reboot): restored, it is deleted at once and
+    the peer told, instead of being used past its lifetime."""
+    p, ca, _ = _pair()
+    rec = next(iter(_through_bytes(p.a.engine, 0.0).values()))
+    new = Engine(parse_config(ca, "a.toml"), rng_for(5), tracer=Tracer())
+    later = p.now + 5 * 3600  # past the ISAKMP SA's and the IPsec SA's lifetimes
+    sa, _ = restore_sa(new, rec, later, 0.0)
+    assert sa.expire_at is not None and sa.expire_at < later
+    assert new.get_timer() is not None and new.get_timer() <= later  # type: ignore[operator]
+    new.handle_timer(later)
+    events = []
+    while (ev := new.next_event()) is not None:
+        events.append(ev)
+    assert any(isinstance(e, IkeSaDeleted) for e in events) and new.ike_sas == []
+    assert new.datagrams_to_send(later)  # the Deletes go out
