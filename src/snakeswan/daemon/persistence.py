@@ -292,6 +292,7 @@ class Persistence:
             if source is not self.store:
                 self._dirty.add(sa.unique_id)
             result.ike_sas += 1
+            self._vips(sa.unique_id)  # before the IPsec SAs: their routes follow the split networks
             for child in children:
                 used_seqs.add(seq_key(child.info.spi_in))
                 cp = self._install(child, seqs.get(seq_key(child.info.spi_in)), now)
@@ -366,8 +367,12 @@ class Persistence:
             sa.remote[0],
             len(children),
         )
+
+    def _vips(self, sa_id: int) -> None:
+        """A Mode Config client: its virtual IPs back on the TUN, with the split networks."""
+        sa = self.engine.table.get(sa_id)
         dp = self._dataplane()
-        ra = sa.remote_access
+        ra = sa.remote_access if sa is not None else None
         if dp is not None and ra is not None and ra.client_cfg and ra.vips:
             try:
                 split = tuple(str(n) for n in ra.modecfg.split_include) if ra.modecfg else ()
