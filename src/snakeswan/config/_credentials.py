@@ -3,7 +3,9 @@
 Files are named as in swanctl.conf: ``local.certs`` (our certificate, then the intermediate CA
 certificates sent with it, each issuing the one before), ``remote.certs`` (pinned peer
 certificates), ``remote.cacerts`` (the CAs trusted for the peer), ``remote.crls`` (their CRLs, a
-snakeswan key: files, nothing is fetched) and ``[secrets.private<suffix>]``
+snakeswan key: files, nothing is fetched), ``remote.ocsp_uris`` / ``ocsp_aia`` / ``revocation``
+(OCSP responders and the revocation policy; refused where no peer certificate is checked) and
+``[secrets.private<suffix>]``
 (also ``rsa``, ``ecdsa``, ``pkcs8``) sections with ``file`` (the private key) and an optional
 ``secret`` (its passphrase). A relative file name is taken from the configuration file's directory.
 """
@@ -134,6 +136,7 @@ def load_credentials(
                 "certificates to send go after our certificate in local.certs",
                 f"{where}.local.{key}",
             )
+        _revocation_keys(conn, where)
         _chain(conn.local, loaded, f"{where}.local.certs")
         for index, name in enumerate(conn.remote.crls):
             if name not in crls:
@@ -144,6 +147,32 @@ def load_credentials(
                     raise ConfigError(f"{e.what} ({full})", f"{where}.remote.crls[{index}]") from None
     creds = Credentials(tuple(loaded.items()), tuple(keys), tuple(crls.items()))
     return creds, [_local(conn, creds, f"{source}: connections.{conn.name}") for conn in conns]
+
+
+def _revocation_keys(conn: ConnectionConfig, where: str) -> None:
+    """Fail closed: revocation keys where no peer certificate is checked would do nothing."""
+    for side, auth in (("local", conn.local), ("remote", conn.remote)):
+        set_keys = [
+            key
+            for key, is_set in (
+                ("ocsp_uris", bool(auth.ocsp_uris)),
+                ("ocsp_aia", auth.ocsp_aia),
+                ("revocation", auth.revocation != "relaxed"),
+            )
+            if is_set
+        ]
+        if not set_keys:
+            continue
+        if side == "local":
+            raise ConfigError(
+                "revocation checking belongs to the remote side (the peer's certificate)",
+                f"{where}.local.{set_keys[0]}",
+            )
+        if auth.method not in ("pubkey", "rsa", "ecdsa"):
+            raise ConfigError(
+                f'no certificate to check: remote.auth is "{auth.auth}", not pubkey',
+                f"{where}.remote.{set_keys[0]}",
+            )
 
 
 def _chain(local: AuthConfig, loaded: dict[str, x509.Certificate], where: str) -> None:

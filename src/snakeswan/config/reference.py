@@ -95,6 +95,22 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         ),
         "cacerts": ("files", "-", "remote only: the CAs trusted for the peer"),
         "crls": ("files", "-", "remote only: CRLs of those CAs (snakeswan key; nothing is fetched)"),
+        "ocsp_uris": (
+            "URLs",
+            "-",
+            "remote only: OCSP responders (`http://...`) asked about the peer's certificate",
+        ),
+        "ocsp_aia": (
+            "boolean",
+            "false",
+            "remote only: also ask the OCSP responder named in the peer certificate's AIA",
+        ),
+        "revocation": (
+            "choice",
+            "relaxed",
+            "remote only: `strict` (no good OCSP/CRL status fails), `ifuri` (fails when a "
+            "responder was configured but gave no answer), `relaxed` (only a revocation fails)",
+        ),
         "pubkeys": ("files", "-", "(fail closed) raw public keys are not supported"),
         "xauth_id": ("string", "our IKE id", "XAUTH user name (client) or the one accepted (gateway)"),
         "round": ("integer", "0", "authentication round (1, 2)"),
