@@ -53,7 +53,9 @@ class Lab:
         self.p.a.engine.initiate("site", now=self.p.now)
         self.p.run(5)
 
-    def answer(self, status: ocsp.OCSPCertStatus, *, nonce: bytes | None = None, side: str = "b") -> OcspCheck:
+    def answer(
+        self, status: ocsp.OCSPCertStatus, *, nonce: bytes | None = None, side: str = "b"
+    ) -> OcspCheck:
         """Answer the last OcspCheck of ``side`` about the other's certificate (by its CA)."""
         s = self.p.b if side == "b" else self.p.a
         check = self.p.of(s, OcspCheck)[-1]
@@ -61,7 +63,9 @@ class Lab:
         sent = req.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
         peer = self.west if side == "b" else self.east
         assert req.serial_number == peer.certificate.serial_number
-        der = response(peer.certificate, self.pki.ca_cert, self.pki.ca_key, status=status, nonce=nonce or sent)
+        der = response(
+            peer.certificate, self.pki.ca_cert, self.pki.ca_key, status=status, nonce=nonce or sent
+        )
         s.engine.ocsp_verdict(check.ike_sa, der, f"from {URL}", self.p.now)
         self.p.run(60)
         return check
