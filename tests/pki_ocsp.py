@@ -70,3 +70,17 @@ def response(
     if nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
     return builder.sign(signer_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def index_line(cert: x509.Certificate, revoked: bool) -> str:
+    """One line of an ``openssl ca`` index: status, expiry, revocation, serial, file, subject."""
+    fmt = "%y%m%d%H%M%SZ"
+    when = (
+        (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime(fmt) + ",keyCompromise" if revoked else ""
+    )
+    subject = "/" + "/".join(reversed(cert.subject.rfc4514_string().split(",")))
+    serial = format(cert.serial_number, "X")
+    serial = serial if len(serial) % 2 == 0 else "0" + serial
+    return "\t".join(
+        ["R" if revoked else "V", cert.not_valid_after_utc.strftime(fmt), when, serial, "unknown", subject]
+    )

@@ -7,7 +7,6 @@ refuses the revoked one."""
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import subprocess
 import time
@@ -21,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from tests.daemons import DaemonProcess, wait_for
 from tests.netns import Netns, Topology, netns_usable
 from tests.pki import Issued, TestPki
-from tests.pki_ocsp import responder_cert
+from tests.pki_ocsp import index_line, responder_cert
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed"),
@@ -62,26 +61,12 @@ def _pem(path: Path, obj: x509.Certificate | object) -> Path:
     return path
 
 
-def _index_line(cert: x509.Certificate, revoked: bool) -> str:
-    """One line of an ``openssl ca`` index: status, expiry, revocation, serial, file, subject."""
-    fmt = "%y%m%d%H%M%SZ"
-    when = (
-        (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).strftime(fmt) + ",keyCompromise" if revoked else ""
-    )
-    subject = "/" + "/".join(reversed(cert.subject.rfc4514_string().split(",")))
-    serial = format(cert.serial_number, "X")
-    serial = serial if len(serial) % 2 == 0 else "0" + serial
-    return "\t".join(
-        ["R" if revoked else "V", cert.not_valid_after_utc.strftime(fmt), when, serial, "unknown", subject]
-    )
-
-
 class Responder:
     def __init__(self, ns: Netns, pki: TestPki, good: Issued, revoked: Issued) -> None:
         d = pki.dir
         index = d / "index.txt"
         index.write_text(
-            _index_line(good.certificate, False) + "\n" + _index_line(revoked.certificate, True) + "\n"
+            index_line(good.certificate, False) + "\n" + index_line(revoked.certificate, True) + "\n"
         )
         rcert, rkey = responder_cert(pki.ca_name, pki.ca_key)
         self.ns = ns
