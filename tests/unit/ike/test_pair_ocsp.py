@@ -21,9 +21,12 @@ URL = "http://127.0.0.1:2560/"
 GOOD, REVOKED, UNKNOWN = ocsp.OCSPCertStatus.GOOD, ocsp.OCSPCertStatus.REVOKED, ocsp.OCSPCertStatus.UNKNOWN
 
 
-def conf(local: str, remote: str, me: Issued, ca: Path, revocation: str = "") -> str:
+def conf(
+    local: str, remote: str, me: Issued, ca: Path, revocation: str = "", aggressive: bool = False
+) -> str:
     return f"""
 [connections.site]
+aggressive = {str(aggressive).lower()}
 local_addrs = ["{local}"]
 remote_addrs = ["{remote}"]
 proposals = ["aes128-sha256-modp2048"]
@@ -40,11 +43,13 @@ file = "{me.key}"
 
 
 class Lab:
-    def __init__(self, tmp: Path, b_revocation: str, a_revocation: str = "") -> None:
+    def __init__(
+        self, tmp: Path, b_revocation: str, a_revocation: str = "", *, aggressive: bool = False
+    ) -> None:
         self.pki = TestPki(tmp, "ecdsa")
         self.west, self.east = self.pki.host(WEST), self.pki.host(EAST, key_index=1)
-        self.a = conf(A_ADDR, B_ADDR, self.west, self.pki.ca_path, a_revocation)
-        self.b = conf(B_ADDR, A_ADDR, self.east, self.pki.ca_path, b_revocation)
+        self.a = conf(A_ADDR, B_ADDR, self.west, self.pki.ca_path, a_revocation, aggressive)
+        self.b = conf(B_ADDR, A_ADDR, self.east, self.pki.ca_path, b_revocation, aggressive)
         self.p = Pair(self.a, self.b)
         for side in (self.p.a, self.p.b):
             side.engine.ctx.wall_offset = time.time() - self.p.now
@@ -78,8 +83,9 @@ def ocsp_keys(policy: str = "relaxed") -> str:
     return f', ocsp_uris = ["{URL}"], revocation = "{policy}"'
 
 
-def test_good_answer_lets_quick_mode_run(tmp_path: Path) -> None:
-    lab = Lab(tmp_path, ocsp_keys())
+@pytest.mark.parametrize("aggressive", [False, True], ids=["main", "aggressive"])
+def test_good_answer_lets_quick_mode_run(tmp_path: Path, aggressive: bool) -> None:
+    lab = Lab(tmp_path, ocsp_keys(), aggressive=aggressive)
     lab.start()
     [check] = lab.p.of(lab.p.b, OcspCheck)
     assert check.urls == (URL,) and "request" not in repr(check)
@@ -90,8 +96,9 @@ def test_good_answer_lets_quick_mode_run(tmp_path: Path) -> None:
     assert status["status"] == "good" and status["accepted"] is True
 
 
-def test_revoked_peer_is_refused_and_the_cache_refuses_it_in_main_mode(tmp_path: Path) -> None:
-    lab = Lab(tmp_path, ocsp_keys())
+@pytest.mark.parametrize("aggressive", [False, True], ids=["main", "aggressive"])
+def test_revoked_peer_is_refused_and_the_cache_refuses_it_in_phase1(tmp_path: Path, aggressive: bool) -> None:
+    lab = Lab(tmp_path, ocsp_keys(), aggressive=aggressive)
     lab.start()
     lab.answer(REVOKED)
     assert not lab.up() and not lab.p.b.engine.ike_sas and not lab.p.a.engine.ike_sas
