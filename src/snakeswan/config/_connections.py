@@ -207,7 +207,7 @@ def _auth(table: Table) -> AuthConfig:
         cacerts=table.strings("cacerts") or (),
         pubkeys=table.strings("pubkeys") or (),
         crls=table.strings("crls") or (),
-        ocsp_uris=_ocsp_uris(table),
+        ocsp_uris=ocsp_uris(table),
         ocsp_aia=table.boolean("ocsp_aia", False),
         revocation=table.choice("revocation", REVOCATION, "relaxed"),
         xauth_id=table.string("xauth_id"),
@@ -215,7 +215,7 @@ def _auth(table: Table) -> AuthConfig:
     )
 
 
-def _ocsp_uris(table: Table) -> tuple[str, ...]:
+def ocsp_uris(table: Table) -> tuple[str, ...]:
     """OCSP responder URLs: plain http (RFC 6960 appendix A; the answers are signed)."""
     uris = table.strings("ocsp_uris") or ()
     for index, uri in enumerate(uris):

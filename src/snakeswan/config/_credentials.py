@@ -18,6 +18,7 @@ from dataclasses import replace
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from snakeswan.config._connections import ocsp_uris
 from snakeswan.config._fields import Table
 from snakeswan.config.credentials import (
     Credentials,
@@ -35,6 +36,7 @@ from snakeswan.wire.enums import AuthMethod
 
 KEY_PREFIXES = ("private", "rsa", "ecdsa", "pkcs8")
 KEY_KEYS = ("file", "secret")
+AUTHORITY_KEYS = ("cacert", "ocsp_uris")
 
 
 def is_key_section(name: str) -> bool:
@@ -145,8 +147,37 @@ def load_credentials(
                     crls[name] = parse_crl(data)
                 except CertError as e:
                     raise ConfigError(f"{e.what} ({full})", f"{where}.remote.crls[{index}]") from None
-    creds = Credentials(tuple(loaded.items()), tuple(keys), tuple(crls.items()))
+    authorities = _authorities(top, base, loaded)
+    creds = Credentials(tuple(loaded.items()), tuple(keys), tuple(crls.items()), authorities)
     return creds, [_local(conn, creds, f"{source}: connections.{conn.name}") for conn in conns]
+
+
+def _authorities(
+    top: Table, base: str, loaded: dict[str, x509.Certificate]
+) -> tuple[tuple[x509.Certificate, tuple[str, ...]], ...]:
+    """``[authorities.<name>]`` as swanctl's: ``cacert`` and the ``ocsp_uris`` asked about the
+    certificates it issued (trust stays with each connection's ``remote.cacerts``)."""
+    result = []
+    for _, table in top.subtables("authorities"):
+        table.check_keys(AUTHORITY_KEYS)
+        file = table.string("cacert")
+        where = f"{top.source}: {table.key_path('cacert')}"
+        if not file:
+            raise table.error("cacert", "required: the CA certificate file (PEM or DER)")
+        uris = ocsp_uris(table)
+        if not uris:
+            raise table.error("ocsp_uris", "required: an authority here only names OCSP responders")
+        if file not in loaded:
+            data, full = _read(file, base, where)
+            loaded[file] = load_certificate(data, f"{where} ({full})")
+        try:
+            bc = loaded[file].extensions.get_extension_for_class(x509.BasicConstraints).value
+        except (x509.ExtensionNotFound, ValueError):
+            bc = None
+        if bc is None or not bc.ca:
+            raise ConfigError("expected a CA certificate (basicConstraints cA = true)", where)
+        result.append((loaded[file], uris))
+    return tuple(result)
 
 
 def _revocation_keys(conn: ConnectionConfig, where: str) -> None:

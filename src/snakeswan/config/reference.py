@@ -24,6 +24,7 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         ),
         "pools": ("tables", "-", "virtual IP pools for Mode Config, `[pools.<name>]`"),
         "radius": ("table", "-", 'the RADIUS server for `auth = "xauth-radius"`'),
+        "authorities": ("tables", "-", "`[authorities.<name>]`: OCSP responders per CA certificate"),
     },
     "[daemon]": {
         "port": ("integer", "500", "UDP port for IKE"),
@@ -158,6 +159,10 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "timeout": ("duration", "3s", "wait for an answer"),
         "retries": ("integer", "2", "requests sent again before a rejection"),
         "nas_identifier": ("string", "snakeswan", "NAS-Identifier sent"),
+    },
+    "[authorities.<name>]": {
+        "cacert": ("file", "required", "a CA certificate (trust still comes from `remote.cacerts`)"),
+        "ocsp_uris": ("URLs", "required", "OCSP responders (`http://...`) for the certificates it issued"),
     },
     "[secrets.private-<name>] (private keys)": {
         "file": ("file", "required", "PEM or DER private key"),

@@ -4,7 +4,8 @@ policy (``remote.revocation``), without ever blocking the engine.
 When the peer's path is valid (``ike/pubkey.py``), :func:`assess` decides:
 
 - the issuer of the peer's certificate has a configured CRL: that CRL was checked, done;
-- no OCSP responder (``remote.ocsp_uris``, and the certificate's AIA when ``remote.ocsp_aia``):
+- no OCSP responder (``remote.ocsp_uris``, those of an ``[authorities.<name>]`` whose ``cacert``
+  issued it, and the certificate's AIA when ``remote.ocsp_aia``):
   done, except under ``strict``, which fails (no revocation information);
 - an answer for it is in the cache (:class:`OcspCache`, kept until its nextUpdate): decided at
   once, so a revoked certificate fails phase 1 itself (INVALID-CERTIFICATE);
@@ -121,7 +122,8 @@ def assess(
     crls = [ctx.config.credentials.crl(name) for name in remote.crls]
     if issuer is not None and any(crl.issuer == issuer.subject for crl in crls):
         return None  # its issuer's CRL was checked (crypto.certs.check_revocation)
-    urls = tuple(dict.fromkeys(remote.ocsp_uris + (aia_urls(cert) if remote.ocsp_aia else ())))
+    per_ca = ctx.config.credentials.ocsp_uris_for(issuer) if issuer is not None else ()
+    urls = tuple(dict.fromkeys(remote.ocsp_uris + per_ca + (aia_urls(cert) if remote.ocsp_aia else ())))
     if issuer is None or not urls:
         if remote.revocation == "strict":
             raise AuthenticationError(

@@ -67,3 +67,36 @@ secret = "x"
     with pytest.raises(ConfigError, match="not pubkey") as e:
         parse_config(text)
     assert "not pubkey" in str(e.value) and "revocation" in str(e.value)
+
+
+def test_authorities_name_ocsp_responders_per_ca(pki: TestPki) -> None:
+    text = (
+        _conf(pki, "")
+        + f'[authorities.lab]\ncacert = "{pki.ca_path}"\nocsp_uris = ["http://127.0.0.1:2560/"]\n'
+    )
+    creds = parse_config(text).credentials
+    assert creds.ocsp_uris_for(pki.ca_cert) == ("http://127.0.0.1:2560/",)
+    other = TestPki(pki.dir / "other", "ecdsa", cn="another CA", n=4)
+    assert creds.ocsp_uris_for(other.ca_cert) == ()
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "why"),
+    [
+        ('ocsp_uris = ["http://127.0.0.1/"]', "authorities.lab.cacert", "required"),
+        ('cacert = "{ca}"', "authorities.lab.ocsp_uris", "required"),
+        ('cacert = "{ca}"\nocsp_uris = ["https://x/"]', "authorities.lab.ocsp_uris[0]", "http://"),
+        (
+            'cacert = "{ca}"\nocsp_uris = ["http://x/"]\ncrl_uris = ["http://x/crl"]',
+            "crl_uris",
+            "unknown key",
+        ),
+        ('cacert = "{host}"\nocsp_uris = ["http://x/"]', "authorities.lab.cacert", "CA certificate"),
+    ],
+)
+def test_authorities_refused(pki: TestPki, body: str, key: str, why: str) -> None:
+    host = pki.host("host.sw-lab", key_index=3)
+    text = _conf(pki, "") + "[authorities.lab]\n" + body.format(ca=pki.ca_path, host=host.cert) + "\n"
+    with pytest.raises(ConfigError) as e:
+        parse_config(text)
+    assert key in str(e.value) and why in str(e.value), str(e.value)

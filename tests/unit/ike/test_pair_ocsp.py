@@ -187,3 +187,19 @@ def test_a_late_or_unasked_verdict_is_ignored(tmp_path: Path) -> None:
     assert lab.up()
     lab.p.b.engine.ocsp_verdict(lab.p.b.engine.ike_sas[0].unique_id, None, "late", lab.p.now)
     assert lab.p.b.engine.tracer.find("ocsp_verdict_ignored") and lab.p.b.engine.ike_sas
+
+
+def test_responder_configured_for_the_ca(tmp_path: Path) -> None:
+    """[authorities.<name>] names the responder for what its cacert issued: asked, and under
+    ifuri its answer is required."""
+    lab = Lab(tmp_path, ', revocation = "ifuri"')
+    authority = f'\n[authorities.lab]\ncacert = "{lab.pki.ca_path}"\nocsp_uris = ["{URL}ca"]\n'
+    lab.p = Pair(lab.a, lab.b + authority)
+    for side in (lab.p.a, lab.p.b):
+        side.engine.ctx.wall_offset = time.time() - lab.p.now
+    lab.start()
+    [check] = lab.p.of(lab.p.b, OcspCheck)
+    assert check.urls == (f"{URL}ca",)
+    lab.p.b.engine.ocsp_verdict(check.ike_sa, None, "no answer", lab.p.now)
+    lab.p.run(60)
+    assert not lab.up()
