@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.daemons import DaemonProcess, wait_for
+from tests.integration.test_daemon_operator import cli
 from tests.netns import Netns, Topology, netns_usable
 from tests.pki import Issued, TestPki
 from tests.pki_ocsp import index_line, responder_cert
@@ -148,7 +149,8 @@ def test_good_certificate_passes_and_revoked_is_refused(tmp_path: Path, lab: Lab
     ns, pki, good, revoked, east, responder = lab
     a, b = _pair(tmp_path, ns, pki, good, east, responder.url, "good")
     try:
-        a.cmd("up", conn="lo")
+        up = cli(a.control, "up", "lo", "--timeout", "30")
+        assert up.returncode == 0, up.stdout + up.stderr
         wait_for(lambda: [s for s in b.sas() if s["children"]], 20, "east's IPsec SA with the good peer")
         wait_for(lambda: [s for s in a.sas() if s["children"]], 20, "west's IPsec SA")
         assert "asking OCSP " + responder.url in b.log()
@@ -156,7 +158,9 @@ def test_good_certificate_passes_and_revoked_is_refused(tmp_path: Path, lab: Lab
         a.stop(), b.stop()
     a, b = _pair(tmp_path, ns, pki, revoked, east, responder.url, "revoked")
     try:
-        a.cmd("up", conn="lo")
+        up = cli(a.control, "up", "lo", "--timeout", "30")
+        assert up.returncode == 1, up.stdout + up.stderr
+        assert "deleted by peer" in up.stderr  # east deleted the ISAKMP SA once OCSP said revoked
         wait_for(lambda: "ocsp failed" in b.log(), 20, "east to refuse the revoked peer")
         time.sleep(1.0)
         assert not [s for s in b.sas() if s["children"]] and not [s for s in a.sas() if s["children"]]
