@@ -101,14 +101,30 @@ def _name(cert: x509.Certificate) -> str:
     return cert.subject.rfc4514_string() or "<empty subject>"
 
 
-def _ca_key_usage(policy: Policy, cert: x509.Certificate, ku: x509.KeyUsage | None) -> None:
+def _ca_usage_problem(cert: x509.Certificate, ku: x509.KeyUsage | None) -> str | None:
     if ku is not None and not ku.key_cert_sign:
-        raise ValueError(f'CA certificate "{_name(cert)}" lacks keyUsage keyCertSign')
+        return f'CA certificate "{_name(cert)}" lacks keyUsage keyCertSign'
+    return None
+
+
+def _ee_usage_problem(cert: x509.Certificate, ku: x509.KeyUsage | None) -> str | None:
+    if ku is not None and not (ku.digital_signature or ku.content_commitment):
+        return f'certificate "{_name(cert)}" lacks keyUsage digitalSignature (RFC 4945)'
+    return None
+
+
+def _ca_key_usage(policy: Policy, cert: x509.Certificate, ku: x509.KeyUsage | None) -> None:
+    """Validator of the CA extension policy (the verifier reports what it raises)."""
+    problem = _ca_usage_problem(cert, ku)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def _ee_key_usage(policy: Policy, cert: x509.Certificate, ku: x509.KeyUsage | None) -> None:
-    if ku is not None and not (ku.digital_signature or ku.content_commitment):
-        raise ValueError(f'certificate "{_name(cert)}" lacks keyUsage digitalSignature (RFC 4945)')
+    """Validator of the end-entity extension policy."""
+    problem = _ee_usage_problem(cert, ku)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def _ipsec_policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:
@@ -167,10 +183,9 @@ def _explain_extensions(cert: x509.Certificate, *, ca: bool) -> None:
     except ValueError as exc:  # a malformed extension
         raise CertError(f'certificate "{_name(cert)}" has a malformed extension: {exc}') from None
     if not ca:
-        try:
-            _ee_key_usage(None, cert, ku)  # type: ignore[arg-type]
-        except ValueError as exc:
-            raise CertError(str(exc)) from None
+        problem = _ee_usage_problem(cert, ku)
+        if problem is not None:
+            raise CertError(problem)
         return
     try:
         bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
@@ -178,10 +193,9 @@ def _explain_extensions(cert: x509.Certificate, *, ca: bool) -> None:
         bc = None
     if bc is None or not bc.ca:
         raise CertError(f'"{_name(cert)}" is not a CA certificate (basicConstraints cA)')
-    try:
-        _ca_key_usage(None, cert, ku)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise CertError(str(exc)) from None
+    problem = _ca_usage_problem(cert, ku)
+    if problem is not None:
+        raise CertError(problem)
 
 
 def _explain(

@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from snakeswan.crypto.certs import CertError, parse_certificate, validate_chain
+from snakeswan.crypto.certs import MAX_PATH, CertError, parse_certificate, validate_chain
 from tests.pki import NOW, build_cert, make_key, name
 
 
@@ -138,3 +138,18 @@ def test_checks_the_verifier_adds_or_keeps() -> None:
     with pytest.raises(CertError, match="path length") as e:
         validate_chain(leaf2, [sub], [zero], NOW)  # pathLenConstraint 0: no CA below it
     assert not e.value.untrusted
+
+
+def test_at_most_max_path_intermediates() -> None:
+    root, root_key = _ca("root", 60)
+    issuer_name, issuer_key, chain = name("root"), root_key, []
+    for i in range(MAX_PATH + 1):
+        key = make_key("ecdsa", 61 + i)
+        chain.append(build_cert(name(f"i{i}"), key, issuer_name, issuer_key, ca=True))
+        issuer_name, issuer_key = name(f"i{i}"), key
+        leaf = build_cert(name("leaf"), make_key("ecdsa", 12), issuer_name, issuer_key)
+        if i + 1 <= MAX_PATH:
+            assert len(validate_chain(leaf, chain, [root], NOW)) == i + 3
+        else:
+            with pytest.raises(CertError, match="max depth"):
+                validate_chain(leaf, chain, [root], NOW)
