@@ -418,6 +418,11 @@ class Engine:
 
     def _new_transaction(self, sa: IkeSa, header: Header, data: bytes, now: float) -> None:
         """A Transaction the peer starts (its XAUTH request, Mode Config request or set)."""
+        if sa.revocation is not None and not sa.revocation.passed:  # its retransmission will do
+            self.tracer.emit(
+                "ike", "drop", reason="waiting for OCSP", sa=sa.unique_id, exchange="transaction"
+            )
+            return
         tx = Transaction(sa, self.ctx, header.message_id, "Transaction")
         ra = sa.remote_access
 

@@ -11,10 +11,12 @@ import pytest
 from cryptography import x509
 from cryptography.x509 import ocsp
 
-from snakeswan.ike.events import ChildSaEstablished, NegotiationFailed, OcspCheck
+from snakeswan.ike.events import ChildSaEstablished, NegotiationFailed, OcspCheck, XauthResult
 from tests.pair import A_ADDR, B_ADDR, Pair
 from tests.pki import Issued, TestPki
 from tests.pki_ocsp import response
+from tests.ra import Hub
+from tests.unit.ike.test_pair_remote_access import _cert_configs
 
 WEST, EAST = "west.sw-lab", "east.sw-lab"
 URL = "http://127.0.0.1:2560/"
@@ -203,3 +205,38 @@ def test_responder_configured_for_the_ca(tmp_path: Path) -> None:
     lab.p.b.engine.ocsp_verdict(check.ike_sa, None, "no answer", lab.p.now)
     lab.p.run(60)
     assert not lab.up()
+
+
+@pytest.mark.parametrize("hybrid", [False, True], ids=["rsa-xauth", "hybrid"])
+def test_remote_access_client_waits_for_ocsp_before_xauth(tmp_path: Path, hybrid: bool) -> None:
+    """The gateway asks for XAUTH right after phase 1; the client, still waiting for the OCSP
+    answer about the gateway's certificate, drops the request (the gateway sends it again) and
+    answers once the certificate is known good."""
+    pki = TestPki(tmp_path, "rsa")
+    gateway, client_conf = _cert_configs(pki, hybrid)
+    client_conf = client_conf.replace(
+        f'cacerts = ["{pki.ca_path}"] }}', f'cacerts = ["{pki.ca_path}"]{ocsp_keys()} }}'
+    )
+    assert "ocsp_uris" in client_conf
+    h = Hub(gateway, [client_conf])
+    for eng in h.engines.values():
+        eng.ctx.wall_offset = time.time() - h.now
+    client = h.clients[0]
+    client.initiate("home", now=h.now)
+    h.run(2)
+    [check] = h.of(client, OcspCheck)
+    assert not h.of(client, XauthResult) and client.ike_sas and client.ike_sas[0].remote_access is None
+    gw_cert = x509.load_pem_x509_certificate(Path(gateway.split('certs = ["')[1].split('"')[0]).read_bytes())
+    nonce = (
+        ocsp.load_der_ocsp_request(check.request)
+        .extensions.get_extension_for_class(x509.OCSPNonce)
+        .value.nonce
+    )
+    client.ocsp_verdict(check.ike_sa, response(gw_cert, pki.ca_cert, pki.ca_key, nonce=nonce), "", h.now)
+    h.run(60)
+    assert [e.ok for e in h.of(client, XauthResult)] == [True]
+    assert [r for r in client.tracer.find("drop") if r.fields["reason"] == "waiting for OCSP"]
+    assert not list(client.tracer.find("exchange_failed")) and not list(
+        h.gateway.tracer.find("notify_received")
+    )
+    assert [e.child for e in h.of(client, ChildSaEstablished)]
