@@ -38,7 +38,7 @@ from snakeswan.config.model import (
 from snakeswan.config.traffic import IPAddress, IPNetwork
 from snakeswan.errors import ConfigError
 
-TOP_KEYS = ("daemon", "connections", "secrets", "pools", "radius")
+TOP_KEYS = ("daemon", "connections", "secrets", "pools", "radius", "authorities")
 RADIUS_KEYS = ("address", "port", "secret", "timeout", "retries", "nas_identifier")
 DAEMON_KEYS = (
     "port",
@@ -59,6 +59,8 @@ DAEMON_KEYS = (
     "half_open_per_source",
     "fragment_size",
     "metrics",
+    "state",
+    "state_file",
 )
 POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude", "banner", "default_domain")
 _PSK_PREFIXES = ("ike", "psk")
@@ -174,7 +176,17 @@ def _daemon(table: Table | None) -> DaemonConfig:
         half_open_per_source=table.integer("half_open_per_source", 10, 1, 1_000_000),
         fragment_size=table.integer("fragment_size", 1280, 576, 65535),
         metrics=_metrics(table),
+        state=table.choice("state", ("sqlite", "none"), "sqlite"),
+        state_file=_state_file(table),
     )
+
+
+def _state_file(table: Table) -> str | None:
+    """An absolute path (the daemon may run from anywhere); absent: beside the control socket."""
+    text = table.string("state_file")
+    if text is not None and not os.path.isabs(text):
+        raise table.error("state_file", f"expected an absolute path, got {text!r}")
+    return text
 
 
 def _half_open_timeout(table: Table) -> float:
