@@ -85,10 +85,10 @@ class Fragmenter:
     def outgoing(self, datagrams: list[Datagram], tracer: Tracer) -> list[Datagram]:
         out: list[Datagram] = []
         for d in datagrams:
-            sa = self._sa_for(d)
             natt = self.nat_port in (d.src[1], d.dst[1])
             size = data_per_fragment(self.fragment_size, ":" in d.dst[0], natt)
-            if sa is None or len(d.data) <= size + FRAGMENT_OVERHEAD or not self.wanted(sa):
+            sa = self._sa_for(d) if len(d.data) > size + FRAGMENT_OVERHEAD else None  # fits: no lookup
+            if sa is None or not self.wanted(sa):
                 out.append(d)
                 continue
             fid = sa.fragment_id = sa.fragment_id % 0xFFFF + 1
