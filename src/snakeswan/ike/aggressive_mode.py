@@ -68,7 +68,9 @@ class AggressiveMode(Exchange):
     def _send(
         self, payloads: list[Payload], now: float, *, expect_reply: bool, encrypt: bool = False
     ) -> None:
-        data = crypt.build(self.sa, ExchangeType.AGGRESSIVE, 0, payloads, encrypt=encrypt)
+        data = crypt.build(
+            self.sa, ExchangeType.AGGRESSIVE, 0, payloads, encrypt=encrypt, hook=self.ctx.payload_hook
+        )
         self.send(data, now, expect_reply=expect_reply)
         label = "AM3" if self.state is AmState.DONE else self.state.name.removeprefix("SENT_")
         self.trace("sent", msg=label, payloads=summary(payloads), encrypted=encrypt)

@@ -14,6 +14,13 @@ from snakeswan.config.model import Config
 from snakeswan.ike.events import Address, Datagram, Event
 from snakeswan.ike.retransmit import RetransmitPolicy
 from snakeswan.trace import Tracer
+from snakeswan.wire.payloads import Payload
+
+#: (initiator cookie, exchange type, message ID, payloads, recompute the HASH at their head or None)
+#: -> the payloads to encode instead: impairments on purpose (ike/impair.py), None in normal use
+PayloadHook = Callable[
+    [bytes, int, int, list[Payload], Callable[[list[Payload]], bytes] | None], list[Payload]
+]
 
 
 class SpiAllocator:
@@ -49,6 +56,7 @@ class Context:
     # wall-clock time = engine time + wall_offset (certificate validity); set by the driver. None:
     # unknown, and certificates cannot be validated (signature authentication then fails).
     wall_offset: float | None = None
+    payload_hook: PayloadHook | None = None  # Impairer.attach: payload impairments (tests, labs)
     outbox: list[Datagram] = field(default_factory=list)
     events: deque[Event] = field(default_factory=deque)
 

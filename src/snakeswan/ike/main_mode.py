@@ -73,7 +73,14 @@ class MainMode(Exchange):
     def _send(
         self, payloads: list[Payload], now: float, *, encrypt: bool = False, expect_reply: bool = True
     ) -> None:
-        data = crypt.build(self.sa, ExchangeType.IDENTITY_PROTECTION, 0, payloads, encrypt=encrypt)
+        data = crypt.build(
+            self.sa,
+            ExchangeType.IDENTITY_PROTECTION,
+            0,
+            payloads,
+            encrypt=encrypt,
+            hook=self.ctx.payload_hook,
+        )
         self.send(data, now, expect_reply=expect_reply)
         label = "MM6" if self.state is MmState.DONE else self.state.name.removeprefix("SENT_")
         self.trace("sent", msg=label, payloads=summary(payloads), encrypted=encrypt)
