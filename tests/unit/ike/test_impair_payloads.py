@@ -6,6 +6,8 @@ negotiation still completes."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from snakeswan.errors import ConfigError
@@ -14,8 +16,10 @@ from snakeswan.ike.impair import Impairer, parse_rule
 from snakeswan.wire.enums import ExchangeType
 from snakeswan.wire.message import decode_header
 from tests.pair import Pair, Side
+from tests.pki import TestPki
 from tests.unit.ike.test_impair import events, up
 from tests.unit.ike.test_pair_negative import pair
+from tests.unit.ike.test_pair_pubkey import _pair_configs, pki  # noqa: F401 - pki is a fixture
 
 Arrivals = list[tuple[float, int, int]]  # (time, exchange type, message ID) as the peer got them
 
@@ -168,3 +172,15 @@ def test_reorder_without_a_follower_is_released_after_its_time() -> None:
 
 def p_start(p: Pair) -> float:
     return 1000.0  # Pair's clock starts here
+
+
+def test_bad_sig_in_mm5_is_refused(pki: TestPki) -> None:  # noqa: F811
+    a, b = _pair_configs(pki)
+    p = Pair(a, b)
+    offset = time.time() - p.now
+    p.a.engine.ctx.wall_offset = p.b.engine.ctx.wall_offset = offset
+    imp, _ = impaired(p, p.a, "bad-sig:MM5")
+    p.a.engine.initiate("site", now=p.now)
+    p.run(max_time=600)
+    assert imp.applied == [("corrupt", "MM5.SIG")] and not p.of(p.b, IkeSaEstablished)
+    assert any("signature" in r.lower() for r in rejected(p.b)), rejected(p.b)
