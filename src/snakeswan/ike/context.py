@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from snakeswan.config.model import Config
 from snakeswan.ike.events import Address, Datagram, Event
 from snakeswan.ike.retransmit import RetransmitPolicy
+from snakeswan.ike.revocation import OcspCache
 from snakeswan.trace import Tracer
 from snakeswan.wire.payloads import Payload
 
@@ -57,6 +58,7 @@ class Context:
     # unknown, and certificates cannot be validated (signature authentication then fails).
     wall_offset: float | None = None
     payload_hook: PayloadHook | None = None  # Impairer.attach: payload impairments (tests, labs)
+    ocsp_cache: OcspCache = field(default_factory=OcspCache)  # OCSP answers until their nextUpdate
     outbox: list[Datagram] = field(default_factory=list)
     events: deque[Event] = field(default_factory=deque)
 
