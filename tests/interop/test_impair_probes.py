@@ -17,26 +17,43 @@ import pytest
 from snakeswan.control.client import ControlError
 from snakeswan.ike.impair import parse_rule
 from tests.daemons import DaemonProcess, wait_for
-from tests.interop.test_strongswan_ike import CELLS, LAN_E, LAN_W, PSK, snakeswan_conf, strongswan_conf
+from tests.interop.strongswan import AGGRESSIVE_PSK_OPT_IN
+from tests.interop.test_strongswan_ike import (
+    CELLS,
+    EAST,
+    LAN_E,
+    LAN_W,
+    PSK,
+    WEST,
+    Cell,
+    ids,
+    snakeswan_conf,
+    strongswan_conf,
+)
 from tests.netns import site_to_site
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
-CELL = CELLS[0]  # Main Mode PSK aes128-sha256-modp2048, ESP aes128-sha256 without PFS
+CELL = {c.name: c for c in CELLS}  # a: Main Mode PSK, ESP without PFS; d: Aggressive Mode, FQDN IDs
 
-EAST_CONF = f"""
+
+def east_conf(cell: Cell) -> str:
+    """The snakeswan responder's side of ``cell`` (test_strongswan_ike has the initiator's)."""
+    lid, rid = reversed(ids(cell))
+    return f"""
 [connections.gw]
-local_addrs = ["10.231.0.2"]
-remote_addrs = ["10.231.0.1"]
-proposals = ["{CELL.ike}"]
-local = {{ auth = "psk" }}
-remote = {{ auth = "psk" }}
+local_addrs = ["{EAST}"]
+remote_addrs = ["{WEST}"]
+aggressive = {str(cell.aggressive).lower()}
+proposals = ["{cell.ike}"]
+local = {{ auth = "psk", id = "{lid}" }}
+remote = {{ auth = "psk", id = "{rid}" }}
 [connections.gw.children.net]
 local_ts = ["{LAN_E}"]
 remote_ts = ["{LAN_W}"]
-esp_proposals = ["{CELL.esp}"]
+esp_proposals = ["{cell.esp}"]
 [secrets.ike-gw]
-id = ["10.231.0.2", "10.231.0.1"]
+id = ["{lid}", "{rid}"]
 secret = "{PSK}"
 """
 
@@ -47,6 +64,7 @@ class Probe:
     up: bool  # the tunnel comes up in the end
     ours: str  # what a snakeswan peer logs (regex)
     theirs: str  # what strongSwan logs (regex)
+    cell: str = "a"
 
 
 ESTABLISHED_OURS = r"child_sa_established sa=\d+ exchange=quick_mode child=net"
@@ -80,6 +98,15 @@ PROBES = [
     ),
     # the byte flipped is the transform's number (ignored by both), with a HASH made for it
     Probe("corrupt:QM1.SA", True, ESTABLISHED_OURS, ESTABLISHED_THEIRS),
+    # Aggressive Mode: AM3 held back until the QM1 that follows it has gone
+    # (both drop the early QM1 and take its retransmission, 4 s later)
+    Probe(
+        "reorder:AM3",
+        True,
+        r"drop reason=no exchange for this message sa=\d+ exchange=QUICK_MODE",
+        r"ignoring QUICK_MODE request while phase 1 is incomplete",
+        cell="d",
+    ),
 ]
 
 
@@ -88,15 +115,17 @@ def start(
 ) -> tuple[DaemonProcess, Any]:
     topo = topology()
     west, east = site_to_site(topo)
+    cell = CELL[probe.cell]
     if peer == "strongswan":
-        other: Any = charon_factory(east, "east", strongswan_conf(CELL))
+        settings = {AGGRESSIVE_PSK_OPT_IN: True} if cell.aggressive else None
+        other: Any = charon_factory(east, "east", strongswan_conf(cell), settings=settings)
     else:
-        other = DaemonProcess(tmp_path, "east", EAST_CONF, netns=east.name, log_level="debug")
+        other = DaemonProcess(tmp_path, "east", east_conf(cell), netns=east.name, log_level="debug")
         topo.on_close(other.stop)
     ours = DaemonProcess(
         tmp_path,
         "west",
-        snakeswan_conf(CELL),
+        snakeswan_conf(cell),
         netns=west.name,
         args=("--impair", probe.rule),
         log_level="debug",
