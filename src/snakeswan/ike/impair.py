@@ -95,8 +95,10 @@ def parse_rule(text: str) -> Rule:
         if payload not in impair_payloads.NAMES:
             known = ", ".join(impair_payloads.NAMES)
             raise ConfigError(f"impairment {text!r}: unknown payload {payload!r} (known: {known})")
+    elif action in impair_payloads.ACTIONS and action not in ACTIONS:
+        raise ConfigError(f"impairment {text!r}: {action} needs a payload, e.g. {action}:QM1.KE")
     elif action not in ACTIONS:
-        known = ", ".join((*ACTIONS, *PAYLOAD_ACTIONS))
+        known = ", ".join(dict.fromkeys((*ACTIONS, *PAYLOAD_ACTIONS)))
         raise ConfigError(f"impairment {text!r}: unknown action {action!r} (known: {known})")
     seconds = _seconds(text, action, value)
     prefix = message.rstrip("0123456789")

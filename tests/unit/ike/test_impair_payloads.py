@@ -68,7 +68,13 @@ def test_rules_with_payloads_and_times() -> None:
     assert str(parse_rule("delay=2.5:MM3")) == "delay=2.5:MM3:1"
     assert str(parse_rule("reorder:AM3")) == "reorder=1:AM3:1"
     for bad, why in [
-        ("omit:QM1", "unknown action 'omit'"),
+        ("omit:QM1", "omit needs a payload, e.g. omit:QM1.KE"),
+        ("explode:QM1.KE", "'explode' is no payload action"),
+        (
+            "explode:QM1",
+            r"unknown action 'explode' \(known: drop, duplicate, corrupt, truncate, wrong-spi, "
+            r"replay, delay, reorder, omit, bad-hash, bad-sig\)",
+        ),
         ("omit:QM1.FOO", "unknown payload 'FOO'"),
         ("truncate:QM1.KE", "'truncate' is no payload action"),
         ("bad-hash:QM1.HASH", "names a message, not a payload"),
