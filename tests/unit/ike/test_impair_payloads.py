@@ -190,3 +190,13 @@ def test_bad_sig_in_mm5_is_refused(pki: TestPki) -> None:  # noqa: F811
     p.run(max_time=600)
     assert imp.applied == [("corrupt", "MM5.SIG")] and not p.of(p.b, IkeSaEstablished)
     assert any("signature" in r.lower() for r in rejected(p.b)), rejected(p.b)
+
+
+def test_corrupt_id_in_quick_mode_is_a_proxy_id_the_responder_has_no_child_for() -> None:
+    p = pair()
+    imp, _ = impaired(p, p.a, "corrupt:QM1.ID:*")
+    p.run(max_time=600)
+    assert ("corrupt", "QM1.ID") in imp.applied and p.of(p.b, IkeSaEstablished)
+    reasons = [str(f.get("reason")) for f in events(p.b, "exchange_failed")]
+    assert any(r.startswith("no child of site covers") for r in reasons), reasons
+    assert not any("HASH" in r for r in rejected(p.b))  # authentic, only the ID is wrong
