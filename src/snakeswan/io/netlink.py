@@ -72,6 +72,7 @@ _FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
 _PROTOCOLS = {"tcp": 6, "udp": 17, "dccp": 33, "sctp": 132, "icmp": 1, "ipv6-icmp": 58, "esp": 50, "ah": 51}
 _NEW = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE
 _HDR = struct.Struct("=IHHII")
+TIMEOUT = 5.0
 
 
 class NetlinkError(LocalError):
@@ -87,6 +88,7 @@ def request(msg: Any, kind: int, flags: int, *, what: str) -> list[bytes]:
     nothing once the kernel acknowledged. ``NetlinkError`` naming ``what`` on a refusal."""
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
     try:
+        sock.settimeout(TIMEOUT)  # the kernel answers at once; never hang the daemon on it
         sock.bind((0, 0))
         msg["header"]["type"] = kind
         msg["header"]["flags"] = flags
@@ -94,6 +96,8 @@ def request(msg: Any, kind: int, flags: int, *, what: str) -> list[bytes]:
         msg.encode()
         sock.send(msg.data)
         return _answer(sock, what)
+    except TimeoutError:
+        raise LocalError(f"{what}: netlink: no answer within {TIMEOUT:g} s") from None
     except OSError as e:
         raise LocalError(f"{what}: netlink: {e.strerror or e}") from None
     finally:
