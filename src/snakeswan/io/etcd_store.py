@@ -1,0 +1,98 @@
+"""The state store on etcd: :class:`EtcdKvStore` implements :class:`~snakeswan.io.kvstore.KvStore`.
+
+Layout: every key of one store lives under a prefix, ``/snakeswan/<cluster>/state/<share>/``
+(see :mod:`snakeswan.io.leadership` for what a share is); the record keys the daemon uses
+(``ike/<cookies>``, ``child/<spi>``...) follow it unchanged, values are the sealed records as they
+come (etcd sees no key material in the clear).
+
+``apply(puts, deletes)`` is one etcd transaction, so atomic on every member. etcd refuses a
+transaction of more than ``--max-txn-ops`` operations (128 by default): a larger batch is split
+into transactions of ``max_ops`` each, applied in order; each record is still written whole, but
+such a batch is atomic only per chunk (raise ``--max-txn-ops`` on the members and ``max_ops`` here
+to keep big batches whole).
+
+Fencing: built with ``guard=(key, value)`` (the share's owner key and our node name), every
+transaction also compares that key's value: a node that lost the share (its lease expired while
+it was cut off, another node took over) has its writes refused with :class:`NotOwner` instead of
+overwriting the new owner's state. The guard costs nothing: it is part of the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+from snakeswan.io.etcd_client import EtcdClient, EtcdError, delete_op, put_op, value_is
+from snakeswan.io.kvstore import StoreError
+
+__all__ = ["EtcdKvStore", "NotOwner"]
+
+MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
+
+
+class NotOwner(StoreError):
+    """A guarded write was refused: the owner key no longer names us (another node took over)."""
+
+
+class EtcdKvStore:
+    """``EtcdKvStore(client, "/snakeswan/lab/state/vip1/", guard=(b".../owner/vip1", b"gw1"))``."""
+
+    def __init__(
+        self,
+        client: EtcdClient,
+        prefix: str,
+        *,
+        guard: tuple[bytes, bytes] | None = None,
+        max_ops: int = MAX_TXN_OPS,
+    ) -> None:
+        if not prefix.endswith("/"):
+            raise StoreError(f"etcd store prefix {prefix!r} must end with '/'")
+        self.client = client
+        self.prefix = prefix
+        self.guard = guard
+        self.max_ops = max(1, max_ops)
+        self.writes = 0  # transactions committed
+        self._closed = False
+
+    def apply(self, puts: Mapping[str, bytes], deletes: Sequence[str] = ()) -> None:
+        self._check()
+        ops = [delete_op(self._key(k)) for k in deletes]
+        ops += [put_op(self._key(k), v) for k, v in puts.items()]
+        compare = [value_is(*self.guard)] if self.guard else []
+        for i in range(0, len(ops), self.max_ops):
+            ok, _ = self.client.txn(compare, ops[i : i + self.max_ops])
+            if not ok:
+                raise NotOwner(
+                    f"etcd refused a write under {self.prefix}: {self.guard[0].decode()} no longer names "
+                    f"{self.guard[1].decode()} (another node owns this state now)"
+                    if self.guard
+                    else f"etcd transaction under {self.prefix} failed"
+                )
+            self.writes += 1
+
+    def scan(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        self._check()
+        cut = len(self.prefix)
+        for kv in self.client.scan(self._key(prefix)):
+            try:
+                key = kv.key.decode("ascii")
+            except UnicodeDecodeError:
+                raise EtcdError(f"etcd key {kv.key!r} under {self.prefix} is not ASCII") from None
+            yield key[cut:], kv.value
+
+    def clear(self) -> None:
+        """Remove every key of this store (a share handed back empty)."""
+        self._check()
+        self.client.delete_prefix(self.prefix.encode("ascii"))
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _key(self, key: str) -> bytes:
+        try:
+            return (self.prefix + key).encode("ascii")
+        except UnicodeEncodeError:
+            raise StoreError(f"state store key {key!r} is not ASCII") from None
+
+    def _check(self) -> None:
+        if self._closed:
+            raise StoreError("the state store is closed")
