@@ -24,6 +24,7 @@ import tomllib
 from snakeswan.config._connections import is_specific, parse_connection
 from snakeswan.config._credentials import is_key_section, load_credentials
 from snakeswan.config._fields import Table, describe
+from snakeswan.config.cluster import parse_cluster
 from snakeswan.config.identity import Identity
 from snakeswan.config.model import (
     Config,
@@ -38,7 +39,7 @@ from snakeswan.config.model import (
 from snakeswan.config.traffic import IPAddress, IPNetwork
 from snakeswan.errors import ConfigError
 
-TOP_KEYS = ("daemon", "connections", "secrets", "pools", "radius")
+TOP_KEYS = ("daemon", "connections", "secrets", "pools", "radius", "cluster")
 RADIUS_KEYS = ("address", "port", "secret", "timeout", "retries", "nas_identifier")
 DAEMON_KEYS = (
     "port",
@@ -109,6 +110,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         pools=pools,
         radius=radius,
         credentials=credentials,
+        cluster=parse_cluster(top.sub("cluster")),
     )
 
 

@@ -24,6 +24,7 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         ),
         "pools": ("tables", "-", "virtual IP pools for Mode Config, `[pools.<name>]`"),
         "radius": ("table", "-", 'the RADIUS server for `auth = "xauth-radius"`'),
+        "cluster": ("table", "-", "gateways sharing their SAs through etcd (pair or N active), below"),
     },
     "[daemon]": {
         "port": ("integer", "500", "UDP port for IKE"),
@@ -142,6 +143,19 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "timeout": ("duration", "3s", "wait for an answer"),
         "retries": ("integer", "2", "requests sent again before a rejection"),
         "nas_identifier": ("string", "snakeswan", "NAS-Identifier sent"),
+    },
+    "[cluster]": {
+        "endpoints": ("strings", "required", "etcd client URLs `http://HOST:PORT`, one per member"),
+        "node": ("string", "required", "this gateway's name, unique in the cluster"),
+        "name": ("string", "snakeswan", "the cluster's name: its keys live under `/snakeswan/<name>/`"),
+        "lease_ttl": ("integer", "3", "seconds; a dead node's shares are taken over after this"),
+        "timeout": ("duration", "1s", "one request to one etcd member (then the next is tried)"),
+        "prefer": ("strings", "-", "shares this node campaigns for at start (others: after one TTL)"),
+        "shares": ("tables", "required", "one table per share, `[cluster.shares.<name>]`"),
+    },
+    "[cluster.shares.<name>]": {
+        "address": ("address/prefix", "required", "the share's virtual address, `10.0.5.10/24`"),
+        "interface": ("string", "required", "the interface it is added to (with gratuitous ARP)"),
     },
     "[secrets.private-<name>] (private keys)": {
         "file": ("file", "required", "PEM or DER private key"),
