@@ -59,6 +59,8 @@ DAEMON_KEYS = (
     "half_open_limit",
     "half_open_per_source",
     "metrics",
+    "state",
+    "state_file",
 )
 POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude", "banner", "default_domain")
 _PSK_PREFIXES = ("ike", "psk")
@@ -174,7 +176,17 @@ def _daemon(table: Table | None) -> DaemonConfig:
         half_open_limit=table.integer("half_open_limit", 20000, 1, 10_000_000),
         half_open_per_source=table.integer("half_open_per_source", 10, 1, 1_000_000),
         metrics=_metrics(table),
+        state=table.choice("state", ("sqlite", "none"), "sqlite"),
+        state_file=_state_file(table),
     )
+
+
+def _state_file(table: Table) -> str | None:
+    """An absolute path (the daemon may run from anywhere); absent: beside the control socket."""
+    text = table.string("state_file")
+    if text is not None and not os.path.isabs(text):
+        raise table.error("state_file", f"expected an absolute path, got {text!r}")
+    return text
 
 
 def _half_open_timeout(table: Table) -> float:

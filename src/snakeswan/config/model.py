@@ -360,6 +360,10 @@ class DaemonConfig:
     half_open_limit: int = 20000
     half_open_per_source: int = 10
     metrics: tuple[str, int] | None = None  # Prometheus endpoint (address, port); None: none
+    # SAs that survive a restart (issue 14): "sqlite" (the file state_file, default beside the
+    # control socket: "<socket>.state") or "none"
+    state: str = "sqlite"
+    state_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

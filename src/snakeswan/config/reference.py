@@ -44,6 +44,16 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "half_open_limit": ("integer", "20000", "half-open SAs at most (the oldest makes room)"),
         "half_open_per_source": ("integer", "10", "half-open SAs per peer address at most"),
         "metrics": ("string", "-", "Prometheus endpoint `ADDRESS:PORT` (an address literal)"),
+        "state": (
+            "choice",
+            "sqlite",
+            "`sqlite`: SAs persisted and restored after a restart (no renegotiation); `none`: not kept",
+        ),
+        "state_file": (
+            "string",
+            "<control socket>.state",
+            "the SQLite state file (absolute path); its sealing key is `<state_file>.key` (0600)",
+        ),
     },
     "[connections.<name>]": {
         "version": ("integer", "1", "IKE version: 1 only"),

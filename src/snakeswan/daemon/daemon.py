@@ -21,11 +21,12 @@ from typing import Any, TextIO
 from snakeswan.config.loader import load_config
 from snakeswan.config.model import Config
 from snakeswan.control.protocol import COMMANDS
-from snakeswan.daemon import keylog, loglimit, views
+from snakeswan.daemon import keylog, loglimit, persistence, views
 from snakeswan.daemon.control_server import ControlServer, raise_file_limit
 from snakeswan.daemon.dataplane import DataPlane
 from snakeswan.daemon.instance import InstanceLock, claim_socket_path
 from snakeswan.daemon.metrics import Metrics
+from snakeswan.daemon.persistence import Persistence, Restored
 from snakeswan.daemon.waiters import Waiters
 from snakeswan.errors import ConfigError, LocalError
 from snakeswan.ike.engine import Engine
@@ -44,6 +45,7 @@ from snakeswan.ike.events import (
     XauthResult,
 )
 from snakeswan.ike.impair import Impairer
+from snakeswan.io.kvstore import KvStore
 from snakeswan.io.radius import RadiusAnswer, RadiusClient
 from snakeswan.io.udp import UdpSocket, family_of, source_address_for
 from snakeswan.trace import Record, Tracer
@@ -78,6 +80,7 @@ class Daemon:
         self._keylog_file: TextIO | None = None
         self.dataplane: DataPlane | None = None
         self.dataplane_error: str | None = None  # why the configured data plane is not running
+        self.persist: Persistence | None = None  # [daemon] state: SAs written to a store (issue 14)
         self.waiters = Waiters()
         self.metrics = Metrics(lambda: (self.engine, self.dataplane), time.monotonic)
         self.log_limit = loglimit.LogLimiter()
@@ -153,6 +156,7 @@ class Daemon:
                     raise LocalError(f"cannot open the key log {self.keylog_path}: {e.strerror}") from None
             self._open_sockets()
             self._start_dataplane()
+            self._open_state()
             claim_socket_path(self.control_path)
             await self.control.start()
             serving = True
@@ -201,6 +205,8 @@ class Daemon:
         self.sockets.clear()
         if self._keylog_file:
             self._keylog_file.close()
+        if self.persist is not None:
+            self.persist.close()
         if serving:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.control_path)
@@ -233,6 +239,20 @@ class Daemon:
         self.dataplane.on_events = self._pump
         self.dataplane.install_traps()
         self._loop.call_later(1.0, self._activity)
+
+    def _open_state(self) -> None:
+        """Open the state store, bring back the SAs it holds (before any start action)."""
+        self.persist = persistence.start(self)
+
+    def restore(self, store: KvStore | None) -> Restored:
+        """Bring back the SAs recorded in ``store`` (None: our own state store), now: at start, or
+        on a running daemon (a standby taking over); SAs already up are left alone."""
+        if self.persist is None:
+            raise LocalError('no state store ([daemon] state = "none")')
+        r = self.persist.restore(store, self._now(), prune=store is None)
+        self.child_since.update(self.persist.since)
+        self._pump()
+        return r
 
     def _activity(self) -> None:
         """Once a second: IPsec SAs that received traffic tell DPD that their peer lives."""
@@ -328,6 +348,8 @@ class Daemon:
             self._send(d)
         while (ev := self.engine.next_event()) is not None:
             self._on_event(ev, now)
+        if self.persist is not None:
+            self.persist.flush()  # the SAs this iteration touched, one batch
         for d in self.engine.datagrams_to_send(now):
             self._send(d)
         self._arm_timer(now)
@@ -356,6 +378,8 @@ class Daemon:
 
     def _on_event(self, ev: Event, now: float) -> None:
         self.waiters.on_event(ev)
+        if self.persist is not None:
+            self.persist.on_event(ev)
         if isinstance(ev, IkeSaEstablished):
             log.info(
                 "IKE SA #%d %s established: %s[%s] === %s[%s], %s%s",

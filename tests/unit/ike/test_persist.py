@@ -68,16 +68,23 @@ def test_restored_engine_goes_on_without_a_new_phase1(side: str) -> None:
     old_sa = old.ike_sas[0]
     old_child = old_sa.children[0]
     restored = _restart(p, side, ca if side == "a" else cb, seed=77)
-    (sa, children), = restored
+    ((sa, children),) = restored
     new = getattr(p, side).engine
     assert sa.cookies == old_sa.cookies and sa.initiator == old_sa.initiator
     assert sa.crypto is not None and old_sa.crypto is not None
     assert sa.crypto.keys == old_sa.crypto.keys and sa.crypto.enc_key == old_sa.crypto.enc_key
     assert [c.info.spi_in for c in children] == [old_child.spi_in]
     info = children[0].info
-    assert (info.spi_out, info.keys_in, info.keys_out) == (old_child.spi_out, old_child.keys_in, old_child.keys_out)
+    assert (info.spi_out, info.keys_in, info.keys_out) == (
+        old_child.spi_out,
+        old_child.keys_in,
+        old_child.keys_out,
+    )
     assert info.ike_sa == sa.unique_id and old_child.spi_in in new.ctx.spis
-    assert new.timers.lifetimes.timers[info.spi_in].expire_at == old.timers.lifetimes.timers[info.spi_in].expire_at
+    assert (
+        new.timers.lifetimes.timers[info.spi_in].expire_at
+        == old.timers.lifetimes.timers[info.spi_in].expire_at
+    )
     assert new.table.by_cookies(*sa.cookies) is sa and new.table.of_conn("site") == [sa]
     assert sa.ready and sa.expire_at == old_sa.expire_at
     mark = len(p.wire)

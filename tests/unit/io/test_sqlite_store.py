@@ -56,7 +56,7 @@ def test_batch_is_atomic(tmp_path: Path) -> None:
 def test_not_sqlite_is_a_store_error(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     path.write_bytes(b"this is not a database at all" * 100)
-    with pytest.raises(StoreError, match="state.db"):
+    with pytest.raises(StoreError, match=r"state\.db"):
         SqliteKvStore(str(path))
 
 
@@ -69,7 +69,7 @@ def test_truncated_file_is_a_store_error(tmp_path: Path) -> None:
     path.write_bytes(data[:100] + b"\x55" * 5000 + data[5100:])  # header kept, pages overwritten
     for suffix in ("-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
-    with pytest.raises(StoreError, match="state.db"):
+    with pytest.raises(StoreError, match=r"state\.db"):
         s2 = SqliteKvStore(str(path))
         list(s2.scan(""))
 
