@@ -13,6 +13,7 @@ well under a second and a lease TTL of 2 s is allowed (etcd's minimum is 1.5 ele
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -74,6 +75,7 @@ class Member:
     proc: subprocess.Popen[bytes]
     log: Path
     ns: Netns | None = None
+    member_id: int = 0
 
     def kill(self) -> None:
         """``kill -9``: the member is gone at once, as in a crash."""
@@ -100,15 +102,23 @@ class Cluster:
         return [m.client_url for m in self.members]
 
     def leader(self) -> Member:
-        """The member that is the raft leader now (asked through its own endpoint)."""
+        """The member that is the raft leader now (asked through a live member, from inside its
+        namespace when the cluster lives in namespaces)."""
         for m in self.members:
             if m.proc.poll() is not None:
                 continue
-            with contextlib.suppress(EtcdError):
-                c = EtcdClient([m.client_url], timeout=0.5)
-                st = c.call("maintenance/status", {})
-                c.close()
-                if st.get("leader") == st.get("header", {}).get("member_id"):
+            cmd = ["etcdctl", "--endpoints", m.client_url, "endpoint", "status", "-w", "json"]
+            if m.ns is not None:
+                cp = m.ns.run(*cmd, check=False)
+            else:
+                cp = subprocess.run(cmd, check=False, capture_output=True, text=True)
+            with contextlib.suppress(ValueError, KeyError, IndexError):
+                st = json.loads(cp.stdout)[0]["Status"]
+                leader = st["leader"]
+                for other in self.members:
+                    if other.member_id == leader:
+                        return other
+                if st["header"]["member_id"] == leader:
                     return m
         raise AssertionError("no etcd leader")
 
@@ -117,7 +127,7 @@ class Cluster:
             m.stop()
 
 
-def _member_cmd(name: str, data: Path, client: str, peer: str, initial: str) -> list[str]:
+def _member_cmd(name: str, data: Path, client: str, peer: str, initial: str, token: str) -> list[str]:
     return [
         ETCD,
         "--name",
@@ -137,7 +147,7 @@ def _member_cmd(name: str, data: Path, client: str, peer: str, initial: str) -> 
         "--initial-cluster-state",
         "new",
         "--initial-cluster-token",
-        f"ssw-{name}",
+        token,
         *TIMING,
     ]
 
@@ -151,7 +161,7 @@ def local_etcd(workdir: Path) -> Iterator[Cluster]:
     log = workdir / "etcd.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            _member_cmd("solo", workdir / "etcd-data", client, peer, f"solo={peer}"),
+            _member_cmd("solo", workdir / "etcd-data", client, peer, f"solo={peer}", "ssw-solo"),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -192,13 +202,22 @@ def netns_cluster(topo: Topology, lan: Netns, workdir: Path) -> Cluster:
         log = workdir / f"{n}.log"
         with open(log, "wb") as out:
             cmd = _member_cmd(
-                n, workdir / f"{n}-data", f"http://{addrs[n]}:2379", f"http://{addrs[n]}:2380", initial
+                n,
+                workdir / f"{n}-data",
+                f"http://{addrs[n]}:2379",
+                f"http://{addrs[n]}:2380",
+                initial,
+                topo.tag,
             )
             proc = ns.popen(*cmd, stdout=out, stderr=subprocess.STDOUT)
         cluster.members.append(Member(n, f"http://{addrs[n]}:2379", proc, log, ns))
         del i
     topo.on_close(cluster.stop)
     _wait_from(cluster.members[0].ns, cluster.endpoints)
+    for m in cluster.members:  # each member's ID, to name the leader
+        cmd = ["etcdctl", "--endpoints", m.client_url, "endpoint", "status", "-w", "json"]
+        assert m.ns is not None
+        m.member_id = int(json.loads(m.ns.run(*cmd).stdout)[0]["Status"]["header"]["member_id"])
     return cluster
 
 

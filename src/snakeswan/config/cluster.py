@@ -10,6 +10,7 @@ name = "lab"                  # the cluster's keys live under /snakeswan/<name>/
 lease_ttl = 2                 # seconds; the node's lease (etcd's minimum: 1.5 election timeouts)
 timeout = "1s"                # one request to one member; then the next member is tried
 prefer = ["a"]                # shares this node campaigns for at start without waiting
+key_file = "/etc/snakeswan/cluster.key"  # 32 random bytes, 0600, the same file on every node
 
 [cluster.shares.a]            # one virtual address and the peers that use it
 address = "10.0.5.10/24"
@@ -29,7 +30,7 @@ from snakeswan.errors import ConfigError
 
 __all__ = ["CLUSTER_KEYS", "SHARE_KEYS", "ClusterConfig", "ShareConfig", "parse_cluster"]
 
-CLUSTER_KEYS = ("endpoints", "node", "name", "lease_ttl", "timeout", "prefer", "shares")
+CLUSTER_KEYS = ("endpoints", "node", "name", "lease_ttl", "timeout", "prefer", "key_file", "shares")
 SHARE_KEYS = ("address", "interface")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 
@@ -47,6 +48,7 @@ class ShareConfig:
 class ClusterConfig:
     endpoints: tuple[str, ...]
     node: str
+    key_file: str
     name: str = "snakeswan"
     lease_ttl: int = 3
     timeout: float = 1.0
@@ -100,6 +102,15 @@ def _share(name: str, table: Table) -> ShareConfig:
     return ShareConfig(name, address, interface)
 
 
+def _key_file(table: Table) -> str:
+    text = table.string("key_file")
+    if not text or not text.startswith("/"):
+        raise table.error(
+            "key_file", f"required: an absolute path to the sealing key all nodes share, got {text!r}"
+        )
+    return text
+
+
 def parse_cluster(table: Table | None) -> ClusterConfig | None:
     """``[cluster]`` -> :class:`ClusterConfig` (None when the section is absent)."""
     if table is None:
@@ -124,6 +135,7 @@ def parse_cluster(table: Table | None) -> ClusterConfig | None:
     return ClusterConfig(
         endpoints=endpoints,
         node=_name(table, "node", None),
+        key_file=_key_file(table),
         name=_name(table, "name", "snakeswan"),
         lease_ttl=table.integer("lease_ttl", 3, 1, 3600),
         timeout=1.0 if timeout is None else timeout,

@@ -47,7 +47,8 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "state": (
             "choice",
             "sqlite",
-            "`sqlite`: SAs persisted and restored after a restart (no renegotiation); `none`: not kept",
+            "`sqlite`: SAs persisted and restored after a restart (no renegotiation); `none`: not kept; "
+            "`etcd`: shared by a cluster (`[cluster]`)",
         ),
         "state_file": (
             "string",
@@ -161,6 +162,7 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "lease_ttl": ("integer", "3", "seconds; a dead node's shares are taken over after this"),
         "timeout": ("duration", "1s", "one request to one etcd member (then the next is tried)"),
         "prefer": ("strings", "-", "shares this node campaigns for at start (others: after one TTL)"),
+        "key_file": ("string", "required", "the sealing key (32 bytes, 0600), the same file on every node"),
         "shares": ("tables", "required", "one table per share, `[cluster.shares.<name>]`"),
     },
     "[cluster.shares.<name>]": {

@@ -10,7 +10,10 @@ from snakeswan.config.loader import parse_config
 from snakeswan.errors import ConfigError
 
 GOOD = """
+[daemon]
+state = "etcd"
 [cluster]
+key_file = "/etc/snakeswan/cluster.key"
 endpoints = ["http://10.231.9.1:2379", "http://10.231.9.2:2379"]
 node = "gw1"
 name = "lab"
@@ -34,7 +37,17 @@ def test_cluster_parsed() -> None:
     assert [s.name for s in cfg.shares] == ["a", "b"]
     assert cfg.shares[0].address == ipaddress.ip_interface("10.231.5.10/24")
     assert cfg.share_of("10.231.5.11") is cfg.shares[1] and cfg.share_of("10.231.5.12") is None
+    assert cfg.key_file == "/etc/snakeswan/cluster.key"
     assert parse_config("", "c.toml").cluster is None
+
+
+def test_cluster_and_etcd_state_go_together() -> None:
+    with pytest.raises(ConfigError, match=r"c.toml: daemon.state: .*needs a \[cluster\]"):
+        parse_config('[daemon]\nstate = "etcd"\n', "c.toml")
+    with pytest.raises(ConfigError, match=r"c.toml: cluster: .*only used with"):
+        parse_config(GOOD.replace('state = "etcd"', 'state = "sqlite"'), "c.toml")
+    with pytest.raises(ConfigError, match=r"daemon\.state"):
+        parse_config('[daemon]\nstate = "redis"\n', "c.toml")
 
 
 @pytest.mark.parametrize(
@@ -59,6 +72,11 @@ def test_cluster_parsed() -> None:
             "required",
         ),
         (("lease_ttl = 2", "lease_ttl = 2\nvip = 1"), "cluster.vip", "unknown key"),
+        (
+            ('key_file = "/etc/snakeswan/cluster.key"', 'key_file = "cluster.key"'),
+            "cluster.key_file",
+            "absolute",
+        ),
         (
             ('interface = "eth0"\n[cluster.shares.b]', 'interface = "eth0"\ngarp = 3\n[cluster.shares.b]'),
             "cluster.shares.a.garp",
