@@ -129,6 +129,10 @@ def test_pair_failover_and_etcd_member_loss(topology: Any, charon_factory: Any, 
     d1.proc.wait(5)
     wait_for(lambda: has_vip(gws["gw2"]), timeout=TTL + 3, what="gw2 to take the virtual address")
     took = time.monotonic() - killed
+    # the dead process's address expired with its lease: gw1's host no longer answers for it
+    wait_for(
+        lambda: not has_vip(gws["gw1"]), timeout=max(0.1, killed + TTL + 1 - time.monotonic()), what="expiry"
+    )
     result = ping.result()
     print(f"failover: address taken {took:.2f} s after kill -9; ping {result}")
     after = d2.sas()
@@ -163,6 +167,26 @@ def test_pair_failover_and_etcd_member_loss(topology: Any, charon_factory: Any, 
     assert ping_count(peer, "10.231.2.1", "10.231.1.1", count=10, interval=0.1) == 10
     time.sleep(1.5)  # a checkpoint interval (1 s) and some
     assert seq_revision(etcd, spi_in) > first
+
+    # a planned stop hands over at once: gw1 back (as standby now), SIGTERM to gw2
+    d1 = DaemonProcess(
+        tmp_path, "gw1", gateway_conf("gw1", etcd.endpoints, key_file, True), netns=gws["gw1"].name
+    )
+    topo.on_close(d1.stop)
+    time.sleep(1.0)
+    assert not has_vip(gws["gw1"])  # gw1 prefers the share, but it is owned
+    ping = BackgroundPing(peer, "10.231.2.1", "10.231.1.1", 4)
+    topo.on_close(ping.stop)
+    time.sleep(1.0)
+    assert d2.stop() == 0
+    wait_for(lambda: has_vip(gws["gw1"]), timeout=2, what="gw1 to take the share at once")
+    result = ping.result()
+    print(f"planned stop of gw2: ping {result}")
+    assert not has_vip(gws["gw2"])
+    assert [(s["icookie"], s["node"]) for s in d1.sas()] == [(before["icookie"], "gw1")]
+    assert "gave up share vip (stopping)" in d2.log()
+    assert result.longest_gap <= 1.0, result
+    assert established(charon) == 1  # no Delete was sent: strongSwan keeps its SA
 
 
 def seq_revision(etcd: Cluster, spi_in: str) -> int:

@@ -11,7 +11,10 @@ later a dead node's shares go to whoever sees them free first).
 The round's outcome is applied on the loop thread:
 
 - **won** a share: its virtual address is added and announced by gratuitous ARP (three rounds,
-  0.2 s apart), then ``hooks.take_share`` restores the share's SAs from its store (an
+  0.2 s apart); the address is added with a lifetime of one lease TTL, renewed with each lease
+  refresh, so that a node killed with ``kill -9`` (its host still up) stops answering for it by
+  the time the lease ends and another node takes it (a start also removes what a crash left); then
+  ``hooks.take_share`` restores the share's SAs from its store (an
   :class:`~snakeswan.io.etcd_store.EtcdKvStore` fenced by the owner key) and serves them:
   the peers see the same SAs at the same address, nothing is negotiated again;
 - **lost** it (the lease could not be refreshed for a whole TTL, or the owner key names another
@@ -61,6 +64,7 @@ class Round:
     """What one round found: shares won and lost, the owner of each share, etcd's state."""
 
     won: list[str] = field(default_factory=list)
+    refreshed: bool = False  # the lease was refreshed: the owned addresses' lifetimes too
     lost: list[str] = field(default_factory=list)
     owners: dict[str, str | None] = field(default_factory=dict)
     error: str | None = None
@@ -91,6 +95,16 @@ class ClusterNode:
         return TICK
 
     def start(self) -> None:
+        """Start the rounds; first remove the shares' addresses a crashed run of ours may have left
+        (we own nothing yet: answering for an address we do not own would fight its owner)."""
+        for share in self.shares.values():
+            try:
+                if remove_address(share.address, share.interface):
+                    log.warning(
+                        "cluster: removed %s from %s (left by an earlier run)", share.address, share.interface
+                    )
+            except LocalError as e:
+                log.error("cluster: cannot clear %s on %s: %s", share.address, share.interface, e)
         self._started = time.monotonic()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -113,7 +127,8 @@ class ClusterNode:
             refresh = now - self._refreshed >= self.config.lease_ttl / 4 or not self.lease.id
             if refresh:
                 self._refreshed = now
-                if not self.lease.keepalive(now):
+                result.refreshed = self.lease.keepalive(now)
+                if not result.refreshed:
                     self.lease.grant(time.monotonic())
                     node, lease = self.config.node, self.lease
                     log.info("cluster: node %s has lease %x (TTL %ds)", node, lease.id, lease.ttl)
@@ -152,16 +167,24 @@ class ClusterNode:
             )
         for name in result.won:
             self._win(name)
+        if result.refreshed:
+            for name in sorted(self.owned - set(result.won)):
+                self._add_address(self.shares[name])
+
+    def _add_address(self, share: ShareConfig) -> None:
+        """The address for one lease TTL: refreshed with the lease, it outlives the process by
+        that much at most (after ``kill -9`` the host stops answering for it as the lease ends)."""
+        try:
+            add_address(share.address, share.interface, self.lease.ttl)
+        except LocalError as e:
+            log.error("cluster: share %s: cannot add %s: %s", share.name, share.address, e)
 
     def _win(self, name: str) -> None:
         share = self.shares[name]
         t0 = time.monotonic()
         self.owned.add(name)
         self.owners[name] = self.config.node
-        try:
-            add_address(share.address, share.interface)
-        except LocalError as e:
-            log.error("cluster: won share %s but cannot add %s: %s", name, share.address, e)
+        self._add_address(share)
         self._announce(share, GARP_ROUNDS)
         store = EtcdKvStore(
             self.store_client,

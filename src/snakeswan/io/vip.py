@@ -1,7 +1,8 @@
 """A share's virtual address: added to an interface, announced by gratuitous ARP, removed.
 
-``ip addr replace ADDR/PLEN dev IF`` (iproute2, as io/routes.py) makes it ours; ``nodad`` for IPv6
-so it is usable at once. Then gratuitous ARP, so that the peers' (or the router's) ARP caches point
+``ip addr replace ADDR/PLEN dev IF valid_lft T preferred_lft T`` (iproute2, as io/routes.py) makes
+it ours for T seconds, refreshed while we own it (``nodad`` for IPv6 so it is usable at once). Then
+gratuitous ARP, so that the peers' (or the router's) ARP caches point
 at our MAC now instead of the dead node's: we send it ourselves from an ``AF_PACKET`` socket, an
 ARP request and an ARP reply for the address (RFC 5227 section 3 "announcement"; some stacks only
 update on one of the two), :data:`GARP_ROUNDS` times ``GARP_GAP`` apart on the caller's timer.
@@ -28,9 +29,15 @@ _ETH_P_ARP = 0x0806
 _BROADCAST = b"\xff" * 6
 
 
-def add_address(address: ipaddress.IPv4Interface | ipaddress.IPv6Interface, interface: str) -> None:
-    """Put ``address`` on ``interface`` (idempotent: ``replace``). Raises LocalError."""
+def add_address(
+    address: ipaddress.IPv4Interface | ipaddress.IPv6Interface, interface: str, lifetime: int | None = None
+) -> None:
+    """Put ``address`` on ``interface`` (idempotent: ``replace``), for ``lifetime`` seconds when
+    given (the kernel removes it then unless it is refreshed: a dead man's switch, see
+    daemon/cluster.py). Raises LocalError."""
     extra = ["nodad"] if address.version == 6 else []
+    if lifetime is not None:
+        extra += ["valid_lft", str(lifetime), "preferred_lft", str(lifetime)]
     run_ip(["addr", "replace", str(address), "dev", interface, *extra])
 
 
