@@ -516,6 +516,8 @@ class Daemon:
     def _on_record(self, rec: Record) -> None:
         self.waiters.on_record(rec)  # every record: an `up` waiting follows its own SA
         self.metrics.on_record(rec)  # counters: every record, whatever the log shows
+        if self.persist is not None:
+            self.persist.on_record(rec)  # lifetimes lowered after the fact: rewrite the SA's record
         if self.log_limit.log(rec, time.monotonic()):  # logged (not kept out by the rate limit)
             self.control.publish(rec)
 

@@ -28,7 +28,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from snakeswan.config.model import DaemonConfig
@@ -43,6 +43,7 @@ from snakeswan.ike.events import (
     IkeSaDeleted,
     IkeSaEstablished,
     VirtualIps,
+    XauthResult,
 )
 from snakeswan.ike.persist import RestoredChild, export_sa, record_key, restore_sa
 from snakeswan.ike.persist_codec import RecordError, decode_record, encode_record
@@ -50,18 +51,26 @@ from snakeswan.io.kvstore import KvStore, StoreError
 from snakeswan.io.sqlite_store import SqliteKvStore
 from snakeswan.ipsec import checkpoint
 from snakeswan.ipsec.checkpoint import Checkpoint
+from snakeswan.trace import Record
 
 if TYPE_CHECKING:
     from snakeswan.daemon.daemon import Daemon
 
 log = logging.getLogger("snakeswan.daemon.state")
 
+# a peer's RESPONDER-LIFETIME lowered an ISAKMP SA's lifetime after it was established
+REWRITE_ON = frozenset({"ike_lifetime_lowered"})
 IKE_PREFIX = "ike/"
 SEQ_PREFIX = "seq/"
 
 
 def seq_key(spi_in: int) -> str:
     return f"{SEQ_PREFIX}{spi_in:08x}"
+
+
+def _seq_record(cp: Checkpoint) -> bytes:
+    """A counter checkpoint's record: nothing secret in it, so nothing sealed."""
+    return encode_record("", {"kind": "seq", **cp.to_dict()}, b"", b"")
 
 
 def state_path(config: DaemonConfig, control_path: str) -> str:
@@ -154,13 +163,18 @@ class Persistence:
     # ---- what happened: from the daemon's event loop ------------------------------------------
 
     def on_event(self, ev: Event) -> None:
-        if isinstance(ev, IkeSaEstablished | IkeSaDeleted | VirtualIps):
+        if isinstance(ev, IkeSaEstablished | IkeSaDeleted | VirtualIps | XauthResult):
             self._dirty.add(ev.ike_sa)
         elif isinstance(ev, ChildSaEstablished):
             self._dirty.add(ev.child.ike_sa)
         elif isinstance(ev, ChildSaDeleted):
             self._dirty.add(ev.ike_sa)
             self._gone_children.append(ev.spi_in)
+
+    def on_record(self, rec: Record) -> None:
+        """Trace records that change a persisted SA without an event of their own."""
+        if rec.event in REWRITE_ON and isinstance(sa := rec.fields.get("sa"), int):
+            self._dirty.add(sa)
 
     def flush(self) -> None:
         """Write the records of the SAs touched since the last flush, in one batch."""
@@ -182,8 +196,8 @@ class Persistence:
             elif old is not None:
                 deletes.append(old)
         for spi in self._gone_children:
-            self._checkpoints.pop(spi, None)
-            deletes.append(seq_key(spi))
+            if self._checkpoints.pop(spi, None) is not None:  # only a checkpoint written has a record
+                deletes.append(seq_key(spi))
         self._dirty.clear()
         self._gone_children.clear()
         self._apply(puts, deletes)
@@ -203,7 +217,7 @@ class Persistence:
             if prev is not None and (cp.seq_out, cp.replay_top) == (prev.seq_out, prev.replay_top):
                 continue
             self._checkpoints[spi_in] = cp
-            puts[seq_key(spi_in)] = encode_record(seq_key(spi_in), {"kind": "seq", **cp.to_dict()}, b"", b"")
+            puts[seq_key(spi_in)] = _seq_record(cp)
         self._apply(puts, [])
         return len(puts)
 
@@ -241,9 +255,7 @@ class Persistence:
             pair = dp.processor.pair(spi_in)  # type: ignore[union-attr]
             if pair is not None:
                 cp = checkpoint.take(pair[0], pair[1], self._checkpoints.get(spi_in))
-                puts[seq_key(spi_in)] = encode_record(
-                    seq_key(spi_in), {"kind": "seq", **cp.to_dict()}, b"", b""
-                )
+                puts[seq_key(spi_in)] = _seq_record(cp)
         target.apply(puts, [])
         return len(puts)
 
@@ -263,6 +275,8 @@ class Persistence:
             return result
         bad: list[str] = []
         used_seqs: set[str] = set()
+        jumped: dict[str, bytes] = {}  # the new outbound sequence numbers, written before any packet
+        known = {sa.unique_id for sa in self.engine.ike_sas}
         for key, data in records:
             try:
                 rec = decode_record(key, data, self._key)
@@ -272,15 +286,18 @@ class Persistence:
                 result.unusable += 1
                 result.first_problem = result.first_problem or str(e)
                 continue
-            if not children:
-                continue  # already known to this engine
+            if sa.unique_id in known:
+                continue  # already up in this engine
             self._written[sa.unique_id] = key
             if source is not self.store:
                 self._dirty.add(sa.unique_id)
             result.ike_sas += 1
+            self._vips(sa.unique_id)  # before the IPsec SAs: their routes follow the split networks
             for child in children:
                 used_seqs.add(seq_key(child.info.spi_in))
-                self._install(child, seqs.get(seq_key(child.info.spi_in)), now)
+                cp = self._install(child, seqs.get(seq_key(child.info.spi_in)), now)
+                if cp is not None:
+                    jumped[seq_key(child.info.spi_in)] = _seq_record(cp)
                 result.children += 1
             self._log_restored(sa.unique_id, children)
         if result.unusable:
@@ -295,14 +312,15 @@ class Persistence:
             live = {seq_key(spi) for spi in dp.children} if dp is not None else set()
             orphans = [k for k in seqs if k not in used_seqs and k not in live]
             self._apply({}, [*bad, *orphans])
+        self._apply(jumped, [])
         return result
 
-    def _install(self, child: RestoredChild, seq_data: bytes | None, now: float) -> None:
+    def _install(self, child: RestoredChild, seq_data: bytes | None, now: float) -> Checkpoint | None:
         info = child.info
         self.since[info.spi_in] = now - child.age
         dp = self._dataplane()
         if dp is None:
-            return
+            return None
         cp: Checkpoint | None = None
         if seq_data is not None:
             try:
@@ -315,20 +333,27 @@ class Persistence:
             dp.child_up(info, now - child.age)
         except (LocalError, OSError) as e:
             log.error("restored IPsec SA %08x_i could not be installed: %s", info.spi_in, e)
-            return
+            return None
         pair = dp.processor.pair(info.spi_in)
-        if pair is not None:
-            seq = checkpoint.resume(pair[0], pair[1], cp)
-            self._checkpoints[info.spi_in] = checkpoint.take(pair[0], pair[1], None)
-            log.info(
-                "IPsec SA %s/%s restored: SPIs %08x_i %08x_o, outbound sequence number from %d%s",
-                info.conn,
-                info.child,
-                info.spi_in,
-                info.spi_out,
-                seq,
-                "" if cp is not None else " (no checkpoint)",
-            )
+        if pair is None:
+            return None
+        seq = checkpoint.resume(pair[0], pair[1], cp)
+        # the jump is written at once: a second crash before the next checkpoint must not
+        # start again from the old one (the packets sent since would be numbered twice)
+        new = replace(
+            checkpoint.take(pair[0], pair[1], None), sent_last_interval=cp.sent_last_interval if cp else 0
+        )
+        self._checkpoints[info.spi_in] = new
+        log.info(
+            "IPsec SA %s/%s restored: SPIs %08x_i %08x_o, outbound sequence number from %d%s",
+            info.conn,
+            info.child,
+            info.spi_in,
+            info.spi_out,
+            seq,
+            "" if cp is not None else " (no checkpoint)",
+        )
+        return new
 
     def _log_restored(self, sa_id: int, children: list[RestoredChild]) -> None:
         sa = self.engine.table.get(sa_id)
@@ -342,11 +367,16 @@ class Persistence:
             sa.remote[0],
             len(children),
         )
+
+    def _vips(self, sa_id: int) -> None:
+        """A Mode Config client: its virtual IPs back on the TUN, with the split networks."""
+        sa = self.engine.table.get(sa_id)
         dp = self._dataplane()
-        ra = sa.remote_access
+        ra = sa.remote_access if sa is not None else None
         if dp is not None and ra is not None and ra.client_cfg and ra.vips:
             try:
-                dp.add_vips(sa_id, tuple(str(v) for v in ra.vips))
+                split = tuple(str(n) for n in ra.modecfg.split_include) if ra.modecfg else ()
+                dp.add_vips(sa_id, tuple(str(v) for v in ra.vips), split)
             except LocalError as e:
                 log.error("restored virtual IP %s could not be put on the TUN: %s", ra.vips, e)
 

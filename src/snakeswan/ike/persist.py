@@ -38,6 +38,7 @@ from snakeswan.ike.dpd import DEFAULT_TIMEOUT, DpdState
 from snakeswan.ike.engine import Engine
 from snakeswan.ike.events import ChildSaInfo, SaKeys
 from snakeswan.ike.lifetimes import ChildTimer
+from snakeswan.ike.modecfg import ModeCfg
 from snakeswan.ike.natt import NatResult
 from snakeswan.ike.persist_codec import VERSION, Record, RecordError
 from snakeswan.ike.proposals import IkeChoice
@@ -85,8 +86,10 @@ def export_all(engine: Engine, offset: float) -> dict[str, Record]:
 
 
 def export_sa(engine: Engine, sa: IkeSa, offset: float) -> Record | None:
-    """The record of ``sa``, None unless it is established (with keys and a connection)."""
-    if sa.state is not IkeState.ESTABLISHED or sa.crypto is None or sa.choice is None or sa.conn is None:
+    """The record of ``sa``, None unless it is *ready*: established (with keys and a connection)
+    and its XAUTH / Mode Config rounds, if any, over. An SA still in those rounds is not written:
+    restored, it would count as having passed them (fail closed: its peer authenticates again)."""
+    if not sa.ready or sa.crypto is None or sa.choice is None or sa.conn is None:
         return None
     if sa.local_id is None or sa.remote_id is None:
         return None
@@ -145,12 +148,13 @@ def export_sa(engine: Engine, sa: IkeSa, offset: float) -> Record | None:
 
 
 def _export_ra(ra: RemoteAccess | None) -> Record | None:
-    if ra is None or not ra.ready:
+    if ra is None:
         return None
     return {
         "user": ra.user,
         "vips": [str(v) for v in ra.vips],
         "leased": [[pool, str(address)] for pool, address in ra.leased],
+        "split": [str(n) for n in ra.modecfg.split_include] if ra.modecfg is not None else [],
     }
 
 
@@ -295,6 +299,8 @@ def _restore_ra(engine: Engine, sa: IkeSa, rec: Record | None) -> None:
     if rec is not None:
         ra.user = rec["user"]
         ra.vips = [ipaddress.ip_address(v) for v in rec["vips"]]
+        split = tuple(ipaddress.ip_network(n) for n in rec.get("split", ()))
+        ra.modecfg = ModeCfg(addresses=tuple(ra.vips), split_include=split)
         for pool, address in rec["leased"]:
             addr = ipaddress.ip_address(address)
             got = engine.leases.acquire((pool,), ra.sa_identity(), addr.version, addr)

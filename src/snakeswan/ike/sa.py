@@ -74,8 +74,14 @@ class IkeSa:
 
     @property
     def ready(self) -> bool:
-        """Established, and XAUTH / Mode Config (if configured) done: Quick Mode may run."""
-        return self.state is IkeState.ESTABLISHED and (self.remote_access is None or self.remote_access.ready)
+        """Established, and XAUTH / Mode Config (if configured) done: Quick Mode may run. Before
+        the rounds have been set up, a connection that configures any of them is not ready."""
+        if self.state is not IkeState.ESTABLISHED:
+            return False
+        if self.remote_access is not None:
+            return self.remote_access.ready
+        c = self.conn
+        return c is None or not (c.remote_xauth or c.local_xauth or c.pools or c.vips)
 
     @property
     def cookies(self) -> tuple[bytes, bytes]:

@@ -10,13 +10,14 @@ import pytest
 
 from snakeswan.config.loader import parse_config
 from snakeswan.ike.engine import Engine
-from snakeswan.ike.events import ChildSaEstablished, IkeSaDeleted, IkeSaEstablished
+from snakeswan.ike.events import ChildSaEstablished, IkeSaDeleted, IkeSaEstablished, XauthResult
 from snakeswan.ike.persist import export_all, export_sa, record_key, restore_sa
 from snakeswan.ike.persist_codec import RecordError, decode_record, encode_record
 from snakeswan.trace import Tracer
 from snakeswan.wire.enums import ExchangeType
 from snakeswan.wire.message import decode_header
 from tests.pair import A_ADDR, B_ADDR, Pair, rng_for, site_config
+from tests.ra import GW_ADDR, GW_NET, Hub, client_addr, client_config, gateway_config
 
 LAN_A, LAN_B = "10.231.1.0/24", "10.231.2.0/24"
 KEY = bytes(range(32))
@@ -177,3 +178,86 @@ def test_half_open_sas_are_not_written() -> None:
     p = Pair(a, b)
     p.a.engine.initiate("site", now=p.now)
     assert export_all(p.a.engine, 0.0) == {}
+
+
+# ---- remote access ------------------------------------------------------------------------------
+
+
+def test_gateway_restores_xauth_user_and_leases() -> None:
+    gw_text = gateway_config(users={"alice": "alice-password", "bob": "bob-password"})
+    h = Hub(
+        gw_text,
+        [client_config(client_addr(0)), client_config(client_addr(1), user="bob", password="bob-password")],
+    )
+    h.clients[0].initiate("home", now=h.now)
+    h.run(30)
+    assert [e for e in h.events[id(h.gateway)] if isinstance(e, XauthResult) and e.ok]
+    records = _through_bytes(h.gateway, 0.0)
+    assert len(records) == 1
+    rec = next(iter(records.values()))
+    assert rec["ra"] == {
+        "user": "alice",
+        "vips": ["10.231.100.1"],
+        "leased": [["rwpool", "10.231.100.1"]],
+        "split": [],
+    }
+    new = Engine(parse_config(gw_text, "gw.toml"), rng_for(99), tracer=Tracer())
+    sa, children = restore_sa(new, rec, h.now, 0.0)
+    assert sa.ready and sa.remote_access is not None and sa.remote_access.user == "alice"
+    assert len(children) == 1 and children[0].info.remote_ts == "10.231.100.1/32"
+    [pool] = new.leases.listing()
+    assert pool["leases"] == [{"identity": "alice", "address": "10.231.100.1", "online": True}]
+    # the restored gateway serves the next client, who gets another address
+    h.engines[GW_ADDR] = h.gateway = new
+    h.events[id(new)] = []
+    h.clients[1].initiate("home", now=h.now)
+    h.run(30)
+    assert [c for c in new.ike_sas if c.remote_access and c.remote_access.user == "bob"]
+    bob = next(c for c in new.ike_sas if c.remote_access and c.remote_access.user == "bob")
+    assert [str(v) for v in bob.remote_access.vips] == ["10.231.100.2"]  # type: ignore[union-attr]
+
+
+def test_sa_still_in_its_xauth_round_is_not_written() -> None:
+    """Fail closed: restored, an SA counts as having passed XAUTH; one that has not is not kept."""
+    h = Hub(gateway_config(), [client_config(client_addr(0))])
+    h.drop = lambda d: (
+        d.src[0] == client_addr(0) and decode_header(d.data).exchange == ExchangeType.TRANSACTION
+    )
+    h.clients[0].initiate("home", now=h.now)
+    h.run(5)
+    [sa] = h.gateway.ike_sas
+    assert sa.state.value == "established" and not sa.ready
+    assert export_sa(h.gateway, sa, 0.0) is None and export_all(h.gateway, 0.0) == {}
+
+
+def test_client_restores_its_virtual_ip_and_split_networks() -> None:
+    h = Hub(gateway_config(), [client_config(client_addr(0))])
+    h.clients[0].initiate("home", now=h.now)
+    h.run(30)
+    client = h.clients[0]
+    rec = next(iter(_through_bytes(client, 0.0).values()))
+    assert rec["ra"]["vips"] == ["10.231.100.1"] and rec["ra"]["split"] == [GW_NET]
+    new = Engine(parse_config(client_config(client_addr(0)), "c.toml"), rng_for(5), tracer=Tracer())
+    sa, children = restore_sa(new, rec, h.now, 0.0)
+    ra = sa.remote_access
+    assert ra is not None and ra.client_cfg and [str(v) for v in ra.vips] == ["10.231.100.1"]
+    assert ra.modecfg is not None and [str(n) for n in ra.modecfg.split_include] == [GW_NET]
+    assert children[0].info.local_ts == "10.231.100.1/32"
+
+
+def test_sa_whose_lifetime_ended_meanwhile_expires_at_once() -> None:
+    """A state file older than the SA's lifetime (a reboot): restored, it is deleted at once and
+    the peer told, instead of being used past its lifetime."""
+    p, ca, _ = _pair()
+    rec = next(iter(_through_bytes(p.a.engine, 0.0).values()))
+    new = Engine(parse_config(ca, "a.toml"), rng_for(5), tracer=Tracer())
+    later = p.now + 5 * 3600  # past the ISAKMP SA's and the IPsec SA's lifetimes
+    sa, _ = restore_sa(new, rec, later, 0.0)
+    assert sa.expire_at is not None and sa.expire_at < later
+    assert new.get_timer() is not None and new.get_timer() <= later  # type: ignore[operator]
+    new.handle_timer(later)
+    events = []
+    while (ev := new.next_event()) is not None:
+        events.append(ev)
+    assert any(isinstance(e, IkeSaDeleted) for e in events) and new.ike_sas == []
+    assert new.datagrams_to_send(later)  # the Deletes go out
