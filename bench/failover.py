@@ -6,7 +6,11 @@
 2. what 1,000 SAs ask of the store: one checkpoint record per active SA per checkpoint interval
    (ipsec/checkpoint.py), against the capacity measured in 1;
 3. reading a share back on takeover: a scan of 1,000 records (1 KiB each) from etcd vs SQLite;
-4. failover time at the leadership level: node A owns a share and keeps its lease alive, then
+4. the cost on handshakes/s (ECP-256 Main + Quick Mode, two engines in this process as in
+   bench/persistence.py, each writing through the daemon's Persistence): no store, SQLite, and
+   etcd x3 written on the loop (each batch one transaction the loop waits for: "sync") and as the
+   daemon does it, by a writer thread (WriteBehind), ratios to no store;
+5. failover time at the leadership level: node A owns a share and keeps its lease alive, then
    stops dead (no resign, as with ``kill -9``); node B runs the daemon's round every 0.1 s; the
    time from A's death to B owning the share, per trial, against the lease TTL.
 
@@ -31,8 +35,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
+from bench.handshake import NOW, VARIANTS, engines  # noqa: E402
+from bench.persistence import KEY, pump  # noqa: E402
+
+from snakeswan.daemon.persistence import Persistence  # noqa: E402
 from snakeswan.io.etcd_client import EtcdClient  # noqa: E402
-from snakeswan.io.etcd_store import EtcdKvStore  # noqa: E402
+from snakeswan.io.etcd_store import EtcdKvStore, WriteBehind  # noqa: E402
 from snakeswan.io.kvstore import KvStore  # noqa: E402
 from snakeswan.io.leadership import Leadership, Lease  # noqa: E402
 from tests.etcd import ETCD, TIMING, _free_tcp_ports, wait_healthy  # noqa: E402
@@ -95,6 +103,29 @@ def scan_time(store: KvStore, records: int) -> float:
     return time.perf_counter() - start
 
 
+def handshake_rate(n: int, stores: tuple[KvStore, KvStore] | None) -> float:
+    """Handshakes/s (each followed by a Delete), every engine writing through ``stores``."""
+    v = next(x for x in VARIANTS if x.key == "ecp")
+    a, b = engines(v)
+    persist = None
+    if stores is not None:
+        persist = (
+            Persistence(a, lambda: None, stores[0], KEY, lambda: 0.0),
+            Persistence(b, lambda: None, stores[1], KEY, lambda: 0.0),
+        )
+    wall = 0.0
+    for i in range(n + 1):  # the first warms up
+        w0 = time.perf_counter()
+        sa = a.initiate("site", now=NOW)
+        if pump(a, b, persist) != (1, 1):
+            raise RuntimeError("handshake did not complete")
+        if i:
+            wall += time.perf_counter() - w0
+        a.delete_ike(sa, now=NOW)
+        pump(a, b, persist)
+    return n / wall
+
+
 def failover_trial(endpoints: list[str], ttl: int, share: str) -> float:
     a_client, b_client = EtcdClient(endpoints), EtcdClient(endpoints)
     a, b = Leadership(a_client, "bench", "a"), Leadership(b_client, "bench", "b")
@@ -127,10 +158,12 @@ def main() -> int:
     ap.add_argument("--records", type=int, default=1000)
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--ttl", type=int, default=2)
+    ap.add_argument("--handshakes", type=int, default=100)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ssw-bench-") as tmp:
         work = Path(tmp)
         rates: dict[str, float] = {}
+        hs: dict[str, list[float]] = {"no store": [], "sqlite": [], "etcd x3 sync": [], "etcd x3": []}
         scans: dict[str, float] = {}
         if SqliteKvStore is not None:
             sq = SqliteKvStore(str(work / "state.db"))
@@ -138,6 +171,7 @@ def main() -> int:
             rates["sqlite 128/txn"] = write_rate(sq, args.records, BATCH)
             scans["sqlite"] = scan_time(sq, args.records)
             sq.close()
+
         for n in (1, 3):
             with members(n, work) as urls:
                 client = EtcdClient(urls, timeout=5)
@@ -146,6 +180,22 @@ def main() -> int:
                 rates[f"etcd x{n} 128/txn"] = write_rate(store, args.records, BATCH)
                 scans[f"etcd x{n}"] = scan_time(store, args.records)
                 if n == 3:
+                    for i in range(3):  # alternating, so that all three see the same machine load
+                        hs["no store"].append(handshake_rate(args.handshakes, None))
+                        sq_pair = (
+                            SqliteKvStore(str(work / f"a{i}.db")),
+                            SqliteKvStore(str(work / f"b{i}.db")),
+                        )
+                        hs["sqlite"].append(handshake_rate(args.handshakes, sq_pair))
+                        pair3 = (EtcdKvStore(client, f"/hs/{i}/a/"), EtcdKvStore(client, f"/hs/{i}/b/"))
+                        hs["etcd x3 sync"].append(handshake_rate(args.handshakes, pair3))
+                        behind = (
+                            WriteBehind(EtcdKvStore(client, f"/hs/{i}/c/")),
+                            WriteBehind(EtcdKvStore(client, f"/hs/{i}/d/")),
+                        )
+                        hs["etcd x3"].append(handshake_rate(args.handshakes, behind))
+                        lagged = [w.flush(30) for w in behind]
+                        assert all(lagged) and not any(w.errors for w in behind)
                     trials = [failover_trial(urls, args.ttl, f"s{i}") for i in range(args.trials)]
                 client.close()
     base = rates.get("sqlite 128/txn")
@@ -162,6 +212,16 @@ def main() -> int:
     for name, t in scans.items():
         ratio = f"{t / scans['sqlite']:6.2f}" if "sqlite" in scans else "   n/a"
         print(f"  {name:10s} {t:8.4f}  {ratio}")
+    base_hs = statistics.median(hs["no store"])
+    print(
+        f"handshakes/s, ECP-256 MM+QM, {args.handshakes} each, median of 3 alternating runs"
+        " (ratio to no store):"
+    )
+    for name, runs in hs.items():
+        rate = statistics.median(runs)
+        print(
+            f"  {name:10s} {rate:8.1f}/s  {rate / base_hs:6.3f}   runs {' '.join(f'{r:.0f}' for r in runs)}"
+        )
     print(f"failover at the leadership level, TTL {args.ttl} s, rounds every 0.1 s (s; ratio to TTL):")
     print(f"  trials {' '.join(f'{t:.2f}' for t in trials)}")
     print(

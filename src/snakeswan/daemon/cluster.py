@@ -15,7 +15,8 @@ The round's outcome is applied on the loop thread:
   refresh, so that a node killed with ``kill -9`` (its host still up) stops answering for it by
   the time the lease ends and another node takes it (a start also removes what a crash left); then
   ``hooks.take_share`` restores the share's SAs from its store (an
-  :class:`~snakeswan.io.etcd_store.EtcdKvStore` fenced by the owner key) and serves them:
+  :class:`~snakeswan.io.etcd_store.EtcdKvStore` fenced by the owner key, written by a thread of
+  its own: :class:`~snakeswan.io.etcd_store.WriteBehind`) and serves them:
   the peers see the same SAs at the same address, nothing is negotiated again;
 - **lost** it (the lease could not be refreshed for a whole TTL, or the owner key names another
   node): the address goes first (we never answer for it without owning it), then
@@ -40,7 +41,7 @@ from typing import Protocol
 from snakeswan.config.cluster import ClusterConfig, ShareConfig
 from snakeswan.errors import LocalError
 from snakeswan.io.etcd_client import EtcdClient, EtcdError
-from snakeswan.io.etcd_store import EtcdKvStore
+from snakeswan.io.etcd_store import EtcdKvStore, WriteBehind
 from snakeswan.io.kvstore import KvStore
 from snakeswan.io.leadership import Leadership, Lease, owner_key, state_prefix
 from snakeswan.io.vip import GARP_GAP, GARP_ROUNDS, add_address, gratuitous_arp, remove_address
@@ -81,7 +82,7 @@ class ClusterNode:
         self.shares = {s.name: s for s in config.shares}
         self.owned: set[str] = set()
         self.owners: dict[str, str | None] = {}
-        self.stores: dict[str, EtcdKvStore] = {}
+        self.stores: dict[str, WriteBehind] = {}
         self.etcd_error: str | None = None
         self.takeovers = 0
         self._started = time.monotonic()
@@ -186,10 +187,12 @@ class ClusterNode:
         self.owners[name] = self.config.node
         self._add_address(share)
         self._announce(share, GARP_ROUNDS)
-        store = EtcdKvStore(
-            self.store_client,
-            state_prefix(self.config.name, name),
-            guard=(owner_key(self.config.name, name), self.config.node.encode()),
+        store = WriteBehind(
+            EtcdKvStore(
+                self.store_client,
+                state_prefix(self.config.name, name),
+                guard=(owner_key(self.config.name, name), self.config.node.encode()),
+            )
         )
         self.stores[name] = store
         restored = self.hooks.take_share(share, store)
@@ -219,12 +222,14 @@ class ClusterNode:
             return
         share = self.shares[name]
         self.owned.discard(name)
-        self.stores.pop(name, None)
+        store = self.stores.pop(name, None)
         try:
             remove_address(share.address, share.interface)
         except LocalError as e:
             log.error("cluster: cannot remove %s from %s: %s", share.address, share.interface, e)
         dropped = self.hooks.drop_share(share)
+        if store is not None:
+            store.close()  # what was not written is not ours to write any more
         log.warning(
             "cluster: node %s gave up share %s (%s): %d IKE SAs forgotten",
             self.config.node,
@@ -240,9 +245,14 @@ class ClusterNode:
         self._stopping = True
         if self._task is not None:
             self._task.cancel()
-        for name in sorted(self.owned):
-            self._lose(name, "stopping")
         loop = asyncio.get_running_loop()
+        for name in sorted(self.owned):  # the next owner must read our last writes
+            store = self.stores.get(name)
+            if store is not None and not await loop.run_in_executor(
+                None, store.flush, self.config.timeout * 3
+            ):
+                log.warning("cluster: share %s: last writes not in etcd (%s)", name, store.last_error)
+            self._lose(name, "stopping")
         try:
             await asyncio.wait_for(
                 loop.run_in_executor(self._pool, self._resign_all), self.config.timeout * 3

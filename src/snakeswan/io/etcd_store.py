@@ -19,12 +19,17 @@ overwriting the new owner's state. The guard costs nothing: it is part of the sa
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 
 from snakeswan.io.etcd_client import EtcdClient, EtcdError, delete_op, put_op, value_is
-from snakeswan.io.kvstore import StoreError
+from snakeswan.io.kvstore import KvStore, StoreError
 
-__all__ = ["EtcdKvStore", "NotOwner"]
+__all__ = ["EtcdKvStore", "NotOwner", "WriteBehind"]
+
+log = logging.getLogger("snakeswan.cluster")
 
 MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
 
@@ -96,3 +101,99 @@ class EtcdKvStore:
     def _check(self) -> None:
         if self._closed:
             raise StoreError("the state store is closed")
+
+
+class WriteBehind:
+    """A :class:`KvStore` that returns from ``apply`` at once and writes in a thread of its own.
+
+    etcd answers a transaction in milliseconds (a raft round and an fsync on a majority): the
+    daemon's loop must not wait for it, or every handshake and every checkpoint round waits too
+    (bench/failover.py measures both ways). Pending writes are one dict, key -> value or None (a
+    delete), so a key written twice before the thread gets to it is written once, and memory is
+    bounded by the number of keys, not by how long etcd is away. The thread takes everything
+    pending and applies it (in transactions of the inner store's ``max_ops``); when etcd cannot be
+    reached it puts back what is not newer and tries again after :data:`RETRY` seconds; when the
+    write is fenced (:class:`NotOwner`) it drops everything: the share is not ours any more.
+
+    A batch stays atomic when it fits one transaction and nothing else is pending; an ``apply``
+    that returned may not be in etcd yet: :meth:`flush` waits for it (a planned handover calls it
+    before giving the share up). ``scan`` reads the inner store directly.
+    """
+
+    RETRY = 0.2
+
+    def __init__(self, inner: KvStore) -> None:
+        self.inner = inner
+        self.errors = 0  # failed attempts
+        self.last_error: str | None = None
+        self._pending: dict[str, bytes | None] = {}
+        self._busy = False
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="snakeswan-etcd-writer", daemon=True)
+        self._thread.start()
+
+    def apply(self, puts: Mapping[str, bytes], deletes: Sequence[str] = ()) -> None:
+        with self._cond:
+            if self._closed:
+                raise StoreError("the state store is closed")
+            for key in deletes:
+                self._pending[key] = None
+            self._pending.update(puts)
+            self._cond.notify_all()
+
+    def scan(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        return self.inner.scan(prefix)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything applied so far is in etcd (True) or ``timeout`` passed (False)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def close(self) -> None:
+        """Stop the thread; what is still pending is dropped (see :meth:`flush`)."""
+        with self._cond:
+            self._closed = True
+            self._pending.clear()
+            self._cond.notify_all()
+        self.inner.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._closed)
+                if self._closed:
+                    return
+                batch, self._pending, self._busy = self._pending, {}, True
+            retry = self._write(batch)
+            with self._cond:
+                self._busy = False
+                if retry and not self._closed:
+                    for key, value in batch.items():
+                        self._pending.setdefault(key, value)  # a newer write wins
+                self._cond.notify_all()
+            if retry:
+                time.sleep(self.RETRY)
+
+    def _write(self, batch: dict[str, bytes | None]) -> bool:
+        """Apply ``batch``; True when it should be tried again."""
+        puts = {k: v for k, v in batch.items() if v is not None}
+        deletes = [k for k, v in batch.items() if v is None]
+        try:
+            self.inner.apply(puts, deletes)
+        except NotOwner as e:
+            self._failed(str(e))
+            return False
+        except StoreError as e:
+            self._failed(str(e))
+            return True
+        if self.last_error is not None:
+            log.info("state store on etcd writable again")
+            self.last_error = None
+        return False
+
+    def _failed(self, why: str) -> None:
+        self.errors += 1
+        if self.last_error is None:
+            log.error("state store on etcd: %s", why)
+        self.last_error = why

@@ -9,13 +9,13 @@ other node, resign hands it over at once; a dead endpoint in the list is skipped
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
 
 from snakeswan.io.etcd_client import EtcdClient, EtcdError, EtcdUnavailable, put_op, range_end
-from snakeswan.io.etcd_store import EtcdKvStore, NotOwner
-from snakeswan.io.kvstore import StoreError
+from snakeswan.io.etcd_store import EtcdKvStore, NotOwner, WriteBehind
+from snakeswan.io.kvstore import MemoryKvStore, StoreError
 from snakeswan.io.leadership import Leadership, Lease, owner_key, state_prefix
 from tests.etcd import Cluster, local_etcd
 
@@ -166,3 +166,65 @@ def test_lease_revoked_frees_the_key(client: EtcdClient, request: pytest.Fixture
     lease.revoke()
     assert node.owner("a") is None and node.owner("b") is None
     assert not lease.keepalive(time.monotonic())
+
+
+class _Flaky:
+    """An inner store failing ``fail`` times (unavailable), or fenced, then working."""
+
+    def __init__(self, fail: int = 0, fenced: bool = False) -> None:
+        self.data = MemoryKvStore()
+        self.fail, self.fenced, self.calls = fail, fenced, 0
+
+    def apply(self, puts: Mapping[str, bytes], deletes: Sequence[str] = ()) -> None:
+        self.calls += 1
+        if self.fenced:
+            raise NotOwner("owner key names gw2")
+        if self.fail:
+            self.fail -= 1
+            raise EtcdUnavailable("no etcd member answered")
+        self.data.apply(puts, deletes)
+
+    def scan(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        return self.data.scan(prefix)
+
+    def close(self) -> None:
+        pass
+
+
+def test_write_behind_coalesces_and_flushes(client: EtcdClient, request: pytest.FixtureRequest) -> None:
+    inner = EtcdKvStore(client, _prefix(request))
+    wb = WriteBehind(inner)
+    for i in range(200):  # the loop goes on while etcd writes
+        wb.apply({f"seq/{i % 10:02d}": str(i).encode()}, deletes=["gone"] if i == 5 else ())
+    assert wb.flush(5.0)
+    got = dict(wb.scan("seq/"))
+    assert got == {f"seq/{k:02d}": str(190 + k).encode() for k in range(10)}  # the last value of each
+    assert inner.writes < 200  # coalesced
+    wb.apply({}, ["seq/00"])
+    assert wb.flush(5.0) and "seq/00" not in dict(wb.scan("seq/"))
+    wb.close()
+    with pytest.raises(StoreError, match="closed"):
+        wb.apply({"k": b"v"})
+
+
+def test_write_behind_retries_while_etcd_is_away_and_newer_wins() -> None:
+    inner = _Flaky(fail=3)
+    wb = WriteBehind(inner)
+    wb.RETRY = 0.05
+    wb.apply({"ike/01": b"old"})
+    time.sleep(0.02)
+    wb.apply({"ike/01": b"new", "ike/02": b"x"})
+    assert wb.flush(5.0)
+    assert dict(inner.data.scan("")) == {"ike/01": b"new", "ike/02": b"x"}
+    assert wb.errors == 3 and wb.last_error is None and inner.calls >= 4
+    wb.close()
+
+
+def test_write_behind_drops_everything_when_fenced() -> None:
+    inner = _Flaky(fenced=True)
+    wb = WriteBehind(inner)
+    wb.apply({"ike/01": b"a"})
+    assert wb.flush(5.0)  # nothing left: not retried
+    assert inner.calls == 1 and "gw2" in (wb.last_error or "")
+    assert list(inner.data.scan("")) == []
+    wb.close()
