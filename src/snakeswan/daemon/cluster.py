@@ -142,6 +142,9 @@ class ClusterNode:
                 owner = self.leadership.owner(name)  # a read: no raft round unless it is free
                 if owner is None and (patient or name in self.config.prefer):
                     owner = self.leadership.campaign(name, self.lease)
+                elif owner == self.config.node and not self.leadership.holds(name, self.lease):
+                    # ours from before a restart, on the old lease: onto this one
+                    owner = self.config.node if self.leadership.reclaim(name, self.lease) else None
                 result.owners[name] = owner
                 if owner == self.config.node:
                     result.won.append(name)

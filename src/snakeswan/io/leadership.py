@@ -103,6 +103,13 @@ class Leadership:
         kv = self.client.get(owner_key(self.cluster, share))
         return kv is not None and kv.value == self._me and kv.lease == lease.id
 
+    def reclaim(self, share: str, lease: Lease) -> bool:
+        """Move our own owner key onto ``lease``: a node restarted before its old lease ran out
+        finds the key under its name on that lease, which nobody refreshes any more."""
+        key = owner_key(self.cluster, share)
+        won, _ = self.client.txn([value_is(key, self._me)], [put_op(key, self._me, lease.id)])
+        return won
+
     def resign(self, share: str) -> bool:
         """Give ``share`` up if it is ours; True when the key was ours and is gone."""
         key = owner_key(self.cluster, share)

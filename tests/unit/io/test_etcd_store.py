@@ -157,6 +157,21 @@ def test_dead_endpoint_is_skipped(etcd: Cluster, request: pytest.FixtureRequest)
         EtcdClient(["https://x:1"])
 
 
+def test_a_restarted_node_reclaims_its_key(client: EtcdClient, request: pytest.FixtureRequest) -> None:
+    cluster = request.node.name
+    old, new = Lease(client, ttl=30), Lease(client, ttl=30)
+    old.grant(time.monotonic())
+    new.grant(time.monotonic())
+    node = Leadership(client, cluster, "gw1")
+    assert node.campaign("a", old) == "gw1"
+    assert not node.holds("a", new) and node.owner("a") == "gw1"
+    assert node.reclaim("a", new) and node.holds("a", new)
+    old.revoke()  # the old lease going takes nothing with it now
+    assert node.owner("a") == "gw1"
+    assert not Leadership(client, cluster, "gw2").reclaim("a", new)
+    new.revoke()
+
+
 def test_lease_revoked_frees_the_key(client: EtcdClient, request: pytest.FixtureRequest) -> None:
     cluster = request.node.name
     node = Leadership(client, cluster, "gw1")
