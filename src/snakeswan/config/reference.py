@@ -25,6 +25,7 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "pools": ("tables", "-", "virtual IP pools for Mode Config, `[pools.<name>]`"),
         "radius": ("table", "-", 'the RADIUS server for `auth = "xauth-radius"`'),
         "cluster": ("table", "-", "gateways sharing their SAs through etcd (pair or N active), below"),
+        "authorities": ("tables", "-", "`[authorities.<name>]`: OCSP responders per CA certificate"),
     },
     "[daemon]": {
         "port": ("integer", "500", "UDP port for IKE"),
@@ -107,6 +108,22 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         ),
         "cacerts": ("files", "-", "remote only: the CAs trusted for the peer"),
         "crls": ("files", "-", "remote only: CRLs of those CAs (snakeswan key; nothing is fetched)"),
+        "ocsp_uris": (
+            "URLs",
+            "-",
+            "remote only: OCSP responders (`http://...`) asked about the peer's certificate",
+        ),
+        "ocsp_aia": (
+            "boolean",
+            "false",
+            "remote only: also ask the OCSP responder named in the peer certificate's AIA",
+        ),
+        "revocation": (
+            "choice",
+            "relaxed",
+            "remote only: `strict` (no good OCSP/CRL status fails), `ifuri` (fails when a "
+            "responder was configured but gave no answer), `relaxed` (only a revocation fails)",
+        ),
         "pubkeys": ("files", "-", "(fail closed) raw public keys are not supported"),
         "xauth_id": ("string", "our IKE id", "XAUTH user name (client) or the one accepted (gateway)"),
         "round": ("integer", "0", "authentication round (1, 2)"),
@@ -168,6 +185,10 @@ REFERENCE: dict[str, dict[str, Entry]] = {
     "[cluster.shares.<name>]": {
         "address": ("address/prefix", "required", "the share's virtual address, `10.0.5.10/24`"),
         "interface": ("string", "required", "the interface it is added to (with gratuitous ARP)"),
+    },
+    "[authorities.<name>]": {
+        "cacert": ("file", "required", "a CA certificate (trust still comes from `remote.cacerts`)"),
+        "ocsp_uris": ("URLs", "required", "OCSP responders (`http://...`) for the certificates it issued"),
     },
     "[secrets.private-<name>] (private keys)": {
         "file": ("file", "required", "PEM or DER private key"),

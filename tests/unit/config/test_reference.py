@@ -22,6 +22,7 @@ def test_every_accepted_key_is_documented_and_no_other() -> None:
         "[radius]": loader.RADIUS_KEYS,
         "[cluster]": cluster.CLUSTER_KEYS,
         "[cluster.shares.<name>]": cluster.SHARE_KEYS,
+        "[authorities.<name>]": _credentials.AUTHORITY_KEYS,
         "[secrets.private-<name>] (private keys)": _credentials.KEY_KEYS,
     }
     assert set(REFERENCE) == set(tables)
