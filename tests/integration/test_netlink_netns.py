@@ -5,11 +5,14 @@
 - an address added at run time gets the own-traffic bypass policies (and loses them when it goes),
   followed through the netlink monitor, not polling;
 - ``kill -9`` and a start again: exactly one TUN-table rule, no rule of a pass shunt the new
-  configuration no longer has, no stale route, and the tunnel works.
+  configuration no longer has, no stale route, and the tunnel works;
+- a cluster share's address (io/vip.py) is added with its lifetime and removed over netlink.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import signal
 import time
 from pathlib import Path
@@ -17,7 +20,9 @@ from typing import Any
 
 import pytest
 
+from snakeswan.io import vip
 from tests.daemons import DaemonProcess, wait_for
+from tests.integration.test_io_drivers import inside
 from tests.netns import Netns, ping, site_to_site
 
 pytestmark = pytest.mark.netns
@@ -136,3 +141,23 @@ def test_kill_9_then_start_again_cleans_up_and_works(topology: Any, tmp_path: Pa
     assert ping(west, "10.231.1.1", "10.231.2.1", count=4) >= 2
     assert "10.231.2.0/24 dev snakeswan0" in table(west)
     assert w2.stop() == 0 and rules(west) == []
+
+
+def test_a_share_address_with_a_lifetime_over_netlink(topology: Any) -> None:
+    """io/vip.py (cluster shares) adds its address with a lifetime, a dead man's switch the kernel
+    enforces, and removes it; over netlink like the rest."""
+    ns = topology().add("box")
+    ns.ip("link", "add", "sswv0", "type", "veth", "peer", "name", "sswv1")
+    ns.link_up("sswv0")
+    share = ipaddress.ip_interface("10.231.9.100/24")
+    with inside(ns):
+        vip.add_address(share, "sswv0", 30)
+        vip.add_address(share, "sswv0", 30)  # the refresh: replace, no duplicate
+    shown = ns.ip("-4", "addr", "show", "dev", "sswv0").stdout
+    assert shown.count("10.231.9.100/24") == 1 and re.search(
+        r"valid_lft (30|29)sec preferred_lft (30|29)sec", shown
+    )
+    with inside(ns):
+        assert vip.remove_address(share, "sswv0")
+        assert not vip.remove_address(share, "sswv0")  # gone already
+    assert "10.231.9.100" not in ns.ip("-4", "addr", "show", "dev", "sswv0").stdout

@@ -259,8 +259,17 @@ def delete_rule(version: int, found: dict[str, Any], *, what: str = "rule del") 
     request(msg, RTM_DELRULE, NLM_F_REQUEST | NLM_F_ACK, what=what)
 
 
-def address(verb: str, iface: str, device: str, *, nodad: bool = False, what: str = "addr") -> None:
-    """``verb`` (replace | del) address ``iface`` (``10.231.8.1/24``) on ``device``."""
+def address(
+    verb: str,
+    iface: str,
+    device: str,
+    *,
+    nodad: bool = False,
+    lifetime: tuple[int, int] | None = None,
+    what: str = "addr",
+) -> None:
+    """``verb`` (replace | del) address ``iface`` (``10.231.8.1/24``) on ``device``; ``lifetime``
+    is (valid, preferred) seconds (``ip``'s ``valid_lft``/``preferred_lft``), else forever."""
     try:
         ifc = ipaddress.ip_interface(iface)
     except ValueError:
@@ -275,6 +284,10 @@ def address(verb: str, iface: str, device: str, *, nodad: bool = False, what: st
         return
     if nodad:
         msg["flags"] = IFA_F_NODAD
+    if lifetime is not None:
+        valid, preferred = lifetime
+        info = {"ifa_valid": valid, "ifa_preferred": preferred, "cstamp": 0, "tstamp": 0}
+        msg["attrs"].append(("IFA_CACHEINFO", info))
     request(msg, RTM_NEWADDR, _NEW | NLM_F_REPLACE, what=what)
 
 
@@ -350,7 +363,7 @@ def run_netlink(args: Sequence[str]) -> str:
     elif obj == "rule" and verb in ("add", "del"):
         rule(verb, version, rest, what=what)
     elif obj == "addr" and verb in ("replace", "del") and len(rest) >= 3 and rest[1] == "dev":
-        address(verb, rest[0], rest[2], nodad="nodad" in rest[3:], what=what)
+        _address_words(verb, rest, what)
     elif obj == "link" and verb == "set" and len(rest) >= 2 and rest[0] == "dev":
         _link_words(rest[1], rest[2:], what)
     else:
@@ -375,6 +388,24 @@ def _route_words(verb: str, rest: Sequence[str], what: str) -> None:
     table = None if opts.get("table", "main") == "main" else int(opts["table"])
     metric = int(opts["metric"]) if "metric" in opts else None
     route(verb, network, opts["dev"], table=table, metric=metric, src=opts.get("src"), what=what)
+
+
+def _address_words(verb: str, rest: Sequence[str], what: str) -> None:
+    words = list(rest[3:])
+    nodad = "nodad" in words
+    if nodad:
+        words.remove("nodad")
+    opts = _pairs(words, what)
+    if not set(opts) <= {"valid_lft", "preferred_lft"}:
+        raise LocalError(f"{what}: not supported over netlink")
+    lifetime = None
+    if opts:
+        try:
+            valid = int(opts.get("valid_lft", opts.get("preferred_lft", "")))
+            lifetime = (valid, int(opts.get("preferred_lft", valid)))
+        except ValueError:
+            raise LocalError(f"{what}: lifetimes are whole seconds") from None
+    address(verb, rest[0], rest[2], nodad=nodad, lifetime=lifetime, what=what)
 
 
 def _link_words(device: str, rest: Sequence[str], what: str) -> None:

@@ -55,6 +55,11 @@ def test_pass_shunt_rule_selectors() -> None:
         (["route", "replace", "10.231.0.0/24", "via", "10.231.0.1"], "not supported over netlink"),
         (["link", "set", "dev", "x", "qdisc", "fq"], "not supported over netlink"),
         (["neigh", "show", "x"], "not supported over netlink"),
+        (
+            ["addr", "replace", "10.231.0.1/24", "dev", "x", "valid_lft", "soon"],
+            "lifetimes are whole seconds",
+        ),
+        (["addr", "replace", "10.231.0.1/24", "dev", "x", "scope", "link"], "not supported over netlink"),
     ],
 )
 def test_unsupported_words_are_refused_naming_the_command(args: list[str], error: str) -> None:
