@@ -8,7 +8,8 @@ I -> R  MM5  HDR*, IDii, HASH_I [, N(INITIAL-CONTACT)]   (encrypted; port 4500 i
 R -> I  MM6  HDR*, IDir, HASH_R
 
 With signatures (RFC 2409 5.1) MM5/MM6 carry ``[CERT,] SIG_I`` / ``[CERT,] SIG_R`` instead of the
-HASH; CERTREQs go in MM3/MM4 (``ike.pubkey`` says when CERTs are sent).
+HASH; CERTREQs go in MM3/MM4 (``ike.pubkey`` says when CERTs are sent). With public key encryption
+(5.2, 5.3) the IDs travel encrypted in MM3/MM4 and MM5/MM6 carry only the HASH (``ike.pubkey_enc``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 
 from snakeswan.config.model import ConnectionConfig
 from snakeswan.errors import AuthenticationError
-from snakeswan.ike import crypt
+from snakeswan.ike import crypt, pubkey_enc
 from snakeswan.ike.context import Context
 from snakeswan.ike.exchange import Exchange
 from snakeswan.ike.phase1 import Phase1
@@ -26,7 +27,7 @@ from snakeswan.ike.proposals import check_ike_reply
 from snakeswan.ike.sa import IkeSa
 from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType
 from snakeswan.wire.message import Message, Rule, check_payloads, summary
-from snakeswan.wire.payloads import IdPayload, NotifyPayload, Payload, Proposal, SaPayload
+from snakeswan.wire.payloads import IdPayload, NoncePayload, NotifyPayload, Payload, Proposal, SaPayload
 
 P = PayloadType
 
@@ -51,6 +52,17 @@ RULES: dict[MmState, dict[int, Rule]] = {
     # MM5, MM6: HASH (pre-shared key) or SIG (signatures); Phase1.verify_auth wants the right one
     MmState.SENT_MM4: {P.ID: Rule(1, 1), P.HASH: Rule(0, 1), P.SIG: Rule(0, 1)},
     MmState.SENT_MM5: {P.ID: Rule(1, 1), P.HASH: Rule(0, 1), P.SIG: Rule(0, 1)},
+}
+
+# With public key encryption (RFC 2409 5.2, 5.3), the same for MM3..MM6 once decrypted
+PKE_RULES: dict[MmState, dict[int, Rule]] = {
+    state: pubkey_enc.MM_RULES[n]
+    for state, n in (
+        (MmState.SENT_MM2, 3),
+        (MmState.SENT_MM3, 4),
+        (MmState.SENT_MM4, 5),
+        (MmState.SENT_MM5, 6),
+    )
 }
 
 
@@ -98,9 +110,12 @@ class MainMode(Exchange):
         if handler is None:
             self.trace("unexpected_message", state=self.state.name)
             return
-        check_payloads(
-            msg.types(), RULES[self.state], f"Main Mode in state {self.state.name}", allow_others=_OTHERS
-        )
+        rules = RULES[self.state]
+        if self.p1.pke.method is not None:
+            if self.state in (MmState.SENT_MM2, MmState.SENT_MM3):
+                msg = self.p1.pke.unwrap(msg)  # MM3/MM4: nonce and ID (revised: all after the nonce)
+            rules = PKE_RULES.get(self.state, rules)
+        check_payloads(msg.types(), rules, f"Main Mode in state {self.state.name}", allow_others=_OTHERS)
         handler(msg, ciphertext, now)
         self.retx.processed(data)
 
@@ -116,16 +131,37 @@ class MainMode(Exchange):
         self.p1.note_vids(msg)
         self.p1.note_certreqs(msg)
         self.state = MmState.SENT_MM3
-        self._send([*self.p1.ke_nonce(), *self.p1.natd(), *self.p1.certreqs()], now)
+        self._send(self._first([], [*self.p1.natd(), *self.p1.certreqs()]), now)
+
+    def _first(self, pre: list[Payload], rest: list[Payload]) -> list[Payload]:
+        """MM3/MM4: KE, nonce and the rest; with public key encryption also our ID, encrypted."""
+        ke, nonce = self.p1.ke_nonce()
+        if self.p1.pke.method is None:
+            return [*pre, ke, nonce, *rest]
+        assert isinstance(nonce, NoncePayload)
+        return self.p1.pke.wrap(pre, ke, nonce, self.p1.our_id(), rest)
+
+    def _final(self) -> list[Payload]:
+        """MM5/MM6: our ID and HASH/SIG; with public key encryption the HASH over the ID sent before."""
+        if self.p1.pke.method is not None:
+            return self.p1.our_auth(self.p1.pke.our_id_body)
+        our_id = self.p1.our_id()
+        return [our_id, *self.p1.our_auth(our_id.encode_body())]
+
+    def _take_id(self, msg: Message) -> None:
+        id_p = msg.first(IdPayload)
+        assert id_p is not None
+        self.p1.take_peer_id(id_p)
 
     def _i_mm4(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
         self.p1.take_ke_nonce(msg)
+        if self.p1.pke.method is not None:
+            self._take_id(msg)
         self.p1.check_natd(msg)
         self.p1.note_certreqs(msg)
         self.p1.derive_keys()
         self.p1.float_to_nat_port()
-        our_id = self.p1.our_id()
-        payloads: list[Payload] = [our_id, *self.p1.our_auth(our_id.encode_body())]
+        payloads = self._final()
         if self.p1.initial_contact:
             payloads.append(NotifyPayload(NotifyType.INITIAL_CONTACT, spi=self.sa.icookie + self.sa.rcookie))
         self.state = MmState.SENT_MM5
@@ -133,9 +169,9 @@ class MainMode(Exchange):
 
     def _i_mm6(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
         self._require_encrypted(ciphertext)
-        id_p = msg.first(IdPayload)
-        assert id_p is not None and self.sa.crypto is not None and ciphertext is not None
-        self.p1.take_peer_id(id_p)
+        assert self.sa.crypto is not None and ciphertext is not None
+        if self.p1.pke.method is None:
+            self._take_id(msg)
         self.p1.verify_auth(msg, now)
         self.sa.crypto.iv.confirm(0, ciphertext)
         self.state = MmState.DONE
@@ -164,18 +200,20 @@ class MainMode(Exchange):
 
     def _r_mm3(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
         self.p1.take_ke_nonce(msg)
+        if self.p1.pke.method is not None:
+            self._take_id(msg)  # and the initiator's key we encrypt Nr to
         self.p1.check_natd(msg)
         self.p1.note_certreqs(msg)
-        payloads: list[Payload] = [*self.p1.ke_nonce(), *self.p1.natd(), *self.p1.certreqs()]
+        payloads = self._first([], [*self.p1.natd(), *self.p1.certreqs()])
         self.p1.derive_keys()
         self.state = MmState.SENT_MM4
         self._send(payloads, now)
 
     def _r_mm5(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
         self._require_encrypted(ciphertext)
-        id_p = msg.first(IdPayload)
-        assert id_p is not None and self.sa.crypto is not None and ciphertext is not None
-        self.p1.take_peer_id(id_p)
+        assert self.sa.crypto is not None and ciphertext is not None
+        if self.p1.pke.method is None:
+            self._take_id(msg)
         self.p1.verify_auth(msg, now)
         self.p1.keep_final(ciphertext)
         self.sa.crypto.iv.confirm(0, ciphertext)
@@ -183,9 +221,8 @@ class MainMode(Exchange):
         for n in msg.all(NotifyPayload):
             if n.notify_type == NotifyType.INITIAL_CONTACT:
                 self.p1.initial_contact = True
-        our_id = self.p1.our_id()
         self.state = MmState.DONE
-        self._mm6 = [our_id, *self.p1.our_auth(our_id.encode_body())]
+        self._mm6 = self._final()
         self._send(self._mm6, now, encrypt=True, expect_reply=False)
         self.done = True
         self.p1.established(now)
