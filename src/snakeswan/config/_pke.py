@@ -33,13 +33,14 @@ def check_rounds(
     """Both sides name the same public-key-encryption method, without XAUTH, CAs or CRLs."""
     if local.auth not in PKE_AUTH and remote.auth not in PKE_AUTH:
         return
-    for side, ours, theirs in (("local", local, remote), ("remote", remote, local)):
-        if ours.auth != theirs.auth:
-            raise conn.error(
-                f"{side}.auth",
-                f'public key encryption authenticates both ends alike: "{ours.auth}" needs the other '
-                f'side to be "{ours.auth}" too, got "{theirs.auth}"',
-            )
+    side, ours = ("local", local) if local.auth in PKE_AUTH else ("remote", remote)
+    other_side, other = ("remote", remote) if side == "local" else ("local", local)
+    if other.auth != ours.auth:
+        raise conn.error(
+            f"{other_side}.auth",
+            f'public key encryption authenticates both ends alike: {side}.auth is "{ours.auth}", '
+            f'so this must be too, got "{other.auth}"',
+        )
     if local_xauth is not None or remote_xauth is not None:
         raise conn.error("local.auth", f'"{local.auth}" with an XAUTH round is not implemented')
     for key in ("cacerts", "crls"):
