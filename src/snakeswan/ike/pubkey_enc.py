@@ -141,6 +141,15 @@ def peer_keys(conn: ConnectionConfig, creds: Credentials) -> list[KeyRef]:
     return refs
 
 
+def _key_for_id(keys: list[KeyRef], ident: Identity | None) -> KeyRef:
+    """The first key whose certificate contains ``ident`` (a configured remote.id), else the first."""
+    if ident is not None and not ident.is_any:
+        fits = [k for k in keys if k.cert is not None and cert_contains(k.cert, ident)]
+        if fits:
+            return fits[0]
+    return keys[0]
+
+
 def _plain(rp: RawPayload, body: bytes, what: str) -> RawPayload:
     """A received payload as if its body had come in the clear."""
     ptype = rp.payload.payload_type
@@ -201,8 +210,8 @@ class PkeAuth:
         assert sa.conn is not None and method is not None
         h, cipher = self._algs()
         self.our_id_body = our_id.encode_body()
-        if self.peer_key is None:  # initiator: the first key configured for the peer
-            self.peer_key = peer_keys(sa.conn, self.ctx.config.credentials)[0]
+        if self.peer_key is None:  # initiator: the key of remote.id's certificate, else the first
+            self.peer_key = _key_for_id(peer_keys(sa.conn, self.ctx.config.credentials), sa.conn.remote.id)
         peer = self.peer_key
         hash1: list[Payload] = [HashPayload(pke.key_hash(h, peer.der))] if sa.initiator else []
         try:

@@ -229,3 +229,12 @@ def test_certificate_of_another_identity(pki: TestPki, tmp_path: Path, auth: str
     rejected = [r.fields for r in p.b.engine.tracer.find("message_rejected")]
     assert rejected and rejected[0]["notify"] == "INVALID_ID_INFORMATION"
     assert "is in none of remote.certs" in str(rejected[0]["reason"])
+
+
+def test_the_pinned_certificate_of_the_configured_remote_id_is_used(pki: TestPki) -> None:
+    """Several pinned certificates: the initiator encrypts to the one holding ``remote.id``."""
+    a, b, _, east = configs(pki, auth="pubkey-enc")
+    carol = pki.host("carol.sw-lab", key_index=2)
+    a = a.replace(f'certs = ["{east.cert}"]', f'id = "{east.dn}", certs = ["{carol.cert}", "{east.cert}"]')
+    p = run(a, b)
+    assert len(p.of(p.a, IkeSaEstablished)) == 1 and len(p.of(p.b, IkeSaEstablished)) == 1, _reasons(p)
