@@ -218,7 +218,9 @@ class PkeAuth:
             enc_nonce = UnknownPayload(P.NONCE, pke.rsa_encrypt(peer.public, nonce.data))
             if method == AuthMethod.RSA_ENCRYPTION:
                 enc_id = UnknownPayload(P.ID, pke.rsa_encrypt(peer.public, self.our_id_body))
-                return [*pre, ke, *hash1, enc_id, enc_nonce, *rest]
+                # MM3: KE, [HASH(1),] ...; AM1: SA, [HASH(1),] KE, ... (RFC 2409 5.2's order)
+                first = [*hash1, ke] if pre else [ke, *hash1]
+                return [*pre, *first, enc_id, enc_nonce, *rest]
         except CryptoError as e:
             raise PeerError(N.NO_PROPOSAL_CHOSEN, f"cannot encrypt to {peer.name!r}: {e}") from None
         cookie = sa.icookie if sa.initiator else sa.rcookie
