@@ -1,6 +1,8 @@
 """What Main Mode and Aggressive Mode share: proposals, DH and nonces, keys, identities, HASH_I/R,
 NAT-D, vendor IDs, and authentication (pre-shared key: HASH_I/R; signatures: CERT/SIG through
-:mod:`snakeswan.ike.pubkey`). A helper that both exchanges hold (composition, DESIGN.md principle 3)."""
+:mod:`snakeswan.ike.pubkey`; public key encryption: nonces and IDs encrypted to the peer's key
+through :mod:`snakeswan.ike.pubkey_enc`, then HASH_I/R). A helper that both exchanges hold
+(composition, DESIGN.md principle 3)."""
 
 from __future__ import annotations
 
@@ -68,8 +70,8 @@ def base_method(method: int) -> int:
 def auth_methods(conn: ConnectionConfig, creds: Credentials, *, initiator: bool = True) -> tuple[int, ...]:
     """The phase 1 authentication methods a connection offers (``initiator``) or accepts: PSK, or
     the signature method of our own key (RSA 3, ECDSA 9/10/11), as strongSwan (one method for
-    both ends); with an XAUTH round, its XAUTH variant (the client is checked: ``local-xauth`` on
-    our side, ``remote-xauth`` on the peer's)."""
+    both ends), or public key encryption (4, revised 5); with an XAUTH round, its XAUTH variant
+    (the client is checked: ``local-xauth`` on our side, ``remote-xauth`` on the peer's)."""
     if is_hybrid(conn):
         gateway_signs = pubkey.is_pubkey(conn.local.method) or pubkey.is_pubkey(conn.remote.method)
         if not gateway_signs or (pubkey.is_pubkey(conn.local.method) and pubkey.local_method(
