@@ -150,13 +150,18 @@ def test_raw_public_keys(pki: TestPki, auth: str, aggressive: bool) -> None:
     assert ea[0].remote_id == EAST and p.of(p.b, IkeSaEstablished)[0].remote_id == WEST
 
 
+@pytest.mark.parametrize("raw", [False, True], ids=["cert", "raw-key"])
 @pytest.mark.parametrize("aggressive", [False, True], ids=["main", "aggressive"])
 @pytest.mark.parametrize("auth", list(METHODS))
-def test_wrong_key_refused(pki: TestPki, tmp_path: Path, auth: str, aggressive: bool) -> None:
-    """A encrypts to a certificate whose key B does not hold: HASH(1) names another key."""
-    a, b, _, east = configs(pki, auth=auth, aggressive=aggressive)
+def test_wrong_key_refused(pki: TestPki, tmp_path: Path, auth: str, aggressive: bool, raw: bool) -> None:
+    """A encrypts to a certificate (or raw key) B does not hold: HASH(1) names another key."""
+    a, b, _, east = configs(pki, auth=auth, aggressive=aggressive, raw=raw)
     carol = pki.host("carol.sw-lab", key_index=2)
-    a = a.replace(f'certs = ["{east.cert}"]', f'certs = ["{carol.cert}"]')
+    if raw:
+        a = a.replace(f'pubkeys = ["{raw_public(east)}"]', f'pubkeys = ["{raw_public(carol)}"]')
+    else:
+        a = a.replace(f'certs = ["{east.cert}"]', f'certs = ["{carol.cert}"]')
+    assert str(carol.cert.stem) in a
     p = run(a, b)
     assert not p.of(p.a, IkeSaEstablished) and not p.of(p.b, IkeSaEstablished)
     rejected = [r.fields for r in p.b.engine.tracer.find("message_rejected")]
@@ -238,3 +243,22 @@ def test_the_pinned_certificate_of_the_configured_remote_id_is_used(pki: TestPki
     a = a.replace(f'certs = ["{east.cert}"]', f'id = "{east.dn}", certs = ["{carol.cert}", "{east.cert}"]')
     p = run(a, b)
     assert len(p.of(p.a, IkeSaEstablished)) == 1 and len(p.of(p.b, IkeSaEstablished)) == 1, _reasons(p)
+
+
+def test_aggressive_mode_responder_picks_the_connection_whose_key_hash1_names(pki: TestPki) -> None:
+    """B answers for two connections with different keys of its own; HASH(1) in AM1 says which
+    one A encrypted to, and B decrypts with that key and answers as that connection."""
+    auth = "pubkey-enc-revised"
+    a, b, west, east = configs(pki, auth=auth, aggressive=True)
+    east2 = pki.host("east2.sw-lab", key_index=3)
+    a = a.replace(f'certs = ["{east.cert}"]', f'certs = ["{east2.cert}"]')
+    second = pke_config(B_ADDR, A_ADDR, LAN_B, LAN_A, east2, west.cert, auth=auth, aggressive=True)
+    second = second.replace("[connections.site", "[connections.second").split("[secrets.")[0]
+    b = b.replace(
+        "[secrets.private-me]", second + f'[secrets.private-two]\nfile = "{east2.key}"\n[secrets.private-me]'
+    )
+    p = run(a, b)
+    eb = p.of(p.b, IkeSaEstablished)
+    assert len(eb) == 1 and eb[0].conn == "second", _reasons(p)
+    assert eb[0].local_id == "C=CH, O=snakeswan, CN=east2.sw-lab"
+    assert p.of(p.a, IkeSaEstablished)[0].remote_id == eb[0].local_id
