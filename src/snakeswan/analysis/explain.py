@@ -147,4 +147,6 @@ _EVENTS: dict[str, str] = {
     "peer_authenticated": "The peer's certificate chains to a trusted CA, holds its ID and its SIG verifies.",
     "pke_decrypted": "Public key encryption (RFC 2409 5.2/5.3): the peer's nonce and ID, encrypted to our "
     "key, decrypted; only the holder of that key can compute HASH_I/HASH_R now.",
+    "pke_connection": "HASH(1) named the key of another of our connections for these addresses: "
+    "we answer as that one.",
 }

@@ -18,12 +18,12 @@ import enum
 from collections.abc import Callable
 
 from snakeswan.config.model import ConnectionConfig
-from snakeswan.errors import AuthenticationError
+from snakeswan.errors import AuthenticationError, PeerError
 from snakeswan.ike import crypt, pubkey_enc
 from snakeswan.ike.context import Context
 from snakeswan.ike.exchange import Exchange
 from snakeswan.ike.phase1 import Phase1
-from snakeswan.ike.proposals import check_ike_reply
+from snakeswan.ike.proposals import IkeChoice, check_ike_reply
 from snakeswan.ike.sa import IkeSa
 from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType
 from snakeswan.wire.message import Message, Rule, check_payloads, summary
@@ -74,6 +74,8 @@ class MainMode(Exchange):
         self.p1 = Phase1(sa, ctx)
         self.state = MmState.START
         self._mm6: list[Payload] = []  # responder: what MM6 carried (sent again by late())
+        self._offered: SaPayload | None = None  # responder: MM1's offer and the connections it
+        self._candidates: list[ConnectionConfig] = []  # could be for (pubkey-enc: HASH(1) picks)
         self._handlers: dict[tuple[bool, MmState], Callable[[Message, bytes | None, float], None]] = {
             (True, MmState.SENT_MM1): self._i_mm2,
             (True, MmState.SENT_MM3): self._i_mm4,
@@ -112,6 +114,8 @@ class MainMode(Exchange):
             return
         rules = RULES[self.state]
         if self.p1.pke.method is not None:
+            if self.state is MmState.SENT_MM2 and self._offered is not None:
+                self.p1.pke.reselect(msg, self._candidates, self._choose)  # the key HASH(1) names
             if self.state in (MmState.SENT_MM2, MmState.SENT_MM3):
                 msg = self.p1.pke.unwrap(msg)  # MM3/MM4: nonce and ID (revised: all after the nonce)
             rules = PKE_RULES.get(self.state, rules)
@@ -188,6 +192,7 @@ class MainMode(Exchange):
         sa_raw = msg.raw_of(SaPayload)
         assert offered is not None and sa_raw is not None
         choice = self.p1.choose(offered, candidates)
+        self._offered, self._candidates = offered, candidates
         self.p1.sai_b = sa_raw.body
         self.p1.note_vids(msg)
         self.p1.note_certreqs(msg)
@@ -243,6 +248,14 @@ class MainMode(Exchange):
         self.ctx.send(mm6, self.sa.local, self.sa.remote)
         self.trace("sent", msg="MM6", payloads=summary(self._mm6), encrypted=True, again=True)
         return True
+
+    def _choose(self, conn: ConnectionConfig) -> IkeChoice | None:
+        """MM1's offer chosen again for ``conn`` (it becomes the SA's), or None if it refuses it."""
+        assert self._offered is not None
+        try:
+            return self.p1.choose(self._offered, [conn])
+        except PeerError:
+            return None
 
     @staticmethod
     def _require_encrypted(ciphertext: bytes | None) -> None:

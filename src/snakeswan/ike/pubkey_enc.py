@@ -24,6 +24,7 @@ before the responder chose) and the responder decrypts AM1 with the key HASH(1) 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -322,6 +323,39 @@ class PkeAuth:
             chosen = named[0] if named else chosen  # none: unwrap() says why
         der = our_key(chosen, creds)[0].der
         return self.unwrap(msg, chosen), [c for c in mine if our_key(c, creds)[0].der == der]
+
+    def reselect(
+        self,
+        msg: Message,
+        conns: list[ConnectionConfig],
+        choose: Callable[[ConnectionConfig], IkeChoice | None],
+    ) -> None:
+        """Main Mode responder, MM3: HASH(1) names a key of another connection for these addresses
+        (ours was chosen at MM1 by addresses): answer as that one if it accepts the transform MM2
+        already echoed (``choose`` sets it and returns its choice, or None)."""
+        sa, hash1 = self.sa, msg.first(HashPayload)
+        if hash1 is None or sa.conn is None or sa.choice is None:
+            return
+        creds, h, method = (
+            self.ctx.config.credentials,
+            ike_hash(sa.choice.proposal.hash),
+            sa.choice.auth_method,
+        )
+        if hmac.compare_digest(hash1.data, pke.key_hash(h, our_key(sa.conn, creds)[0].der)):
+            return
+        old = (sa.conn, sa.choice)
+        for conn in conns:
+            if conn is old[0] or conn_method(conn) != method:
+                continue
+            if not hmac.compare_digest(hash1.data, pke.key_hash(h, our_key(conn, creds)[0].der)):
+                continue
+            choice = choose(conn)
+            if choice is not None and choice.transform == old[1].transform:
+                self.ctx.tracer.emit(
+                    "ike", "pke_connection", sa=sa.unique_id, conn=conn.name, was=old[0].name
+                )
+                return
+            sa.conn, sa.choice = old  # unwrap() then refuses HASH(1) with its reason
 
     def check_am_choice(self, choice: IkeChoice) -> None:
         """AM responder: the transform chosen must have the cipher and hash AM1 was decrypted with."""

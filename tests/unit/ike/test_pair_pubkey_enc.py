@@ -245,14 +245,18 @@ def test_the_pinned_certificate_of_the_configured_remote_id_is_used(pki: TestPki
     assert len(p.of(p.a, IkeSaEstablished)) == 1 and len(p.of(p.b, IkeSaEstablished)) == 1, _reasons(p)
 
 
-def test_aggressive_mode_responder_picks_the_connection_whose_key_hash1_names(pki: TestPki) -> None:
-    """B answers for two connections with different keys of its own; HASH(1) in AM1 says which
-    one A encrypted to, and B decrypts with that key and answers as that connection."""
-    auth = "pubkey-enc-revised"
-    a, b, west, east = configs(pki, auth=auth, aggressive=True)
+@pytest.mark.parametrize("aggressive", [False, True], ids=["main", "aggressive"])
+@pytest.mark.parametrize("auth", list(METHODS))
+def test_responder_answers_as_the_connection_whose_key_hash1_names(
+    pki: TestPki, auth: str, aggressive: bool
+) -> None:
+    """B answers for two connections (same addresses) with different keys of its own; HASH(1)
+    says which one A encrypted to, and B decrypts with that key and answers as that connection
+    (Main Mode: it had chosen the first by addresses at MM1 and switches at MM3)."""
+    a, b, west, east = configs(pki, auth=auth, aggressive=aggressive)
     east2 = pki.host("east2.sw-lab", key_index=3)
     a = a.replace(f'certs = ["{east.cert}"]', f'certs = ["{east2.cert}"]')
-    second = pke_config(B_ADDR, A_ADDR, LAN_B, LAN_A, east2, west.cert, auth=auth, aggressive=True)
+    second = pke_config(B_ADDR, A_ADDR, LAN_B, LAN_A, east2, west.cert, auth=auth, aggressive=aggressive)
     second = second.replace("[connections.site", "[connections.second").split("[secrets.")[0]
     b = b.replace(
         "[secrets.private-me]", second + f'[secrets.private-two]\nfile = "{east2.key}"\n[secrets.private-me]'
@@ -262,3 +266,5 @@ def test_aggressive_mode_responder_picks_the_connection_whose_key_hash1_names(pk
     assert len(eb) == 1 and eb[0].conn == "second", _reasons(p)
     assert eb[0].local_id == "C=CH, O=snakeswan, CN=east2.sw-lab"
     assert p.of(p.a, IkeSaEstablished)[0].remote_id == eb[0].local_id
+    switched = list(p.b.engine.tracer.find("pke_connection"))
+    assert len(switched) == (0 if aggressive else 1)
