@@ -18,7 +18,7 @@ import enum
 from collections.abc import Callable
 
 from snakeswan.config.model import ConnectionConfig
-from snakeswan.errors import AuthenticationError, PeerError
+from snakeswan.errors import AuthenticationError, DecodeError, PeerError
 from snakeswan.ike import crypt, pubkey_enc
 from snakeswan.ike.context import Context
 from snakeswan.ike.exchange import Exchange
@@ -113,14 +113,20 @@ class MainMode(Exchange):
             self.trace("unexpected_message", state=self.state.name)
             return
         rules = RULES[self.state]
-        if self.p1.pke.method is not None:
-            if self.state is MmState.SENT_MM2 and self._offered is not None:
-                self.p1.pke.reselect(msg, self._candidates, self._choose)  # the key HASH(1) names
-            if self.state in (MmState.SENT_MM2, MmState.SENT_MM3):
-                msg = self.p1.pke.unwrap(msg)  # MM3/MM4: nonce and ID (revised: all after the nonce)
-            rules = PKE_RULES.get(self.state, rules)
-        check_payloads(msg.types(), rules, f"Main Mode in state {self.state.name}", allow_others=_OTHERS)
-        handler(msg, ciphertext, now)
+        before = (self.sa.conn, self.sa.choice)
+        try:
+            if self.p1.pke.method is not None:
+                if self.state is MmState.SENT_MM2 and self._offered is not None:
+                    self.p1.pke.reselect(msg, self._candidates, self._choose)  # the key HASH(1) names
+                if self.state in (MmState.SENT_MM2, MmState.SENT_MM3):
+                    msg = self.p1.pke.unwrap(msg)  # MM3/MM4: nonce, ID (revised: all after the nonce)
+                rules = PKE_RULES.get(self.state, rules)
+            check_payloads(msg.types(), rules, f"Main Mode in state {self.state.name}", allow_others=_OTHERS)
+            handler(msg, ciphertext, now)
+        except (DecodeError, PeerError):
+            if self.state is MmState.SENT_MM2:  # a refused MM3 leaves the connection as it was
+                self.sa.conn, self.sa.choice = before
+            raise
         self.retx.processed(data)
 
     # ---- initiator ----------------------------------------------------------------------------
