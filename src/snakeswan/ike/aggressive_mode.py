@@ -74,6 +74,7 @@ class AggressiveMode(Exchange):
         self.p1 = Phase1(sa, ctx)
         self.state = AmState.START
         self._idii_b = b""
+        self._candidates: list[ConnectionConfig] = []  # responder: for an AM1 that comes again
 
     def _send(
         self, payloads: list[Payload], now: float, *, expect_reply: bool, encrypt: bool = False
@@ -119,6 +120,12 @@ class AggressiveMode(Exchange):
         elif not self.sa.initiator and self.state is AmState.SENT_AM2:
             check_payloads(msg.types(), AM3_RULES, "Aggressive Mode AM3", allow_others=_OTHERS)
             self._r_am3(msg, ciphertext, now)
+        elif not self.sa.initiator and self.state is AmState.START and self._candidates:
+            # AM1 again after we refused one that did not decrypt or authenticate (public key
+            # encryption: a forgery must not keep the real AM1 out until the SA times out)
+            self.p1.pke = pubkey_enc.PkeAuth(self.ctx, self.sa)
+            self.respond(msg, data, self._candidates, now)
+            return
         else:
             self.trace("unexpected_message", state=self.state.name)
             return
@@ -152,6 +159,7 @@ class AggressiveMode(Exchange):
 
     def respond(self, msg: Message, data: bytes, candidates: list[ConnectionConfig], now: float) -> None:
         """Responder: AM1 -> AM2. The connection is chosen by addresses and the peer's identity."""
+        self._candidates = candidates
         rules = {**AM1_RULES, **pubkey_enc.AM1_EXTRA}  # HASH(1) only with public key encryption
         check_payloads(msg.types(), rules, "Aggressive Mode AM1", allow_others=_OTHERS)
         offered = msg.first(SaPayload)

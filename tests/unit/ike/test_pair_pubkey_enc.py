@@ -268,3 +268,18 @@ def test_responder_answers_as_the_connection_whose_key_hash1_names(
     assert p.of(p.a, IkeSaEstablished)[0].remote_id == eb[0].local_id
     switched = list(p.b.engine.tracer.find("pke_connection"))
     assert len(switched) == (0 if aggressive else 1)
+
+
+@pytest.mark.parametrize("auth", list(METHODS))
+def test_aggressive_mode_responder_takes_the_real_am1_after_a_forged_one(pki: TestPki, auth: str) -> None:
+    """The first AM1 arrives with its encrypted ID tampered with and is refused; the initiator's
+    retransmission (the real one) is then answered at once, not ignored until the SA times out."""
+    a, b, _, _ = configs(pki, auth=auth, aggressive=True)
+
+    def flip(d: Datagram, n: int) -> Datagram:
+        return Datagram(_flip_in(d.data, PayloadType.ID), d.src, d.dst) if n == 0 else d
+
+    p = run(a, b, rewrite=flip)
+    assert [r.fields["exchange"] for r in p.b.engine.tracer.find("message_rejected")] == ["aggressive_mode"]
+    assert len(p.of(p.a, IkeSaEstablished)) == 1 and len(p.of(p.b, IkeSaEstablished)) == 1, _reasons(p)
+    assert p.of(p.b, IkeSaEstablished)[0].ike_sa == 1  # the same responder SA, not one after a timeout
