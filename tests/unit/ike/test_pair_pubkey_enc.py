@@ -283,3 +283,16 @@ def test_aggressive_mode_responder_takes_the_real_am1_after_a_forged_one(pki: Te
     assert [r.fields["exchange"] for r in p.b.engine.tracer.find("message_rejected")] == ["aggressive_mode"]
     assert len(p.of(p.a, IkeSaEstablished)) == 1 and len(p.of(p.b, IkeSaEstablished)) == 1, _reasons(p)
     assert p.of(p.b, IkeSaEstablished)[0].ike_sa == 1  # the same responder SA, not one after a timeout
+
+
+@pytest.mark.parametrize(
+    "ike",
+    ["aes256-sha1-modp2048", "3des-md5-modp1536", "aes128-sha256-ecp256", "aes192-sha512-modp3072"],
+)
+@pytest.mark.parametrize("aggressive", [False, True], ids=["main", "aggressive"])
+def test_revised_mode_with_other_ciphers_and_prfs(pki: TestPki, ike: str, aggressive: bool) -> None:
+    """Ke_i/Ke_r longer than the prf output (AES-256 under SHA-1, 3DES under MD5: K1 | K2),
+    8-byte blocks (3DES), ECP and large MODP KE payloads, all encrypted with Ke."""
+    a, b, _, _ = configs(pki, auth="pubkey-enc-revised", aggressive=aggressive, ike=ike)
+    p = run(a, b)
+    assert len(p.of(p.a, IkeSaEstablished)) == 1 and len(p.of(p.b, IkeSaEstablished)) == 1, _reasons(p)
