@@ -296,3 +296,18 @@ def test_revised_mode_with_other_ciphers_and_prfs(pki: TestPki, ike: str, aggres
     a, b, _, _ = configs(pki, auth="pubkey-enc-revised", aggressive=aggressive, ike=ike)
     p = run(a, b)
     assert len(p.of(p.a, IkeSaEstablished)) == 1 and len(p.of(p.b, IkeSaEstablished)) == 1, _reasons(p)
+
+
+@pytest.mark.parametrize("aggressive", [False, True], ids=["main", "aggressive"])
+@pytest.mark.parametrize("auth", list(METHODS))
+def test_behind_a_nat(pki: TestPki, auth: str, aggressive: bool) -> None:
+    """NAT-D travels encrypted with Ke in revised mode and still detects the NAT; IKE floats to 4500."""
+    a, b, _, _ = configs(pki, auth=auth, aggressive=aggressive)
+    b = b.replace(f'remote_addrs = ["{A_ADDR}"]', 'remote_addrs = ["%any"]')
+    p = Pair(a, b, nat_a=("192.0.2.7", 40000))
+    p.a.engine.initiate("site", now=p.now)
+    p.run()
+    ea, eb = p.of(p.a, IkeSaEstablished), p.of(p.b, IkeSaEstablished)
+    assert len(ea) == 1 and len(eb) == 1, _reasons(p)
+    assert ea[0].nat_local and eb[0].nat_remote and ea[0].local[1] == 4500
+    assert len(p.of(p.a, ChildSaEstablished)) == 1
