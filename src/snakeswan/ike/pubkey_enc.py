@@ -376,6 +376,8 @@ class PkeAuth:
         """The peer's identity against the key we encrypt to (responder: find that key by it)."""
         sa = self.sa
         assert sa.conn is not None
+        if not sa.initiator:
+            self.peer_key = None  # found by the ID each time: an MM3 refused before decides nothing
         if self.peer_key is None:
             keys = peer_keys(sa.conn, self.ctx.config.credentials)
             with_cert = [k for k in keys if k.cert is not None]
