@@ -103,7 +103,7 @@ PROBES = [
     Probe(
         "reorder:AM3",
         True,
-        r"drop reason=no exchange for this message sa=\d+ exchange=QUICK_MODE",
+        r"drop reason=phase 1 not complete sa=\d+ exchange=QUICK_MODE",
         r"ignoring QUICK_MODE request while phase 1 is incomplete",
         cell="d",
     ),

@@ -266,7 +266,9 @@ class Engine:
                 self.tracer.emit(
                     "ike",
                     "drop",
-                    reason="no exchange for this message",
+                    reason="phase 1 not complete"
+                    if header.exchange in (ExchangeType.QUICK_MODE, ExchangeType.TRANSACTION)
+                    else "no exchange for this message",
                     sa=sa.unique_id,
                     exchange=name_of(ExchangeType, header.exchange),
                     mid=header.message_id,
