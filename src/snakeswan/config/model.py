@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from snakeswan.config.cluster import ClusterConfig
 from snakeswan.config.credentials import Credentials
 from snakeswan.config.identity import ANY_IDENTITY, ID_ANY, MATCH_NONE, Identity
 from snakeswan.config.traffic import IPAddress, IPNetwork, TrafficSelector
@@ -122,8 +123,8 @@ class AuthConfig:
 
     @property
     def method(self) -> str:
-        """``auth`` without a backend suffix: ``xauth-pam`` -> ``xauth``."""
-        return self.auth.split("-", 1)[0]
+        """``auth`` without a backend suffix: ``xauth-pam`` -> ``xauth`` (``pubkey-enc`` stays whole)."""
+        return self.auth.split("-", 1)[0] if self.auth.startswith("xauth") else self.auth
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +399,7 @@ class Config:
     radius: RadiusConfig | None = None
     # certificates and private keys of the files the connections and secrets name (loaded once)
     credentials: Credentials = field(default_factory=Credentials)
+    cluster: ClusterConfig | None = None  # [cluster]: SAs shared through etcd (config/cluster.py)
 
     def connection(self, name: str) -> ConnectionConfig:
         """The connection named ``name``; ``KeyError`` if there is none."""

@@ -24,6 +24,7 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         ),
         "pools": ("tables", "-", "virtual IP pools for Mode Config, `[pools.<name>]`"),
         "radius": ("table", "-", 'the RADIUS server for `auth = "xauth-radius"`'),
+        "cluster": ("table", "-", "gateways sharing their SAs through etcd (pair or N active), below"),
         "authorities": ("tables", "-", "`[authorities.<name>]`: OCSP responders per CA certificate"),
     },
     "[daemon]": {
@@ -48,7 +49,8 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "state": (
             "choice",
             "sqlite",
-            "`sqlite`: SAs persisted and restored after a restart (no renegotiation); `none`: not kept",
+            "`sqlite`: SAs persisted and restored after a restart (no renegotiation); `none`: not kept; "
+            "`etcd`: shared by a cluster (`[cluster]`)",
         ),
         "state_file": (
             "string",
@@ -107,7 +109,8 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "auth": (
             "choice",
             "pubkey",
-            "`psk`, `pubkey` (`rsa`, `ecdsa`), `xauth`, `xauth-generic`, "
+            "`psk`, `pubkey` (`rsa`, `ecdsa`), `pubkey-enc` / `pubkey-enc-revised` (RFC 2409 "
+            "5.2 / 5.3 public key encryption, RSA, both sides alike), `xauth`, `xauth-generic`, "
             "`xauth-radius`; `xauth` alone in round 1 is hybrid authentication",
         ),
         "id": ("identity", "our address / %any", "IKE identity (address, FQDN, `@name`, DN...)"),
@@ -115,7 +118,7 @@ REFERENCE: dict[str, dict[str, Entry]] = {
             "files",
             "-",
             "local: our certificate, then the intermediate CAs that issued it; "
-            "remote: pinned peer certificates",
+            "remote: pinned peer certificates (with `pubkey-enc*`: the keys we encrypt to)",
         ),
         "cacerts": ("files", "-", "remote only: the CAs trusted for the peer"),
         "crls": ("files", "-", "remote only: CRLs of those CAs (snakeswan key; nothing is fetched)"),
@@ -135,7 +138,11 @@ REFERENCE: dict[str, dict[str, Entry]] = {
             "remote only: `strict` (no good OCSP/CRL status fails), `ifuri` (fails when a "
             "responder was configured but gave no answer), `relaxed` (only a revocation fails)",
         ),
-        "pubkeys": ("files", "-", "(fail closed) raw public keys are not supported"),
+        "pubkeys": (
+            "files",
+            "-",
+            "raw RSA public keys instead of certs, with `pubkey-enc*` only (local: ours; remote: the peer's)",
+        ),
         "xauth_id": ("string", "our IKE id", "XAUTH user name (client) or the one accepted (gateway)"),
         "round": ("integer", "0", "authentication round (1, 2)"),
     },
@@ -182,6 +189,20 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "timeout": ("duration", "3s", "wait for an answer"),
         "retries": ("integer", "2", "requests sent again before a rejection"),
         "nas_identifier": ("string", "snakeswan", "NAS-Identifier sent"),
+    },
+    "[cluster]": {
+        "endpoints": ("strings", "required", "etcd client URLs `http://HOST:PORT`, one per member"),
+        "node": ("string", "required", "this gateway's name, unique in the cluster"),
+        "name": ("string", "snakeswan", "the cluster's name: its keys live under `/snakeswan/<name>/`"),
+        "lease_ttl": ("integer", "3", "seconds; a dead node's shares are taken over after this"),
+        "timeout": ("duration", "1s", "one request to one etcd member (then the next is tried)"),
+        "prefer": ("strings", "-", "shares this node campaigns for at start (others: after one TTL)"),
+        "key_file": ("string", "required", "the sealing key (32 bytes, 0600), the same file on every node"),
+        "shares": ("tables", "required", "one table per share, `[cluster.shares.<name>]`"),
+    },
+    "[cluster.shares.<name>]": {
+        "address": ("address/prefix", "required", "the share's virtual address, `10.0.5.10/24`"),
+        "interface": ("string", "required", "the interface it is added to (with gratuitous ARP)"),
     },
     "[authorities.<name>]": {
         "cacert": ("file", "required", "a CA certificate (trust still comes from `remote.cacerts`)"),

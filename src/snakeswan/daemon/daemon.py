@@ -21,7 +21,8 @@ from typing import Any, TextIO
 from snakeswan.config.loader import load_config
 from snakeswan.config.model import Config
 from snakeswan.control.protocol import COMMANDS
-from snakeswan.daemon import keylog, loglimit, persistence, views
+from snakeswan.daemon import cluster_state, keylog, loglimit, persistence, views
+from snakeswan.daemon.cluster import ClusterNode
 from snakeswan.daemon.control_server import ControlServer, raise_file_limit
 from snakeswan.daemon.dataplane import DataPlane
 from snakeswan.daemon.instance import InstanceLock, claim_socket_path
@@ -83,11 +84,14 @@ class Daemon:
         self.dataplane: DataPlane | None = None
         self.dataplane_error: str | None = None  # why the configured data plane is not running
         self.persist: Persistence | None = None  # [daemon] state: SAs written to a store (issue 14)
+        self.cluster: ClusterNode | None = None  # [cluster]: shares owned through etcd
         self.waiters = Waiters()
         self.metrics = Metrics(lambda: (self.engine, self.dataplane), time.monotonic)
         self.log_limit = loglimit.LogLimiter()
         # --impair: misbehave on purpose (tests, labs); None unless asked for
         self.impairer = Impairer.from_texts(impair, self.tracer) if impair else None
+        if self.impairer is not None:
+            self.impairer.attach(self.engine.ctx)  # payload rules act as messages are built
         self.control = ControlServer(
             control_path,
             self.handle_command,
@@ -182,6 +186,8 @@ class Daemon:
             self._loop.call_later(LOG_SUMMARY_INTERVAL, self._log_summary)
             self._pump()
             await self._stop.wait()
+            if self.cluster is not None:  # hand the shares over first: their SAs go on elsewhere
+                await self.cluster.stop()
             log.info("stopping: deleting %d IKE SAs", len(self.engine.ike_sas))
             for sa in self.engine.ike_sas:
                 with contextlib.suppress(LocalError):
@@ -243,7 +249,11 @@ class Daemon:
         self._loop.call_later(1.0, self._activity)
 
     def _open_state(self) -> None:
-        """Open the state store, bring back the SAs it holds (before any start action)."""
+        """Open the state store, bring back the SAs it holds (before any start action); in a
+        cluster, the shares' stores as the node wins them (daemon/cluster_state.py)."""
+        if self.config.daemon.state == "etcd":
+            self.persist, self.cluster = cluster_state.start(self)
+            return
         self.persist = persistence.start(self)
 
     def restore(self, store: KvStore | None) -> Restored:
@@ -328,7 +338,7 @@ class Daemon:
 
     def _send(self, d: Datagram) -> None:
         if self.impairer is not None:
-            for x in self.impairer.outbound(d):
+            for x in self.impairer.outbound(d, self._now()):
                 self._send_one(x)
         else:
             self._send_one(d)
@@ -366,6 +376,8 @@ class Daemon:
             dp_due = self.dataplane.processor.get_timer()
             if dp_due is not None:
                 due = dp_due if due is None else min(due, dp_due)
+        if self.impairer is not None and (held := self.impairer.get_timer()) is not None:
+            due = held if due is None else min(due, held)  # delayed/reordered datagrams
         if due is not None:
             assert self._loop is not None
             self._timer = self._loop.call_at(max(due, now), self._on_timer)
@@ -376,6 +388,8 @@ class Daemon:
         self.engine.handle_timer(now)
         if self.dataplane is not None:
             self.dataplane.timer(now)
+        for d in self.impairer.release(now) if self.impairer is not None else ():
+            self._send_one(d)
         self._pump()
 
     def _on_event(self, ev: Event, now: float) -> None:
@@ -601,7 +615,13 @@ class Daemon:
             now = self._now()
             counters = self.dataplane.counters() if self.dataplane is not None else None
             # an iterator: the control server streams it, rendering an SA as it sends it
-            return (views.ike_view(sa, now, self.child_since, counters) for sa in list(self.engine.ike_sas))
+            return (
+                {
+                    **views.ike_view(sa, now, self.child_since, counters),
+                    **cluster_state.owner_fields(self, sa),
+                }
+                for sa in list(self.engine.ike_sas)
+            )
         if command == "list-conns":
             return iter(views.conns_view(self.config))
         if command == "list-pools":

@@ -131,9 +131,15 @@ class QuickMode(Exchange):
     def _send(self, rest: list[Payload], which: int, now: float, *, expect_reply: bool) -> None:
         rest_bytes = encode_payloads(rest)[1] if rest else b""
         payloads: list[Payload] = [HashPayload(self._hash(which, rest_bytes)), *rest]
-        flags = commit.FLAGS if self.commit and which != 3 else 0
         data = crypt.build(
-            self.sa, ExchangeType.QUICK_MODE, self.message_id, payloads, encrypt=True, flags=flags
+            self.sa,
+            ExchangeType.QUICK_MODE,
+            self.message_id,
+            payloads,
+            encrypt=True,
+            hook=self.ctx.payload_hook,
+            rehash=lambda r: self._hash(which, encode_payloads(r)[1] if r else b""),
+            flags=commit.FLAGS if self.commit and which != 3 else 0,
         )
         self.send(data, now, expect_reply=expect_reply)
         label = f"QM{which}"
