@@ -122,6 +122,7 @@ class EspTransformId(IntEnum):
     AES_GCM_12 = 19
     AES_GCM_16 = 20
     NULL_AUTH_AES_GMAC = 23
+    CHACHA20_POLY1305 = 28  # RFC 7634 (the IKEv2 number; strongSwan sends it in IKEv1 too)
 
 
 class AhTransformId(IntEnum):
