@@ -238,14 +238,35 @@ class QuickMode(Exchange):
                 self.trace("responder_lifetime", seconds=self.seconds, kilobytes=self.kilobytes)
         self._take_ke(msg, self.choice.proposal.pfs_group)
         self._take_nat_oa(msg, initiator_sent=False)
-        ids = msg.all(IdPayload)
-        if ids:
-            got = (selectors.id_to_ts(*_id_fields(ids[0])), selectors.id_to_ts(*_id_fields(ids[1])))
-            if got != (self.local_ts, self.remote_ts):
-                raise PeerError(NotifyType.INVALID_ID_INFORMATION, "responder changed the proxy IDs")
+        self._take_reply_ids(msg)
         self.state = QmState.DONE
         self._send([], 3, now, expect_reply=False)
         self._established(initiator=True)
+
+    def _take_reply_ids(self, msg: Message) -> None:
+        """QM2's IDci/IDcr: ours, or narrowed by the responder (strongSwan does so): accepted when
+        each lies inside what we proposed, and then they are the SA's selectors."""
+        ids = msg.all(IdPayload)
+        if len(ids) == 1:
+            raise PeerError(NotifyType.INVALID_ID_INFORMATION, "QM2 carries one ID payload, not two")
+        if not ids:
+            return
+        assert self.local_ts is not None and self.remote_ts is not None
+        got = (selectors.id_to_ts(*_id_fields(ids[0])), selectors.id_to_ts(*_id_fields(ids[1])))
+        if got == (self.local_ts, self.remote_ts):
+            return
+        if not (self.local_ts.contains(got[0]) and self.remote_ts.contains(got[1])):
+            raise PeerError(
+                NotifyType.INVALID_ID_INFORMATION,
+                f"responder answered {got[0]} === {got[1]}, not inside the proposed "
+                f"{self.local_ts} === {self.remote_ts}",
+            )
+        self.trace(
+            "proxy_ids_narrowed",
+            proposed=f"{self.local_ts} === {self.remote_ts}",
+            answered=f"{got[0]} === {got[1]}",
+        )
+        self.local_ts, self.remote_ts = got
 
     # ---- responder ----------------------------------------------------------------------------
 
@@ -268,8 +289,16 @@ class QuickMode(Exchange):
             their_ci = TrafficSelector.host(ipaddress.ip_address(sa.remote[0]))
             their_cr = TrafficSelector.host(ipaddress.ip_address(sa.local[0]))
         their_ci, their_cr = self._natted_transport_ids(msg, their_ci, their_cr)
-        self.conn, self.child, self.choice = self._select(sa_payload, their_ci, their_cr)
-        self.local_ts, self.remote_ts = their_cr, their_ci
+        self.conn, self.child, self.choice, self.local_ts, self.remote_ts = self._select(
+            sa_payload, their_ci, their_cr
+        )
+        narrowed = (self.local_ts, self.remote_ts) != (their_cr, their_ci)
+        if narrowed:
+            self.trace(
+                "proxy_ids_narrowed",
+                proposed=f"{their_ci} === {their_cr}",
+                answered=f"{self.remote_ts} === {self.local_ts}",
+            )
         self._take_ke(msg, self.choice.proposal.pfs_group)
         self.spi_in = self.ctx.spis.allocate()
         self.nr = self.ctx.rng(NONCE_SIZE)
@@ -286,7 +315,10 @@ class QuickMode(Exchange):
         rest: list[Payload] = [reply, NoncePayload(self.nr)]
         if self.dh is not None:
             rest.append(KePayload(self.dh.public))
-        rest += [rp.payload for rp in id_raws]
+        if narrowed:  # IDci, IDcr: the initiator's side, then ours, as narrowed
+            rest += [_id_payload(self.remote_ts), _id_payload(self.local_ts)]
+        else:
+            rest += [rp.payload for rp in id_raws]
         self._take_nat_oa(msg, initiator_sent=True)
         mode, _ = natt.decode_encap_mode(self.choice.mode_attr) or (self.child.mode, False)
         if sa.encap and mode == "transport":  # RFC 3947 5.2: our original addresses, in QM2 too
@@ -324,13 +356,18 @@ class QuickMode(Exchange):
 
     def _select(
         self, offered: SaPayload, their_ci: TrafficSelector, their_cr: TrafficSelector
-    ) -> tuple[ConnectionConfig, ChildConfig, ChildChoice]:
-        """The first child, of the ISAKMP SA's connection or of one sharing it, whose policy
-        covers the proxy IDs and which accepts a proposal."""
+    ) -> tuple[ConnectionConfig, ChildConfig, ChildChoice, TrafficSelector, TrafficSelector]:
+        """The child, of the ISAKMP SA's connection or of one sharing it, whose policy covers the
+        proxy IDs and which accepts a proposal, with the (local, remote) selectors to use. Children
+        containing the proxy IDs come first (configuration order); then, as strongSwan's responder
+        does, children that only overlap them: the selectors are narrowed to the intersection and
+        QM2 carries those (the initiator accepts them if they lie inside what it proposed)."""
         sa = self.sa
         assert sa.conn is not None
         last: PeerError | None = None
         seen: list[mismatch.ChildSelectors] = []
+        narrowed: list[tuple[ConnectionConfig, ChildConfig, TrafficSelector, TrafficSelector]] = []
+        fitting: list[tuple[ConnectionConfig, ChildConfig, TrafficSelector, TrafficSelector]] = []
         conns = peers.sharing(
             sa.conn, self.ctx.config.connections, sa.local[0], sa.remote[0], sa.local_id, sa.remote_id
         )
@@ -344,17 +381,25 @@ class QuickMode(Exchange):
                 selectors.ts_acceptable(ours_local, their_cr),
             )
             seen.append((child.name, ours_remote, ours_local, *fits))
-            if not all(fits):
+            if all(fits):
+                fitting.append((conn, child, their_cr, their_ci))
                 continue
+            local_ts = selectors.narrow(ours_local, their_cr)
+            remote_ts = selectors.narrow(ours_remote, their_ci)
+            if local_ts is not None and remote_ts is not None:
+                narrowed.append((conn, child, local_ts, remote_ts))
+        for conn, child, local_ts, remote_ts in fitting + narrowed:
             modes = [natt.encap_mode(child.mode, None, False)]
             if sa.natt_flavour is not None:
                 modes += [natt.encap_mode(child.mode, f, True) for f in ("rfc", "draft")]
             seconds, kilobytes = self._lifetimes(child)
             proposals = child.esp_proposals or child.ah_proposals
             try:
-                return conn, child, select_child(offered, proposals, modes, seconds, kilobytes)
+                choice = select_child(offered, proposals, modes, seconds, kilobytes)
             except PeerError as e:
                 last = e
+                continue
+            return conn, child, choice, local_ts, remote_ts
         if last is not None:
             raise last
         raise PeerError(
