@@ -328,6 +328,10 @@ def parse_connection(
                     "start_action",
                     f"needs a specific remote address to initiate to; remote_addrs is {list(remote_addrs)}",
                 )
+    if conn.data.get("encap") is True:
+        for child, table in parsed:
+            if child.esp_proposals and child.ah_proposals:
+                raise table.error("ah_proposals", "an AH+ESP bundle cannot be UDP-encapsulated (encap)")
     config = ConnectionConfig(
         name=name,
         local=local,
@@ -400,8 +404,6 @@ def _child_lifetimes(child: Table) -> _ChildLifetimes:
 
 
 def _child_proposals(child: Table) -> tuple[tuple[ChildProposal, ...], tuple[ChildProposal, ...]]:
-    if "esp_proposals" in child.data and "ah_proposals" in child.data:
-        raise child.error("ah_proposals", "set either esp_proposals or ah_proposals, not both")
     default_esp = () if "ah_proposals" in child.data else (DEFAULT_ESP_PROPOSALS,)
     esp_lists = child.parsed_list("esp_proposals", parse_esp_proposal, default_esp)
     ah_lists = child.parsed_list("ah_proposals", parse_ah_proposal)
@@ -409,6 +411,9 @@ def _child_proposals(child: Table) -> tuple[tuple[ChildProposal, ...], tuple[Chi
     ah = _unique(proposal for proposals in ah_lists for proposal in proposals)
     if not esp and not ah:
         raise child.error("esp_proposals", "expected at least one proposal")
+    if esp and ah and {p.pfs_group for p in esp} != {p.pfs_group for p in ah}:
+        # an AH+ESP bundle: one Quick Mode, one KE, so both halves offer the same PFS groups
+        raise child.error("ah_proposals", "an AH+ESP bundle needs the same PFS groups in both lists")
     return esp, ah
 
 

@@ -103,7 +103,11 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "local_ts": ("selectors", "dynamic", "our traffic selector, `10.1.0.0/24[tcp/80]`"),
         "remote_ts": ("selectors", "dynamic", "the peer's"),
         "esp_proposals": ("proposals", "default", "ESP proposals, `aes128gcm16-modp2048` (a group: PFS)"),
-        "ah_proposals": ("proposals", "-", "AH proposals instead of ESP"),
+        "ah_proposals": (
+            "proposals",
+            "-",
+            "AH proposals; with esp_proposals too, an AH+ESP bundle (same PFS groups, no NAT-T)",
+        ),
         "mode": ("choice", "tunnel", "`tunnel`, `transport`, or a shunt: `pass`, `drop`"),
         "rekey_time": ("duration", "1h", "rekey the IPsec SA after"),
         "life_time": ("duration", "rekey + 10%", "hard lifetime"),

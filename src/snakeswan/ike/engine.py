@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, first_address
 from snakeswan.errors import AuthenticationError, DecodeError, LocalError, PeerError, SnakeswanError
-from snakeswan.ike import close_actions, crypt, informational, peers, renewal, unique, xauth
+from snakeswan.ike import bundle, close_actions, crypt, informational, peers, renewal, unique, xauth
 from snakeswan.ike.aggressive_mode import AggressiveMode
 from snakeswan.ike.context import Context, SpiAllocator
 from snakeswan.ike.cookies import CookieJar
@@ -186,9 +186,7 @@ class Engine:
             raise LocalError(f"no IKE SA {sa_id}")
         if sa.state is IkeState.ESTABLISHED:
             for child in list(sa.children):
-                informational.send(
-                    sa, self.ctx, [DeletePayload(child.protocol, (child.spi_in.to_bytes(4, "big"),))]
-                )
+                informational.send(sa, self.ctx, list(bundle.delete_payloads(child)))
             informational.send(
                 sa, self.ctx, [DeletePayload(ProtocolId.ISAKMP, (sa.icookie + sa.rcookie,), 16)]
             )
@@ -200,7 +198,7 @@ class Engine:
         if sa is None or child is None:
             raise LocalError(f"no IPsec SA with inbound SPI {spi_in:08x} on IKE SA {sa_id}")
         self.timers.touch(sa)
-        informational.send(sa, self.ctx, [DeletePayload(child.protocol, (spi_in.to_bytes(4, "big"),))])
+        informational.send(sa, self.ctx, list(bundle.delete_payloads(child)))
         self._teardown.remove_child(sa, child.spi_in, "deleted locally", close_actions.LOCAL, now)
 
     # ---- receiving ----------------------------------------------------------------------------

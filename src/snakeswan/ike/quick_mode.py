@@ -21,10 +21,17 @@ from snakeswan.config.traffic import TrafficSelector
 from snakeswan.crypto import keymat
 from snakeswan.crypto.algorithms import ah_auth_algorithm, auth_key_size, esp_encryption_key_size
 from snakeswan.crypto.dh import DhKeyPair, dh_group
-from snakeswan.errors import AuthenticationError, CryptoError, PeerError
+from snakeswan.errors import AuthenticationError, CryptoError, LocalError, PeerError
 from snakeswan.ike import crypt, mismatch, natt, peers, selectors
+from snakeswan.ike.bundle import (
+    BundleChoice,
+    bundle_reply,
+    bundle_sa_payload,
+    check_bundle_reply,
+    select_bundle,
+)
 from snakeswan.ike.context import Context
-from snakeswan.ike.events import ChildSaEstablished, ChildSaInfo, SaKeys
+from snakeswan.ike.events import AhBundle, ChildSaEstablished, ChildSaInfo, SaKeys
 from snakeswan.ike.exchange import Exchange
 from snakeswan.ike.proposals import (
     ChildChoice,
@@ -99,6 +106,8 @@ class QuickMode(Exchange):
         self.gqm: bytes | None = None
         self.spi_in = 0
         self.choice: ChildChoice | None = None
+        self.ah_spi_in = 0  # an AH+ESP bundle: our inbound AH SPI (spi_in is the ESP one)
+        self.ah_choice: ChildChoice | None = None
         self.local_ts: TrafficSelector | None = None
         self.remote_ts: TrafficSelector | None = None
         self.seconds: int | None = None
@@ -186,9 +195,18 @@ class QuickMode(Exchange):
         self.seconds, self.kilobytes = self._lifetimes(child)
         group = pfs_groups(proposals)[self.fallback]
         same_group = [p for p in proposals if p.pfs_group == group]
-        sa_payload = child_sa_payload(
-            same_group, self.spi_in.to_bytes(4, "big"), mode_attr, self.seconds, self.kilobytes
-        )
+        if is_bundle(child):
+            self._no_nat_for_bundle()
+            self.ah_spi_in = self.ctx.spis.allocate()
+            ah_group = [p for p in child.ah_proposals if p.pfs_group == group]
+            sa_payload = bundle_sa_payload(
+                ah_group, same_group, self.ah_spi_in.to_bytes(4, "big"), self.spi_in.to_bytes(4, "big"),
+                mode_attr, self.seconds, self.kilobytes,
+            )  # fmt: skip
+        else:
+            sa_payload = child_sa_payload(
+                same_group, self.spi_in.to_bytes(4, "big"), mode_attr, self.seconds, self.kilobytes
+            )
         self.ni = self.ctx.rng(NONCE_SIZE)
         rest: list[Payload] = [sa_payload, NoncePayload(self.ni)]
         if group is not None:
@@ -231,7 +249,14 @@ class QuickMode(Exchange):
         self.nr = nonce.data
         sa_payload = msg.first(SaPayload)
         assert sa_payload is not None
-        self.choice = check_child_reply(sa_payload, self._proposals(), self.seconds, self.kilobytes)
+        if self.ah_spi_in:
+            assert self.child is not None
+            pair = check_bundle_reply(
+                sa_payload, self.child.ah_proposals, self.child.esp_proposals, self.seconds, self.kilobytes
+            )
+            self.choice, self.ah_choice = pair.esp, pair.ah
+        else:
+            self.choice = check_child_reply(sa_payload, self._proposals(), self.seconds, self.kilobytes)
         for n in msg.all(NotifyPayload):
             if n.notify_type == NotifyType.RESPONDER_LIFETIME:
                 self.seconds, self.kilobytes = apply_responder_lifetime(n.data, self.seconds, self.kilobytes)
@@ -289,9 +314,15 @@ class QuickMode(Exchange):
             their_ci = TrafficSelector.host(ipaddress.ip_address(sa.remote[0]))
             their_cr = TrafficSelector.host(ipaddress.ip_address(sa.local[0]))
         their_ci, their_cr = self._natted_transport_ids(msg, their_ci, their_cr)
-        self.conn, self.child, self.choice, self.local_ts, self.remote_ts = self._select(
+        self.conn, self.child, choice, self.local_ts, self.remote_ts = self._select(
             sa_payload, their_ci, their_cr
         )
+        if isinstance(choice, BundleChoice):
+            self._no_nat_for_bundle()
+            self.choice, self.ah_choice = choice.esp, choice.ah
+            self.ah_spi_in = self.ctx.spis.allocate()
+        else:
+            self.choice = choice
         narrowed = (self.local_ts, self.remote_ts) != (their_cr, their_ci)
         if narrowed:
             self.trace(
@@ -302,16 +333,20 @@ class QuickMode(Exchange):
         self._take_ke(msg, self.choice.proposal.pfs_group)
         self.spi_in = self.ctx.spis.allocate()
         self.nr = self.ctx.rng(NONCE_SIZE)
-        reply = SaPayload(
-            (
-                Proposal(
-                    self.choice.number,
-                    self.choice.proposal.protocol,
-                    self.spi_in.to_bytes(4, "big"),
-                    (self.choice.transform,),
-                ),
+        if self.ah_choice is not None:
+            pair = BundleChoice(self.ah_choice, self.choice)
+            reply = bundle_reply(pair, self.ah_spi_in.to_bytes(4, "big"), self.spi_in.to_bytes(4, "big"))
+        else:
+            reply = SaPayload(
+                (
+                    Proposal(
+                        self.choice.number,
+                        self.choice.proposal.protocol,
+                        self.spi_in.to_bytes(4, "big"),
+                        (self.choice.transform,),
+                    ),
+                )
             )
-        )
         rest: list[Payload] = [reply, NoncePayload(self.nr)]
         if self.dh is not None:
             rest.append(KePayload(self.dh.public))
@@ -356,7 +391,7 @@ class QuickMode(Exchange):
 
     def _select(
         self, offered: SaPayload, their_ci: TrafficSelector, their_cr: TrafficSelector
-    ) -> tuple[ConnectionConfig, ChildConfig, ChildChoice, TrafficSelector, TrafficSelector]:
+    ) -> tuple[ConnectionConfig, ChildConfig, ChildChoice | BundleChoice, TrafficSelector, TrafficSelector]:
         """The child, of the ISAKMP SA's connection or of one sharing it, whose policy covers the
         proxy IDs and which accepts a proposal, with the (local, remote) selectors to use. Children
         containing the proxy IDs come first (configuration order); then, as strongSwan's responder
@@ -395,7 +430,11 @@ class QuickMode(Exchange):
             seconds, kilobytes = self._lifetimes(child)
             proposals = child.esp_proposals or child.ah_proposals
             try:
-                choice = select_child(offered, proposals, modes, seconds, kilobytes)
+                choice: ChildChoice | BundleChoice = (
+                    select_bundle(offered, child.ah_proposals, child.esp_proposals, modes, seconds, kilobytes)
+                    if is_bundle(child)
+                    else select_child(offered, proposals, modes, seconds, kilobytes)
+                )
             except PeerError as e:
                 last = e
                 continue
@@ -422,9 +461,13 @@ class QuickMode(Exchange):
         self.nat_oa = (oa_i, oa_r) if initiator_sent else (oa_r, oa_i)
         self.trace("nat_oa", peer=self.nat_oa[0], ours_as_seen=self.nat_oa[1])
 
-    def _keys(self, spi: int) -> SaKeys:
+    def _no_nat_for_bundle(self) -> None:
+        if self.sa.encap:
+            raise LocalError("an AH+ESP bundle cannot be UDP-encapsulated (AH covers the outer IP header)")
+
+    def _keys(self, spi: int, choice: ChildChoice | None = None) -> SaKeys:
         """KEYMAT = prf(SKEYID_d, [g(qm)^xy |] protocol | SPI | Ni_b | Nr_b), expanded; enc key first."""
-        c, choice = self.sa.crypto, self.choice
+        c, choice = self.sa.crypto, choice or self.choice
         assert c is not None and choice is not None
         p = choice.proposal
         if p.protocol == ProtocolId.IPSEC_ESP:
@@ -448,6 +491,20 @@ class QuickMode(Exchange):
             enc_key=km[:enc_len], auth_key=km[enc_len:],
         )  # fmt: skip
         return SaKeys(km[:enc_len], km[enc_len:])
+
+    def _ah_bundle(self) -> AhBundle | None:
+        ah = self.ah_choice
+        if ah is None:
+            return None
+        spi_out = int.from_bytes(ah.peer_spi, "big")
+        return AhBundle(
+            transform_id=ah.proposal.transform_id,
+            auth=ah.proposal.auth,
+            spi_in=self.ah_spi_in,
+            spi_out=spi_out,
+            keys_in=self._keys(self.ah_spi_in, ah),
+            keys_out=self._keys(spi_out, ah),
+        )
 
     def _established(self, *, initiator: bool) -> None:
         sa, choice, child, conn = self.sa, self.choice, self.child, self.conn
@@ -497,6 +554,7 @@ class QuickMode(Exchange):
             replaces=replaces,
             nat_oa=self.nat_oa if mode == "transport" and sa.encap else None,
             lowered=not initiator and choice.lowered,
+            ah=self._ah_bundle(),
         )
         self.dh = self.gqm = None  # PFS secrets are not kept once KEYMAT exists
         sa.children.append(info)
@@ -504,6 +562,11 @@ class QuickMode(Exchange):
         self.trace(
             "child_sa_established", child=child.name, spi_in=f"{self.spi_in:08x}", spi_out=f"{spi_out:08x}"
         )
+
+
+def is_bundle(child: ChildConfig) -> bool:
+    """A child with both AH and ESP proposals negotiates an AH+ESP bundle."""
+    return bool(child.esp_proposals and child.ah_proposals)
 
 
 def _id_payload(ts: TrafficSelector) -> IdPayload:
