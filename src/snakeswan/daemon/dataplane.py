@@ -25,6 +25,7 @@ from typing import Any
 from snakeswan.config._connections import is_specific
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, DaemonConfig, first_address
 from snakeswan.config.traffic import TrafficSelector
+from snakeswan.daemon.bundles import bundle_params
 from snakeswan.errors import LocalError
 from snakeswan.ike.events import ChildSaInfo, SaKeys
 from snakeswan.io.entropy import BufferedRandom
@@ -403,7 +404,8 @@ class DataPlane:
         inbound = sa_params(info.spi_in, info.keys_in, info, child)
         outbound = sa_params(info.spi_out, info.keys_out, info, child)
         self.children[info.spi_in] = info
-        self._emit(self.processor.install(inbound, outbound, policy_key(conn, child.name, info), now=now))
+        key = policy_key(conn, child.name, info)
+        self._emit(self.processor.install(inbound, outbound, key, now=now, ah=bundle_params(info, child)))
 
     def child_down(self, spi_in: int) -> ChildSaInfo | None:
         info = self.children.pop(spi_in, None)

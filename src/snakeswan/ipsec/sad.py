@@ -90,6 +90,7 @@ class SecurityAssociation:
 
     __slots__ = (
         "ah",
+        "bundle",
         "byte_check",
         "bytes",
         "direction",
@@ -127,6 +128,9 @@ class SecurityAssociation:
         self.policy_key = policy_key
         self.esp: EspCodec | None = None
         self.ah: AhCodec | None = None
+        # an AH+ESP bundle, same direction: the ESP SA's AH SA (out: applied after ESP; in: the one
+        # that must have carried it) and the AH SA's ESP SA (in: the SPI it must carry)
+        self.bundle: SecurityAssociation | None = None
         if params.protocol == IPPROTO_ESP:
             self.esp = EspCodec(
                 params.spi,
