@@ -142,3 +142,28 @@ def test_loader_accepts_bundles_and_refuses_what_cannot_run() -> None:
     with pytest.raises(ConfigError, match="UDP-encapsulated"):
         text = bundle_config(A_ADDR, B_ADDR, LAN_A, LAN_B, "aes128gcm16-modp2048", "sha256-modp2048")
         parse_config(text.replace("aggressive = false", "aggressive = false\nencap = true"))
+
+
+def test_bundle_rekeys_as_a_bundle_and_the_old_one_goes_with_both_deletes() -> None:
+    esp, ah = "aes128-sha256-modp2048", "sha256-modp2048"
+    p = Pair(
+        bundle_config(A_ADDR, B_ADDR, LAN_A, LAN_B, esp, ah, life_time="100s"),
+        bundle_config(B_ADDR, A_ADDR, LAN_B, LAN_A, esp, ah, life_time="100s"),
+    )
+    p.a.engine.initiate("site", now=p.now)
+    p.run(max_time=1)
+    p.run(max_time=100)  # rekeyed at about 90 s, the old bundle deleted 5 s later
+    est_a = [e.child for e in p.of(p.a, ChildSaEstablished)]
+    est_b = [e.child for e in p.of(p.b, ChildSaEstablished)]
+    assert len(est_a) == len(est_b) == 2
+    assert all(c.ah is not None for c in est_a + est_b)
+    new_a, new_b = est_a[1], est_b[1]
+    assert new_a.replaces == est_a[0].spi_in and new_b.replaces == est_b[0].spi_in
+    assert new_a.ah is not None and new_b.ah is not None and new_a.ah.spi_out == new_b.ah.spi_in
+    assert {new_a.ah.spi_in, new_a.ah.spi_out}.isdisjoint({est_a[0].ah.spi_in, est_a[0].ah.spi_out})  # type: ignore[union-attr]
+    [gone_b] = p.of(p.b, ChildSaDeleted)
+    assert (gone_b.spi_in, gone_b.reason) == (est_b[0].spi_in, "deleted by peer")
+    assert not list(p.b.engine.tracer.find("delete_unknown_spi"))
+    (sa_a,), (sa_b,) = p.a.engine.ike_sas, p.b.engine.ike_sas
+    assert [c.spi_in for c in sa_a.children] == [new_a.spi_in]
+    assert [c.spi_in for c in sa_b.children] == [new_b.spi_in]
