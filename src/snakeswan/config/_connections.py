@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import TypedDict, TypeVar
 
 from snakeswan.config._fields import Table, describe
+from snakeswan.config._routebased import ROUTE_BASED_KEYS, route_based
 from snakeswan.config.identity import Identity
 from snakeswan.config.model import (
     CHILD_MODES,
@@ -83,6 +84,7 @@ CHILD_KEYS = (
     "updown",
     "hostaccess",
     "policies",
+    *ROUTE_BASED_KEYS,
 )
 
 
@@ -323,6 +325,10 @@ def parse_connection(
     shunts = tuple(child for child, _ in parsed if child.shunt)
     if not any(is_specific(address) for address in remote_addrs):
         for child, table in parsed:
+            if child.interface is not None:
+                raise table.error(
+                    "if_id_in", "a route-based child needs a specific remote address (one peer)"
+                )
             if child.start_action != "none" and not child.shunt:
                 raise table.error(
                     "start_action",
@@ -449,6 +455,7 @@ def parse_child(name: str, child: Table) -> ChildConfig:
             f'a "{mode}" policy is installed at start and never negotiated; expected "trap" or "none"',
         )
     _refuse_unsupported_child_keys(child)
+    if_id, interface = route_based(child, mode)
     config = ChildConfig(
         name=name,
         local_ts=local_ts,
@@ -465,6 +472,8 @@ def parse_child(name: str, child: Table) -> ChildConfig:
         updown=child.string("updown"),
         hostaccess=child.boolean("hostaccess", False),
         policies=child.boolean("policies", True),
+        if_id=if_id,
+        interface=interface,
     )
     return replace(config, **_child_lifetimes(child))
 

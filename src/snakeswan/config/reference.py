@@ -128,6 +128,13 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "updown": ("string", "-", "(fail closed) updown scripts are not implemented"),
         "hostaccess": ("boolean", "false", "(fail closed) not implemented"),
         "policies": ("boolean", "true", "(fail closed) children without policies are not implemented"),
+        "if_id_in": ("integer", "0", "route-based child: its interface ID (as XFRM's); 0: policy-based"),
+        "if_id_out": ("integer", "0", "must equal if_id_in: one interface carries both directions"),
+        "interface": (
+            "string",
+            "vti<if_id>",
+            "route-based child: the TUN device created for it; `ip route ... dev` decides what enters",
+        ),
     },
     "[pools.<name>]": {
         "addrs": ("subnet or range", "required", "addresses to lease (a subnet's own address is not)"),

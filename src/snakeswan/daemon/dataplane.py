@@ -26,6 +26,7 @@ from snakeswan.config._connections import is_specific
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, DaemonConfig, first_address
 from snakeswan.config.traffic import TrafficSelector
 from snakeswan.daemon.bundles import bundle_params
+from snakeswan.daemon.routebased import RouteBasedInterfaces
 from snakeswan.errors import LocalError
 from snakeswan.ike.events import ChildSaInfo, SaKeys
 from snakeswan.io.entropy import BufferedRandom
@@ -46,6 +47,7 @@ from snakeswan.ipsec import (
     Acquire,
     Bypass,
     Deliver,
+    DeliverVia,
     Expired,
     Output,
     Policy,
@@ -124,6 +126,7 @@ def sa_params(spi: int, keys: SaKeys, info: ChildSaInfo, child: ChildConfig) -> 
         hard_bytes=hard_bytes,
         replay_window=max(child.replay_window, 32),
         nat_oa=info.nat_oa,
+        interface=child.interface,
     )
 
 
@@ -171,6 +174,13 @@ class DataPlane:
         for sock in self._raw_sockets:
             loop.add_reader(sock.fileno(), self._raw_readable, sock)
         loop.add_reader(self.tun.fileno(), self._tun_readable)
+        try:
+            self.route_based = RouteBasedInterfaces(
+                config, loop, self.processor, self._emit, self._drain_events
+            )
+        except (LocalError, OSError):
+            self.close()
+            raise
         self.children: dict[int, ChildSaInfo] = {}  # by inbound SPI
         self.acquires: list[Acquire] = []
         self.limits: list[Expired] = []
@@ -246,6 +256,8 @@ class DataPlane:
             log.info("route clean-up: %s", e)
         self._close_sockets_and_rules()
         self.tun.close()
+        if hasattr(self, "route_based"):
+            self.route_based.close()
 
     def _close_sockets_and_rules(self) -> None:
         for sock in self._raw_sockets:
@@ -285,8 +297,8 @@ class DataPlane:
         ``negotiated`` the policy is its selectors as agreed (a virtual IP, a narrowed subnet), keyed
         per peer on a connection that serves many (:func:`policy_key`)."""
         key = policy_key(conn, child.name, negotiated)
-        if key in self._policies:
-            return
+        if key in self._policies or child.interface is not None:
+            return  # route-based: what enters its interface is its traffic (daemon/routebased.py)
         if negotiated is not None:
             lts = [TrafficSelector.from_text(negotiated.local_ts)]
             rts = [TrafficSelector.from_text(negotiated.remote_ts)]
@@ -538,6 +550,8 @@ class DataPlane:
         for o in outputs:
             if isinstance(o, SendIp):
                 raw.append(o)
+            elif type(o) is DeliverVia:
+                self.route_based.deliver(o.interface, o.ip_packet)
             elif isinstance(o, Deliver):
                 if delivered is not None:
                     delivered.append(o.ip_packet)

@@ -31,6 +31,7 @@ from snakeswan.ipsec.events import (
     Acquire,
     Bypass,
     Deliver,
+    DeliverVia,
     Event,
     Expired,
     Output,
@@ -276,6 +277,37 @@ class Processor:
             assert sa is not None
             try:
                 append(protect(sa, packet, version))
+            except Drop as exc:
+                self._drop(exc.reason, sa)
+        return out
+
+    def outbound_via(self, packets: Iterable[bytes], key: tuple[str, str], now: float) -> list[Output]:
+        """Packets routed into a route-based child's own interface: that child's SA, whatever the
+        SPD says (no policy of it is there); queued with an Acquire while it has none. What was
+        negotiated still bounds them: a packet outside the SA's selectors is dropped (policy)."""
+        if self._now != now:
+            self._tick(now)
+        out: list[Output] = []
+        child = self.spd.child(key)
+        for packet in packets:
+            try:
+                ft = five_tuple(packet)
+            except Drop as exc:
+                self._drop(exc.reason)
+                continue
+            sa = child.sa
+            if sa is None:
+                self._queue(child, packet, ft, now)
+                continue
+            version, src, dst, proto, sport, dport = ft
+            if not (
+                matches(sa.local_ranges, version, src, proto, sport)
+                and matches(sa.remote_ranges, version, dst, proto, dport)
+            ):
+                self._drop("policy", sa)
+                continue
+            try:
+                out.append(self._protect(sa, packet, version))
             except Drop as exc:
                 self._drop(exc.reason, sa)
         return out
@@ -532,7 +564,7 @@ class Processor:
             event = self.sad.check_volume(sa)
             if event is not None:
                 self._expired(event)
-        return [Deliver(inner)]
+        return [Deliver(inner)] if sa.interface is None else [DeliverVia(inner, sa.interface)]
 
 
 def _packet_spi(protocol: int, data: bytes) -> int | None:

@@ -73,6 +73,7 @@ class SaParams:
     hard_bytes: int | None = None
     replay_window: int = DEFAULT_WINDOW
     nat_oa: tuple[str, str] | None = None
+    interface: str | None = None  # a route-based child's own TUN device (inbound: delivered there)
 
     def __post_init__(self) -> None:
         if self.protocol not in (IPPROTO_ESP, IPPROTO_AH):
@@ -99,6 +100,7 @@ class SecurityAssociation:
         "esp",
         "fixup",
         "hard_at",
+        "interface",
         "local_ip",
         "local_packed",
         "local_port",
@@ -143,6 +145,7 @@ class SecurityAssociation:
         else:
             self.ah = AhCodec(params.spi, params.transform_id, params.auth, params.integrity_key)
         self.transport = params.mode == "transport"
+        self.interface = params.interface
         self.encap = params.encap
         self.local_ip, self.local_port = params.local
         self.remote_ip, self.remote_port = params.remote
