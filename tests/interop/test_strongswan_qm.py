@@ -1,6 +1,7 @@
 """Quick Mode features against strongSwan 5.9.8 (kernel-libipsec, ESP in UDP): proxy-ID narrowing
-in both roles, each with a ping between the protected LANs through the tunnel and both sides' view
-of the negotiated selectors.
+in both roles, and our route-based child (wildcard selectors, its own TUN, an ``ip route`` into it)
+against strongSwan's policy-based one in both roles; each with a ping between the protected LANs
+through the tunnel and both sides' view of the negotiated selectors.
 
 Cells strongSwan cannot do (tried, so not kept as tests):
 - ChaCha20-Poly1305 in IKEv1: charon has no IKEv1 ESP number for it; as responder it reads our
@@ -90,3 +91,49 @@ def test_we_narrow_strongswans_wide_proposal(topology: Any, charon_factory: Any,
     theirs_child = children(charon.list_sas_raw()[0])[0]
     assert theirs_child["local-ts"] == [LAN_E] and theirs_child["remote-ts"] == [LAN_W]
     assert ping(west, "10.231.1.1", "10.231.2.1", count=5) == 5
+
+
+ROUTE_BASED = f"""
+[connections.gw]
+local_addrs = ["{WEST}"]
+remote_addrs = ["{EAST}"]
+proposals = ["aes128-sha256-modp2048"]
+local = {{ auth = "psk" }}
+remote = {{ auth = "psk" }}
+[connections.gw.children.net]
+local_ts = ["0.0.0.0/0"]
+remote_ts = ["0.0.0.0/0"]
+esp_proposals = ["aes128gcm16-modp2048"]
+if_id_in = 42
+if_id_out = 42
+interface = "ssw-vti42"
+[secrets.ike-gw]
+id = ["{WEST}", "{EAST}"]
+secret = "{PSK}"
+"""
+
+
+@pytest.mark.parametrize("initiator", ["snakeswan", "strongswan"])
+def test_route_based_against_policy_based_strongswan(
+    initiator: str, topology: Any, charon_factory: Any, tmp_path: Path
+) -> None:
+    """Our route-based child (0.0.0.0/0 both ways, its own TUN) against strongSwan's policy-based
+    10.231.2.0/24 === 10.231.1.0/24: as initiator we are narrowed to those subnets, as responder we
+    take them; then an ``ip route`` into our interface makes the LANs reach each other."""
+    topo = topology()
+    west, east = site_to_site(topo)
+    charon = charon_factory(east, "east", theirs(LAN_E, LAN_W))
+    d = DaemonProcess(tmp_path, "west", ROUTE_BASED, netns=west.name)
+    topo.on_close(d.stop)
+    west.run("ip", "route", "add", LAN_E, "dev", "ssw-vti42", "src", "10.231.1.1")
+    if initiator == "snakeswan":
+        ping(west, "10.231.1.1", "10.231.2.1", count=1, timeout=3)  # routed in: the acquire starts it
+    else:
+        charon.initiate("net", ike="gw")
+    [sa] = wait_for(lambda: [s for s in d.sas() if s["children"]], timeout=20, what="the IPsec SA")
+    child = sa["children"][0]
+    assert (child["local_ts"], child["remote_ts"]) == (LAN_W, LAN_E)
+    assert ping(west, "10.231.1.1", "10.231.2.1", count=5) == 5
+    theirs_child = children(charon.list_sas_raw()[0])[0]
+    assert theirs_child["local-ts"] == [LAN_E] and theirs_child["remote-ts"] == [LAN_W]
+    assert int(theirs_child["packets-in"]) >= 5 and int(theirs_child["packets-out"]) >= 5
