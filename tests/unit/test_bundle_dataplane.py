@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from snakeswan.config.traffic import TrafficSelector
-from snakeswan.daemon.bundles import bundle_params
+from snakeswan.daemon.childsa import bundle_params
 from snakeswan.daemon.dataplane import sa_params
 from snakeswan.ike.events import ChildSaEstablished
 from snakeswan.ipsec import Processor

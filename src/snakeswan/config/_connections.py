@@ -354,22 +354,20 @@ def parse_connection(
 
 
 def _selectors(child: Table, key: str, *, shunt: bool = False) -> tuple[TrafficSelector, ...]:
-    """A child's ``local_ts``/``remote_ts``: one selector with one port or all for IKEv1; a shunt
-    (never negotiated) may have several, with port ranges."""
+    """A child's ``local_ts``/``remote_ts``: selectors with one port or all for IKEv1 (several make
+    one Quick Mode per local x remote pair of one family); a shunt (never negotiated) may have
+    port ranges."""
     selectors = child.parsed_list(key, TrafficSelector.from_text, (TrafficSelector.make_dynamic(),))
     if not selectors:
         raise child.error(key, 'expected at least one traffic selector (or "dynamic")')
     if shunt:
         return selectors
-    if len(selectors) > 1:
-        raise child.error(
-            key, "IKEv1 negotiates one traffic selector per side; define another child for more"
-        )
-    ts = selectors[0]
-    if not (ts.all_ports or ts.port_start == ts.port_end):
-        raise child.error(
-            f"{key}[0]", f"IKEv1 IDs carry a single port or all ports, got {ts.port_start}-{ts.port_end}"
-        )
+    for i, ts in enumerate(selectors):  # several: one Quick Mode per local x remote pair
+        if not (ts.all_ports or ts.port_start == ts.port_end):
+            raise child.error(
+                f"{key}[{i}]",
+                f"IKEv1 IDs carry a single port or all ports, got {ts.port_start}-{ts.port_end}",
+            )
     return selectors
 
 
@@ -442,7 +440,7 @@ def parse_child(name: str, child: Table) -> ChildConfig:
     shunt = mode in SHUNT_MODES
     local_ts = _selectors(child, "local_ts", shunt=shunt)
     remote_ts = _selectors(child, "remote_ts", shunt=shunt)
-    if shunt:
+    if shunt or len(local_ts) > 1 or len(remote_ts) > 1:  # no selector may be left without a pair
         _check_shunt_families(child, local_ts, remote_ts)
     elif not (local_ts[0].dynamic or remote_ts[0].dynamic) and local_ts[0].version != remote_ts[0].version:
         raise child.error("remote_ts", "local_ts and remote_ts must be of the same address family")

@@ -22,6 +22,7 @@ from snakeswan.config.loader import load_config
 from snakeswan.config.model import Config
 from snakeswan.control.protocol import COMMANDS
 from snakeswan.daemon import keylog, loglimit, views
+from snakeswan.daemon.childsa import child_of_key
 from snakeswan.daemon.control_server import ControlServer, raise_file_limit
 from snakeswan.daemon.dataplane import DataPlane
 from snakeswan.daemon.instance import InstanceLock, claim_socket_path
@@ -258,7 +259,7 @@ class Daemon:
                 *a.policy_key,
             )
             try:
-                self._initiate(a.policy_key[0], a.policy_key[1], pump=False)
+                self._initiate(a.policy_key[0], child_of_key(a.policy_key[1]), pump=False)
             except LocalError as e:
                 log.warning("acquire for %s/%s: %s", *a.policy_key, e)
         limits, dp.limits = dp.limits, []

@@ -20,15 +20,16 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from snakeswan.config._connections import is_specific
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, DaemonConfig, first_address
 from snakeswan.config.traffic import TrafficSelector
-from snakeswan.daemon.bundles import bundle_params
+from snakeswan.daemon.childsa import bundle_params, pair_count, policy_key, serves_many
 from snakeswan.daemon.routebased import RouteBasedInterfaces
 from snakeswan.errors import LocalError
 from snakeswan.ike.events import ChildSaInfo, SaKeys
+from snakeswan.ike.selectors import selector_pairs
 from snakeswan.io.entropy import BufferedRandom
 from snakeswan.io.rawip import AH, ESP, HeaderIncluded, RawIp
 from snakeswan.io.routes import (
@@ -87,20 +88,6 @@ class _Families:
         if not v6:
             return self._v4.send_many(messages)
         return self._v4.send_many([m for m in messages if ":" not in m[1]]) + self._v6.send_many(v6)
-
-
-def serves_many(conn: ConnectionConfig) -> bool:
-    """A responder connection for any peer (a remote-access gateway): each peer's SA needs a
-    policy of its own, or the newest peer's SA would carry everybody's traffic."""
-    return not any(is_specific(address) for address in conn.remote_addrs)
-
-
-def policy_key(conn: ConnectionConfig, child: str, info: ChildSaInfo | None) -> tuple[str, str]:
-    """The SPD key of a child's policies: (connection, child), or per peer on a connection that
-    serves many, (connection, ``child@remote_ts``)."""
-    if info is not None and serves_many(conn):
-        return conn.name, f"{child}@{info.remote_ts}"
-    return conn.name, child
 
 
 def sa_params(spi: int, keys: SaKeys, info: ChildSaInfo, child: ChildConfig) -> SaParams:
@@ -290,18 +277,29 @@ class DataPlane:
         remote: str | None = None,
         *,
         negotiated: ChildSaInfo | None = None,
+        pair: int | None = None,
     ) -> None:
         """The policies and the routes of one child (idempotent): ``protect`` for a negotiated child,
         ``bypass`` for a pass shunt (with rules that keep its flows out of the TUN), ``discard`` for a
         drop shunt (routed into the TUN, where it is dropped and counted). For an SA just
         ``negotiated`` the policy is its selectors as agreed (a virtual IP, a narrowed subnet), keyed
-        per peer on a connection that serves many (:func:`policy_key`)."""
-        key = policy_key(conn, child.name, negotiated)
+        per peer on a connection that serves many (:func:`policy_key`). A child with several
+        selector pairs gets one policy key per ``pair``."""
+        if negotiated is None and pair is None and not child.shunt and pair_count(conn, child.name) > 1:
+            for i in range(pair_count(conn, child.name)):
+                self.protect(conn, child, local, remote, pair=i)
+            return
+        key = policy_key(conn, child.name, negotiated, pair)
         if key in self._policies or child.interface is not None:
             return  # route-based: what enters its interface is its traffic (daemon/routebased.py)
         if negotiated is not None:
             lts = [TrafficSelector.from_text(negotiated.local_ts)]
             rts = [TrafficSelector.from_text(negotiated.remote_ts)]
+        elif pair is not None:
+            one = selector_pairs(child.local_ts, child.remote_ts)[pair]
+            lts, rts = self._selectors(
+                conn, replace(child, local_ts=one[:1], remote_ts=one[1:]), local, remote
+            )
         else:
             lts, rts = self._selectors(conn, child, local, remote)
         pairs = [(l_ts, r_ts) for l_ts in lts for r_ts in rts if l_ts.version == r_ts.version]
@@ -346,9 +344,14 @@ class DataPlane:
         of its policy key): its policies (packets queued for it are dropped), its routes (unless
         another child needs them) and a pass shunt's rules. Its SAs stay until :meth:`child_down`.
         Nothing to remove is no error."""
-        key = (conn_name, child_name)
-        if key not in self._policies:
-            return
+        mine = [
+            k for k in self._policies if k[0] == conn_name and child_name in (k[1], k[1].partition("#")[0])
+        ]
+        for key in mine:  # a child with several selector pairs has a key per pair (child#N)
+            self._unprotect(key)
+
+    def _unprotect(self, key: tuple[str, str]) -> None:
+        conn_name, child_name = key
         self._policies.discard(key)
         self.processor.remove_policies(key)
         owner = f"{conn_name}/{child_name}"

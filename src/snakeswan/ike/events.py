@@ -76,6 +76,8 @@ class ChildSaInfo:
     lowered: bool = False
     # an AH+ESP bundle: the fields above are its ESP SA, this its AH SA
     ah: AhBundle | None = None
+    # which of the child's local_ts x remote_ts pairs this SA is for (one Quick Mode per pair)
+    ts_pair: int = 0
 
 
 @dataclass(frozen=True, slots=True)

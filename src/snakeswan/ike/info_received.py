@@ -98,7 +98,7 @@ class InformationalHandler:
                         self.ctx.tracer.emit(
                             "ike", "quick_mode_fallback", sa=sa.unique_id, child=ex.child.name, reason=reason
                         )
-                        self.hooks.start_quick_mode(sa, ex.child, now, ex.rekey_of, nxt)
+                        self.hooks.start_quick_mode(sa, ex.child, now, ex.rekey_of, nxt, ts_pair=ex.ts_pair)
                         continue
                     self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason, n.notify_type))
         elif n.notify_type == NotifyType.R_U_THERE and authenticated:

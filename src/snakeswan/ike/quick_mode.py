@@ -90,12 +90,14 @@ class QuickMode(Exchange):
         *,
         rekey_of: int | None = None,
         fallback: int = 0,
+        ts_pair: int = 0,
     ) -> None:
         super().__init__(sa, ctx, message_id)
         self.rekey_of = rekey_of  # inbound SPI of the SA this Quick Mode replaces
         # which of the child's PFS groups this offer uses (0: the first proposal's; RFC 2409 5.5:
         # one KE per offer, so a refused group is tried again with the next, "without PFS" too)
         self.fallback = fallback
+        self.ts_pair = ts_pair  # which local_ts x remote_ts pair of the child (selectors.selector_pairs)
         self.child = child
         # the connection the child belongs to (the ISAKMP SA's own, or one sharing it)
         self.conn = peers.owner_of(ctx.config.connections, sa.conn, child) if child and sa.conn else sa.conn
@@ -212,17 +214,25 @@ class QuickMode(Exchange):
         if group is not None:
             self.dh = dh_group(group).generate(self.ctx.rng)
             rest.append(KePayload(self.dh.public))
-        self.local_ts = self._resolve(child.local_ts, dynamic_address(sa, True, family_of(child.remote_ts)))[
-            0
-        ]
-        self.remote_ts = self._resolve(
-            child.remote_ts, dynamic_address(sa, False, family_of(child.local_ts))
-        )[0]
+        self.local_ts, self.remote_ts = self._proposed(child)
         rest += [_id_payload(self.local_ts), _id_payload(self.remote_ts)]
         if sa.encap and child.mode == "transport":
             rest += [natt.nat_oa(sa.local[0], sa.natt_flavour), natt.nat_oa(sa.remote[0], sa.natt_flavour)]
         self.state = QmState.SENT_QM1
         self._send(rest, 1, now, expect_reply=True)
+
+    def _pairs(self, child: ChildConfig) -> list[tuple[TrafficSelector, TrafficSelector]]:
+        local = ipaddress.ip_address(dynamic_address(self.sa, True, family_of(child.remote_ts)))
+        remote = ipaddress.ip_address(dynamic_address(self.sa, False, family_of(child.local_ts)))
+        return selectors.resolved_pairs(child, local, remote)
+
+    def _proposed(self, child: ChildConfig) -> tuple[TrafficSelector, TrafficSelector]:
+        """The IDs to propose: those of the SA we rekey, else the child's pair ``ts_pair``."""
+        old = next((c for c in self.sa.children if c.spi_in == self.rekey_of), None)
+        if old is not None:
+            self.ts_pair = old.ts_pair
+            return TrafficSelector.from_text(old.local_ts), TrafficSelector.from_text(old.remote_ts)
+        return self._pairs(child)[self.ts_pair]
 
     def expected(self) -> str:
         return {QmState.START: "QM1", QmState.SENT_QM1: "QM2", QmState.SENT_QM2: "QM3"}.get(self.state, "QM?")
@@ -492,6 +502,10 @@ class QuickMode(Exchange):
         )  # fmt: skip
         return SaKeys(km[:enc_len], km[enc_len:])
 
+    def _agreed(self) -> tuple[TrafficSelector, TrafficSelector]:
+        assert self.local_ts is not None and self.remote_ts is not None
+        return self.local_ts, self.remote_ts
+
     def _ah_bundle(self) -> AhBundle | None:
         ah = self.ah_choice
         if ah is None:
@@ -555,6 +569,7 @@ class QuickMode(Exchange):
             nat_oa=self.nat_oa if mode == "transport" and sa.encap else None,
             lowered=not initiator and choice.lowered,
             ah=self._ah_bundle(),
+            ts_pair=self.ts_pair if initiator else selectors.pair_index(self._pairs(child), *self._agreed()),
         )
         self.dh = self.gqm = None  # PFS secrets are not kept once KEYMAT exists
         sa.children.append(info)

@@ -346,12 +346,12 @@ def test_error_format_names_file_key_and_expectation() -> None:
             "connections.gw.children.net.local_ts[0]",
             "single port or all ports",
         ),
-        # 18. one selector per side
+        # 18. several selectors per side (one Quick Mode per pair): each one port or all
         (
             'local_ts = ["10.231.1.0/24"]',
-            'local_ts = ["10.231.1.0/24", "10.231.3.0/24"]',
-            "connections.gw.children.net.local_ts",
-            "one traffic selector per side",
+            'local_ts = ["10.231.1.0/24", "10.231.3.0/24[tcp/80-90]"]',
+            "connections.gw.children.net.local_ts[1]",
+            "single port or all ports",
         ),
         # 19. ESP and AH together
         (
