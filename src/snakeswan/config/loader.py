@@ -39,7 +39,7 @@ from snakeswan.config.model import (
 from snakeswan.config.traffic import IPAddress, IPNetwork
 from snakeswan.errors import ConfigError
 
-TOP_KEYS = ("daemon", "connections", "secrets", "pools", "radius")
+TOP_KEYS = ("daemon", "connections", "secrets", "pools", "radius", "authorities")
 RADIUS_KEYS = ("address", "port", "secret", "timeout", "retries", "nas_identifier")
 DAEMON_KEYS = (
     "port",

@@ -112,6 +112,11 @@ class AuthConfig:
     cacerts: tuple[str, ...] = ()
     pubkeys: tuple[str, ...] = ()
     crls: tuple[str, ...] = ()  # remote side: CRL files of the CAs we trust (snakeswan key)
+    # remote side, OCSP (RFC 6960) for the peer's certificate: responder URLs to ask, and whether
+    # the URL in the certificate's authorityInfoAccess may be asked too (nothing by surprise)
+    ocsp_uris: tuple[str, ...] = ()
+    ocsp_aia: bool = False
+    revocation: str = "relaxed"  # strict | ifuri | relaxed, as swanctl's remote.revocation
     xauth_id: str | None = None
     round: int = 0
 

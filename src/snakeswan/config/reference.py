@@ -24,6 +24,7 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         ),
         "pools": ("tables", "-", "virtual IP pools for Mode Config, `[pools.<name>]`"),
         "radius": ("table", "-", 'the RADIUS server for `auth = "xauth-radius"`'),
+        "authorities": ("tables", "-", "`[authorities.<name>]`: OCSP responders per CA certificate"),
     },
     "[daemon]": {
         "port": ("integer", "500", "UDP port for IKE"),
@@ -95,6 +96,22 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         ),
         "cacerts": ("files", "-", "remote only: the CAs trusted for the peer"),
         "crls": ("files", "-", "remote only: CRLs of those CAs (snakeswan key; nothing is fetched)"),
+        "ocsp_uris": (
+            "URLs",
+            "-",
+            "remote only: OCSP responders (`http://...`) asked about the peer's certificate",
+        ),
+        "ocsp_aia": (
+            "boolean",
+            "false",
+            "remote only: also ask the OCSP responder named in the peer certificate's AIA",
+        ),
+        "revocation": (
+            "choice",
+            "relaxed",
+            "remote only: `strict` (no good OCSP/CRL status fails), `ifuri` (fails when a "
+            "responder was configured but gave no answer), `relaxed` (only a revocation fails)",
+        ),
         "pubkeys": ("files", "-", "(fail closed) raw public keys are not supported"),
         "xauth_id": ("string", "our IKE id", "XAUTH user name (client) or the one accepted (gateway)"),
         "round": ("integer", "0", "authentication round (1, 2)"),
@@ -153,6 +170,10 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "timeout": ("duration", "3s", "wait for an answer"),
         "retries": ("integer", "2", "requests sent again before a rejection"),
         "nas_identifier": ("string", "snakeswan", "NAS-Identifier sent"),
+    },
+    "[authorities.<name>]": {
+        "cacert": ("file", "required", "a CA certificate (trust still comes from `remote.cacerts`)"),
+        "ocsp_uris": ("URLs", "required", "OCSP responders (`http://...`) for the certificates it issued"),
     },
     "[secrets.private-<name>] (private keys)": {
         "file": ("file", "required", "PEM or DER private key"),

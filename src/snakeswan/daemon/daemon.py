@@ -27,6 +27,7 @@ from snakeswan.daemon.control_server import ControlServer, raise_file_limit
 from snakeswan.daemon.dataplane import DataPlane
 from snakeswan.daemon.instance import InstanceLock, claim_socket_path
 from snakeswan.daemon.metrics import Metrics
+from snakeswan.daemon.revocation import ask_ocsp
 from snakeswan.daemon.waiters import Waiters
 from snakeswan.errors import ConfigError, LocalError
 from snakeswan.ike.engine import Engine
@@ -40,6 +41,7 @@ from snakeswan.ike.events import (
     KeyLog,
     NegotiationFailed,
     NotifyReceived,
+    OcspCheck,
     VirtualIps,
     XauthCheck,
     XauthResult,
@@ -420,6 +422,8 @@ class Daemon:
             self._virtual_ips(ev)
         elif isinstance(ev, XauthCheck):
             self._radius_check(ev)
+        elif isinstance(ev, OcspCheck):
+            ask_ocsp(self._loop, self.engine, ev, self._now, self._pump)
         elif isinstance(ev, NegotiationFailed):
             log.warning("%s: %s failed: %s", ev.conn, ev.exchange, ev.reason)
         elif isinstance(ev, IkeSaDeleted):

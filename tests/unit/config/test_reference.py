@@ -20,6 +20,7 @@ def test_every_accepted_key_is_documented_and_no_other() -> None:
         "[connections.<name>.children.<child>]": _connections.CHILD_KEYS,
         "[pools.<name>]": loader.POOL_KEYS,
         "[radius]": loader.RADIUS_KEYS,
+        "[authorities.<name>]": _credentials.AUTHORITY_KEYS,
         "[secrets.private-<name>] (private keys)": _credentials.KEY_KEYS,
     }
     assert set(REFERENCE) == set(tables)
