@@ -8,7 +8,10 @@ Cells strongSwan cannot do (tried, so not kept as tests):
   transform 28 (the IKEv2 number, the only one assigned) as ``ESP:UNDEFINED`` and answers
   NO_PROPOSAL_CHOSEN; as initiator it sends a proposal announcing one transform and carrying none
   (we drop it as malformed). Between two snakeswan ends it is tested in the pair and unit tests.
-- AH+ESP bundles: charon negotiates one protocol per CHILD_SA, and kernel-libipsec has no AH."""
+- AH+ESP bundles: a charon child with both ah_proposals and esp_proposals sends an AH-only
+  proposal (no bundle; we refuse it naming the missing ESP), kernel-libipsec has no AH, and it
+  forces UDP encapsulation, which AH cannot cross (our bundle initiator refuses to start). Bundles
+  are tested between two snakeswan daemons (tests/integration/test_bundle_netns.py)."""
 
 from __future__ import annotations
 
