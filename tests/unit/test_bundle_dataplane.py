@@ -104,3 +104,11 @@ def test_tampered_ah_and_foreign_esp_are_dropped(bundle: tuple[Processor, Proces
     forged = encapsulate_transport(ah_sa.ah, foreign, 99)  # a valid AH around another ESP SA
     assert b.inbound(forged, 51, A_ADDR, B_ADDR, 0.0) == []
     assert b.drops.get("policy") == 1
+
+
+def test_removing_a_bundle_removes_its_ah_sas(bundle: tuple[Processor, Processor, str]) -> None:
+    a, _b, _mode = bundle
+    [esp_in] = [sa for sa in a.sad.all() if sa.direction == "in" and sa.esp is not None]
+    assert len(a.sad.all()) == 4
+    a.remove(esp_in.spi)
+    assert a.sad.all() == []

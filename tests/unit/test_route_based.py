@@ -108,3 +108,16 @@ def test_outbound_via_without_an_sa_queues_and_acquires() -> None:
     assert proc.outbound_via([ip_packet("10.1.0.5", "10.2.0.7")], ("gw", "vti"), 5.0) == []
     ev = proc.next_event()
     assert isinstance(ev, Acquire) and ev.policy_key == ("gw", "vti") and ev.dst == "10.2.0.7"
+
+
+def test_packets_queued_before_the_sa_are_bounded_by_its_selectors_too() -> None:
+    a = Processor(counter_rng())
+    inside, outside = ip_packet("10.1.0.5", "10.2.0.7", data=b"in"), ip_packet("10.1.0.5", "10.9.0.1")
+    assert a.outbound_via([inside, outside], KEY, 0.0) == []
+    out = a.install(
+        replace(sa_params("aes128gcm16", 0x2002, seed=2), interface="vti1"),
+        replace(sa_params("aes128gcm16", 0x1001), interface="vti1"),
+        KEY,
+        now=0.0,
+    )
+    assert len(out) == 1 and a.drops.get("policy") == 1

@@ -152,6 +152,9 @@ class Processor:
         child.queue.clear()
         out: list[Output] = []
         for packet in queued:
+            if sa_out.interface is not None and not _inside(sa_out, five_tuple(packet)):
+                self._drop("policy", sa_out)  # route-based: what was negotiated bounds it
+                continue
             try:
                 out.append(self._protect(sa_out, packet, packet[0] >> 4))
             except Drop as exc:
@@ -299,15 +302,11 @@ class Processor:
             if sa is None:
                 self._queue(child, packet, ft, now)
                 continue
-            version, src, dst, proto, sport, dport = ft
-            if not (
-                matches(sa.local_ranges, version, src, proto, sport)
-                and matches(sa.remote_ranges, version, dst, proto, dport)
-            ):
+            if not _inside(sa, ft):
                 self._drop("policy", sa)
                 continue
             try:
-                out.append(self._protect(sa, packet, version))
+                out.append(self._protect(sa, packet, ft[0]))
             except Drop as exc:
                 self._drop(exc.reason, sa)
         return out
@@ -565,6 +564,14 @@ class Processor:
             if event is not None:
                 self._expired(event)
         return [Deliver(inner)] if sa.interface is None else [DeliverVia(inner, sa.interface)]
+
+
+def _inside(sa: SecurityAssociation, ft: FiveTuple) -> bool:
+    """An outbound packet lies within the SA's selectors (a route-based child's check)."""
+    version, src, dst, proto, sport, dport = ft
+    return matches(sa.local_ranges, version, src, proto, sport) and matches(
+        sa.remote_ranges, version, dst, proto, dport
+    )
 
 
 def _packet_spi(protocol: int, data: bytes) -> int | None:
