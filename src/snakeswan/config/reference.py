@@ -24,6 +24,7 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         ),
         "pools": ("tables", "-", "virtual IP pools for Mode Config, `[pools.<name>]`"),
         "radius": ("table", "-", 'the RADIUS server for `auth = "xauth-radius"`'),
+        "cluster": ("table", "-", "gateways sharing their SAs through etcd (pair or N active), below"),
         "authorities": ("tables", "-", "`[authorities.<name>]`: OCSP responders per CA certificate"),
     },
     "[daemon]": {
@@ -44,6 +45,17 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "half_open_limit": ("integer", "20000", "half-open SAs at most (the oldest makes room)"),
         "half_open_per_source": ("integer", "10", "half-open SAs per peer address at most"),
         "metrics": ("string", "-", "Prometheus endpoint `ADDRESS:PORT` (an address literal)"),
+        "state": (
+            "choice",
+            "sqlite",
+            "`sqlite`: SAs persisted and restored after a restart (no renegotiation); `none`: not kept; "
+            "`etcd`: shared by a cluster (`[cluster]`)",
+        ),
+        "state_file": (
+            "string",
+            "<control socket>.state",
+            "the SQLite state file (absolute path); its sealing key is `<state_file>.key` (0600)",
+        ),
     },
     "[connections.<name>]": {
         "version": ("integer", "1", "IKE version: 1 only"),
@@ -170,6 +182,20 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "timeout": ("duration", "3s", "wait for an answer"),
         "retries": ("integer", "2", "requests sent again before a rejection"),
         "nas_identifier": ("string", "snakeswan", "NAS-Identifier sent"),
+    },
+    "[cluster]": {
+        "endpoints": ("strings", "required", "etcd client URLs `http://HOST:PORT`, one per member"),
+        "node": ("string", "required", "this gateway's name, unique in the cluster"),
+        "name": ("string", "snakeswan", "the cluster's name: its keys live under `/snakeswan/<name>/`"),
+        "lease_ttl": ("integer", "3", "seconds; a dead node's shares are taken over after this"),
+        "timeout": ("duration", "1s", "one request to one etcd member (then the next is tried)"),
+        "prefer": ("strings", "-", "shares this node campaigns for at start (others: after one TTL)"),
+        "key_file": ("string", "required", "the sealing key (32 bytes, 0600), the same file on every node"),
+        "shares": ("tables", "required", "one table per share, `[cluster.shares.<name>]`"),
+    },
+    "[cluster.shares.<name>]": {
+        "address": ("address/prefix", "required", "the share's virtual address, `10.0.5.10/24`"),
+        "interface": ("string", "required", "the interface it is added to (with gratuitous ARP)"),
     },
     "[authorities.<name>]": {
         "cacert": ("file", "required", "a CA certificate (trust still comes from `remote.cacerts`)"),

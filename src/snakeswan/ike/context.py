@@ -31,6 +31,10 @@ class SpiAllocator:
                 self._used.add(spi)
                 return spi
 
+    def reserve(self, spi: int) -> None:
+        """``spi`` is ours already (an IPsec SA restored from the state store)."""
+        self._used.add(spi)
+
     def release(self, spi: int) -> None:
         self._used.discard(spi)
 

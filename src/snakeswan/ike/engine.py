@@ -203,6 +203,14 @@ class Engine:
             )
         self._teardown.remove_sa(sa, reason, now=now)
 
+    def forget_ike(self, sa_id: int, now: float = 0.0, reason: str = "forgotten") -> None:
+        """Forget the SA and its IPsec SAs without telling the peer (no Delete): another node of a
+        cluster carries them on (daemon/cluster.py). Events as for a local delete."""
+        sa = self.table.get(sa_id)
+        if sa is None:
+            raise LocalError(f"no IKE SA {sa_id}")
+        self._teardown.remove_sa(sa, reason, now=now, quiet=True)
+
     def delete_child(self, sa_id: int, spi_in: int, now: float = 0.0) -> None:
         sa = self.table.get(sa_id)
         child = next((c for c in sa.children if c.spi_in == spi_in), None) if sa else None

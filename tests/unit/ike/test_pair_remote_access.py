@@ -417,7 +417,7 @@ def test_a_renewed_client_sa_adopts_the_children_only_once_its_xauth_is_over() -
     """The client renews its ISAKMP SA (new Main Mode, then XAUTH and Mode Config again): until
     the new SA is ready, the IPsec SA stays under the old one; then it moves and the old is deleted."""
     client_text = client_config(client_addr(0)).replace(
-        'pull = true\n', 'pull = true\nrekey_time = "100s"\nrand_time = "0s"\n', 1
+        "pull = true\n", 'pull = true\nrekey_time = "100s"\nrand_time = "0s"\n', 1
     )
     h = hub(gateway_config(), client_text)
     client = h.clients[0]
