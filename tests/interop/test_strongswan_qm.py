@@ -22,7 +22,7 @@ import pytest
 
 from tests.daemons import DaemonProcess, wait_for
 from tests.interop.strongswan import children, psk_secret, swanctl_conf, swanctl_conn
-from tests.netns import ping, site_to_site
+from tests.netns import ping, protected, site_to_site
 
 pytestmark = [pytest.mark.interop, pytest.mark.netns]
 
@@ -140,3 +140,53 @@ def test_route_based_against_policy_based_strongswan(
     theirs_child = children(charon.list_sas_raw()[0])[0]
     assert theirs_child["local-ts"] == [LAN_E] and theirs_child["remote-ts"] == [LAN_W]
     assert int(theirs_child["packets-in"]) >= 5 and int(theirs_child["packets-out"]) >= 5
+
+
+TWO_LANS = f"""
+[connections.gw]
+local_addrs = ["{WEST}"]
+remote_addrs = ["{EAST}"]
+proposals = ["aes128-sha256-modp2048"]
+local = {{ auth = "psk" }}
+remote = {{ auth = "psk" }}
+[connections.gw.children.net]
+local_ts = ["{LAN_W}", "10.231.3.0/24"]
+remote_ts = ["{LAN_E}"]
+esp_proposals = ["aes128gcm16-modp2048"]
+[secrets.ike-gw]
+id = ["{WEST}", "{EAST}"]
+secret = "{PSK}"
+"""
+
+
+@pytest.mark.parametrize("initiator", ["snakeswan", "strongswan"])
+def test_two_selector_pairs_two_quick_modes(
+    initiator: str, topology: Any, charon_factory: Any, tmp_path: Path
+) -> None:
+    """A child with two local subnets: one Quick Mode and one SA per pair, each LAN's pings on their
+    own SA. strongSwan as responder takes each pair; as initiator it negotiates only its first
+    pair (charon's IKEv1 Quick Mode uses the first selector of each side), and our `up` adds the
+    other one on the same ISAKMP SA."""
+    topo = topology()
+    west, east = site_to_site(topo)
+    protected(west, "10.231.3.1/24", "ssw-lan3")
+    charon = charon_factory(east, "east", theirs(LAN_E, f"{LAN_W},10.231.3.0/24"))
+    d = DaemonProcess(tmp_path, "west", TWO_LANS, netns=west.name)
+    topo.on_close(d.stop)
+    if initiator == "strongswan":
+        # charon's IKEv1 initiator proposes only its first selector pair: one Quick Mode ...
+        charon.initiate("net", ike="gw")
+        [one] = wait_for(lambda: [c for s in d.sas() for c in s["children"]], timeout=20, what="the SA")
+        assert one["local_ts"] == LAN_W
+    d.cmd("up", conn="gw")  # ... so `up` on our side adds what is missing: the second pair
+    kids = wait_for(
+        lambda: [c for s in d.sas() for c in s["children"] if len(s["children"]) == 2],
+        timeout=20,
+        what="2 SAs",
+    )
+    assert sorted(c["local_ts"] for c in kids) == [LAN_W, "10.231.3.0/24"]
+    assert ping(west, "10.231.1.1", "10.231.2.1", count=3) == 3
+    assert ping(west, "10.231.3.1", "10.231.2.1", count=3) == 3
+    theirs_children = children(charon.list_sas_raw()[0])
+    assert sorted(c["remote-ts"][0] for c in theirs_children) == [LAN_W, "10.231.3.0/24"]
+    assert all(int(c["packets-in"]) >= 3 for c in theirs_children)
