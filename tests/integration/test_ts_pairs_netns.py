@@ -65,3 +65,34 @@ def test_two_subnets_two_sas(topology: Any, tmp_path: Path) -> None:
     assert by_lan["10.231.1.0/24"]["packets_out"] < 3 + 4  # each LAN on its own SA
     pols = {p["child"] for p in w.cmd("list-pols")["policies"] if p["conn"] == "gw"}
     assert pols == {"net#0", "net#1"}
+
+
+def test_hub_with_one_wide_child_answers_two_quick_modes(topology: Any, tmp_path: Path) -> None:
+    """East (the hub) has one child for 10.231.4.0/23; west proposes its two /24s in two Quick
+    Modes. Each SA gets a policy of its own on the hub (narrower than the child's), so the
+    replies to each LAN leave on that LAN's SA."""
+    topo = topology()
+    west, east = site_to_site(topo)
+    protected(west, "10.231.4.1/24", "ssw-lan4")
+    protected(west, "10.231.5.1/24", "ssw-lan5")
+    hub = CONF.format(local="10.231.0.2", remote="10.231.0.1", lnet='"10.231.2.0/24"', rnet='"10.231.4.0/23"')
+    e = DaemonProcess(tmp_path, "east", hub.replace('start_action = "trap"', ""), netns=east.name)
+    topo.on_close(e.stop)
+    lans = '"10.231.4.0/24", "10.231.5.0/24"'
+    w = DaemonProcess(
+        tmp_path,
+        "west",
+        CONF.format(local="10.231.0.1", remote="10.231.0.2", lnet=lans, rnet='"10.231.2.0/24"'),
+        netns=west.name,
+    )
+    topo.on_close(w.stop)
+    w.cmd("up", conn="gw")
+    wait_for(
+        lambda: len([c for s in e.sas() for c in s["children"]]) == 2, timeout=20, what="2 SAs on the hub"
+    )
+    assert ping(west, "10.231.4.1", "10.231.2.1", count=3) == 3
+    assert ping(west, "10.231.5.1", "10.231.2.1", count=3) == 3
+    by_lan = {c["remote_ts"]: c for s in e.sas() for c in s["children"]}
+    assert by_lan["10.231.4.0/24"]["packets_out"] >= 3 and by_lan["10.231.5.0/24"]["packets_out"] >= 3
+    pols = {p["child"] for p in e.cmd("list-pols")["policies"] if p["conn"] == "gw"}
+    assert pols == {"net@10.231.2.0/24|10.231.4.0/24", "net@10.231.2.0/24|10.231.5.0/24"}

@@ -23,13 +23,27 @@ def policy_key(
 ) -> tuple[str, str]:
     """The SPD key of a child's policies: (connection, child); per selector pair of a child with
     several (``child#N``, N its ``ts_pair``: one SA each); per peer on a connection that serves
-    many (``child@remote_ts``)."""
+    many (``child@remote_ts``); per SA whose selectors are narrower than its configured pair
+    (``child@local_ts|remote_ts``: a responder with one wide child answering several narrower
+    Quick Modes, or an initiator narrowed under a trap policy; the narrower policy wins)."""
     name, pair = child, info.ts_pair if info is not None else pair
     if pair is not None and pair_count(conn, child) > 1:
         name = f"{child}#{pair}"
     if info is not None and serves_many(conn):
         return conn.name, f"{name}@{info.remote_ts}"
+    if info is not None and _narrower(conn, child, info):
+        return conn.name, f"{name}@{info.local_ts}|{info.remote_ts}"
     return conn.name, name
+
+
+def _narrower(conn: ConnectionConfig, child: str, info: ChildSaInfo) -> bool:
+    """The SA's selectors are not its configured pair's (never said of ``dynamic`` selectors)."""
+    cfg = next((c for c in conn.children if c.name == child), None)
+    if cfg is None or any(ts.dynamic for ts in (*cfg.local_ts, *cfg.remote_ts)):
+        return False
+    pairs = selector_pairs(cfg.local_ts, cfg.remote_ts)
+    lts, rts = pairs[info.ts_pair] if info.ts_pair < len(pairs) else pairs[0]
+    return (str(lts), str(rts)) != (info.local_ts, info.remote_ts)
 
 
 def pair_count(conn: ConnectionConfig, child: str) -> int:
@@ -39,8 +53,8 @@ def pair_count(conn: ConnectionConfig, child: str) -> int:
 
 
 def child_of_key(policy_child: str) -> str:
-    """The child name in a policy key's second half (``net#1`` -> ``net``)."""
-    return policy_child.partition("#")[0]
+    """The child name in a policy key's second half (``net#1``, ``net@...`` -> ``net``)."""
+    return policy_child.partition("@")[0].partition("#")[0]
 
 
 def bundle_params(info: ChildSaInfo, child: ChildConfig) -> tuple[SaParams, SaParams] | None:

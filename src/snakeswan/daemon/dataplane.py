@@ -438,11 +438,12 @@ class DataPlane:
             conn: ConnectionConfig | None = self.config.connection(conn_name)
         except KeyError:
             conn = None
-        if conn is not None and gone is not None and serves_many(conn):
-            key = policy_key(conn, child_name, gone)
+        if conn is not None and gone is not None and "@" in policy_key(conn, child_name, gone)[1]:
+            key = policy_key(conn, child_name, gone)  # a policy of its own (a peer's, narrowed)
             if not any(policy_key(conn, c.child, c) == key for c in self.children.values()):
                 self.unprotect(*key)
-            return
+            if serves_many(conn):
+                return
         if any(c.conn == conn_name and c.child == child_name for c in self.children.values()):
             return
         try:
