@@ -37,9 +37,10 @@ def policy_key(
 
 
 def _narrower(conn: ConnectionConfig, child: str, info: ChildSaInfo) -> bool:
-    """The SA's selectors are not its configured pair's (never said of ``dynamic`` selectors)."""
+    """The SA's selectors are not its configured pair's (never said of ``dynamic`` selectors, nor
+    of a route-based child: its SA is found by its interface's key, and it has no policy)."""
     cfg = next((c for c in conn.children if c.name == child), None)
-    if cfg is None or any(ts.dynamic for ts in (*cfg.local_ts, *cfg.remote_ts)):
+    if cfg is None or cfg.interface is not None or any(ts.dynamic for ts in (*cfg.local_ts, *cfg.remote_ts)):
         return False
     pairs = selector_pairs(cfg.local_ts, cfg.remote_ts)
     lts, rts = pairs[info.ts_pair] if info.ts_pair < len(pairs) else pairs[0]
