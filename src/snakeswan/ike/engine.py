@@ -21,6 +21,7 @@ from snakeswan.ike import (
     crypt,
     informational,
     peers,
+    pubkey_enc,
     renewal,
     revocation,
     unique,
@@ -265,7 +266,9 @@ class Engine:
                 self.tracer.emit(
                     "ike",
                     "drop",
-                    reason="no exchange for this message",
+                    reason="phase 1 not complete"
+                    if header.exchange in (ExchangeType.QUICK_MODE, ExchangeType.TRANSACTION)
+                    else "no exchange for this message",
                     sa=sa.unique_id,
                     exchange=name_of(ExchangeType, header.exchange),
                     mid=header.message_id,
@@ -303,7 +306,8 @@ class Engine:
                 if ex is sa.phase1:
                     raise AuthenticationError(
                         NotifyType.AUTHENTICATION_FAILED,
-                        f"phase 1 message does not decrypt ({e.what}): wrong PSK?{psk_hint(ex)}",
+                        f"phase 1 message does not decrypt ({e.what}): "
+                        f"{pubkey_enc.garbled_hint(ex) or 'wrong PSK?'}{psk_hint(ex)}",
                     ) from e
                 raise
             self._trace_received(sa, ex, msg)
