@@ -5,6 +5,7 @@ after it the first packet starts the Quick Mode (an Acquire) and pings go throug
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +61,8 @@ def test_ip_route_decides_what_enters_the_tunnel(topology: Any, tmp_path: Path) 
     # the shared data plane installed no policy and no route of its own for it
     assert not [p for p in w.cmd("list-pols")["policies"] if p["conn"] == "gw"]
     assert "ssw-vti42" not in west.run("ip", "route", "show", "table", "220", check=False).stdout
+    # the devices are made at start: a reload that changes the route-based children is refused
+    w.config_path.write_text(w.config_path.read_text().replace('"ssw-vti42"', '"ssw-vti43"'))
+    w.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "route-based children (interface) change: restart" in w.log(), what="the refusal")
+    assert ping(west, "10.231.1.1", "10.231.2.1", count=2) == 2  # the running configuration kept

@@ -30,6 +30,7 @@ from snakeswan.daemon.instance import InstanceLock, claim_socket_path
 from snakeswan.daemon.metrics import Metrics
 from snakeswan.daemon.persistence import Persistence, Restored
 from snakeswan.daemon.revocation import ask_ocsp
+from snakeswan.daemon.routebased import interfaces
 from snakeswan.daemon.waiters import Waiters
 from snakeswan.errors import ConfigError, LocalError
 from snakeswan.ike.engine import Engine
@@ -596,6 +597,8 @@ class Daemon:
         config = load_config(self.config_path)
         if config.daemon.metrics != self.config.daemon.metrics:  # the endpoint is bound at start
             raise ConfigError(f"{self.config_path}: daemon.metrics: changing the endpoint needs a restart")
+        if interfaces(config) != interfaces(self.config):  # their TUN devices are made at start
+            raise ConfigError(f"{self.config_path}: route-based children (interface) change: restart")
         self.config = config
         self.engine.reconfigure(config)
         if self.dataplane is not None:

@@ -27,6 +27,11 @@ def route_based_children(config: Config) -> list[tuple[str, ChildConfig]]:
     return [(c.name, ch) for c in config.connections for ch in c.children if ch.interface is not None]
 
 
+def interfaces(config: Config) -> list[tuple[str, str, str | None]]:
+    """(connection, child, interface) of the route-based children: a reload must not change them."""
+    return [(conn, child.name, child.interface) for conn, child in route_based_children(config)]
+
+
 class RouteBasedInterfaces:
     """The TUN devices of the route-based children, read into the processor, written on delivery."""
 
