@@ -58,6 +58,7 @@ class DaemonProcess:
         if self.keylog_path:
             cmd += ["--keylog", str(self.keylog_path)]
         cmd += args
+        self.netns = netns  # the namespace the daemon runs in (None: this one)
         if netns:
             cmd = [shutil.which("ip") or "ip", "netns", "exec", netns, *cmd]  # (env may hide ip)
         env = dict(os.environ, **(env or {}), PYTHONPATH=str(ROOT / "src"))

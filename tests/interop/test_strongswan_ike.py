@@ -253,6 +253,5 @@ def test_tshark_decrypts_capture_with_daemon_keylog(
 
 
 def daemon_netns(daemon: DaemonProcess) -> str:
-    cmd = daemon.proc.args
-    assert isinstance(cmd, list) and cmd[:3] == ["ip", "netns", "exec"]
-    return str(cmd[3])
+    assert daemon.netns is not None, "the daemon does not run in a namespace"
+    return daemon.netns

@@ -43,6 +43,9 @@ class IvChain:
         # the peer's first phase 2 message tells which one it chained from
         self._alternatives: list[bytes] = []
         self._pending_base: dict[int, bytes] = {}  # message ID -> alternative it decrypted with
+        # other IVs a later message of an exchange may come under (ike/qm_forms.py: the peer's
+        # QM1 was seen in two forms, each answered; its QM3 follows one of them)
+        self._mid_alternatives: dict[int, list[bytes]] = {}
 
     @property
     def block_size(self) -> int:
@@ -70,11 +73,20 @@ class IvChain:
         """IVs to try on a received message: (IV, None) for the chain's own, then (IV, base) for
         each alternative last phase 1 block (only for the first message of a phase 2 exchange)."""
         out: list[tuple[bytes, bytes | None]] = [(self.iv_for(message_id), None)]
+        out += [(iv, None) for iv in self._mid_alternatives.get(message_id, ())]
         if message_id != 0 and message_id not in self._ivs:
             out += [
                 (phase2_iv(self._hash, alt, message_id, self._block_size), alt) for alt in self._alternatives
             ]
         return out
+
+    def add_alternative(self, message_id: int, iv: bytes) -> None:
+        """Another IV the next message of exchange ``message_id`` may come under (at most 4)."""
+        if message_id == 0 or len(iv) != self._block_size:
+            raise CryptoError(f"alternative IV for message ID {message_id} of {len(iv)} bytes")
+        alts = self._mid_alternatives.setdefault(message_id, [])
+        if iv not in alts:
+            alts[:] = [*alts, iv][-4:]
 
     def decrypted_with(self, message_id: int, base: bytes) -> None:
         """A received message decrypted with the IV of alternative ``base``: when it is confirmed
@@ -99,14 +111,17 @@ class IvChain:
         if base is not None:  # the peer chained from an alternative: it is the phase 1 block
             self._phase1_iv, self._alternatives = base, []
         self._ivs[message_id] = last_block
+        self._mid_alternatives.pop(message_id, None)
         self._ivs.move_to_end(message_id)
         while len(self._ivs) > self._max_exchanges:
-            self._ivs.popitem(last=False)
+            evicted, _ = self._ivs.popitem(last=False)
+            self._mid_alternatives.pop(evicted, None)
 
     def forget(self, message_id: int) -> None:
         """Drop the chain of a finished or abandoned exchange (no-op if unknown; phase 1 is kept)."""
         self._ivs.pop(message_id, None)
         self._pending_base.pop(message_id, None)
+        self._mid_alternatives.pop(message_id, None)
 
     def known_message_ids(self) -> tuple[int, ...]:
         """Non-zero message IDs with a confirmed chain, least recently confirmed first."""

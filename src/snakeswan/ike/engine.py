@@ -296,6 +296,8 @@ class Engine:
             if reply is not None:
                 self.ctx.send(reply, sa.local, sa.remote)
             return
+        if isinstance(ex, QuickMode) and ex.other_form(data, now):
+            return  # the peer's QM1 (or QM2) in another form, answered (ike/qm_forms.py)
         if ex.done:
             if not ex.late(data, now):
                 self.tracer.emit(

@@ -42,6 +42,7 @@ from snakeswan.ike.proposals import (
     responder_lifetime,
     select_child,
 )
+from snakeswan.ike.qm_forms import QmForms
 from snakeswan.ike.remote_access import dynamic_address, family_of
 from snakeswan.ike.sa import IkeSa
 from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType, ProtocolId
@@ -120,6 +121,7 @@ class QuickMode(Exchange):
         self.nat_oa: tuple[str, str] | None = None  # (peer's original address, ours as it saw it)
         # the commit bit in QM1/QM2 (RFC 2408 4.6, ike/commit.py): ours on request, the peer's always
         self.commit = self.conn is not None and self.conn.commit_bit
+        self.forms = QmForms()  # QM1 (responder) or QM2 (initiator) seen in another form: qm_forms.py
 
     # ---- helpers ------------------------------------------------------------------------------
 
@@ -142,6 +144,7 @@ class QuickMode(Exchange):
     def _send(self, rest: list[Payload], which: int, now: float, *, expect_reply: bool) -> None:
         rest_bytes = encode_payloads(rest)[1] if rest else b""
         payloads: list[Payload] = [HashPayload(self._hash(which, rest_bytes)), *rest]
+        flags = commit.FLAGS if self.commit and which != 3 else 0
         data = crypt.build(
             self.sa,
             ExchangeType.QUICK_MODE,
@@ -150,8 +153,10 @@ class QuickMode(Exchange):
             encrypt=True,
             hook=self.ctx.payload_hook,
             rehash=lambda r: self._hash(which, encode_payloads(r)[1] if r else b""),
-            flags=commit.FLAGS if self.commit and which != 3 else 0,
+            flags=flags,
         )
+        if which in (2, 3):
+            self.forms.replied(payloads, flags)
         self.send(data, now, expect_reply=expect_reply)
         label = f"QM{which}"
         self.trace("sent", msg=label, mid=self.message_id, payloads=summary(payloads))
@@ -169,6 +174,8 @@ class QuickMode(Exchange):
         if not hmac.compare_digest(expected, msg.payloads[0].payload.data):
             raise AuthenticationError(NotifyType.INVALID_HASH_INFORMATION, f"HASH({which}) mismatch")
         assert self.sa.crypto is not None
+        if which in (1, 2):  # the message our answer chains from (QM1 for a responder, QM2 for us)
+            self.forms.accepted(self.sa.crypto.iv.iv_for(self.message_id), msg.payloads[0].raw + rest)
         self.sa.crypto.iv.confirm(self.message_id, ciphertext)
 
     def _proposals(self) -> Sequence[ChildProposal]:
@@ -246,6 +253,15 @@ class QuickMode(Exchange):
             self.ts_pair = old.ts_pair
             return TrafficSelector.from_text(old.local_ts), TrafficSelector.from_text(old.remote_ts)
         return self._pairs(child)[self.ts_pair]
+
+    def other_form(self, data: bytes, now: float) -> bool:
+        """The peer's QM1 (we responded) or QM2 (we initiated) in another form: answered again,
+        chained from it (ike/qm_forms.py)."""
+        if self.initiator:
+            waiting = self.state in (QmState.DONE, QmState.WAIT_CONNECTED)
+        else:
+            waiting = self.state is QmState.SENT_QM2
+        return waiting and self.forms.answer(self, data, now)
 
     def expected(self) -> str:
         names = {QmState.START: "QM1", QmState.SENT_QM1: "QM2", QmState.SENT_QM2: "QM3"}
