@@ -25,6 +25,7 @@ from snakeswan.daemon import keylog, loglimit, views
 from snakeswan.daemon.control_server import ControlServer, raise_file_limit
 from snakeswan.daemon.dataplane import DataPlane
 from snakeswan.daemon.instance import InstanceLock, claim_socket_path
+from snakeswan.daemon.intake import Intake
 from snakeswan.daemon.metrics import Metrics
 from snakeswan.daemon.waiters import Waiters
 from snakeswan.errors import ConfigError, LocalError
@@ -44,6 +45,7 @@ from snakeswan.ike.events import (
     XauthResult,
 )
 from snakeswan.ike.impair import Impairer
+from snakeswan.ike.shedding import Shedder
 from snakeswan.io.radius import RadiusAnswer, RadiusClient
 from snakeswan.io.udp import UdpSocket, family_of, source_address_for
 from snakeswan.trace import Record, Tracer
@@ -81,6 +83,9 @@ class Daemon:
         self.waiters = Waiters()
         self.metrics = Metrics(lambda: (self.engine, self.dataplane), time.monotonic)
         self.log_limit = loglimit.LogLimiter()
+        self.intake = Intake(
+            Shedder[tuple[bytes, bytes, bytes]](self.engine.knows)
+        )  # overload shedding before parsing
         # --impair: misbehave on purpose (tests, labs); None unless asked for
         self.impairer = Impairer.from_texts(impair, self.tracer) if impair else None
         self.control = ControlServer(
@@ -292,7 +297,7 @@ class Daemon:
 
     def _readable(self, sock: UdpSocket) -> None:
         now = self._now()
-        for r in sock.receive():
+        for r in self.intake.drain(sock, now):
             if r.kind == "ike":
                 if self.impairer is not None:
                     self.impairer.inbound(r.data)
@@ -331,7 +336,7 @@ class Daemon:
         for d in self.engine.datagrams_to_send(now):
             self._send(d)
         self._arm_timer(now)
-        self.waiters.check(self.engine.ike_sas)
+        self.waiters.check(self.engine.table)  # the table itself: no copy of every SA per input
 
     def _arm_timer(self, now: float) -> None:
         if self._timer is not None:

@@ -517,6 +517,14 @@ class Engine:
             return pending  # the responder's first answer: its cookie is learnt once it is accepted
         return None
 
+    def knows(self, icookie: bytes, rcookie: bytes) -> bool:
+        """Whether an SA holds these cookies, as :meth:`_lookup` finds it (asked before parsing by
+        overload shedding, ike/shedding.py)."""
+        if self.table.by_cookies(icookie, rcookie) is not None:
+            return True
+        pending = None if rcookie == _ZERO else self.table.by_cookies(icookie, _ZERO)
+        return pending is not None and pending.initiator and pending.rcookie == _ZERO
+
     def _exchange_for(self, sa: IkeSa, header: Header) -> Exchange | None:
         if header.exchange in (ExchangeType.IDENTITY_PROTECTION, ExchangeType.AGGRESSIVE):
             if header.message_id != 0 or sa.phase1 is None:
