@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -91,6 +92,13 @@ def tx_bytes(ns: object, ifname: str) -> int:
     return int(ns.run("cat", f"/sys/class/net/{ifname}/statistics/tx_bytes").stdout)  # type: ignore[attr-defined]
 
 
+def udp_rcvbuf_errors(ns: object) -> int:
+    """Datagrams the kernel dropped in ``ns`` because a socket's receive buffer was full."""
+    snmp = ns.run("cat", "/proc/net/snmp").stdout  # type: ignore[attr-defined]
+    lines = [ln.split() for ln in snmp.splitlines() if ln.startswith("Udp:")]
+    return int(dict(zip(lines[0], lines[1], strict=True))["RcvbufErrors"])
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -110,14 +118,14 @@ def mm1_hex() -> str:
     return a.datagrams_to_send(0.0)[0].data.hex()
 
 
-def run(gateway: str, seconds: float, work: Path) -> dict[str, object]:
+def run(gateway: str, seconds: float, work: Path, profile: str | None = None) -> dict[str, object]:
     topo = Topology()
     try:
         west, east = site_to_site(topo)
         east.run("ip", "route", "add", "10.231.128.0/17", "via", "10.231.0.1")  # answers cross the link
         if gateway == "snakeswan":
             (work / "ours").mkdir(parents=True, exist_ok=True)
-            d = DaemonProcess(work / "ours", "east", GATEWAY_OURS, netns=east.name)
+            d = DaemonProcess(work / "ours", "east", GATEWAY_OURS, netns=east.name, log_level="info")
             topo.on_close(d.stop)
             pid = d.proc.pid
         else:
@@ -128,9 +136,14 @@ def run(gateway: str, seconds: float, work: Path) -> dict[str, object]:
             assert c.pid is not None
             pid = c.pid
         before = tx_bytes(east, "e0")
+        drops_before = udp_rcvbuf_errors(east)
         flooder = west.popen(
             sys.executable, "-c", FLOODER, mm1_hex(), str(seconds), stdout=-1, stderr=-1, text=True
         )
+        spy = None
+        if profile:  # py-spy's view of the gateway during the flood (flamegraph-ready raw stacks)
+            cmd = ["py-spy", "record", "-p", str(pid), "-d", str(int(seconds)), "--format", "raw"]
+            spy = subprocess.Popen([*cmd, "-o", f"{profile}.{gateway}.txt"], stdout=-1, stderr=-1)
         time.sleep(min(2.0, seconds / 3))  # the legitimate peer arrives in the middle of the flood
         cmd = [sys.executable, "-m", "snakeswan.cli.main", "load", "10.231.0.2"]
         cmd += ["--local", "10.231.0.1", "--psk", "load-psk", "-n", "1", "--remote-ts", "10.231.2.0/24"]
@@ -141,14 +154,22 @@ def run(gateway: str, seconds: float, work: Path) -> dict[str, object]:
         if not out.strip():
             raise RuntimeError(f"flooder failed: {err}")
         sent, bytes_in = (int(x) for x in out.split())
+        if spy is not None:
+            spy.communicate(timeout=30)
         time.sleep(1.0)
         bytes_out = tx_bytes(east, "e0") - before
+        shed = ""
+        if gateway == "snakeswan":
+            lines = [ln for ln in d.log().splitlines() if "dropped before parsing" in ln]
+            shed = lines[-1].split("overload: ", 1)[-1] if lines else "nothing shed"
         return {
             "sent": sent,
             "bytes_in": bytes_in,
             "bytes_out": bytes_out,
             "legit": legit,
             "rss_kib": rss_kib(pid),
+            "kernel_drops": udp_rcvbuf_errors(east) - drops_before,
+            "shed": shed,
         }
     finally:
         topo.close()
@@ -157,12 +178,15 @@ def run(gateway: str, seconds: float, work: Path) -> dict[str, object]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--gateways", nargs="+", default=["snakeswan", "strongswan"])
+    ap.add_argument("--profile", help="py-spy the gateways to PREFIX.<gateway>.txt (raw stacks)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ssw-flood-") as tmp:
-        head = ("gateway", "MM1s", "MiB in", "MiB out", "out/in", "legit tunnel", "peak RSS")
-        print("{:>10} {:>8} {:>8} {:>8} {:>7} {:>13} {:>10}".format(*head))
-        for gw in ("snakeswan", "strongswan"):
-            r = run(gw, args.seconds, Path(tmp))
+        head = ("gateway", "MM1s", "MiB in", "MiB out", "out/in", "legit tunnel", "peak RSS", "kernel drops")
+        print("{:>10} {:>8} {:>8} {:>8} {:>7} {:>13} {:>10} {:>12}".format(*head))
+        notes = []
+        for gw in args.gateways:
+            r = run(gw, args.seconds, Path(tmp), args.profile)
             legit = r["legit"]
             took = (legit["latency_ms"] or {}).get("p50", "failed")  # type: ignore[index,union-attr]
             ratio = int(r["bytes_out"]) / max(int(r["bytes_in"]), 1)  # type: ignore[call-overload]
@@ -170,8 +194,12 @@ def main() -> None:
             rss = int(r["rss_kib"]) // 1024  # type: ignore[call-overload]
             print(
                 f"{gw:>10} {r['sent']:>8} {mib_in:>8.1f} {mib_out:>8.1f} "
-                f"{ratio:>7.2f} {str(took) + ' ms':>13} {rss:>7} MiB"
+                f"{ratio:>7.2f} {str(took) + ' ms':>13} {rss:>7} MiB {r['kernel_drops']:>12}"
             )
+            if r["shed"]:
+                notes.append(f"{gw} shed before parsing: {r['shed']}")
+        for line in notes:
+            print(line)
 
 
 if __name__ == "__main__":
