@@ -9,6 +9,7 @@ from typing import Any
 
 from snakeswan.cli.common import add_verb
 from snakeswan.daemon.loadgen import LoadGenerator, LoadResult, LoadSpec
+from snakeswan.daemon.loadprocs import run_parallel
 
 
 def add_parser(sub: Any) -> None:
@@ -30,6 +31,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--xauth-password", help="XAUTH password of peer {i}, e.g. pw{i}")
     p.add_argument("--vips", action="store_true", help="ask for a virtual IP (Mode Config)")
     p.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
+    p.add_argument(
+        "--procs",
+        type=int,
+        default=1,
+        help="processes (one per core): peers, rate and concurrency are shared out; process k "
+        "uses UDP ports 500+k and 4500+k",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
 
@@ -65,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    result = LoadGenerator(spec, progress).run().summary()
+    if args.procs > 1:
+        result = run_parallel(spec, args.procs, progress).summary()
+    else:
+        result = LoadGenerator(spec, progress).run().summary()
     if not args.quiet:
         print(file=sys.stderr)
     if args.json:

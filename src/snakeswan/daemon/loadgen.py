@@ -44,10 +44,11 @@ class LoadSpec:
     timeout: float = 60.0
     port: int = 500
     nat_port: int = 4500
+    first: int = 0  # peer numbers first .. first + n - 1 (a share of several processes)
 
     def config_text(self) -> str:
         blocks = [f"[daemon]\nport = {self.port}\nnat_port = {self.nat_port}\ndataplane = false\n"]
-        for i in range(self.n):
+        for i in range(self.first, self.first + self.n):
             lid = self.identity.format(i=i)
             rounds = f'local-psk = {{ auth = "psk", round = 1, id = "{lid}" }}\n'
             if self.xauth_user:
@@ -154,7 +155,7 @@ class LoadGenerator:
         in_flight = r.started - len(self._done)
         allowed = spec.n if spec.rate <= 0 else min(spec.n, int(elapsed * spec.rate) + 1)
         while r.started < allowed and in_flight < spec.concurrency:
-            name = f"c{r.started}"
+            name = f"c{self.spec.first + r.started}"
             self._started_at[name] = time.monotonic()
             try:
                 self.engine.initiate(name, now=now)
