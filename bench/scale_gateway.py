@@ -70,8 +70,11 @@ def our_load(
 class SwanLoad:
     """A charon in west as the initiator of many peers, driven over vici."""
 
-    def __init__(self, charon: Charon) -> None:
+    def __init__(
+        self, charon: Charon, *, ike: str = IKE, esp: str = "aes128gcm16", aggressive: bool = False
+    ) -> None:
         self.charon = charon
+        self.ike, self.esp, self.aggressive = ike, esp, aggressive
         self.started: dict[str, float] = {}
         self.up: dict[str, float] = {}
         self.failed: set[str] = set()
@@ -106,9 +109,9 @@ class SwanLoad:
 
     def conn(self, name: str, ident: str) -> dict[str, Any]:
         return {name: {"version": "1", "local_addrs": ["10.231.0.1"], "remote_addrs": ["10.231.0.2"],
-                       "proposals": [IKE], "local": {"auth": "psk", "id": ident},
-                       "remote": {"auth": "psk", "id": "hub.load"},
-                       "children": {"load": {"remote_ts": ["10.231.2.0/24"], "esp_proposals": ["aes128gcm16"],
+                       "proposals": [self.ike], "aggressive": "yes" if self.aggressive else "no",
+                       "local": {"auth": "psk", "id": ident}, "remote": {"auth": "psk", "id": "hub.load"},
+                       "children": {"load": {"remote_ts": ["10.231.2.0/24"], "esp_proposals": [self.esp],
                                              "start_action": "start"}}}}  # fmt: skip
 
     def run(self, names: list[tuple[str, str]], in_flight: int, timeout: float) -> dict[str, Any]:
