@@ -90,3 +90,30 @@ def test_prefix_memory_is_bounded() -> None:
     for i in range(100):
         s.sort([(dgram(i.to_bytes(8, "big")), i.to_bytes(3, "big"), "x")], 0.0)
     assert len(s._recent) == 10
+
+
+def test_the_engine_knows_the_cookies_its_sas_hold() -> None:
+    """What the shedder asks the engine: a responder's SA by both cookies, an initiator's SA
+    waiting for the responder's cookie by its own with any responder cookie; nothing else."""
+    from snakeswan.config.loader import parse_config  # noqa: PLC0415
+    from snakeswan.ike.engine import Engine  # noqa: PLC0415
+    from snakeswan.trace import Tracer  # noqa: PLC0415
+    from tests.pair import A_ADDR, B_ADDR, rng_for, site_config  # noqa: PLC0415
+
+    a = Engine(parse_config(site_config(A_ADDR, B_ADDR, "10.231.1.0/24", "10.231.2.0/24")), rng_for(1))
+    b = Engine(
+        parse_config(site_config(B_ADDR, A_ADDR, "10.231.2.0/24", "10.231.1.0/24")),
+        rng_for(2),
+        tracer=Tracer(),
+    )
+    a.initiate("site", now=0.0)
+    [mm1] = a.datagrams_to_send(0.0)
+    icookie = mm1.data[:8]
+    assert a.knows(icookie, b"\x01" * 8)  # the responder's answer, whatever its cookie
+    assert not b.knows(icookie, ZERO)
+    b.receive_datagram(mm1.data, mm1.src, mm1.dst, 0.0)
+    [mm2] = b.datagrams_to_send(0.0)
+    rcookie = mm2.data[8:16]
+    assert b.knows(icookie, rcookie)
+    assert not b.knows(icookie, b"\x02" * 8) and not b.knows(b"\x03" * 8, rcookie)
+    assert not b.knows(icookie, ZERO)  # an MM1 retransmission is "new" (the budget lets it in)
