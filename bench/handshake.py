@@ -97,6 +97,8 @@ def strongswan_pair(v: Variant, n: int, work: Path) -> tuple[float, float, float
     from tests.netns import Topology, site_to_site  # noqa: PLC0415
 
     conf = THEIRS.format(ike=v.ike).replace("esp_proposals = aes128gcm16", f"esp_proposals = {v.esp}")
+    if v.aggressive:
+        conf = conf.replace("version = 1", "version = 1\n    aggressive = yes")
     settings = {"init_limit_half_open": 0, "block_threshold": 100000, AGGRESSIVE_PSK_OPT_IN: True}
     topo = Topology()
     try:
@@ -112,7 +114,9 @@ def strongswan_pair(v: Variant, n: int, work: Path) -> tuple[float, float, float
         load = SwanLoad(ini, ike=v.ike, esp=v.esp, aggressive=v.aggressive)
         cpu0, rss0 = cpu_seconds(gw.pid) + cpu_seconds(ini.pid), rss_kib(gw.pid)
         r = load.run([(f"c{i}", f"peer{i}.load") for i in range(n)], 200, 300)
-        done = max(1, int(r["established"]))
+        done = int(r["established"])
+        if not done:
+            raise RuntimeError(f"strongSwan established no tunnel ({v.key}): {r}")
         cpu = (cpu_seconds(gw.pid) + cpu_seconds(ini.pid) - cpu0) * 1e3 / done
         return float(r["per_second"]), cpu, (rss_kib(gw.pid) - rss0) / done
     finally:
