@@ -681,8 +681,9 @@ class Pki:
             self._ca = Credential(key, cert, dn)
         return self._ca
 
-    def host(self, name: str, *, san: Sequence[str] | None = None) -> Credential:
-        """A host key and certificate (CN = ``name``, subjectAltNames ``san`` or ``[name]``)."""
+    def host(self, name: str, *, san: Sequence[str] | None = None, ocsp: str | None = None) -> Credential:
+        """A host key and certificate (CN = ``name``, subjectAltNames ``san`` or ``[name]``;
+        ``ocsp``: an OCSP responder URL put in its authorityInfoAccess)."""
         ca = self.ca()
         key, cert = self.dir / f"{name}.key", self.dir / f"{name}.crt"
         dn = f"C=CH, O={self.org}, CN={name}"
@@ -701,6 +702,7 @@ class Pki:
                 "--dn",
                 dn,
                 *sans,
+                *(("--ocsp", ocsp) if ocsp else ()),
                 "--outform",
                 "pem",
                 stdin=pub,

@@ -91,3 +91,32 @@ def test_strongswan_with_another_psk_is_diagnosed(topology: Any, charon_factory:
     assert daemon.keylog_path is not None
     out = analyze(str(pcap), "--keys", str(daemon.keylog_path), "--psk", PSK)
     assert "MM5 does not decrypt with the logged key" in out, out
+
+
+def test_strongswan_capture_decrypted_from_its_own_dh_secret(
+    topology: Any, charon_factory: Any, tmp_path: Path
+) -> None:
+    """No key log from us: strongSwan's ``ike 4`` log hex-dumps g^xy; with the PSK that decrypts
+    the whole capture and checks every Quick Mode HASH (the "PSK plus DH secrets" way of issue 12)."""
+    cell = CELLS[0]
+    topo = topology()
+    west, east = site_to_site(topo)
+    charon = charon_factory(east, "east", strongswan_conf(cell), log_levels={"ike": 4})
+    daemon = DaemonProcess(tmp_path, "west", snakeswan_conf(cell), netns=west.name)
+    topo.on_close(daemon.stop)
+    pcap = tmp_path / "sw-dh.pcapng"
+
+    def negotiate() -> None:
+        charon.initiate("net", ike="gw")
+        wait_for(lambda: [s for s in daemon.sas() if s["children"]], what="our IPsec SA")
+
+    capture_while(daemon, pcap, negotiate)
+    assert "shared Diffie Hellman secret" in charon.log_path.read_text()
+    keys = tmp_path / "derived.keys"
+    out = analyze(str(pcap), "--psk", PSK, "--dh-secrets", str(charon.log_path), "--write-keys", str(keys))
+    assert "keys derived from a given DH secret" in out, out
+    for which in ("HASH(1)", "HASH(2)", "HASH(3)"):
+        assert f"{which} verified with SKEYID_a" in out, (which, out)
+    assert "HASH_I verified with the given PSK" in out and "problems: none found" in out, out
+    icookie = daemon.sas()[0]["icookie"]
+    assert keys.read_text().startswith(f"{icookie},"), keys.read_text()

@@ -6,8 +6,11 @@ Transaction). Encrypted bodies are decrypted when the key log (Wireshark's IKEv1
 table: ``<icookie hex>,<encryption key hex>``, as ``snakeswan daemon --keylog`` writes it) has the
 SA's key: the cipher and hash come from the SA payloads in the clear, the IVs from the KE
 payloads (RFC 2409 appendix B), the chain as the engine's (:class:`IvChain`). With ``--psk`` the
-phase 1 HASH_I/HASH_R are checked (SKEYID = prf(PSK, Ni_b | Nr_b) needs no DH secret); the
-Quick Mode hashes need SKEYID_a, hence g^xy, which a capture never holds.
+phase 1 HASH_I/HASH_R are checked (SKEYID = prf(PSK, Ni_b | Nr_b) needs no DH secret). The
+Quick Mode, Informational and Transaction hashes need SKEYID_a, hence g^xy, which a capture never
+holds: given the DH shared secrets from a gateway's debug log (``--dh-secrets``,
+:mod:`snakeswan.analysis.secrets`), the keys are derived (with the PSK, or as for signatures)
+and every encrypted message is decrypted and every HASH checked without a key log.
 
 Problems found: retransmissions and unanswered messages, payloads missing or out of place, bodies
 that do not decrypt with the logged key, padding longer than a block, error notifies, HASHes
@@ -20,10 +23,21 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from snakeswan.analysis.pcapread import IkeDatagram
+from snakeswan.analysis.secrets import DerivedKeys, derive
 from snakeswan.config.proposals import format_ike_proposal
 from snakeswan.crypto.algorithms import HashAlg, ike_cipher, ike_hash
 from snakeswan.crypto.ivchain import IvChain
-from snakeswan.crypto.keymat import hash_i, hash_r, phase1_iv, skeyid_psk
+from snakeswan.crypto.keymat import (
+    hash_i,
+    hash_r,
+    informational_hash,
+    phase1_iv,
+    qm_hash1,
+    qm_hash2,
+    qm_hash3,
+    skeyid_psk,
+    transaction_hash,
+)
 from snakeswan.errors import CryptoError, DecodeError
 from snakeswan.ike.phase1 import base_method
 from snakeswan.ike.proposals import parse_ike_transform
@@ -120,6 +134,8 @@ class _Sa:
     qm_initiator: dict[int, bool] = field(default_factory=dict)
     last: dict[int, Analysed] = field(default_factory=dict)  # per message ID: the latest message
     repeats: Counter[int] = field(default_factory=Counter)  # frame of the original -> copies seen
+    derived: DerivedKeys | None = None  # from a DH secret (--dh-secrets)
+    qm_nonces: dict[tuple[int, bool], bytes] = field(default_factory=dict)  # (mid, from i) -> Ni_b/Nr_b
 
 
 @dataclass
@@ -130,9 +146,15 @@ class Report:
 
 
 class Analyzer:
-    def __init__(self, keys: dict[bytes, bytes] | None = None, psk: bytes | None = None) -> None:
+    def __init__(
+        self,
+        keys: dict[bytes, bytes] | None = None,
+        psk: bytes | None = None,
+        dh_secrets: list[bytes] | None = None,
+    ) -> None:
         self.keys = keys or {}
         self.psk = psk
+        self.dh_secrets = dh_secrets or []
         self.report = Report()
         self._by_cookie: dict[bytes, _Sa] = {}
 
@@ -214,33 +236,73 @@ class Analyzer:
             return None
         chain = self._iv_chain(sa)
         if chain is None:
-            msg.notes.append(
-                "encrypted; no key" if sa.icookie not in self.keys else "encrypted; keys incomplete"
-            )
+            known = sa.icookie in self.keys or self.dh_secrets
+            msg.notes.append("encrypted; keys incomplete" if known else "encrypted; no key")
             return None
-        key = self.keys[sa.icookie]
         body = d.data[HEADER_SIZE:]
-        assert sa.cipher_args is not None
+        key = self.keys.get(sa.icookie) or self._key_from_secrets(sa, chain, header, body, msg)
+        if key is None:
+            return None
+        source = "the logged key" if sa.icookie in self.keys else "the key from the DH secret"
         try:
-            cipher = ike_cipher(*sa.cipher_args)
-            plain = cipher.decrypt(key, chain.iv_for(header.message_id), body)
-            payloads = decode_payloads(
-                header.next_payload, plain, 0, allow_trailing=True, where="decrypted body"
-            )
+            plain, payloads = self._decrypt(sa, chain, key, header, body)
         except (CryptoError, DecodeError) as e:
             self._problem(
-                msg, f"{msg.label} does not decrypt with the logged key ({e}): wrong key or a lost message"
+                msg, f"{msg.label} does not decrypt with {source} ({e}): wrong key or a lost message"
             )
             return None
         chain.confirm(header.message_id, body)
         msg.decrypted = True
         padding = len(plain) - sum(len(rp.raw) for rp in payloads)
-        if padding > cipher.block_size:  # strongSwan pads 1..block size bytes; more is odd
+        assert sa.cipher_args is not None
+        if (
+            padding > ike_cipher(*sa.cipher_args).block_size
+        ):  # strongSwan pads 1..block size bytes; more is odd
             self._problem(msg, f"{msg.label}: {padding} bytes of padding, more than a cipher block")
         return payloads
 
+    def _decrypt(
+        self, sa: _Sa, chain: IvChain, key: bytes, header: Header, body: bytes
+    ) -> tuple[bytes, tuple[RawPayload, ...]]:
+        assert sa.cipher_args is not None
+        plain = ike_cipher(*sa.cipher_args).decrypt(key, chain.iv_for(header.message_id), body)
+        payloads = decode_payloads(header.next_payload, plain, 0, allow_trailing=True, where="decrypted body")
+        return plain, payloads
+
+    def _key_from_secrets(
+        self, sa: _Sa, chain: IvChain, header: Header, body: bytes, msg: Analysed
+    ) -> bytes | None:
+        """The encryption key from the DH secret that decrypts this SA's messages (found once)."""
+        if sa.derived is not None:
+            return sa.derived.enc_key
+        assert sa.hash is not None and sa.cipher_args is not None
+        psk_auth = sa.auth is not None and base_method(sa.auth) == AuthMethod.PRE_SHARED_KEY
+        if sa.auth is None or (psk_auth and self.psk is None):
+            msg.notes.append(
+                "encrypted; a PSK is needed with the DH secrets" if psk_auth else "encrypted; no key"
+            )
+            return None
+        if not (sa.ni and sa.nr and sa.rcookie):
+            msg.notes.append("encrypted; nonces missing from the capture")
+            return None
+        key_size = ike_cipher(*sa.cipher_args).key_size
+        for gxy in self.dh_secrets:
+            cand = derive(
+                sa.hash, gxy, self.psk if psk_auth else None, sa.ni, sa.nr, sa.icookie, sa.rcookie, key_size
+            )
+            try:
+                self._decrypt(sa, chain, cand.enc_key, header, body)
+            except (CryptoError, DecodeError):
+                continue
+            sa.derived = cand
+            msg.notes.append("keys derived from a given DH secret")
+            return cand.enc_key
+        msg.notes.append("encrypted; none of the DH secrets decrypts it")
+        return None
+
     def _iv_chain(self, sa: _Sa) -> IvChain | None:
-        if sa.iv is None and sa.icookie in self.keys and sa.hash and sa.cipher_args and sa.gxi and sa.gxr:
+        have_key = sa.icookie in self.keys or bool(self.dh_secrets)
+        if sa.iv is None and have_key and sa.hash and sa.cipher_args and sa.gxi and sa.gxr:
             try:
                 bs = ike_cipher(*sa.cipher_args).block_size
                 sa.iv = IvChain(sa.hash, bs, phase1_iv(sa.hash, sa.gxi, sa.gxr, bs), max_exchanges=1 << 16)
@@ -283,7 +345,37 @@ class Analyzer:
                 sa.ni, sa.nr = (p.data, sa.nr) if msg.from_initiator else (sa.ni, p.data)
             elif isinstance(p, IdPayload) and msg.message_id == 0 and msg.from_initiator:
                 sa.idi_b = rp.body
+            elif isinstance(p, NoncePayload) and msg.label in ("QM1", "QM2"):
+                sa.qm_nonces[(msg.message_id, msg.label == "QM1")] = rp.body
         self._check_hash(sa, msg, payloads)
+        self._check_phase2_hash(sa, msg, payloads)
+
+    def _check_phase2_hash(self, sa: _Sa, msg: Analysed, payloads: tuple[RawPayload, ...]) -> None:
+        """HASH(1..3) of Quick Mode, Informational and Transaction hashes, with SKEYID_a from a
+        DH secret (RFC 2409 5.5, 5.7; draft-ietf-ipsec-isakmp-mode-cfg)."""
+        if sa.derived is None or sa.hash is None or not msg.decrypted or not payloads:
+            return
+        first = payloads[0].payload
+        if not isinstance(first, HashPayload) or msg.label not in _HASH_FIRST:
+            return
+        h, ska, mid = sa.hash, sa.derived.keys.skeyid_a, msg.message_id
+        rest = b"".join(rp.raw for rp in payloads[1:])
+        ni, nr = sa.qm_nonces.get((mid, True), b""), sa.qm_nonces.get((mid, False), b"")
+        if msg.label == "QM1":
+            want, which = qm_hash1(h, ska, mid, rest), "HASH(1)"
+        elif msg.label == "QM2":
+            want, which = qm_hash2(h, ska, mid, ni, rest), "HASH(2)"
+        elif msg.label == "QM3":
+            want, which = qm_hash3(h, ska, mid, ni, nr), "HASH(3)"
+        elif msg.label == "INFO":
+            want, which = informational_hash(h, ska, mid, rest), "HASH"
+        else:
+            attrs = payloads[1].raw if len(payloads) > 1 else b""
+            want, which = transaction_hash(h, ska, mid, attrs), "HASH"
+        if want == first.data:
+            msg.notes.append(f"{which} verified with SKEYID_a")
+        else:
+            self._problem(msg, f"{msg.label}: {which} does not match SKEYID_a from the DH secret")
 
     def _choice(self, sa: _Sa, p: SaPayload) -> None:
         if not p.proposals or not p.proposals[0].transforms:

@@ -2,8 +2,10 @@
 
 Link types: Ethernet, raw IP (101, and the BSD 12/14), Linux cooked (SLL, SLL2), BSD loopback.
 UDP to or from port 500 or 4500 is kept: on 4500 the non-ESP marker is stripped (RFC 3948 2.2),
-ESP-in-UDP and NAT-T keepalives (0xff) are counted, not decoded. IP fragments are counted (a
-fragmented IKE message cannot be analysed: dpkt does not reassemble).
+ESP-in-UDP and NAT-T keepalives (0xff) are counted, not decoded. IPv4 and IPv6 fragments are
+reassembled (:mod:`snakeswan.analysis.reassembly`: dpkt does not), so an IKE message with
+certificates that IP fragmented is analysed like any other, numbered by the frame that completed
+it; fragments that cannot be reassembled are counted by reason.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dpkt
+
+from snakeswan.analysis.reassembly import Reassembler
 
 IKE_PORTS = (500, 4500)
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
@@ -38,6 +42,7 @@ class IkeDatagram:
 class CaptureContents:
     datagrams: list[IkeDatagram] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)  # what was seen and not decoded, by kind
+    reassembled: int = 0  # IP datagrams put together from fragments
 
 
 def _ip_of(linktype: int, buf: bytes) -> Any:
@@ -63,10 +68,11 @@ def _reader(data: bytes) -> Any:
 
 
 def read_capture(data: bytes) -> CaptureContents:
-    """Every IKE datagram in the capture, in capture order."""
+    """Every IKE datagram in the capture, in capture order (a fragmented one where it completed)."""
     out = CaptureContents()
     reader = _reader(data)
     linktype = reader.datalink()
+    fragments = Reassembler()
     for number, (ts, buf) in enumerate(reader, 1):
         try:
             ip = _ip_of(linktype, buf)
@@ -74,30 +80,54 @@ def read_capture(data: bytes) -> CaptureContents:
             out.skipped["undecodable frame"] += 1
             continue
         if isinstance(ip, dpkt.ip.IP):
-            if ip.mf or ip.offset:
-                out.skipped["IP fragment"] += 1
-                continue
             src, dst = str(ipaddress.IPv4Address(ip.src)), str(ipaddress.IPv4Address(ip.dst))
+            fragment = (ip.offset * 8, bool(ip.mf), ip.id) if ip.mf or ip.offset else None
         elif isinstance(ip, dpkt.ip6.IP6):
             src, dst = str(ipaddress.IPv6Address(ip.src)), str(ipaddress.IPv6Address(ip.dst))
+            ext = ip.extension_hdrs.get(dpkt.ip.IP_PROTO_FRAGMENT)
+            fragment = (ext.frag_off * 8, bool(ext.m_flag), ext.id) if ext is not None else None
         else:
             out.skipped["not IP"] += 1
             continue
-        udp = ip.data
-        if not isinstance(udp, dpkt.udp.UDP):
-            out.skipped["ESP" if getattr(ip, "p", getattr(ip, "nxt", 0)) == 50 else "not UDP"] += 1
-            continue
-        if udp.sport not in IKE_PORTS and udp.dport not in IKE_PORTS:
-            out.skipped["other UDP"] += 1
-            continue
-        payload = bytes(udp.data)
-        if 4500 in (udp.sport, udp.dport):
-            if payload == b"\xff":
-                out.skipped["NAT-T keepalive"] += 1
+        upper = ip.data
+        if fragment is not None:
+            offset, more, ident = fragment
+            done = fragments.add((src, dst, ip.p, ident), offset, more, bytes(upper), float(ts), number)
+            if done is None:
                 continue
-            if payload[:4] != b"\0\0\0\0":
-                out.skipped["ESP in UDP"] += 1
-                continue
-            payload = payload[4:]
-        out.datagrams.append(IkeDatagram(number, float(ts), (src, udp.sport), (dst, udp.dport), payload))
+            out.reassembled += 1
+            upper = _upper(ip.p, done[0])
+        if not isinstance(upper, dpkt.udp.UDP):
+            out.skipped["ESP" if ip.p == 50 else "not UDP"] += 1
+            continue
+        _add_udp(out, number, float(ts), src, dst, upper)
+    for reason, count in fragments.refused.items():
+        out.skipped[f"IP fragments dropped: {reason}"] += count
+    if fragments.incomplete():
+        out.skipped["IP datagram never completed (fragments missing)"] += fragments.incomplete()
     return out
+
+
+def _upper(proto: int, data: bytes) -> Any:
+    if proto != dpkt.ip.IP_PROTO_UDP:
+        return data
+    try:
+        return dpkt.udp.UDP(data)
+    except dpkt.dpkt.Error:
+        return data
+
+
+def _add_udp(out: CaptureContents, number: int, ts: float, src: str, dst: str, udp: Any) -> None:
+    if udp.sport not in IKE_PORTS and udp.dport not in IKE_PORTS:
+        out.skipped["other UDP"] += 1
+        return
+    payload = bytes(udp.data)
+    if 4500 in (udp.sport, udp.dport):
+        if payload == b"\xff":
+            out.skipped["NAT-T keepalive"] += 1
+            return
+        if payload[:4] != b"\0\0\0\0":
+            out.skipped["ESP in UDP"] += 1
+            return
+        payload = payload[4:]
+    out.datagrams.append(IkeDatagram(number, ts, (src, udp.sport), (dst, udp.dport), payload))

@@ -35,8 +35,10 @@ def steps(report: Report, sa: int | None = None) -> list[Step]:
     return out
 
 
-def render_text(report: Report, skipped: Counter[str], explain: bool = False) -> str:
+def render_text(report: Report, skipped: Counter[str], explain: bool = False, reassembled: int = 0) -> str:
     lines = [f"capture: {len(report.messages)} IKE messages in {len(report.sas)} IKE SA(s)"]
+    if reassembled:
+        lines[0] += f", {reassembled} reassembled from IP fragments"
     if skipped:
         lines[0] += " (also seen: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())) + ")"
     t0 = report.messages[0].time if report.messages else 0.0

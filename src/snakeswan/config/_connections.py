@@ -7,6 +7,7 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import replace
 from typing import TypedDict, TypeVar
+from urllib.parse import urlsplit
 
 from snakeswan.config._fields import Table, describe
 from snakeswan.config.identity import Identity
@@ -57,7 +58,20 @@ CONNECTION_KEYS = (
     "local",
     "remote",
 )
-AUTH_KEYS = ("auth", "id", "certs", "cacerts", "pubkeys", "xauth_id", "round", "crls")
+AUTH_KEYS = (
+    "auth",
+    "id",
+    "certs",
+    "cacerts",
+    "pubkeys",
+    "xauth_id",
+    "round",
+    "crls",
+    "ocsp_uris",
+    "ocsp_aia",
+    "revocation",
+)
+REVOCATION = ("relaxed", "ifuri", "strict")
 CHILD_KEYS = (
     "local_ts",
     "remote_ts",
@@ -193,9 +207,28 @@ def _auth(table: Table) -> AuthConfig:
         cacerts=table.strings("cacerts") or (),
         pubkeys=table.strings("pubkeys") or (),
         crls=table.strings("crls") or (),
+        ocsp_uris=ocsp_uris(table),
+        ocsp_aia=table.boolean("ocsp_aia", False),
+        revocation=table.choice("revocation", REVOCATION, "relaxed"),
         xauth_id=table.string("xauth_id"),
         round=table.integer("round", 0),
     )
+
+
+def ocsp_uris(table: Table) -> tuple[str, ...]:
+    """OCSP responder URLs: plain http (RFC 6960 appendix A; the answers are signed)."""
+    uris = table.strings("ocsp_uris") or ()
+    for index, uri in enumerate(uris):
+        parts = urlsplit(uri)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if parts.scheme != "http" or not parts.hostname or not port_ok:
+            raise table.error(
+                f"ocsp_uris[{index}]", f'expected an http://host[:port][/path] URL, got "{uri}"'
+            )
+    return uris
 
 
 def _is_round(conn: Table, key: str) -> bool:

@@ -3,7 +3,9 @@
 Files are named as in swanctl.conf: ``local.certs`` (our certificate, then the intermediate CA
 certificates sent with it, each issuing the one before), ``remote.certs`` (pinned peer
 certificates), ``remote.cacerts`` (the CAs trusted for the peer), ``remote.crls`` (their CRLs, a
-snakeswan key: files, nothing is fetched) and ``[secrets.private<suffix>]``
+snakeswan key: files, nothing is fetched), ``remote.ocsp_uris`` / ``ocsp_aia`` / ``revocation``
+(OCSP responders and the revocation policy; refused where no peer certificate is checked) and
+``[secrets.private<suffix>]``
 (also ``rsa``, ``ecdsa``, ``pkcs8``) sections with ``file`` (the private key) and an optional
 ``secret`` (its passphrase). A relative file name is taken from the configuration file's directory.
 """
@@ -16,6 +18,7 @@ from dataclasses import replace
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from snakeswan.config._connections import ocsp_uris
 from snakeswan.config._fields import Table
 from snakeswan.config.credentials import (
     Credentials,
@@ -33,6 +36,7 @@ from snakeswan.wire.enums import AuthMethod
 
 KEY_PREFIXES = ("private", "rsa", "ecdsa", "pkcs8")
 KEY_KEYS = ("file", "secret")
+AUTHORITY_KEYS = ("cacert", "ocsp_uris")
 
 
 def is_key_section(name: str) -> bool:
@@ -134,6 +138,7 @@ def load_credentials(
                 "certificates to send go after our certificate in local.certs",
                 f"{where}.local.{key}",
             )
+        _revocation_keys(conn, where)
         _chain(conn.local, loaded, f"{where}.local.certs")
         for index, name in enumerate(conn.remote.crls):
             if name not in crls:
@@ -142,8 +147,63 @@ def load_credentials(
                     crls[name] = parse_crl(data)
                 except CertError as e:
                     raise ConfigError(f"{e.what} ({full})", f"{where}.remote.crls[{index}]") from None
-    creds = Credentials(tuple(loaded.items()), tuple(keys), tuple(crls.items()))
+    authorities = _authorities(top, base, loaded)
+    creds = Credentials(tuple(loaded.items()), tuple(keys), tuple(crls.items()), authorities)
     return creds, [_local(conn, creds, f"{source}: connections.{conn.name}") for conn in conns]
+
+
+def _authorities(
+    top: Table, base: str, loaded: dict[str, x509.Certificate]
+) -> tuple[tuple[x509.Certificate, tuple[str, ...]], ...]:
+    """``[authorities.<name>]`` as swanctl's: ``cacert`` and the ``ocsp_uris`` asked about the
+    certificates it issued (trust stays with each connection's ``remote.cacerts``)."""
+    result = []
+    for _, table in top.subtables("authorities"):
+        table.check_keys(AUTHORITY_KEYS)
+        file = table.string("cacert")
+        where = f"{top.source}: {table.key_path('cacert')}"
+        if not file:
+            raise table.error("cacert", "required: the CA certificate file (PEM or DER)")
+        uris = ocsp_uris(table)
+        if not uris:
+            raise table.error("ocsp_uris", "required: an authority here only names OCSP responders")
+        if file not in loaded:
+            data, full = _read(file, base, where)
+            loaded[file] = load_certificate(data, f"{where} ({full})")
+        try:
+            bc = loaded[file].extensions.get_extension_for_class(x509.BasicConstraints).value
+        except (x509.ExtensionNotFound, ValueError):
+            bc = None
+        if bc is None or not bc.ca:
+            raise ConfigError("expected a CA certificate (basicConstraints cA = true)", where)
+        result.append((loaded[file], uris))
+    return tuple(result)
+
+
+def _revocation_keys(conn: ConnectionConfig, where: str) -> None:
+    """Fail closed: revocation keys where no peer certificate is checked would do nothing."""
+    for side, auth in (("local", conn.local), ("remote", conn.remote)):
+        set_keys = [
+            key
+            for key, is_set in (
+                ("ocsp_uris", bool(auth.ocsp_uris)),
+                ("ocsp_aia", auth.ocsp_aia),
+                ("revocation", auth.revocation != "relaxed"),
+            )
+            if is_set
+        ]
+        if not set_keys:
+            continue
+        if side == "local":
+            raise ConfigError(
+                "revocation checking belongs to the remote side (the peer's certificate)",
+                f"{where}.local.{set_keys[0]}",
+            )
+        if auth.method not in ("pubkey", "rsa", "ecdsa"):
+            raise ConfigError(
+                f'no certificate to check: remote.auth is "{auth.auth}", not pubkey',
+                f"{where}.remote.{set_keys[0]}",
+            )
 
 
 def _chain(local: AuthConfig, loaded: dict[str, x509.Certificate], where: str) -> None:

@@ -74,6 +74,12 @@ class Credentials:
     certs: tuple[tuple[str, x509.Certificate], ...] = ()
     keys: tuple[PrivateKey, ...] = ()
     crls: tuple[tuple[str, x509.CertificateRevocationList], ...] = ()
+    # [authorities.<name>]: a CA certificate and the OCSP responders for what it issued
+    authorities: tuple[tuple[x509.Certificate, tuple[str, ...]], ...] = ()
+
+    def ocsp_uris_for(self, issuer: x509.Certificate) -> tuple[str, ...]:
+        """The OCSP responder URLs configured for certificates ``issuer`` issued."""
+        return tuple(url for ca, urls in self.authorities if ca == issuer for url in urls)
 
     def crl(self, name: str) -> x509.CertificateRevocationList:
         """The CRL loaded for file name ``name``; ``KeyError`` if none was."""

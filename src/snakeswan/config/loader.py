@@ -24,6 +24,7 @@ import tomllib
 from snakeswan.config._connections import is_specific, parse_connection
 from snakeswan.config._credentials import is_key_section, load_credentials
 from snakeswan.config._fields import Table, describe
+from snakeswan.config.cluster import ClusterConfig, parse_cluster
 from snakeswan.config.identity import Identity
 from snakeswan.config.model import (
     Config,
@@ -38,7 +39,7 @@ from snakeswan.config.model import (
 from snakeswan.config.traffic import IPAddress, IPNetwork
 from snakeswan.errors import ConfigError
 
-TOP_KEYS = ("daemon", "connections", "secrets", "pools", "radius")
+TOP_KEYS = ("daemon", "connections", "secrets", "pools", "radius", "authorities", "cluster")
 RADIUS_KEYS = ("address", "port", "secret", "timeout", "retries", "nas_identifier")
 DAEMON_KEYS = (
     "port",
@@ -58,6 +59,8 @@ DAEMON_KEYS = (
     "half_open_limit",
     "half_open_per_source",
     "metrics",
+    "state",
+    "state_file",
 )
 POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude", "banner", "default_domain")
 _PSK_PREFIXES = ("ike", "psk")
@@ -109,7 +112,24 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         pools=pools,
         radius=radius,
         credentials=credentials,
+        cluster=_cluster(top, daemon),
     )
+
+
+def _cluster(top: Table, daemon: DaemonConfig) -> ClusterConfig | None:
+    """``[cluster]`` goes with ``[daemon] state = "etcd"`` and nothing else (fail closed both ways)."""
+    cluster = parse_cluster(top.sub("cluster"))
+    if daemon.state == "etcd" and cluster is None:
+        raise ConfigError(
+            'state = "etcd" needs a [cluster] section (endpoints, node, shares)',
+            f"{top.source}: daemon.state",
+        )
+    if cluster is not None and daemon.state != "etcd":
+        raise ConfigError(
+            f'[cluster] is only used with [daemon] state = "etcd", got "{daemon.state}"',
+            f"{top.source}: cluster",
+        )
+    return cluster
 
 
 def _refuse_radius_rounds(top: Table) -> None:
@@ -172,7 +192,17 @@ def _daemon(table: Table | None) -> DaemonConfig:
         half_open_limit=table.integer("half_open_limit", 20000, 1, 10_000_000),
         half_open_per_source=table.integer("half_open_per_source", 10, 1, 1_000_000),
         metrics=_metrics(table),
+        state=table.choice("state", ("sqlite", "none", "etcd"), "sqlite"),
+        state_file=_state_file(table),
     )
+
+
+def _state_file(table: Table) -> str | None:
+    """An absolute path (the daemon may run from anywhere); absent: beside the control socket."""
+    text = table.string("state_file")
+    if text is not None and not os.path.isabs(text):
+        raise table.error("state_file", f"expected an absolute path, got {text!r}")
+    return text
 
 
 def _half_open_timeout(table: Table) -> float:

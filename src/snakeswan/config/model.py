@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from snakeswan.config.cluster import ClusterConfig
 from snakeswan.config.credentials import Credentials
 from snakeswan.config.identity import ANY_IDENTITY, ID_ANY, MATCH_NONE, Identity
 from snakeswan.config.traffic import IPAddress, IPNetwork, TrafficSelector
@@ -112,6 +113,11 @@ class AuthConfig:
     cacerts: tuple[str, ...] = ()
     pubkeys: tuple[str, ...] = ()
     crls: tuple[str, ...] = ()  # remote side: CRL files of the CAs we trust (snakeswan key)
+    # remote side, OCSP (RFC 6960) for the peer's certificate: responder URLs to ask, and whether
+    # the URL in the certificate's authorityInfoAccess may be asked too (nothing by surprise)
+    ocsp_uris: tuple[str, ...] = ()
+    ocsp_aia: bool = False
+    revocation: str = "relaxed"  # strict | ifuri | relaxed, as swanctl's remote.revocation
     xauth_id: str | None = None
     round: int = 0
 
@@ -359,6 +365,10 @@ class DaemonConfig:
     half_open_limit: int = 20000
     half_open_per_source: int = 10
     metrics: tuple[str, int] | None = None  # Prometheus endpoint (address, port); None: none
+    # SAs that survive a restart (issue 14): "sqlite" (the file state_file, default beside the
+    # control socket: "<socket>.state") or "none"
+    state: str = "sqlite"
+    state_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +395,7 @@ class Config:
     radius: RadiusConfig | None = None
     # certificates and private keys of the files the connections and secrets name (loaded once)
     credentials: Credentials = field(default_factory=Credentials)
+    cluster: ClusterConfig | None = None  # [cluster]: SAs shared through etcd (config/cluster.py)
 
     def connection(self, name: str) -> ConnectionConfig:
         """The connection named ``name``; ``KeyError`` if there is none."""

@@ -24,6 +24,8 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         ),
         "pools": ("tables", "-", "virtual IP pools for Mode Config, `[pools.<name>]`"),
         "radius": ("table", "-", 'the RADIUS server for `auth = "xauth-radius"`'),
+        "cluster": ("table", "-", "gateways sharing their SAs through etcd (pair or N active), below"),
+        "authorities": ("tables", "-", "`[authorities.<name>]`: OCSP responders per CA certificate"),
     },
     "[daemon]": {
         "port": ("integer", "500", "UDP port for IKE"),
@@ -43,6 +45,17 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "half_open_limit": ("integer", "20000", "half-open SAs at most (the oldest makes room)"),
         "half_open_per_source": ("integer", "10", "half-open SAs per peer address at most"),
         "metrics": ("string", "-", "Prometheus endpoint `ADDRESS:PORT` (an address literal)"),
+        "state": (
+            "choice",
+            "sqlite",
+            "`sqlite`: SAs persisted and restored after a restart (no renegotiation); `none`: not kept; "
+            "`etcd`: shared by a cluster (`[cluster]`)",
+        ),
+        "state_file": (
+            "string",
+            "<control socket>.state",
+            "the SQLite state file (absolute path); its sealing key is `<state_file>.key` (0600)",
+        ),
     },
     "[connections.<name>]": {
         "version": ("integer", "1", "IKE version: 1 only"),
@@ -95,6 +108,22 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         ),
         "cacerts": ("files", "-", "remote only: the CAs trusted for the peer"),
         "crls": ("files", "-", "remote only: CRLs of those CAs (snakeswan key; nothing is fetched)"),
+        "ocsp_uris": (
+            "URLs",
+            "-",
+            "remote only: OCSP responders (`http://...`) asked about the peer's certificate",
+        ),
+        "ocsp_aia": (
+            "boolean",
+            "false",
+            "remote only: also ask the OCSP responder named in the peer certificate's AIA",
+        ),
+        "revocation": (
+            "choice",
+            "relaxed",
+            "remote only: `strict` (no good OCSP/CRL status fails), `ifuri` (fails when a "
+            "responder was configured but gave no answer), `relaxed` (only a revocation fails)",
+        ),
         "pubkeys": ("files", "-", "(fail closed) raw public keys are not supported"),
         "xauth_id": ("string", "our IKE id", "XAUTH user name (client) or the one accepted (gateway)"),
         "round": ("integer", "0", "authentication round (1, 2)"),
@@ -142,6 +171,24 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "timeout": ("duration", "3s", "wait for an answer"),
         "retries": ("integer", "2", "requests sent again before a rejection"),
         "nas_identifier": ("string", "snakeswan", "NAS-Identifier sent"),
+    },
+    "[cluster]": {
+        "endpoints": ("strings", "required", "etcd client URLs `http://HOST:PORT`, one per member"),
+        "node": ("string", "required", "this gateway's name, unique in the cluster"),
+        "name": ("string", "snakeswan", "the cluster's name: its keys live under `/snakeswan/<name>/`"),
+        "lease_ttl": ("integer", "3", "seconds; a dead node's shares are taken over after this"),
+        "timeout": ("duration", "1s", "one request to one etcd member (then the next is tried)"),
+        "prefer": ("strings", "-", "shares this node campaigns for at start (others: after one TTL)"),
+        "key_file": ("string", "required", "the sealing key (32 bytes, 0600), the same file on every node"),
+        "shares": ("tables", "required", "one table per share, `[cluster.shares.<name>]`"),
+    },
+    "[cluster.shares.<name>]": {
+        "address": ("address/prefix", "required", "the share's virtual address, `10.0.5.10/24`"),
+        "interface": ("string", "required", "the interface it is added to (with gratuitous ARP)"),
+    },
+    "[authorities.<name>]": {
+        "cacert": ("file", "required", "a CA certificate (trust still comes from `remote.cacerts`)"),
+        "ocsp_uris": ("URLs", "required", "OCSP responders (`http://...`) for the certificates it issued"),
     },
     "[secrets.private-<name>] (private keys)": {
         "file": ("file", "required", "PEM or DER private key"),

@@ -1,20 +1,26 @@
 """X.509 certificates: parsing (PEM or DER) and path validation against trusted CA certificates.
 
-Pure functions over ``cryptography``; the time of validation is an argument. Validation is the
-part of RFC 5280 section 6 that IKE peers rely on (as strongSwan's ``cert_validator`` chain):
+Pure functions over ``cryptography``; the time of validation is an argument. Paths are built and
+checked by ``cryptography.x509.verification`` (RFC 5280 path building: name chaining, signatures,
+validity at ``when``, basicConstraints cA and pathLenConstraint, unknown critical extensions
+refused) with a policy fit for IPsec rather than the Web PKI, as strongSwan's ``cert_validator``:
 
-- the end-entity certificate and each issuer are within their validity period at ``when``;
-- each certificate is signed by its issuer (name chaining and signature), up to a trusted CA;
-- every issuer is a CA (basicConstraints cA = TRUE; keyUsage keyCertSign when the extension is
-  present; pathLenConstraint honoured);
+- no server name, no extendedKeyUsage and no subjectAltName are required (IKE binds the peer's ID
+  to its certificate itself: :func:`~snakeswan.config.credentials.cert_contains`), and no
+  authority/subject key identifiers (strongSwan's ``pki`` adds them; other CAs may not);
+- every CA certificate has basicConstraints cA = TRUE and, when keyUsage is present, keyCertSign;
 - the end-entity certificate may sign (keyUsage digitalSignature or nonRepudiation when present,
   as strongSwan's RFC 4945 check).
 
+What the verifier's policy fixes and we keep: RSA keys of at least 2048 bits, signatures by
+RSA (PKCS#1 v1.5 or PSS) or ECDSA with SHA-256/384/512 (no SHA-1, no MD5), positive serial numbers.
+When the verifier refuses a path, :func:`_explain` says which certificate and which check.
+
 Revocation (:func:`check_revocation`): against the CRLs the user configured (files; nothing is
 fetched): each certificate of the path whose issuer has a CRL must not be on it, and that CRL must
-be signed by the issuer and current. Failures raise :class:`CertError` with ``untrusted`` True
-when no trusted CA issued the chain (INVALID-CERT-AUTHORITY) and False when a certificate is bad
-(INVALID-CERTIFICATE).
+be signed by the issuer and current. OCSP is :mod:`snakeswan.crypto.ocsp`. Failures raise
+:class:`CertError` with ``untrusted`` True when no trusted CA issued the chain
+(INVALID-CERT-AUTHORITY) and False when a certificate is bad (INVALID-CERTIFICATE).
 """
 
 from __future__ import annotations
@@ -25,6 +31,14 @@ from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    Policy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
 from snakeswan.errors import CryptoError
 
@@ -87,47 +101,41 @@ def _name(cert: x509.Certificate) -> str:
     return cert.subject.rfc4514_string() or "<empty subject>"
 
 
-def _check_validity(cert: x509.Certificate, when: datetime) -> None:
-    if when < cert.not_valid_before_utc:
-        raise CertError(f'certificate "{_name(cert)}" is not valid before {cert.not_valid_before_utc}')
-    if when > cert.not_valid_after_utc:
-        raise CertError(f'certificate "{_name(cert)}" expired at {cert.not_valid_after_utc}')
+def _ca_usage_problem(cert: x509.Certificate, ku: x509.KeyUsage | None) -> str | None:
+    if ku is not None and not ku.key_cert_sign:
+        return f'CA certificate "{_name(cert)}" lacks keyUsage keyCertSign'
+    return None
 
 
-def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.ExtensionType | None:
-    try:
-        return cert.extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None
-    except ValueError as exc:  # a malformed extension
-        raise CertError(f'certificate "{_name(cert)}" has a malformed extension: {exc}') from None
+def _ee_usage_problem(cert: x509.Certificate, ku: x509.KeyUsage | None) -> str | None:
+    if ku is not None and not (ku.digital_signature or ku.content_commitment):
+        return f'certificate "{_name(cert)}" lacks keyUsage digitalSignature (RFC 4945)'
+    return None
 
 
-def _check_ca(ca: x509.Certificate, below: int) -> None:
-    """``ca`` may issue certificates with ``below`` CA certificates under it on this path."""
-    bc = _extension(ca, x509.BasicConstraints)
-    if not isinstance(bc, x509.BasicConstraints) or not bc.ca:
-        raise CertError(f'"{_name(ca)}" is not a CA certificate (basicConstraints cA)')
-    if bc.path_length is not None and below > bc.path_length:
-        raise CertError(f'path length constraint of "{_name(ca)}" exceeded')
-    ku = _extension(ca, x509.KeyUsage)
-    if isinstance(ku, x509.KeyUsage) and not ku.key_cert_sign:
-        raise CertError(f'CA certificate "{_name(ca)}" lacks keyUsage keyCertSign')
+def _ca_key_usage(policy: Policy, cert: x509.Certificate, ku: x509.KeyUsage | None) -> None:
+    """Validator of the CA extension policy (the verifier reports what it raises)."""
+    problem = _ca_usage_problem(cert, ku)
+    if problem is not None:
+        raise ValueError(problem)
 
 
-def _check_end_entity(cert: x509.Certificate) -> None:
-    ku = _extension(cert, x509.KeyUsage)
-    if isinstance(ku, x509.KeyUsage) and not (ku.digital_signature or ku.content_commitment):
-        raise CertError(f'certificate "{_name(cert)}" lacks keyUsage digitalSignature (RFC 4945)')
+def _ee_key_usage(policy: Policy, cert: x509.Certificate, ku: x509.KeyUsage | None) -> None:
+    """Validator of the end-entity extension policy."""
+    problem = _ee_usage_problem(cert, ku)
+    if problem is not None:
+        raise ValueError(problem)
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """Name chaining and the issuer's signature over ``cert``."""
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+def _ipsec_policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:
+    """(CA policy, end-entity policy): what IKE needs, nothing of the Web PKI's."""
+    ca = (
+        ExtensionPolicy.permit_all()
+        .require_present(x509.BasicConstraints, Criticality.AGNOSTIC, None)  # cA checked by the verifier
+        .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _ca_key_usage)
+    )
+    ee = ExtensionPolicy.permit_all().may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _ee_key_usage)
+    return ca, ee
 
 
 def validate_chain(
@@ -141,33 +149,93 @@ def validate_chain(
     ``intermediates`` are untrusted CA certificates the peer sent; ``when`` is an aware datetime.
     A trusted certificate that is the end entity itself (a pinned peer certificate) is accepted.
     """
-    _check_validity(end_entity, when)
-    _check_end_entity(end_entity)
-    if end_entity in trusted:
+    if end_entity in trusted:  # pinned: no path to build, its own validity and key usage only
+        _check_validity(end_entity, when)
+        _explain_extensions(end_entity, ca=False)
         return [end_entity]
-    path = [end_entity]
-    current = end_entity
-    for depth in range(MAX_PATH + 1):
-        anchor = next((ca for ca in trusted if ca.subject == current.issuer), None)
-        if anchor is not None:
-            if not _issued_by(current, anchor):
-                raise CertError(
-                    f'certificate "{_name(current)}" is not signed by trusted CA "{_name(anchor)}"'
+    ca_policy, ee_policy = _ipsec_policies()
+    try:
+        verifier = (
+            PolicyBuilder()
+            .store(Store(list(trusted)))
+            .time(when)
+            .max_chain_depth(MAX_PATH)
+            .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+            .build_client_verifier()
+        )
+        return list(verifier.verify(end_entity, list(intermediates)).chain)
+    except (VerificationError, ValueError) as exc:
+        raise _explain(end_entity, intermediates, trusted, when, str(exc)) from None
+
+
+def _check_validity(cert: x509.Certificate, when: datetime) -> None:
+    if when < cert.not_valid_before_utc:
+        raise CertError(f'certificate "{_name(cert)}" is not valid before {cert.not_valid_before_utc}')
+    if when > cert.not_valid_after_utc:
+        raise CertError(f'certificate "{_name(cert)}" expired at {cert.not_valid_after_utc}')
+
+
+def _explain_extensions(cert: x509.Certificate, *, ca: bool) -> None:
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        ku = None
+    except ValueError as exc:  # a malformed extension
+        raise CertError(f'certificate "{_name(cert)}" has a malformed extension: {exc}') from None
+    if not ca:
+        problem = _ee_usage_problem(cert, ku)
+        if problem is not None:
+            raise CertError(problem)
+        return
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except (x509.ExtensionNotFound, ValueError):
+        bc = None
+    if bc is None or not bc.ca:
+        raise CertError(f'"{_name(cert)}" is not a CA certificate (basicConstraints cA)')
+    problem = _ca_usage_problem(cert, ku)
+    if problem is not None:
+        raise CertError(problem)
+
+
+def _explain(
+    cert: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    trusted: Sequence[x509.Certificate],
+    when: datetime,
+    verdict: str,
+) -> CertError:
+    """Why the verifier refused (its ``verdict`` is terse): the first certificate, walking up by
+    issuer name, that fails a check; the verdict itself when no single check is to blame."""
+    seen: list[x509.Certificate] = []
+    try:
+        _check_validity(cert, when)
+        _explain_extensions(cert, ca=False)
+        while len(seen) <= MAX_PATH:
+            seen.append(cert)
+            anchors = [c for c in trusted if c.subject == cert.issuer]
+            up = anchors or [c for c in intermediates if c.subject == cert.issuer and c not in seen]
+            if not up:
+                return CertError(
+                    f'no trusted CA certificate for issuer "{cert.issuer.rfc4514_string()}"', untrusted=True
                 )
-            _check_ca(anchor, depth)
-            _check_validity(anchor, when)
-            return [*path, anchor]
-        if depth == MAX_PATH:
-            break
-        nxt = next((c for c in intermediates if c.subject == current.issuer and c not in path), None)
-        if nxt is None:
-            break
-        if not _issued_by(current, nxt):
-            raise CertError(f'certificate "{_name(current)}" is not signed by "{_name(nxt)}"')
-        _check_ca(nxt, depth)
-        _check_validity(nxt, when)
-        path.append(nxt)
-        current = nxt
-    raise CertError(
-        f'no trusted CA certificate for issuer "{current.issuer.rfc4514_string()}"', untrusted=True
-    )
+            signer = next((c for c in up if _issued_by(cert, c)), None)
+            if signer is None:
+                return CertError(f'certificate "{_name(cert)}" is not signed by "{_name(up[0])}"')
+            _explain_extensions(signer, ca=True)
+            _check_validity(signer, when)
+            if signer in trusted:
+                break
+            cert = signer
+    except CertError as exc:
+        return exc
+    return CertError(f"path rejected: {verdict}", untrusted="no interior errors" in verdict)
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Name chaining and the issuer's signature over ``cert``."""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True

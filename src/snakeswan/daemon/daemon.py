@@ -21,12 +21,15 @@ from typing import Any, TextIO
 from snakeswan.config.loader import load_config
 from snakeswan.config.model import Config
 from snakeswan.control.protocol import COMMANDS
-from snakeswan.daemon import keylog, loglimit, views
+from snakeswan.daemon import cluster_state, keylog, loglimit, persistence, views
+from snakeswan.daemon.cluster import ClusterNode
 from snakeswan.daemon.control_server import ControlServer, raise_file_limit
 from snakeswan.daemon.dataplane import DataPlane
 from snakeswan.daemon.instance import InstanceLock, claim_socket_path
 from snakeswan.daemon.intake import Intake
 from snakeswan.daemon.metrics import Metrics
+from snakeswan.daemon.persistence import Persistence, Restored
+from snakeswan.daemon.revocation import ask_ocsp
 from snakeswan.daemon.waiters import Waiters
 from snakeswan.errors import ConfigError, LocalError
 from snakeswan.ike.engine import Engine
@@ -40,12 +43,14 @@ from snakeswan.ike.events import (
     KeyLog,
     NegotiationFailed,
     NotifyReceived,
+    OcspCheck,
     VirtualIps,
     XauthCheck,
     XauthResult,
 )
 from snakeswan.ike.impair import Impairer
 from snakeswan.ike.shedding import Shedder
+from snakeswan.io.kvstore import KvStore
 from snakeswan.io.radius import RadiusAnswer, RadiusClient
 from snakeswan.io.udp import UdpSocket, family_of, source_address_for
 from snakeswan.trace import Record, Tracer
@@ -80,6 +85,8 @@ class Daemon:
         self._keylog_file: TextIO | None = None
         self.dataplane: DataPlane | None = None
         self.dataplane_error: str | None = None  # why the configured data plane is not running
+        self.persist: Persistence | None = None  # [daemon] state: SAs written to a store (issue 14)
+        self.cluster: ClusterNode | None = None  # [cluster]: shares owned through etcd
         self.waiters = Waiters()
         self.metrics = Metrics(lambda: (self.engine, self.dataplane), time.monotonic)
         self.log_limit = loglimit.LogLimiter()
@@ -158,6 +165,7 @@ class Daemon:
                     raise LocalError(f"cannot open the key log {self.keylog_path}: {e.strerror}") from None
             self._open_sockets()
             self._start_dataplane()
+            self._open_state()
             claim_socket_path(self.control_path)
             await self.control.start()
             serving = True
@@ -181,6 +189,8 @@ class Daemon:
             self._loop.call_later(LOG_SUMMARY_INTERVAL, self._log_summary)
             self._pump()
             await self._stop.wait()
+            if self.cluster is not None:  # hand the shares over first: their SAs go on elsewhere
+                await self.cluster.stop()
             log.info("stopping: deleting %d IKE SAs", len(self.engine.ike_sas))
             for sa in self.engine.ike_sas:
                 with contextlib.suppress(LocalError):
@@ -206,6 +216,8 @@ class Daemon:
         self.sockets.clear()
         if self._keylog_file:
             self._keylog_file.close()
+        if self.persist is not None:
+            self.persist.close()
         if serving:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.control_path)
@@ -238,6 +250,24 @@ class Daemon:
         self.dataplane.on_events = self._pump
         self.dataplane.install_traps()
         self._loop.call_later(1.0, self._activity)
+
+    def _open_state(self) -> None:
+        """Open the state store, bring back the SAs it holds (before any start action); in a
+        cluster, the shares' stores as the node wins them (daemon/cluster_state.py)."""
+        if self.config.daemon.state == "etcd":
+            self.persist, self.cluster = cluster_state.start(self)
+            return
+        self.persist = persistence.start(self)
+
+    def restore(self, store: KvStore | None) -> Restored:
+        """Bring back the SAs recorded in ``store`` (None: our own state store), now: at start, or
+        on a running daemon (a standby taking over); SAs already up are left alone."""
+        if self.persist is None:
+            raise LocalError('no state store ([daemon] state = "none")')
+        r = self.persist.restore(store, self._now(), prune=store is None)
+        self.child_since.update(self.persist.since)
+        self._pump()
+        return r
 
     def _activity(self) -> None:
         """Once a second: IPsec SAs that received traffic tell DPD that their peer lives."""
@@ -333,6 +363,8 @@ class Daemon:
             self._send(d)
         while (ev := self.engine.next_event()) is not None:
             self._on_event(ev, now)
+        if self.persist is not None:
+            self.persist.flush()  # the SAs this iteration touched, one batch
         for d in self.engine.datagrams_to_send(now):
             self._send(d)
         self._arm_timer(now)
@@ -361,6 +393,8 @@ class Daemon:
 
     def _on_event(self, ev: Event, now: float) -> None:
         self.waiters.on_event(ev)
+        if self.persist is not None:
+            self.persist.on_event(ev)
         if isinstance(ev, IkeSaEstablished):
             log.info(
                 "IKE SA #%d %s established: %s[%s] === %s[%s], %s%s",
@@ -424,6 +458,8 @@ class Daemon:
             self._virtual_ips(ev)
         elif isinstance(ev, XauthCheck):
             self._radius_check(ev)
+        elif isinstance(ev, OcspCheck):
+            ask_ocsp(self._loop, self.engine, ev, self._now, self._pump)
         elif isinstance(ev, NegotiationFailed):
             log.warning("%s: %s failed: %s", ev.conn, ev.exchange, ev.reason)
         elif isinstance(ev, IkeSaDeleted):
@@ -489,6 +525,8 @@ class Daemon:
     def _on_record(self, rec: Record) -> None:
         self.waiters.on_record(rec)  # every record: an `up` waiting follows its own SA
         self.metrics.on_record(rec)  # counters: every record, whatever the log shows
+        if self.persist is not None:
+            self.persist.on_record(rec)  # lifetimes lowered after the fact: rewrite the SA's record
         if self.log_limit.log(rec, time.monotonic()):  # logged (not kept out by the rate limit)
             self.control.publish(rec)
 
@@ -576,7 +614,13 @@ class Daemon:
             now = self._now()
             counters = self.dataplane.counters() if self.dataplane is not None else None
             # an iterator: the control server streams it, rendering an SA as it sends it
-            return (views.ike_view(sa, now, self.child_since, counters) for sa in list(self.engine.ike_sas))
+            return (
+                {
+                    **views.ike_view(sa, now, self.child_since, counters),
+                    **cluster_state.owner_fields(self, sa),
+                }
+                for sa in list(self.engine.ike_sas)
+            )
         if command == "list-conns":
             return iter(views.conns_view(self.config))
         if command == "list-pools":

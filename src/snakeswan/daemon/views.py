@@ -116,6 +116,8 @@ def render_sas(sas: list[dict[str, Any]]) -> str:
             + (" (local behind NAT)" if s["nat_local"] else "")
             + (" (remote behind NAT)" if s["nat_remote"] else "")
         )
+        if "node" in s:  # a cluster: who serves it
+            lines.append(f"  node {s['node']}" + (f", share {s['share']}" if s["share"] else ", no share"))
         lines.append(f"  local  '{s['local_id']}' @ {s['local']}")
         lines.append(f"  remote '{s['remote_id']}' @ {s['remote']}{nat if s['encap'] else ''}")
         if s["proposal"]:

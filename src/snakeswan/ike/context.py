@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from snakeswan.config.model import Config
 from snakeswan.ike.events import Address, Datagram, Event
 from snakeswan.ike.retransmit import RetransmitPolicy
+from snakeswan.ike.revocation import OcspCache
 from snakeswan.trace import Tracer
 
 
@@ -29,6 +30,10 @@ class SpiAllocator:
             if spi >= 256 and spi not in self._used:
                 self._used.add(spi)
                 return spi
+
+    def reserve(self, spi: int) -> None:
+        """``spi`` is ours already (an IPsec SA restored from the state store)."""
+        self._used.add(spi)
 
     def release(self, spi: int) -> None:
         self._used.discard(spi)
@@ -49,6 +54,7 @@ class Context:
     # wall-clock time = engine time + wall_offset (certificate validity); set by the driver. None:
     # unknown, and certificates cannot be validated (signature authentication then fails).
     wall_offset: float | None = None
+    ocsp_cache: OcspCache = field(default_factory=OcspCache)  # OCSP answers until their nextUpdate
     outbox: list[Datagram] = field(default_factory=list)
     events: deque[Event] = field(default_factory=deque)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, first_address
 from snakeswan.errors import AuthenticationError, DecodeError, LocalError, PeerError, SnakeswanError
-from snakeswan.ike import close_actions, crypt, informational, peers, renewal, unique, xauth
+from snakeswan.ike import close_actions, crypt, informational, peers, renewal, revocation, unique, xauth
 from snakeswan.ike.aggressive_mode import AggressiveMode
 from snakeswan.ike.context import Context, SpiAllocator
 from snakeswan.ike.cookies import CookieJar
@@ -193,6 +193,14 @@ class Engine:
                 sa, self.ctx, [DeletePayload(ProtocolId.ISAKMP, (sa.icookie + sa.rcookie,), 16)]
             )
         self._teardown.remove_sa(sa, reason, now=now)
+
+    def forget_ike(self, sa_id: int, now: float = 0.0, reason: str = "forgotten") -> None:
+        """Forget the SA and its IPsec SAs without telling the peer (no Delete): another node of a
+        cluster carries them on (daemon/cluster.py). Events as for a local delete."""
+        sa = self.table.get(sa_id)
+        if sa is None:
+            raise LocalError(f"no IKE SA {sa_id}")
+        self._teardown.remove_sa(sa, reason, now=now, quiet=True)
 
     def delete_child(self, sa_id: int, spi_in: int, now: float = 0.0) -> None:
         sa = self.table.get(sa_id)
@@ -376,6 +384,8 @@ class Engine:
                 sa.half_open_until = None  # the peer answered from its address (MM3/AM3)
                 self.table.settle(sa)
         if sa.state is IkeState.ESTABLISHED:
+            if not revocation.asked(self.ctx, sa):  # the peer's certificate waits for OCSP
+                return
             if sa.phase1 is not None and getattr(sa.phase1, "p1", None) is not None:
                 p1 = sa.phase1.p1  # type: ignore[attr-defined]
                 if not p1.unique_checked:  # once: INITIAL-CONTACT received, the unique policy
@@ -416,6 +426,11 @@ class Engine:
 
     def _new_transaction(self, sa: IkeSa, header: Header, data: bytes, now: float) -> None:
         """A Transaction the peer starts (its XAUTH request, Mode Config request or set)."""
+        if sa.revocation is not None and not sa.revocation.passed:  # its retransmission will do
+            self.tracer.emit(
+                "ike", "drop", reason="waiting for OCSP", sa=sa.unique_id, exchange="transaction"
+            )
+            return
         tx = Transaction(sa, self.ctx, header.message_id, "Transaction")
         ra = sa.remote_access
 
@@ -496,6 +511,22 @@ class Engine:
         self.timers.touch(sa)
         ra.decided(xauth.Verdict(ra.user, ok, reason), now)
         self._after(sa, now)
+
+    def ocsp_verdict(self, sa_id: int, response: bytes | None, reason: str, now: float) -> None:
+        """The driver's answer to an :class:`~snakeswan.ike.events.OcspCheck`: the DER response,
+        or None and why there is none (``reason`` also names the responder that answered)."""
+        sa = self.table.get(sa_id)
+        if sa is None or not revocation.waiting(sa):
+            self.tracer.emit("ike", "ocsp_verdict_ignored", sa=sa_id, reason="no OCSP check under way")
+            return
+        self.timers.touch(sa)
+        refusal = revocation.conclude(self.ctx, sa, response, reason, now)
+        if refusal is None:
+            self._after(sa, now)
+            return
+        self.tracer.emit("ike", "exchange_failed", sa=sa.unique_id, exchange="ocsp", reason=refusal)
+        self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, "ocsp", refusal))
+        self.delete_ike(sa.unique_id, now, refusal)
 
     def traffic_seen(self, sa_id: int, now: float) -> None:
         """The data plane received authenticated traffic of this IKE SA's children (DPD: alive)."""

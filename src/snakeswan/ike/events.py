@@ -151,6 +151,18 @@ class XauthCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class OcspCheck:
+    """The driver must POST ``request`` (a DER OCSPRequest) to the first of ``urls`` that answers
+    and hand the response to :meth:`~snakeswan.ike.engine.Engine.ocsp_verdict`; until then the SA
+    is established but not ready (no Quick Mode)."""
+
+    ike_sa: int
+    conn: str
+    urls: tuple[str, ...]
+    request: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class VirtualIps:
     """Mode Config gave addresses: ``local`` True when they are ours (a client; the data plane
     puts them on its TUN device), False when we leased them to the peer (a gateway)."""
@@ -181,6 +193,7 @@ Event = (
     | NotifyReceived
     | XauthResult
     | XauthCheck
+    | OcspCheck
     | VirtualIps
     | KeyLog
 )

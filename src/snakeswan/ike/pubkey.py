@@ -29,7 +29,9 @@ from snakeswan.config.model import ConnectionConfig
 from snakeswan.crypto import signatures
 from snakeswan.crypto.certs import CertError, check_revocation, parse_certificate, validate_chain
 from snakeswan.errors import AuthenticationError, CryptoError, PeerError
+from snakeswan.ike import revocation
 from snakeswan.ike.context import Context
+from snakeswan.ike.revocation import OcspQuery
 from snakeswan.wire.enums import AuthMethod, CertEncoding, NotifyType, name_of
 from snakeswan.wire.message import Message
 from snakeswan.wire.payloads import CertPayload, CertRequestPayload, Payload, SigPayload
@@ -64,6 +66,7 @@ class PubkeyAuth:
         self.unique_id = unique_id
         self.certreq_seen = False
         self.peer_cert: x509.Certificate | None = None
+        self.ocsp: OcspQuery | None = None  # to ask once phase 1 is up (ike/revocation.py)
 
     @property
     def creds(self) -> Credentials:
@@ -162,6 +165,7 @@ class PubkeyAuth:
         try:
             path = validate_chain(cert, intermediates, [*cas, *pinned], when)
             check_revocation(path, [self.creds.crl(n) for n in conn.remote.crls], when)
+            ocsp = revocation.assess(self.ctx, conn, path, when)
             public = public_key_of(cert)
         except CertError as e:
             notify = N.INVALID_CERT_AUTHORITY if e.untrusted else N.INVALID_CERTIFICATE
@@ -176,6 +180,7 @@ class PubkeyAuth:
         if not signatures.verify(public, signed, sig.data):
             raise AuthenticationError(N.INVALID_SIGNATURE, f'signature by "{subject}" does not verify')
         self.peer_cert = cert
+        self.ocsp = ocsp
         self.ctx.tracer.emit(
             "ike",
             "peer_authenticated",

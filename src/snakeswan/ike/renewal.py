@@ -79,11 +79,12 @@ def adopt_children(old: IkeSa, new: IkeSa, lifetimes: ChildLifetimes) -> int:
 
 
 def successor(old: IkeSa, sas: list[IkeSa]) -> IkeSa | None:
-    """An established ISAKMP SA for the same connection and peer, newer than ``old``."""
+    """A ready ISAKMP SA (established, its XAUTH / Mode Config over) for the same connection
+    and peer, newer than ``old``."""
     for sa in sas:
         if (
             sa is not old
-            and sa.state is IkeState.ESTABLISHED
+            and sa.ready
             and sa.conn is not None
             and old.conn is not None
             and sa.conn.name == old.conn.name

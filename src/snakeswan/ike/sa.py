@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from snakeswan.ike.exchange import Exchange
     from snakeswan.ike.proposals import IkeChoice
     from snakeswan.ike.remote_access import RemoteAccess
+    from snakeswan.ike.revocation import OcspGate
 
 
 class IkeState(enum.Enum):
@@ -70,12 +71,22 @@ class IkeSa:
     replaces: int | None = None  # the ISAKMP SA this one renews (its children move here)
     protected_bytes: int = 0  # encrypted under this SA, both ways (for a volume lifetime)
     remote_access: RemoteAccess | None = None  # XAUTH / Mode Config rounds, once phase 1 is up
+    revocation: OcspGate | None = None  # the OCSP answer about the peer's certificate, awaited
     half_open_until: float | None = None  # a responder SA is dropped then if the peer never answered
 
     @property
     def ready(self) -> bool:
-        """Established, and XAUTH / Mode Config (if configured) done: Quick Mode may run."""
-        return self.state is IkeState.ESTABLISHED and (self.remote_access is None or self.remote_access.ready)
+        """Established, the peer's certificate not waiting for OCSP, and XAUTH / Mode Config (if
+        configured) done: Quick Mode may run. Before the rounds have been set up, a connection
+        that configures any of them is not ready."""
+        if self.state is not IkeState.ESTABLISHED:
+            return False
+        if self.revocation is not None and not self.revocation.passed:
+            return False
+        if self.remote_access is not None:
+            return self.remote_access.ready
+        c = self.conn
+        return c is None or not (c.remote_xauth or c.local_xauth or c.pools or c.vips)
 
     @property
     def cookies(self) -> tuple[bytes, bytes]:

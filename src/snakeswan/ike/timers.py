@@ -179,6 +179,7 @@ class Timers:
             return
         if sa.expire_at is None:
             renewal.schedule(sa, now, self.ctx.rng)
+        if sa.replaces is not None and sa.ready:  # XAUTH / Mode Config over too: children move
             self._renewed(sa)
         renewal.check_volume(sa, now)
         if sa.dpd is None and sa.conn is not None and sa.conn.dpd_delay > 0 and sa.dpd_supported:
@@ -216,6 +217,7 @@ class Timers:
     def _renewed(self, new: IkeSa) -> None:
         """A renewal we initiated is established: the children move over, the old SA is deleted."""
         old = self.hooks.sa(new.replaces) if new.replaces is not None else None
+        new.replaces = None  # once: the children move, the old SA goes
         if old is None:
             return
         moved = renewal.adopt_children(old, new, self.lifetimes)

@@ -140,6 +140,10 @@ class Processor:
                 break
         return out
 
+    def pair(self, spi_in: int) -> tuple[SecurityAssociation, SecurityAssociation] | None:
+        """The (inbound, outbound) SAs installed with inbound SPI ``spi_in``."""
+        return self._pairs.get(spi_in)
+
     def remove(self, spi_in: int) -> None:
         """Remove the child SA pair installed with inbound SPI ``spi_in`` (no-op if unknown)."""
         pair = self._pairs.pop(spi_in, None)

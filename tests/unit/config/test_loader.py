@@ -252,7 +252,8 @@ def test_error_format_names_file_key_and_expectation() -> None:
             "unknown key",
         ),
         # 3. unknown top-level section
-        ("[secrets.ike-1]", "[authorities.x]\ncacert = 'x'\n[secrets.ike-1]", "authorities", "unknown key"),
+        # ([authorities.<name>] is known since OCSP responders can be configured per CA)
+        ("[secrets.ike-1]", "[plugins.x]\nload = 'x'\n[secrets.ike-1]", "plugins", "unknown key"),
         # 4. bad ESP proposal, element named
         (
             'local_ts = ["10.231.1.0/24"]',

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from snakeswan.config import _connections, _credentials, loader
+from snakeswan.config import _connections, _credentials, cluster, loader
 from snakeswan.config.reference import REFERENCE, render
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -20,6 +20,9 @@ def test_every_accepted_key_is_documented_and_no_other() -> None:
         "[connections.<name>.children.<child>]": _connections.CHILD_KEYS,
         "[pools.<name>]": loader.POOL_KEYS,
         "[radius]": loader.RADIUS_KEYS,
+        "[cluster]": cluster.CLUSTER_KEYS,
+        "[cluster.shares.<name>]": cluster.SHARE_KEYS,
+        "[authorities.<name>]": _credentials.AUTHORITY_KEYS,
         "[secrets.private-<name>] (private keys)": _credentials.KEY_KEYS,
     }
     assert set(REFERENCE) == set(tables)

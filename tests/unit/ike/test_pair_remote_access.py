@@ -411,3 +411,40 @@ def test_mode_config_request_before_xauth_is_answered_once_xauth_is_over() -> No
     drops = [r.fields["reason"] for r in h.gateway.tracer.find("drop")]
     assert "Mode Config request before XAUTH: answered later" in drops
     assert not [r for r in h.gateway.tracer.find("informational_sent")]  # no Notify
+
+
+def test_a_renewed_client_sa_adopts_the_children_only_once_its_xauth_is_over() -> None:
+    """The client renews its ISAKMP SA (new Main Mode, then XAUTH and Mode Config again): until
+    the new SA is ready, the IPsec SA stays under the old one; then it moves and the old is deleted."""
+    client_text = client_config(client_addr(0)).replace(
+        "pull = true\n", 'pull = true\nrekey_time = "100s"\nrand_time = "0s"\n', 1
+    )
+    h = hub(gateway_config(), client_text)
+    client = h.clients[0]
+    h.run(30)
+    [first] = client.ike_sas
+    [child] = first.children
+    seen_not_ready = False
+    for _ in range(2000):  # step the hub by hand, checking the invariant at every quiet point
+        moved = h.step()
+        for sa in client.ike_sas:
+            if sa is not first and not sa.ready:
+                seen_not_ready = True
+                assert not sa.children, "a renewal adopted the IPsec SA before its XAUTH was over"
+        if moved:
+            continue
+        if all(sa is not first for sa in client.ike_sas) and len(client.ike_sas) == 1:
+            break  # renewed, and the old SA is gone
+        timers = [t for e in h.engines.values() if (t := e.get_timer()) is not None]
+        assert timers and min(timers) < h.now + 200, "the renewal never happened"
+        h.now = max(h.now, min(timers))
+        for e in h.engines.values():
+            if (t := e.get_timer()) is not None and t <= h.now:
+                e.handle_timer(h.now)
+    assert seen_not_ready  # the renewal did pass through an established-but-not-ready state
+    [renewed] = client.ike_sas
+    assert renewed is not first and renewed.ready and renewed.remote_access is not None
+    assert [c.spi_in for c in renewed.children] == [child.spi_in]
+    assert len(h.of(client, XauthResult)) == 2 and len(h.of(h.gateway, XauthResult)) == 2
+    [gw_sa] = h.gateway.ike_sas
+    assert [c.spi_out for c in gw_sa.children] == [child.spi_in]  # the gateway moved it too
