@@ -8,6 +8,7 @@ tunnel's latency is initiate -> its IPsec SA; failures are counted by reason.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import time
@@ -109,6 +110,7 @@ class LoadGenerator:
         self._sockets: dict[int, UdpSocket] = {}
 
     def run(self) -> LoadResult:
+        gc.set_threshold(50_000, 20, 100)  # as the daemon's (daemon.GC_THRESHOLDS): N SAs here too
         return asyncio.run(self._main())
 
     async def _main(self) -> LoadResult:
