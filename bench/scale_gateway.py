@@ -195,11 +195,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, nargs="+", default=[1000, 50000])
     ap.add_argument("--procs", type=int, default=os.cpu_count() or 1, help="snakeswan load processes")
+    ap.add_argument("--pairs", nargs="+", default=["snakeswan", "strongswan"], help="which pairs to run")
     args = ap.parse_args()
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="ssw-scale-") as tmp:
         for n in args.n:
-            for pair in ("snakeswan", "strongswan"):
+            for pair in args.pairs:
                 rows[(pair, n)] = run_pair(pair, n, args.procs, Path(tmp))
                 print(f"# {pair} N={n}: {json.dumps(rows[(pair, n)])}", flush=True)
     head = ("N", "pair", "est.", "per s", "p50 ms", "p99 ms", "CPU ms/tun", "KiB/SA", "idle CPU", "one more")
@@ -209,13 +210,13 @@ def main() -> None:
         print(f"{n:>6} {pair:>10} {r['established']:>6} {r['per_second']:>7} {lat.get('p50', '-'):>8} "
               f"{lat.get('p99', '-'):>8} {r['gateway_cpu_ms']:>10} {r['rss_per_sa_kib']:>7} "
               f"{r['idle_cpu_pct']:>7}% {r['one_more_ms']:>6.1f} ms")  # fmt: skip
-    for n in args.n:
+    for n in args.n if len(args.pairs) == 2 else ():
         ours, theirs = rows[("snakeswan", n)], rows[("strongswan", n)]
         rate = ours["per_second"] / max(theirs["per_second"], 1e-9)
         more = theirs["one_more_ms"] / max(ours["one_more_ms"], 1e-9)
         print(f"N={n}: rate ours/theirs {rate:.2f}x, one more tunnel theirs/ours {more:.2f}x")
     lo, hi = min(args.n), max(args.n)
-    for pair in ("snakeswan", "strongswan"):
+    for pair in args.pairs:
         a, b = rows[(pair, lo)], rows[(pair, hi)]
         print(f"{pair}: N={hi} against N={lo}: rate x{b['per_second'] / max(a['per_second'], 1e-9):.2f}, "
               f"one more tunnel x{b['one_more_ms'] / max(a['one_more_ms'], 1e-9):.2f}")  # fmt: skip
