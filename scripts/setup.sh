@@ -16,7 +16,7 @@ if [ -n "$missing" ]; then
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 bash scripts/setup_libreswan.sh  # Libreswan 4.10 unpacked for tests/interop/test_libreswan.py
-if ! python3 -c "import snakeswan, pytest, hypothesis, importlinter, pyrad, prometheus_client, dpkt" >/dev/null 2>&1 \
+if ! python3 -c "import snakeswan, pytest, hypothesis, importlinter, pyrad, prometheus_client, dpkt, pyroute2" >/dev/null 2>&1 \
    || [ "$(python3 -c 'import snakeswan, os; print(os.path.realpath(snakeswan.__file__))' 2>/dev/null)" != "$(realpath src/snakeswan/__init__.py)" ] \
    || { command -v cc >/dev/null && ! python3 -c "import snakeswan.io._mmsg" >/dev/null 2>&1; }; then
   # (the last test: the optional sendmmsg/recvmmsg extension, see setup.py, is not built yet)

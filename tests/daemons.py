@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,6 +44,7 @@ class DaemonProcess:
         keylog: bool = False,
         log_level: str = "debug",
         args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.dir = workdir
@@ -57,8 +59,8 @@ class DaemonProcess:
             cmd += ["--keylog", str(self.keylog_path)]
         cmd += args
         if netns:
-            cmd = ["ip", "netns", "exec", netns, *cmd]
-        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+            cmd = [shutil.which("ip") or "ip", "netns", "exec", netns, *cmd]  # (env may hide ip)
+        env = dict(os.environ, **(env or {}), PYTHONPATH=str(ROOT / "src"))
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self._wait_ready()

@@ -121,6 +121,8 @@ class Pair:
         # rewrite a datagram on its way (after it was recorded in ``wire`` as sent)
         self.rewrite: Callable[[Datagram, int], Datagram] = lambda d, n: d
         self.wire: list[tuple[str, Datagram]] = []  # every datagram as it crossed, with its sender
+        # more due times to wake up at (a test's impairer holding delayed datagrams, say)
+        self.wakeups: list[Callable[[], float | None]] = []
 
     def _translate(self, d: Datagram, sender: Side) -> Datagram | None:
         if self.nat_a is None:
@@ -167,6 +169,7 @@ class Pair:
             for s in (self.a, self.b):  # the timer heaps agree with a scan of every SA
                 assert s.engine.get_timer() == s.engine.timers.scan_due(s.engine.ike_sas)
             timers = [t for s in (self.a, self.b) if (t := s.engine.get_timer()) is not None]
+            timers += [t for w in self.wakeups if (t := w()) is not None]
             if not timers or min(timers) > end:
                 self.now = max(self.now, end)  # the clock runs on through quiet time
                 return

@@ -65,6 +65,10 @@ _REQUIRED: dict[str, tuple[tuple[int, ...], ...]] = {
     "QM1": ((PayloadType.SA,), (PayloadType.NONCE,)),
     "QM2": ((PayloadType.SA,), (PayloadType.NONCE,)),
 }
+# public key encryption (RFC 2409 5.2, 5.3): the IDs went (encrypted) in MM3/MM4, MM5/MM6 carry a HASH
+_REQUIRED_PKE = {**_REQUIRED, "MM5": ((PayloadType.HASH,),), "MM6": ((PayloadType.HASH,),)}
+_REQUIRED_PKE.update({k: (*_REQUIRED[k], (PayloadType.ID,)) for k in ("MM3", "MM4")})
+_PKE = (AuthMethod.RSA_ENCRYPTION, AuthMethod.RSA_REVISED_ENCRYPTION)
 _HASH_FIRST = ("QM1", "QM2", "QM3", "INFO", "Transaction")
 _FINAL = {"main": "MM6", "aggressive": "AM3"}
 
@@ -129,6 +133,7 @@ class _Sa:
     nr: bytes = b""
     idi_b: bytes = b""
     iv: IvChain | None = None
+    iv_unknown: bool = False  # revised mode: the phase 1 IV hashes KE payloads that went encrypted
     seen: dict[bytes, Analysed] = field(default_factory=dict)
     sent: Counter[tuple[bool, int]] = field(default_factory=Counter)  # (from initiator, mid) -> unique msgs
     qm_initiator: dict[int, bool] = field(default_factory=dict)
@@ -240,6 +245,10 @@ class Analyzer:
             msg.notes.append("encrypted; keys incomplete" if known else "encrypted; no key")
             return None
         body = d.data[HEADER_SIZE:]
+        if sa.iv_unknown and header.message_id == 0:
+            msg.notes.append("revised mode: its IV hashes the KE payloads, which went encrypted")
+            chain.confirm(0, body)  # the last phase 1 block is all Quick Mode's IV needs
+            return None
         key = self.keys.get(sa.icookie) or self._key_from_secrets(sa, chain, header, body, msg)
         if key is None:
             return None
@@ -302,6 +311,10 @@ class Analyzer:
 
     def _iv_chain(self, sa: _Sa) -> IvChain | None:
         have_key = sa.icookie in self.keys or bool(self.dh_secrets)
+        revised = sa.auth == AuthMethod.RSA_REVISED_ENCRYPTION
+        if sa.iv is None and revised and sa.icookie in self.keys and sa.hash and sa.cipher_args:
+            bs = ike_cipher(*sa.cipher_args).block_size
+            sa.iv, sa.iv_unknown = IvChain(sa.hash, bs, bytes(bs), max_exchanges=1 << 16), True
         if sa.iv is None and have_key and sa.hash and sa.cipher_args and sa.gxi and sa.gxr:
             try:
                 bs = ike_cipher(*sa.cipher_args).block_size
@@ -317,7 +330,7 @@ class Analyzer:
 
     def _check(self, sa: _Sa, msg: Analysed, payloads: tuple[RawPayload, ...]) -> None:
         types = [rp.payload.payload_type for rp in payloads]
-        for need in _REQUIRED.get(msg.label, ()):
+        for need in (_REQUIRED_PKE if sa.auth in _PKE else _REQUIRED).get(msg.label, ()):
             if not any(t in types for t in need):
                 names = " or ".join(name_of(PayloadType, t) for t in need)
                 self._problem(msg, f"payload out of place: {msg.label} lacks {names}")

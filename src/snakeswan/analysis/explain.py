@@ -138,10 +138,15 @@ _EVENTS: dict[str, str] = {
     "ike_rekey": "Phase 1 renewal: a new Main/Aggressive Mode before the ISAKMP SA expires.",
     "responder_lifetime": "The responder lowered our IPsec lifetime (lenient phase 2 rule).",
     "phase1_keys": "Key derivation (RFC 2409 5, appendix B): g^xy from the DH exchange; SKEYID = prf(PSK, "
-    "Ni_b | Nr_b) (signatures: prf(Ni_b | Nr_b, g^xy)); SKEYID_d = prf(SKEYID, g^xy | CKY-I | CKY-R | 0); "
+    "Ni_b | Nr_b) (signatures: prf(Ni_b | Nr_b, g^xy); public key encryption: prf(hash(Ni_b | Nr_b), "
+    "CKY-I | CKY-R)); SKEYID_d = prf(SKEYID, g^xy | CKY-I | CKY-R | 0); "
     "SKEYID_a = prf(SKEYID, SKEYID_d | g^xy | CKY-I | CKY-R | 1); SKEYID_e = prf(SKEYID, SKEYID_a | g^xy | "
     "CKY-I | CKY-R | 2); the encryption key is SKEYID_e (expanded if short); IV = hash(g^xi | g^xr).",
     "keymat": "KEYMAT for one SA (RFC 2409 5.5): prf(SKEYID_d, [g(qm)^xy |] protocol | SPI | Ni_b | Nr_b), "
     "expanded K1 | K2 ... with Kn = prf(SKEYID_d, Kn-1 | ...); encryption key first, then integrity.",
     "peer_authenticated": "The peer's certificate chains to a trusted CA, holds its ID and its SIG verifies.",
+    "pke_decrypted": "Public key encryption (RFC 2409 5.2/5.3): the peer's nonce and ID, encrypted to our "
+    "key, decrypted; only the holder of that key can compute HASH_I/HASH_R now.",
+    "pke_connection": "HASH(1) named the key of another of our connections for these addresses: "
+    "we answer as that one.",
 }

@@ -37,10 +37,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--impair",
         action="append",
-        metavar="ACTION:MESSAGE[:COUNT]",
+        metavar="ACTION:MESSAGE[.PAYLOAD][:COUNT]",
         help="misbehave on purpose, to test a peer (labs and tests only; logged loudly): ACTION is "
-        "drop, duplicate, corrupt, truncate, wrong-spi or replay; MESSAGE MM1..6, AM1..3, QM1..3, "
-        "INFO<n> or TR<n>; COUNT transmissions (default 1, * for all). Repeatable",
+        "drop, duplicate, corrupt, truncate, wrong-spi, replay, delay[=S] or reorder[=S] for a message; "
+        "omit, duplicate or corrupt for a PAYLOAD (SA, KE, NONCE, ID, HASH, SIG, CERT, CR, N, D, VID, "
+        "ATTR, NAT-D, NAT-OA), bad-hash and bad-sig for a message's HASH/SIG; MESSAGE MM1..6, AM1..3, "
+        "QM1..3, INFO<n> or TR<n>; COUNT transmissions (default 1, * for all). Repeatable",
     )
 
     p.add_argument(

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import TypedDict, TypeVar
 from urllib.parse import urlsplit
 
+from snakeswan.config import _pke
 from snakeswan.config._fields import Table, describe
 from snakeswan.config.identity import Identity
 from snakeswan.config.model import (
@@ -142,7 +143,7 @@ class _ChildLifetimes(TypedDict):
 # "xauth-radius" asks the [radius] server
 XAUTH_BACKENDS = ("xauth", "xauth-generic", "xauth-radius")
 _ROUND_RE = re.compile(r"^(local|remote)[-_]?[A-Za-z0-9_-]+$")
-_AUTH_RE = re.compile(r"^(psk|pubkey|rsa|ecdsa|xauth(-[A-Za-z0-9_]+)?)$")
+_AUTH_RE = re.compile(r"^(psk|pubkey(-enc(-revised)?)?|rsa|ecdsa|xauth(-[A-Za-z0-9_]+)?)$")
 _HOSTNAME_RE = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(\.(?!-)[A-Za-z0-9_-]{1,63})*\.?$")
 _ANY_ADDRS = ("%any", "%any4", "%any6")
 
@@ -191,7 +192,11 @@ def _auth(table: Table) -> AuthConfig:
     if auth.startswith("eap"):
         raise table.error("auth", f'"{auth}" is IKEv2 only; IKEv1 uses "xauth" in a second round')
     if not _AUTH_RE.match(auth):
-        raise table.error("auth", f'expected "psk", "pubkey", "xauth" or "xauth-<backend>", got "{auth}"')
+        raise table.error(
+            "auth",
+            f'expected "psk", "pubkey", "pubkey-enc", "pubkey-enc-revised", "xauth" or "xauth-<backend>", '
+            f'got "{auth}"',
+        )
     if auth.startswith("xauth-") and auth not in XAUTH_BACKENDS:
         raise table.error(
             "auth",
@@ -344,6 +349,7 @@ def parse_connection(
     lists = conn.parsed_list("proposals", parse_ike_proposal, (DEFAULT_IKE_PROPOSALS,))
     local, local_xauth = _auth_rounds(conn, "local")
     remote, remote_xauth = _auth_rounds(conn, "remote")
+    _pke.check_rounds(conn, local, remote, local_xauth, remote_xauth)
     for side, ours, theirs in (("local", local, remote), ("remote", remote, local)):
         if ours.method == "xauth" and theirs.method not in ("pubkey", "rsa"):
             raise conn.error(

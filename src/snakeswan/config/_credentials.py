@@ -20,17 +20,19 @@ from cryptography.exceptions import InvalidSignature
 
 from snakeswan.config._connections import ocsp_uris
 from snakeswan.config._fields import Table
+from snakeswan.config._pke import PKE_AUTH, check_keys
 from snakeswan.config.credentials import (
     Credentials,
     PrivateKey,
     cert_contains,
     load_certificate,
     load_private_key,
+    load_public_key,
     subject_identity,
 )
 from snakeswan.config.model import AuthConfig, ConnectionConfig
 from snakeswan.crypto.certs import CertError, parse_crl
-from snakeswan.crypto.signatures import auth_method_for
+from snakeswan.crypto.signatures import PublicKeyType, auth_method_for
 from snakeswan.errors import ConfigError
 from snakeswan.wire.enums import AuthMethod
 
@@ -90,8 +92,12 @@ def _certs(
 def _local(conn: ConnectionConfig, creds: Credentials, where: str) -> ConnectionConfig:
     """Checks of our own side: a private key for the certificate, the ID in the certificate."""
     local = conn.local
-    if local.pubkeys or conn.remote.pubkeys:
-        raise ConfigError("raw public keys (pubkeys) are not supported; use certs and cacerts", where)
+    if (local.pubkeys or conn.remote.pubkeys) and local.auth not in PKE_AUTH:
+        raise ConfigError(
+            'raw public keys (pubkeys) work with auth = "pubkey-enc" / "pubkey-enc-revised" only; '
+            "use certs and cacerts",
+            where,
+        )
     if local.method not in ("pubkey", "rsa", "ecdsa") or not local.certs:
         return conn
     cert = creds.cert(local.certs[0])
@@ -123,11 +129,16 @@ def load_credentials(
     base = os.path.dirname(source) if source and not source.startswith("<") else ""
     keys = _keys(top, base)
     loaded: dict[str, x509.Certificate] = {}
+    pubkeys: dict[str, PublicKeyType] = {}
     for conn in conns:
         for side, auth in (("local", conn.local), ("remote", conn.remote)):
             where = f"{source}: connections.{conn.name}.{side}"
             _certs(auth, where, base, loaded)
             _certs(auth, where, base, loaded, ca=True)
+            for index, name in enumerate(auth.pubkeys):
+                if name not in pubkeys:
+                    data, full = _read(name, base, f"{where}.pubkeys[{index}]")
+                    pubkeys[name] = load_public_key(data, f"{where}.pubkeys[{index}] ({full})")
     crls: dict[str, x509.CertificateRevocationList] = {}
     for conn in conns:
         where = f"{source}: connections.{conn.name}"
@@ -148,8 +159,11 @@ def load_credentials(
                 except CertError as e:
                     raise ConfigError(f"{e.what} ({full})", f"{where}.remote.crls[{index}]") from None
     authorities = _authorities(top, base, loaded)
-    creds = Credentials(tuple(loaded.items()), tuple(keys), tuple(crls.items()), authorities)
-    return creds, [_local(conn, creds, f"{source}: connections.{conn.name}") for conn in conns]
+    creds = Credentials(
+        tuple(loaded.items()), tuple(keys), tuple(crls.items()), authorities, pubkeys=tuple(pubkeys.items())
+    )
+    checked = [_local(conn, creds, f"{source}: connections.{conn.name}") for conn in conns]
+    return creds, [check_keys(conn, creds, f"{source}: connections.{conn.name}") for conn in checked]
 
 
 def _authorities(

@@ -33,7 +33,9 @@ __all__ = [
     "cert_contains",
     "load_certificate",
     "load_private_key",
+    "load_public_key",
     "public_key_of",
+    "spki_der",
     "subject_identity",
 ]
 
@@ -81,6 +83,20 @@ class Credentials:
         """The OCSP responder URLs configured for certificates ``issuer`` issued."""
         return tuple(url for ca, urls in self.authorities if ca == issuer for url in urls)
 
+    pubkeys: tuple[tuple[str, PublicKeyType], ...] = ()  # raw public keys (``pubkeys`` files)
+
+    def pubkey(self, name: str) -> PublicKeyType:
+        """The raw public key loaded for file name ``name``; ``KeyError`` if none was."""
+        for written, key in self.pubkeys:
+            if written == name:
+                return key
+        raise KeyError(name)
+
+    def key_for_public(self, public: PublicKeyType) -> PrivateKey | None:
+        """The private key of ``public``, or None."""
+        wanted = _spki(public)
+        return next((k for k in self.keys if k.public_der() == wanted), None)
+
     def crl(self, name: str) -> x509.CertificateRevocationList:
         """The CRL loaded for file name ``name``; ``KeyError`` if none was."""
         for written, crl in self.crls:
@@ -114,6 +130,30 @@ def load_certificate(data: bytes, source: str) -> x509.Certificate:
             f"expected an X.509 certificate (PEM or DER) with an RSA or ECDSA key: {exc.what}", source
         ) from None
     return cert
+
+
+def load_public_key(data: bytes, source: str) -> PublicKeyType:
+    """A raw public key from a file's bytes: PEM (``PUBLIC KEY``, ``RSA PUBLIC KEY``) or DER
+    (SubjectPublicKeyInfo); ``ConfigError`` naming ``source``."""
+    try:
+        if b"-----BEGIN" in data:
+            key = serialization.load_pem_public_key(data)
+        else:
+            key = serialization.load_der_public_key(data)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise ConfigError(
+            "expected a PEM or DER public key (SubjectPublicKeyInfo or PKCS#1): "
+            f"unreadable ({type(exc).__name__})",
+            source,
+        ) from None
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise ConfigError(f"expected an RSA or ECDSA public key, got {type(key).__name__}", source)
+    return key
+
+
+def spki_der(key: PublicKeyType) -> bytes:
+    """The SubjectPublicKeyInfo (DER) of ``key``."""
+    return _spki(key)
 
 
 def load_private_key(data: bytes, source: str, passphrase: bytes | None = None) -> PrivateKey:

@@ -123,8 +123,8 @@ class AuthConfig:
 
     @property
     def method(self) -> str:
-        """``auth`` without a backend suffix: ``xauth-pam`` -> ``xauth``."""
-        return self.auth.split("-", 1)[0]
+        """``auth`` without a backend suffix: ``xauth-pam`` -> ``xauth`` (``pubkey-enc`` stays whole)."""
+        return self.auth.split("-", 1)[0] if self.auth.startswith("xauth") else self.auth
 
 
 @dataclass(frozen=True, slots=True)

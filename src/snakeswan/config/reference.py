@@ -96,7 +96,8 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "auth": (
             "choice",
             "pubkey",
-            "`psk`, `pubkey` (`rsa`, `ecdsa`), `xauth`, `xauth-generic`, "
+            "`psk`, `pubkey` (`rsa`, `ecdsa`), `pubkey-enc` / `pubkey-enc-revised` (RFC 2409 "
+            "5.2 / 5.3 public key encryption, RSA, both sides alike), `xauth`, `xauth-generic`, "
             "`xauth-radius`; `xauth` alone in round 1 is hybrid authentication",
         ),
         "id": ("identity", "our address / %any", "IKE identity (address, FQDN, `@name`, DN...)"),
@@ -104,7 +105,7 @@ REFERENCE: dict[str, dict[str, Entry]] = {
             "files",
             "-",
             "local: our certificate, then the intermediate CAs that issued it; "
-            "remote: pinned peer certificates",
+            "remote: pinned peer certificates (with `pubkey-enc*`: the keys we encrypt to)",
         ),
         "cacerts": ("files", "-", "remote only: the CAs trusted for the peer"),
         "crls": ("files", "-", "remote only: CRLs of those CAs (snakeswan key; nothing is fetched)"),
@@ -124,7 +125,11 @@ REFERENCE: dict[str, dict[str, Entry]] = {
             "remote only: `strict` (no good OCSP/CRL status fails), `ifuri` (fails when a "
             "responder was configured but gave no answer), `relaxed` (only a revocation fails)",
         ),
-        "pubkeys": ("files", "-", "(fail closed) raw public keys are not supported"),
+        "pubkeys": (
+            "files",
+            "-",
+            "raw RSA public keys instead of certs, with `pubkey-enc*` only (local: ours; remote: the peer's)",
+        ),
         "xauth_id": ("string", "our IKE id", "XAUTH user name (client) or the one accepted (gateway)"),
         "round": ("integer", "0", "authentication round (1, 2)"),
     },

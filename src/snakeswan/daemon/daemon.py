@@ -100,6 +100,8 @@ class Daemon:
         )  # overload shedding before parsing
         # --impair: misbehave on purpose (tests, labs); None unless asked for
         self.impairer = Impairer.from_texts(impair, self.tracer) if impair else None
+        if self.impairer is not None:
+            self.impairer.attach(self.engine.ctx)  # payload rules act as messages are built
         self.control = ControlServer(
             control_path,
             self.handle_command,
@@ -347,7 +349,7 @@ class Daemon:
 
     def _send(self, d: Datagram) -> None:
         if self.impairer is not None:
-            for x in self.impairer.outbound(d):
+            for x in self.impairer.outbound(d, self._now()):
                 self._send_one(x)
         else:
             self._send_one(d)
@@ -385,6 +387,8 @@ class Daemon:
             dp_due = self.dataplane.processor.get_timer()
             if dp_due is not None:
                 due = dp_due if due is None else min(due, dp_due)
+        if self.impairer is not None and (held := self.impairer.get_timer()) is not None:
+            due = held if due is None else min(due, held)  # delayed/reordered datagrams
         if due is not None:
             assert self._loop is not None
             self._timer = self._loop.call_at(max(due, now), self._on_timer)
@@ -395,6 +399,8 @@ class Daemon:
         self.engine.handle_timer(now)
         if self.dataplane is not None:
             self.dataplane.timer(now)
+        for d in self.impairer.release(now) if self.impairer is not None else ():
+            self._send_one(d)
         self._pump()
 
     def _on_event(self, ev: Event, now: float) -> None:

@@ -25,17 +25,17 @@ from typing import Any
 from snakeswan.config._connections import is_specific
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, DaemonConfig, first_address
 from snakeswan.config.traffic import TrafficSelector
+from snakeswan.daemon.hostnet import OwnTraffic, purge_stale
 from snakeswan.errors import LocalError
 from snakeswan.ike.events import ChildSaInfo, SaKeys
 from snakeswan.io.entropy import BufferedRandom
+from snakeswan.io.netlink import run_netlink
 from snakeswan.io.rawip import AH, ESP, HeaderIncluded, RawIp
 from snakeswan.io.routes import (
     Routes,
     Rules,
     local_address_in,
-    local_addresses,
     pass_rule_selectors,
-    run_ip,
     set_mark,
     tun_table_rule,
 )
@@ -54,7 +54,7 @@ from snakeswan.ipsec import (
     SendPacket,
     SendUdp,
 )
-from snakeswan.ipsec.spd import ike_bypass_policies, policy_priority
+from snakeswan.ipsec.spd import policy_priority
 from snakeswan.trace import Tracer
 from snakeswan.wire.enums import ProtocolId
 
@@ -181,7 +181,10 @@ class DataPlane:
         self._vips: dict[int, tuple[str, ...]] = {}  # virtual IPs on the TUN, by IKE SA (a client)
         self._split: dict[int, tuple[TrafficSelector, ...]] = {}  # split-include networks, by IKE SA
         self.on_events: Callable[[], None] = lambda: None
-        self._bypass_own_traffic(config.daemon)
+        # our own IKE/ESP/AH bypassed in the SPD, from every address we have, as they change
+        self.own = OwnTraffic(
+            self.processor, (config.daemon.port, config.daemon.nat_port), self.tun.name, loop
+        )
         log.info("data plane on %s (MTU %d)", self.tun.name, config.daemon.tun_mtu)
 
     def _open_raw_sockets(self) -> None:
@@ -204,6 +207,7 @@ class DataPlane:
         if not daemon.route_table:
             log.info("routes into %s in the main table (route_table = 0)", self.tun.name)
             return None
+        purge_stale(daemon)  # what a daemon killed with -9 left behind (daemon/hostnet.py)
         rule = tun_table_rule(daemon.route_table, daemon.fwmark, daemon.route_priority)
         for version in (4, 6):
             try:
@@ -224,19 +228,10 @@ class DataPlane:
         )
         return daemon.route_table
 
-    def _bypass_own_traffic(self, daemon: DaemonConfig) -> None:
-        """SPD bypass policies for our own IKE, NAT-T, ESP and AH packets, should they reach the TUN."""
-        try:
-            addresses = local_addresses(exclude_devices=(self.tun.name,))
-        except LocalError as e:
-            log.warning("no bypass policies for IKE: %s", e)
-            return
-        for policy in ike_bypass_policies(addresses, (daemon.port, daemon.nat_port)):
-            self.processor.add_policy(policy)
-
     def close(self) -> None:
         self._udp_delivered = []  # a pending _flush_udp must not write to the closed device
         self.loop.remove_reader(self.tun.fileno())
+        self.own.close()
         for sock in self._raw_sockets:
             self.loop.remove_reader(sock.fileno())
         try:
@@ -462,7 +457,7 @@ class DataPlane:
                 continue  # a renewed IKE SA holds it too
             version = "-6" if ":" in address else "-4"
             try:
-                run_ip([version, "addr", "del", _host(address), "dev", self.tun.name])
+                run_netlink([version, "addr", "del", _host(address), "dev", self.tun.name])
             except LocalError as e:
                 log.info("virtual IP %s: %s", address, e)
 

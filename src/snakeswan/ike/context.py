@@ -15,6 +15,13 @@ from snakeswan.ike.events import Address, Datagram, Event
 from snakeswan.ike.retransmit import RetransmitPolicy
 from snakeswan.ike.revocation import OcspCache
 from snakeswan.trace import Tracer
+from snakeswan.wire.payloads import Payload
+
+#: (initiator cookie, exchange type, message ID, payloads, recompute the HASH at their head or None)
+#: -> the payloads to encode instead: impairments on purpose (ike/impair.py), None in normal use
+PayloadHook = Callable[
+    [bytes, int, int, list[Payload], Callable[[list[Payload]], bytes] | None], list[Payload]
+]
 
 
 class SpiAllocator:
@@ -54,6 +61,7 @@ class Context:
     # wall-clock time = engine time + wall_offset (certificate validity); set by the driver. None:
     # unknown, and certificates cannot be validated (signature authentication then fails).
     wall_offset: float | None = None
+    payload_hook: PayloadHook | None = None  # Impairer.attach: payload impairments (tests, labs)
     ocsp_cache: OcspCache = field(default_factory=OcspCache)  # OCSP answers until their nextUpdate
     outbox: list[Datagram] = field(default_factory=list)
     events: deque[Event] = field(default_factory=deque)

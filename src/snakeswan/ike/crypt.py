@@ -7,9 +7,10 @@ The IV chain moves only when a message is sent, or after a received message has 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from snakeswan.errors import DecodeError
+from snakeswan.ike.context import PayloadHook
 from snakeswan.ike.sa import IkeSa, Phase1Crypto
 from snakeswan.wire.enums import Flag
 from snakeswan.wire.message import (
@@ -45,9 +46,15 @@ def build(
     *,
     encrypt: bool,
     iv: bytes | None = None,
+    hook: PayloadHook | None = None,
+    rehash: Callable[[list[Payload]], bytes] | None = None,
 ) -> bytes:
     """A datagram for ``sa``; encrypted bodies are zero-padded to the cipher block size. With
-    ``iv`` the body is encrypted with that IV and the chain is not moved (the caller records it)."""
+    ``iv`` the body is encrypted with that IV and the chain is not moved (the caller records it).
+    ``hook`` (``Context.payload_hook``: impairments on purpose) may change the payloads first;
+    ``rehash`` computes the value of a HASH at their head again over the ones after it."""
+    if hook is not None:
+        payloads = hook(sa.icookie, exchange, message_id, list(payloads), rehash)
     header = Header(sa.icookie, sa.rcookie, 0, exchange, Flag.ENCRYPTION if encrypt else 0, message_id)
     if not encrypt:
         return encode_message(header, payloads)

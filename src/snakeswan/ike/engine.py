@@ -15,7 +15,17 @@ from collections.abc import Callable
 
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, first_address
 from snakeswan.errors import AuthenticationError, DecodeError, LocalError, PeerError, SnakeswanError
-from snakeswan.ike import close_actions, crypt, informational, peers, renewal, revocation, unique, xauth
+from snakeswan.ike import (
+    close_actions,
+    crypt,
+    informational,
+    peers,
+    pubkey_enc,
+    renewal,
+    revocation,
+    unique,
+    xauth,
+)
 from snakeswan.ike.aggressive_mode import AggressiveMode
 from snakeswan.ike.context import Context, SpiAllocator
 from snakeswan.ike.cookies import CookieJar
@@ -264,7 +274,9 @@ class Engine:
                 self.tracer.emit(
                     "ike",
                     "drop",
-                    reason="no exchange for this message",
+                    reason="phase 1 not complete"
+                    if header.exchange in (ExchangeType.QUICK_MODE, ExchangeType.TRANSACTION)
+                    else "no exchange for this message",
                     sa=sa.unique_id,
                     exchange=name_of(ExchangeType, header.exchange),
                     mid=header.message_id,
@@ -302,7 +314,8 @@ class Engine:
                 if ex is sa.phase1:
                     raise AuthenticationError(
                         NotifyType.AUTHENTICATION_FAILED,
-                        f"phase 1 message does not decrypt ({e.what}): wrong PSK?{psk_hint(ex)}",
+                        f"phase 1 message does not decrypt ({e.what}): "
+                        f"{pubkey_enc.garbled_hint(ex) or 'wrong PSK?'}{psk_hint(ex)}",
                     ) from e
                 raise
             self._trace_received(sa, ex, msg)

@@ -35,13 +35,18 @@ def send(sa: IkeSa, ctx: Context, payloads: list[Payload]) -> None:
     """Send an informational message: protected with HASH(1) when phase 1 keys exist."""
     mid = new_message_id(sa, ctx)
     protected = sa.crypto is not None and (sa.state is IkeState.ESTABLISHED or _phase1_authenticated(sa))
+    rehash = None
     if protected:
         c = sa.crypto
         assert c is not None
-        rest = encode_payloads(payloads)[1]
-        h = keymat.informational_hash(c.hash, c.keys.skeyid_a, mid, rest)  # prf(SKEYID_a, M-ID | N/D)
-        payloads = [HashPayload(h), *payloads]
-    data = crypt.build(sa, ExchangeType.INFORMATIONAL, mid, payloads, encrypt=protected)
+
+        def rehash(rest: list[Payload]) -> bytes:  # prf(SKEYID_a, M-ID | N/D)
+            return keymat.informational_hash(c.hash, c.keys.skeyid_a, mid, encode_payloads(rest)[1])
+
+        payloads = [HashPayload(rehash(payloads)), *payloads]
+    data = crypt.build(
+        sa, ExchangeType.INFORMATIONAL, mid, payloads, encrypt=protected, hook=ctx.payload_hook, rehash=rehash
+    )
     if protected:
         assert sa.crypto is not None
         sa.crypto.iv.forget(mid)

@@ -8,7 +8,8 @@ I -> R  MM5  HDR*, IDii, HASH_I [, N(INITIAL-CONTACT)]   (encrypted; port 4500 i
 R -> I  MM6  HDR*, IDir, HASH_R
 
 With signatures (RFC 2409 5.1) MM5/MM6 carry ``[CERT,] SIG_I`` / ``[CERT,] SIG_R`` instead of the
-HASH; CERTREQs go in MM3/MM4 (``ike.pubkey`` says when CERTs are sent).
+HASH; CERTREQs go in MM3/MM4 (``ike.pubkey`` says when CERTs are sent). With public key encryption
+(5.2, 5.3) the IDs travel encrypted in MM3/MM4 and MM5/MM6 carry only the HASH (``ike.pubkey_enc``).
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ import enum
 from collections.abc import Callable
 
 from snakeswan.config.model import ConnectionConfig
-from snakeswan.errors import AuthenticationError
-from snakeswan.ike import crypt
+from snakeswan.errors import AuthenticationError, DecodeError, PeerError
+from snakeswan.ike import crypt, pubkey_enc
 from snakeswan.ike.context import Context
 from snakeswan.ike.exchange import Exchange
 from snakeswan.ike.phase1 import Phase1
-from snakeswan.ike.proposals import check_ike_reply
+from snakeswan.ike.proposals import IkeChoice, check_ike_reply
 from snakeswan.ike.sa import IkeSa
 from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType
 from snakeswan.wire.message import Message, Rule, check_payloads, summary
-from snakeswan.wire.payloads import IdPayload, NotifyPayload, Payload, Proposal, SaPayload
+from snakeswan.wire.payloads import IdPayload, NoncePayload, NotifyPayload, Payload, Proposal, SaPayload
 
 P = PayloadType
 
@@ -53,6 +54,17 @@ RULES: dict[MmState, dict[int, Rule]] = {
     MmState.SENT_MM5: {P.ID: Rule(1, 1), P.HASH: Rule(0, 1), P.SIG: Rule(0, 1)},
 }
 
+# With public key encryption (RFC 2409 5.2, 5.3), the same for MM3..MM6 once decrypted
+PKE_RULES: dict[MmState, dict[int, Rule]] = {
+    state: pubkey_enc.MM_RULES[n]
+    for state, n in (
+        (MmState.SENT_MM2, 3),
+        (MmState.SENT_MM3, 4),
+        (MmState.SENT_MM4, 5),
+        (MmState.SENT_MM5, 6),
+    )
+}
+
 
 class MainMode(Exchange):
     name = "main_mode"
@@ -62,6 +74,8 @@ class MainMode(Exchange):
         self.p1 = Phase1(sa, ctx)
         self.state = MmState.START
         self._mm6: list[Payload] = []  # responder: what MM6 carried (sent again by late())
+        self._offered: SaPayload | None = None  # responder: MM1's offer and the connections it
+        self._candidates: list[ConnectionConfig] = []  # could be for (pubkey-enc: HASH(1) picks)
         self._handlers: dict[tuple[bool, MmState], Callable[[Message, bytes | None, float], None]] = {
             (True, MmState.SENT_MM1): self._i_mm2,
             (True, MmState.SENT_MM3): self._i_mm4,
@@ -73,7 +87,14 @@ class MainMode(Exchange):
     def _send(
         self, payloads: list[Payload], now: float, *, encrypt: bool = False, expect_reply: bool = True
     ) -> None:
-        data = crypt.build(self.sa, ExchangeType.IDENTITY_PROTECTION, 0, payloads, encrypt=encrypt)
+        data = crypt.build(
+            self.sa,
+            ExchangeType.IDENTITY_PROTECTION,
+            0,
+            payloads,
+            encrypt=encrypt,
+            hook=self.ctx.payload_hook,
+        )
         self.send(data, now, expect_reply=expect_reply)
         label = "MM6" if self.state is MmState.DONE else self.state.name.removeprefix("SENT_")
         self.trace("sent", msg=label, payloads=summary(payloads), encrypted=encrypt)
@@ -98,10 +119,21 @@ class MainMode(Exchange):
         if handler is None:
             self.trace("unexpected_message", state=self.state.name)
             return
-        check_payloads(
-            msg.types(), RULES[self.state], f"Main Mode in state {self.state.name}", allow_others=_OTHERS
-        )
-        handler(msg, ciphertext, now)
+        rules = RULES[self.state]
+        before = (self.sa.conn, self.sa.choice)
+        try:
+            if self.p1.pke.method is not None:
+                if self.state is MmState.SENT_MM2 and self._offered is not None:
+                    self.p1.pke.reselect(msg, self._candidates, self._choose)  # the key HASH(1) names
+                if self.state in (MmState.SENT_MM2, MmState.SENT_MM3):
+                    msg = self.p1.pke.unwrap(msg)  # MM3/MM4: nonce, ID (revised: all after the nonce)
+                rules = PKE_RULES.get(self.state, rules)
+            check_payloads(msg.types(), rules, f"Main Mode in state {self.state.name}", allow_others=_OTHERS)
+            handler(msg, ciphertext, now)
+        except (DecodeError, PeerError):
+            if self.state is MmState.SENT_MM2:  # a refused MM3 leaves the connection as it was
+                self.sa.conn, self.sa.choice = before
+            raise
         self.retx.processed(data)
 
     # ---- initiator ----------------------------------------------------------------------------
@@ -116,16 +148,37 @@ class MainMode(Exchange):
         self.p1.note_vids(msg)
         self.p1.note_certreqs(msg)
         self.state = MmState.SENT_MM3
-        self._send([*self.p1.ke_nonce(), *self.p1.natd(), *self.p1.certreqs()], now)
+        self._send(self._first([], [*self.p1.natd(), *self.p1.certreqs()]), now)
+
+    def _first(self, pre: list[Payload], rest: list[Payload]) -> list[Payload]:
+        """MM3/MM4: KE, nonce and the rest; with public key encryption also our ID, encrypted."""
+        ke, nonce = self.p1.ke_nonce()
+        if self.p1.pke.method is None:
+            return [*pre, ke, nonce, *rest]
+        assert isinstance(nonce, NoncePayload)
+        return self.p1.pke.wrap(pre, ke, nonce, self.p1.our_id(), rest)
+
+    def _final(self) -> list[Payload]:
+        """MM5/MM6: our ID and HASH/SIG; with public key encryption the HASH over the ID sent before."""
+        if self.p1.pke.method is not None:
+            return self.p1.our_auth(self.p1.pke.our_id_body)
+        our_id = self.p1.our_id()
+        return [our_id, *self.p1.our_auth(our_id.encode_body())]
+
+    def _take_id(self, msg: Message) -> None:
+        id_p = msg.first(IdPayload)
+        assert id_p is not None
+        self.p1.take_peer_id(id_p)
 
     def _i_mm4(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
         self.p1.take_ke_nonce(msg)
+        if self.p1.pke.method is not None:
+            self._take_id(msg)
         self.p1.check_natd(msg)
         self.p1.note_certreqs(msg)
         self.p1.derive_keys()
         self.p1.float_to_nat_port()
-        our_id = self.p1.our_id()
-        payloads: list[Payload] = [our_id, *self.p1.our_auth(our_id.encode_body())]
+        payloads = self._final()
         if self.p1.initial_contact:
             payloads.append(NotifyPayload(NotifyType.INITIAL_CONTACT, spi=self.sa.icookie + self.sa.rcookie))
         self.state = MmState.SENT_MM5
@@ -133,9 +186,9 @@ class MainMode(Exchange):
 
     def _i_mm6(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
         self._require_encrypted(ciphertext)
-        id_p = msg.first(IdPayload)
-        assert id_p is not None and self.sa.crypto is not None and ciphertext is not None
-        self.p1.take_peer_id(id_p)
+        assert self.sa.crypto is not None and ciphertext is not None
+        if self.p1.pke.method is None:
+            self._take_id(msg)
         self.p1.verify_auth(msg, now)
         self.sa.crypto.iv.confirm(0, ciphertext)
         self.state = MmState.DONE
@@ -152,6 +205,7 @@ class MainMode(Exchange):
         sa_raw = msg.raw_of(SaPayload)
         assert offered is not None and sa_raw is not None
         choice = self.p1.choose(offered, candidates)
+        self._offered, self._candidates = offered, candidates
         self.p1.sai_b = sa_raw.body
         self.p1.note_vids(msg)
         self.p1.note_certreqs(msg)
@@ -164,18 +218,20 @@ class MainMode(Exchange):
 
     def _r_mm3(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
         self.p1.take_ke_nonce(msg)
+        if self.p1.pke.method is not None:
+            self._take_id(msg)  # and the initiator's key we encrypt Nr to
         self.p1.check_natd(msg)
         self.p1.note_certreqs(msg)
-        payloads: list[Payload] = [*self.p1.ke_nonce(), *self.p1.natd(), *self.p1.certreqs()]
+        payloads = self._first([], [*self.p1.natd(), *self.p1.certreqs()])
         self.p1.derive_keys()
         self.state = MmState.SENT_MM4
         self._send(payloads, now)
 
     def _r_mm5(self, msg: Message, ciphertext: bytes | None, now: float) -> None:
         self._require_encrypted(ciphertext)
-        id_p = msg.first(IdPayload)
-        assert id_p is not None and self.sa.crypto is not None and ciphertext is not None
-        self.p1.take_peer_id(id_p)
+        assert self.sa.crypto is not None and ciphertext is not None
+        if self.p1.pke.method is None:
+            self._take_id(msg)
         self.p1.verify_auth(msg, now)
         self.p1.keep_final(ciphertext)
         self.sa.crypto.iv.confirm(0, ciphertext)
@@ -183,9 +239,8 @@ class MainMode(Exchange):
         for n in msg.all(NotifyPayload):
             if n.notify_type == NotifyType.INITIAL_CONTACT:
                 self.p1.initial_contact = True
-        our_id = self.p1.our_id()
         self.state = MmState.DONE
-        self._mm6 = [our_id, *self.p1.our_auth(our_id.encode_body())]
+        self._mm6 = self._final()
         self._send(self._mm6, now, encrypt=True, expect_reply=False)
         self.done = True
         self.p1.established(now)
@@ -206,6 +261,14 @@ class MainMode(Exchange):
         self.ctx.send(mm6, self.sa.local, self.sa.remote)
         self.trace("sent", msg="MM6", payloads=summary(self._mm6), encrypted=True, again=True)
         return True
+
+    def _choose(self, conn: ConnectionConfig) -> IkeChoice | None:
+        """MM1's offer chosen again for ``conn`` (it becomes the SA's), or None if it refuses it."""
+        assert self._offered is not None
+        try:
+            return self.p1.choose(self._offered, [conn])
+        except PeerError:
+            return None
 
     @staticmethod
     def _require_encrypted(ciphertext: bytes | None) -> None:

@@ -1,6 +1,8 @@
 """What Main Mode and Aggressive Mode share: proposals, DH and nonces, keys, identities, HASH_I/R,
 NAT-D, vendor IDs, and authentication (pre-shared key: HASH_I/R; signatures: CERT/SIG through
-:mod:`snakeswan.ike.pubkey`). A helper that both exchanges hold (composition, DESIGN.md principle 3)."""
+:mod:`snakeswan.ike.pubkey`; public key encryption: nonces and IDs encrypted to the peer's key
+through :mod:`snakeswan.ike.pubkey_enc`, then HASH_I/R). A helper that both exchanges hold
+(composition, DESIGN.md principle 3)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from snakeswan.crypto.algorithms import hash_by_name, ike_cipher, ike_hash
 from snakeswan.crypto.dh import DhKeyPair, dh_group
 from snakeswan.crypto.ivchain import IvChain
 from snakeswan.errors import AuthenticationError, CryptoError, DecodeError, PeerError
-from snakeswan.ike import crypt, informational, natt, peers, pubkey, vendor
+from snakeswan.ike import crypt, informational, natt, peers, pubkey, pubkey_enc, vendor
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import IkeSaEstablished, KeyLog
 from snakeswan.ike.proposals import IkeChoice, ike_responder_lifetime, ike_sa_payload, select_ike
@@ -68,8 +70,8 @@ def base_method(method: int) -> int:
 def auth_methods(conn: ConnectionConfig, creds: Credentials, *, initiator: bool = True) -> tuple[int, ...]:
     """The phase 1 authentication methods a connection offers (``initiator``) or accepts: PSK, or
     the signature method of our own key (RSA 3, ECDSA 9/10/11), as strongSwan (one method for
-    both ends); with an XAUTH round, its XAUTH variant (the client is checked: ``local-xauth`` on
-    our side, ``remote-xauth`` on the peer's)."""
+    both ends), or public key encryption (4, revised 5); with an XAUTH round, its XAUTH variant
+    (the client is checked: ``local-xauth`` on our side, ``remote-xauth`` on the peer's)."""
     if is_hybrid(conn):
         gateway_signs = pubkey.is_pubkey(conn.local.method) or pubkey.is_pubkey(conn.remote.method)
         if not gateway_signs or (pubkey.is_pubkey(conn.local.method) and pubkey.local_method(
@@ -80,8 +82,11 @@ def auth_methods(conn: ConnectionConfig, creds: Credentials, *, initiator: bool 
             )
         init_checked = (conn.local.method == "xauth") == initiator
         return (_HYBRID_METHODS[0 if init_checked else 1],)
-    if conn.local.auth == "psk" or conn.remote.auth == "psk":
-        base: int = AuthMethod.PRE_SHARED_KEY
+    pke = pubkey_enc.conn_method(conn)
+    if pke is not None:
+        base: int = pke  # RSA encryption (4) or its revised mode (5); the loader refuses XAUTH
+    elif conn.local.auth == "psk" or conn.remote.auth == "psk":
+        base = AuthMethod.PRE_SHARED_KEY
     elif pubkey.is_pubkey(conn.local.method) and pubkey.is_pubkey(conn.remote.method):
         base = pubkey.local_method(conn, creds)
     else:
@@ -104,6 +109,8 @@ def id_acceptable(conn: ConnectionConfig, remote_addr: str, ident: Identity) -> 
     swanctl), since the certificate must then contain the identity."""
     if conn.remote.id is None and pubkey.is_pubkey(conn.remote.method):
         return True
+    if conn.remote.id is None and pubkey_enc.is_pke(conn.remote.auth) and conn.remote.certs:
+        return True  # the certificate we encrypt to must contain it (PkeAuth.check_peer)
     return peers.id_acceptable(conn, remote_addr, ident)
 
 
@@ -126,6 +133,7 @@ class Phase1:
         self.final: tuple[bytes, bytes] | None = None  # responder: (IV, ciphertext) of MM5/AM3
         self.unique_checked = False  # the engine applied INITIAL-CONTACT / unique once established
         self.pubkey = pubkey.PubkeyAuth(ctx, sa.unique_id)
+        self.pke = pubkey_enc.PkeAuth(ctx, sa)
         self.peer_vids: set[bytes] = set()
 
     # ---- proposals --------------------------------------------------------------------------
@@ -135,6 +143,8 @@ class Phase1:
         proposals = conn.proposals
         if single_group:
             proposals = tuple(p for p in proposals if p.group == proposals[0].group)
+            if pubkey_enc.conn_method(conn) is not None:
+                proposals = proposals[:1]  # AM1 is encrypted with the cipher and hash of this one
         self.offer = ike_sa_payload(
             proposals,
             auth_methods(conn, self.ctx.config.credentials)[0],
@@ -229,7 +239,10 @@ class Phase1:
             raise PeerError(NotifyType.INVALID_KEY_INFORMATION, f"peer's KE rejected: {e}") from e
         h = ike_hash(choice.proposal.hash)
         cipher = ike_cipher(choice.proposal.encryption, choice.proposal.key_length)
-        if self.signatures:
+        if self.pke.method is not None:
+            # SKEYID = prf(hash(Ni_b | Nr_b), CKY-I | CKY-R)
+            skeyid = keymat.skeyid_pke(h, self.ni, self.nr, sa.icookie, sa.rcookie)
+        elif self.signatures:
             skeyid = keymat.skeyid_sig(h, self.ni, self.nr, gxy)  # SKEYID = prf(Ni_b | Nr_b, g^xy)
         else:
             psk = self.lookup_psk()
@@ -249,7 +262,11 @@ class Phase1:
     def signatures(self) -> bool:
         """Authentication by signatures (the negotiated method is not a pre-shared key)."""
         choice = self.sa.choice
-        return choice is not None and base_method(choice.auth_method) != AuthMethod.PRE_SHARED_KEY
+        return (
+            choice is not None
+            and base_method(choice.auth_method) != AuthMethod.PRE_SHARED_KEY
+            and choice.auth_method not in pubkey_enc.PKE_METHODS
+        )
 
     def lookup_psk(self) -> bytes:
         sa = self.sa
@@ -331,6 +348,8 @@ class Phase1:
                 NotifyType.INVALID_ID_INFORMATION,
                 f"peer identity {ident} is not {peers.remote_identity(sa.conn, sa.remote[0])}",
             )
+        if self.pke.method is not None:
+            self.pke.check_peer(ident)
         sa.remote_id = ident
         return ident
 
@@ -372,6 +391,8 @@ class Phase1:
 
     def verify_auth(self, msg: Message, now: float, id_body: bytes | None = None) -> None:
         """Check the peer's HASH_I/HASH_R, or its SIG over it (its ID from ``sa.remote_id``)."""
+        if id_body is None and self.pke.method is not None:
+            id_body = self.pke.peer_id_body  # its ID came encrypted, before the HASH
         if not self.signatures or (self.sa.conn is not None and self.sa.conn.remote.method == "xauth"):
             self.verify_hash(msg, id_body)  # the XAUTH side of hybrid sends a HASH, no signature
             return
@@ -399,6 +420,13 @@ class Phase1:
         expected = self.auth_hash(not self.sa.initiator, id_body)
         if not hmac.compare_digest(expected, got.data):
             which = "HASH_R" if self.sa.initiator else "HASH_I"
+            if self.pke.method is not None:
+                raise AuthenticationError(
+                    NotifyType.AUTHENTICATION_FAILED,
+                    f"{which} mismatch: the peer does not know the nonce we encrypted to its key "
+                    f"({self.pke.peer_key.name if self.pke.peer_key else '?'}): not the holder of that "
+                    "key, or a nonce was tampered with",
+                )
             raise AuthenticationError(
                 NotifyType.AUTHENTICATION_FAILED,
                 f"{which} mismatch: the peer's {which} is not the one computed with the pre-shared key "

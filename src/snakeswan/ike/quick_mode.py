@@ -127,7 +127,15 @@ class QuickMode(Exchange):
     def _send(self, rest: list[Payload], which: int, now: float, *, expect_reply: bool) -> None:
         rest_bytes = encode_payloads(rest)[1] if rest else b""
         payloads: list[Payload] = [HashPayload(self._hash(which, rest_bytes)), *rest]
-        data = crypt.build(self.sa, ExchangeType.QUICK_MODE, self.message_id, payloads, encrypt=True)
+        data = crypt.build(
+            self.sa,
+            ExchangeType.QUICK_MODE,
+            self.message_id,
+            payloads,
+            encrypt=True,
+            hook=self.ctx.payload_hook,
+            rehash=lambda r: self._hash(which, encode_payloads(r)[1] if r else b""),
+        )
         self.send(data, now, expect_reply=expect_reply)
         label = "QM3" if self.state is QmState.DONE else self.state.name.removeprefix("SENT_")
         self.trace("sent", msg=label, mid=self.message_id, payloads=summary(payloads))

@@ -65,7 +65,15 @@ class Transaction(Exchange):
 
     def _send(self, attr: AttributePayload, now: float, *, expect_reply: bool) -> None:
         payloads: list[Payload] = [HashPayload(self._hash(encode_payloads([attr])[1])), attr]
-        data = crypt.build(self.sa, ExchangeType.TRANSACTION, self.message_id, payloads, encrypt=True)
+        data = crypt.build(
+            self.sa,
+            ExchangeType.TRANSACTION,
+            self.message_id,
+            payloads,
+            encrypt=True,
+            hook=self.ctx.payload_hook,
+            rehash=lambda r: self._hash(encode_payloads(r)[1]),
+        )
         self.send(data, now, expect_reply=expect_reply)
         self.trace(
             "sent",

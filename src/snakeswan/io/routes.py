@@ -1,6 +1,8 @@
-"""Routes that steer a child's remote traffic into the TUN device, through iproute2.
+"""Routes that steer a child's remote traffic into the TUN device, over netlink.
 
-For each remote traffic selector of an installed child the daemon asks for
+For each remote traffic selector of an installed child the daemon asks for (in ``ip``'s words,
+which :func:`~snakeswan.io.netlink.run_netlink` carries out in process; :func:`run_ip` spawns the
+real ``ip`` instead)
 ``ip route replace 10.231.2.0/24 dev snakeswan0 src 10.231.1.1``: packets to the remote subnet are
 handed to the data plane (``Tun.read``), and packets the gateway itself originates there leave from
 an address inside the local selector (``src``), so that they match the child's policy. strongSwan's
@@ -10,7 +12,7 @@ address; we install the route without ``src`` instead).
 Routes are owned: several children (or an old SA and its rekeyed successor) may need one prefix;
 it is deleted only when its last owner removes it. :meth:`Routes.add` is idempotent (``replace``),
 :meth:`Routes.remove` of a route that is gone is not an error, :meth:`Routes.remove_all` is for
-shutdown. Errors raise :class:`LocalError` naming the command and iproute2's message.
+shutdown. Errors raise :class:`LocalError` naming the command and the kernel's message.
 
 Policy routing (:class:`Rules`, as strongSwan does with kernel-libipsec): the routes into the TUN
 go into a table of their own (``[daemon] route_table``, 220), consulted through one rule per address
@@ -37,6 +39,7 @@ from typing import Any
 
 from snakeswan.config.traffic import IPAddress, IPNetwork, TrafficSelector
 from snakeswan.errors import LocalError
+from snakeswan.io.netlink import run_netlink
 
 IP_TIMEOUT = 5.0
 SO_MARK: int = getattr(socket, "SO_MARK", 36)  # Linux
@@ -129,7 +132,7 @@ def parse_addresses(ip_json: str, *, exclude_devices: Iterable[str] = ()) -> lis
     return found
 
 
-def local_addresses(*, exclude_devices: Iterable[str] = (), runner: Runner = run_ip) -> list[IPAddress]:
+def local_addresses(*, exclude_devices: Iterable[str] = (), runner: Runner = run_netlink) -> list[IPAddress]:
     """Every address configured on this namespace's interfaces (``ip -j addr show``)."""
     return parse_addresses(runner(["-j", "addr", "show"]), exclude_devices=exclude_devices)
 
@@ -138,7 +141,7 @@ def local_address_in(
     selectors: Iterable[TrafficSelector],
     *,
     prefer: IPAddress | None = None,
-    runner: Runner = run_ip,
+    runner: Runner = run_netlink,
 ) -> IPAddress | None:
     """:func:`address_in_selectors` over this namespace's addresses."""
     return address_in_selectors(selectors, local_addresses(runner=runner), prefer=prefer)
@@ -158,7 +161,7 @@ class Routes:
     """Routes through one device (``snakeswan0``), each owned by one or more children.
 
     ``table`` (None = main) and ``metric`` go into every route; ``runner`` runs ``ip`` (tests pass a
-    fake one; the default is :func:`run_ip`).
+    fake one; the default is :func:`~snakeswan.io.netlink.run_netlink`, :func:`run_ip` spawns ``ip``).
     """
 
     def __init__(
@@ -167,7 +170,7 @@ class Routes:
         *,
         table: int | None = None,
         metric: int | None = None,
-        runner: Runner = run_ip,
+        runner: Runner = run_netlink,
     ) -> None:
         self.device = device
         self.table = table
@@ -313,7 +316,7 @@ class Rules:
     rules), :meth:`remove_all` deletes what we added (shutdown). ``runner`` as for :class:`Routes`.
     """
 
-    def __init__(self, *, runner: Runner = run_ip) -> None:
+    def __init__(self, *, runner: Runner = run_netlink) -> None:
         self._run = runner
         self._rules: list[tuple[int, list[str]]] = []
 

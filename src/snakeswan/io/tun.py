@@ -4,7 +4,7 @@
 returns exactly one IP packet, every ``write()`` injects one; no packet-info header). The fd is
 non-blocking, so the daemon registers it once with ``loop.add_reader`` and drains it in batches
 with :meth:`Tun.read`. A name that is taken is an error (``IFF_TUN_EXCL``), not a silently chosen
-other one. :meth:`Tun.configure` (MTU, addresses, up) runs iproute2 once at start; nothing on the
+other one. :meth:`Tun.configure` (MTU, addresses, up) asks netlink once at start (io.netlink); nothing on the
 per-packet path leaves Python's ``os.read``/``os.write``.
 
 Offloads (``offload=True``): the device is opened with ``IFF_VNET_HDR``, so every frame read or
@@ -38,7 +38,8 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from snakeswan.errors import LocalError
-from snakeswan.io.routes import Runner, run_ip
+from snakeswan.io.netlink import run_netlink
+from snakeswan.io.routes import Runner
 from snakeswan.ipsec.offload import VNET_HDR_LEN, ZERO_HEADER, coalesce, split_frame
 from snakeswan.ipsec.packet import Drop
 
@@ -275,10 +276,11 @@ class Tun:
         addresses: Sequence[str] = (),
         up: bool = True,
         txqueuelen: int | None = None,
-        runner: Runner = run_ip,
+        runner: Runner = run_netlink,
     ) -> None:
         """Set the MTU (and queue length), add ``addresses`` (``"10.231.8.1/24"``; ``ip addr
-        replace``, so calling it again is harmless) and bring the device up, through iproute2."""
+        replace``, so calling it again is harmless) and bring the device up (over netlink unless
+        ``runner`` is :func:`~snakeswan.io.routes.run_ip`)."""
         if not 68 <= mtu <= 65535:
             raise LocalError(f"TUN device {self.name}: MTU {mtu} out of range 68..65535")
         link = ["link", "set", "dev", self.name, "mtu", str(mtu)]

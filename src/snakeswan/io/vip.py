@@ -1,6 +1,6 @@
 """A share's virtual address: added to an interface, announced by gratuitous ARP, removed.
 
-``ip addr replace ADDR/PLEN dev IF valid_lft T preferred_lft T`` (iproute2, as io/routes.py) makes
+``ip addr replace ADDR/PLEN dev IF valid_lft T preferred_lft T`` (over netlink, io/netlink.py) makes
 it ours for T seconds, refreshed while we own it (``nodad`` for IPv6 so it is usable at once). Then
 gratuitous ARP, so that the peers' (or the router's) ARP caches point
 at our MAC now instead of the dead node's: we send it ourselves from an ``AF_PACKET`` socket, an
@@ -19,7 +19,7 @@ import socket
 import struct
 
 from snakeswan.errors import LocalError
-from snakeswan.io.routes import run_ip
+from snakeswan.io.netlink import run_netlink
 
 __all__ = ["GARP_GAP", "GARP_ROUNDS", "add_address", "garp_frames", "gratuitous_arp", "remove_address"]
 
@@ -38,13 +38,13 @@ def add_address(
     extra = ["nodad"] if address.version == 6 else []
     if lifetime is not None:
         extra += ["valid_lft", str(lifetime), "preferred_lft", str(lifetime)]
-    run_ip(["addr", "replace", str(address), "dev", interface, *extra])
+    run_netlink(["addr", "replace", str(address), "dev", interface, *extra])
 
 
 def remove_address(address: ipaddress.IPv4Interface | ipaddress.IPv6Interface, interface: str) -> bool:
     """Take ``address`` off ``interface``; False when it was not there."""
     try:
-        run_ip(["addr", "del", str(address), "dev", interface])
+        run_netlink(["addr", "del", str(address), "dev", interface])
     except LocalError as e:
         if "Cannot assign" in str(e) or "not found" in str(e).lower():
             return False

@@ -246,10 +246,10 @@ def check_payloads(
     for t in types:
         counts[t] = counts.get(t, 0) + 1
         if t not in rules and t not in others:
-            raise DecodeError(f"{what}: unexpected {name_of(PayloadType, t)} payload", 0, what)
+            raise DecodeError(f"unexpected {name_of(PayloadType, t)} payload", 0, what)
     for t, rule in rules.items():
         n = counts.get(t, 0)
         if n < rule.min:
-            raise DecodeError(f"{what}: missing {name_of(PayloadType, t)} payload", 0, what)
+            raise DecodeError(f"missing {name_of(PayloadType, t)} payload", 0, what)
         if n > rule.max:
-            raise DecodeError(f"{what}: {n} {name_of(PayloadType, t)} payloads, at most {rule.max}", 0, what)
+            raise DecodeError(f"{n} {name_of(PayloadType, t)} payloads, at most {rule.max}", 0, what)
