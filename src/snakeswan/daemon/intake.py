@@ -3,8 +3,8 @@
 Each time a socket is readable, :meth:`Intake.drain` reads up to :attr:`Intake.max_reads`
 ``recvmmsg`` calls' worth (64 datagrams each), then sorts the IKE datagrams with
 :class:`~snakeswan.ike.shedding.Shedder` from their raw bytes: ESP-in-UDP and IKE for SAs we hold
-first, new IKE SAs under the budget, the rest dropped uncounted by the kernel's overflow but
-counted here. Only what is kept gets its addresses and control messages decoded and the engine's
+first, new IKE SAs under the budget (lowered while the reads come back full and half of what
+they hold is IKE), the rest dropped and counted here rather than by the kernel's overflow. Only what is kept gets its addresses and control messages decoded and the engine's
 parse. The loop goes back to its other work (timers, the control socket) after each drain, and
 the socket, still readable, brings us back.
 
@@ -67,6 +67,9 @@ class Intake:
                 batch.append((data[4:], prefix_of(_packed_source(name)), entry))
             else:
                 batch.append((data, prefix_of(_packed_source(name)), entry))
+        # a backlog of ESP-in-UDP (a busy data plane) is not an IKE overload: only when at least
+        # half of what was read is IKE does the budget for new IKE SAs fall
+        backlog = backlog and 2 * len(batch) >= len(raw)
         for data, name, control in self.shedder.sort(batch, now, backlog=backlog):
             out.extend(sock.decode(data, name, control))
         self._report(now)

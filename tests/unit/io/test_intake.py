@@ -70,3 +70,21 @@ def test_nat_t_port_esp_passes_keepalives_dropped() -> None:
     finally:
         rx.close()
         tx.close()
+
+
+def test_an_esp_backlog_is_not_an_ike_overload() -> None:
+    rx = UdpSocket(0, bind="127.0.0.1", nat_t=True)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        esp = b"\x00\x00\x10\x01" + bytes(40)
+        for i in range(100):
+            tx.sendto(esp if i % 10 else NON_ESP_MARKER + ike(i.to_bytes(8, "big")), ("127.0.0.1", rx.port))
+        shed = Shedder[tuple[bytes, bytes, bytes]](
+            lambda i, r: False, rate=1000, burst=1000, burst_under_load=0
+        )
+        intake = Intake(shed, max_reads=1, per_read=64)  # a full read, but nine in ten are ESP
+        got = list(intake.drain(rx, 0.0))
+        assert sum(r.kind == "ike" for r in got) == 7 and sum(r.kind == "esp" for r in got) == 57
+    finally:
+        rx.close()
+        tx.close()
