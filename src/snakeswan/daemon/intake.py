@@ -4,9 +4,10 @@ Each time a socket is readable, :meth:`Intake.drain` reads up to :attr:`Intake.m
 ``recvmmsg`` calls' worth (64 datagrams each), then sorts the IKE datagrams with
 :class:`~snakeswan.ike.shedding.Shedder` from their raw bytes: ESP-in-UDP and IKE for SAs we hold
 first, new IKE SAs under the budget (lowered while the reads come back full and half of what
-they hold is IKE), the rest dropped and counted here rather than by the kernel's overflow. Only what is kept gets its addresses and control messages decoded and the engine's
-parse. The loop goes back to its other work (timers, the control socket) after each drain, and
-the socket, still readable, brings us back.
+they hold is IKE), the rest dropped and counted here rather than by the kernel's overflow. Only
+what is kept gets its addresses and control messages decoded and the engine's parse. The loop
+goes back to its other work (timers, the control socket) after each drain, and the socket,
+still readable, brings us back.
 
 What was shed is logged once every :data:`LOG_EVERY` seconds at most, as counts by reason.
 """
