@@ -78,7 +78,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 def load(ns: object, n: int, ike: str, procs: int = 1) -> dict[str, object]:
-    cmd = [sys.executable, "-m", "snakeswan.cli.main", "load", "10.231.0.2", "--local", "10.231.0.1",
+    # several processes: an address each (strongSwan with kernel-libipsec fakes NAT, and our
+    # engine floats IKE to its own NAT-T port on both ends: ports of their own would not do)
+    local = ",".join(["10.231.0.1"] + [f"10.231.0.{10 + k}" for k in range(1, procs)])
+    for k in range(1, procs):
+        ns.run("ip", "addr", "add", f"10.231.0.{10 + k}/24", "dev", "w0")  # type: ignore[attr-defined]
+    cmd = [sys.executable, "-m", "snakeswan.cli.main", "load", "10.231.0.2", "--local", local,
            "--psk", "load-psk", "-n", str(n), "--ike", ike, "--remote-ts", "10.231.2.0/24",
            "--concurrency", "200", "--timeout", "900", "--json", "-q", "--procs", str(procs)]  # fmt: skip
     cp = ns.run(*cmd, check=False, timeout=1200, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})  # type: ignore[attr-defined]

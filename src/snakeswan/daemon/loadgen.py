@@ -46,6 +46,7 @@ class LoadSpec:
     port: int = 500
     nat_port: int = 4500
     first: int = 0  # peer numbers first .. first + n - 1 (a share of several processes)
+    bind: bool = False  # sockets bound to ``local`` only (several processes, one address each)
 
     def config_text(self) -> str:
         blocks = [f"[daemon]\nport = {self.port}\nnat_port = {self.nat_port}\ndataplane = false\n"]
@@ -117,7 +118,8 @@ class LoadGenerator:
         loop = asyncio.get_running_loop()
         try:
             for port, nat_t in ((self.spec.port, False), (self.spec.nat_port, True)):
-                self._sockets[port] = UdpSocket(port, family=socket.AF_INET, nat_t=nat_t)
+                bind = self.spec.local if self.spec.bind else None
+                self._sockets[port] = UdpSocket(port, family=socket.AF_INET, nat_t=nat_t, bind=bind)
         except OSError as e:
             raise LocalError(f"load: cannot open UDP port: {e.strerror}") from None
         for s in self._sockets.values():

@@ -3,8 +3,11 @@
 One Python process computes a few hundred Diffie-Hellman exchanges a second, fewer than a gateway
 answers: the peers are split into N contiguous shares (peer numbers, so identities, stay those
 of one process), each share its own :class:`~snakeswan.daemon.loadgen.LoadGenerator` in a
-forked process with its own UDP ports (``port + k`` and ``nat_port + k`` for process k: one
-address, so each process needs ports of its own; a gateway answers the port a peer sent from).
+forked process with an address of its own when ``--local`` names several (sockets bound to it,
+ports 500/4500), else its own UDP ports on the one address (``port + k`` and ``nat_port + k``
+for process k: a gateway answers the port a peer sent from, but our engine floats IKE to its
+own NAT-T port on both ends, so against a gateway that detects or fakes NAT, as strongSwan with
+kernel-libipsec does, give one address per process).
 The rate and the concurrency are divided among them. Each process reports its progress once a
 second through shared counters and its whole result (latencies included) through a pipe at the
 end; :func:`merge` makes one :class:`~snakeswan.daemon.loadgen.LoadResult` of them.
@@ -26,20 +29,28 @@ from snakeswan.errors import LocalError
 
 
 def shares(spec: LoadSpec, procs: int) -> list[LoadSpec]:
-    """The specs of ``procs`` processes: contiguous peer numbers, ports and budgets of their own."""
+    """The specs of ``procs`` processes: contiguous peer numbers and budgets of their own, and
+    either an address of their own (``spec.local`` lists several, comma-separated: sockets bound
+    to it, the standard ports) or, with one address, ports of their own."""
     if procs < 1:
         raise LocalError("load: --procs must be at least 1")
     procs = min(procs, max(1, spec.n))
+    addresses = [a.strip() for a in spec.local.split(",") if a.strip()]
+    if len(addresses) > 1 and len(addresses) < procs:
+        raise LocalError(f"load: {procs} processes need {procs} local addresses, or one")
     out, first = [], spec.first
     for k in range(procs):
         n = spec.n // procs + (1 if k < spec.n % procs else 0)
+        own = len(addresses) > 1
         out.append(
             dataclasses.replace(
                 spec,
                 n=n,
                 first=first,
-                port=spec.port + k,
-                nat_port=spec.nat_port + k,
+                local=addresses[k] if own else addresses[0],
+                bind=own,
+                port=spec.port if own else spec.port + k,
+                nat_port=spec.nat_port if own else spec.nat_port + k,
                 rate=spec.rate / procs,
                 concurrency=max(1, -(-spec.concurrency // procs)),
             )
