@@ -37,7 +37,8 @@ def install(p: Pair, side: object) -> Processor:
 
 
 @pytest.mark.parametrize(
-    "esp", ["aes128ctr-sha256", "aes256ctr-sha1", "aes128ccm16", "aes256ccm8", "aes128gmac"]
+    "esp",
+    ["aes128ctr-sha256", "aes256ctr-sha1", "aes128ccm16", "aes256ccm8", "aes128gmac", "chacha20poly1305"],
 )
 def test_suite_negotiated_and_carried(esp: str) -> None:
     p = Pair(

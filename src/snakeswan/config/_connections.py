@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from snakeswan.config import _pke
 from snakeswan.config._fields import Table, describe
+from snakeswan.config._routebased import ROUTE_BASED_KEYS, route_based
 from snakeswan.config.identity import Identity
 from snakeswan.config.model import (
     CHILD_MODES,
@@ -98,6 +99,7 @@ CHILD_KEYS = (
     "updown",
     "hostaccess",
     "policies",
+    *ROUTE_BASED_KEYS,
 )
 
 
@@ -362,11 +364,19 @@ def parse_connection(
     shunts = tuple(child for child, _ in parsed if child.shunt)
     if not any(is_specific(address) for address in remote_addrs):
         for child, table in parsed:
+            if child.interface is not None:
+                raise table.error(
+                    "if_id_in", "a route-based child needs a specific remote address (one peer)"
+                )
             if child.start_action != "none" and not child.shunt:
                 raise table.error(
                     "start_action",
                     f"needs a specific remote address to initiate to; remote_addrs is {list(remote_addrs)}",
                 )
+    if conn.data.get("encap") is True:
+        for child, table in parsed:
+            if child.esp_proposals and child.ah_proposals:
+                raise table.error("ah_proposals", "an AH+ESP bundle cannot be UDP-encapsulated (encap)")
     config = ConnectionConfig(
         name=name,
         local=local,
@@ -383,22 +393,20 @@ def parse_connection(
 
 
 def _selectors(child: Table, key: str, *, shunt: bool = False) -> tuple[TrafficSelector, ...]:
-    """A child's ``local_ts``/``remote_ts``: one selector with one port or all for IKEv1; a shunt
-    (never negotiated) may have several, with port ranges."""
+    """A child's ``local_ts``/``remote_ts``: selectors with one port or all for IKEv1 (several make
+    one Quick Mode per local x remote pair of one family); a shunt (never negotiated) may have
+    port ranges."""
     selectors = child.parsed_list(key, TrafficSelector.from_text, (TrafficSelector.make_dynamic(),))
     if not selectors:
         raise child.error(key, 'expected at least one traffic selector (or "dynamic")')
     if shunt:
         return selectors
-    if len(selectors) > 1:
-        raise child.error(
-            key, "IKEv1 negotiates one traffic selector per side; define another child for more"
-        )
-    ts = selectors[0]
-    if not (ts.all_ports or ts.port_start == ts.port_end):
-        raise child.error(
-            f"{key}[0]", f"IKEv1 IDs carry a single port or all ports, got {ts.port_start}-{ts.port_end}"
-        )
+    for i, ts in enumerate(selectors):  # several: one Quick Mode per local x remote pair
+        if not (ts.all_ports or ts.port_start == ts.port_end):
+            raise child.error(
+                f"{key}[{i}]",
+                f"IKEv1 IDs carry a single port or all ports, got {ts.port_start}-{ts.port_end}",
+            )
     return selectors
 
 
@@ -439,8 +447,6 @@ def _child_lifetimes(child: Table) -> _ChildLifetimes:
 
 
 def _child_proposals(child: Table) -> tuple[tuple[ChildProposal, ...], tuple[ChildProposal, ...]]:
-    if "esp_proposals" in child.data and "ah_proposals" in child.data:
-        raise child.error("ah_proposals", "set either esp_proposals or ah_proposals, not both")
     default_esp = () if "ah_proposals" in child.data else (DEFAULT_ESP_PROPOSALS,)
     esp_lists = child.parsed_list("esp_proposals", parse_esp_proposal, default_esp)
     ah_lists = child.parsed_list("ah_proposals", parse_ah_proposal)
@@ -448,6 +454,9 @@ def _child_proposals(child: Table) -> tuple[tuple[ChildProposal, ...], tuple[Chi
     ah = _unique(proposal for proposals in ah_lists for proposal in proposals)
     if not esp and not ah:
         raise child.error("esp_proposals", "expected at least one proposal")
+    if esp and ah and {p.pfs_group for p in esp} != {p.pfs_group for p in ah}:
+        # an AH+ESP bundle: one Quick Mode, one KE, so both halves offer the same PFS groups
+        raise child.error("ah_proposals", "an AH+ESP bundle needs the same PFS groups in both lists")
     return esp, ah
 
 
@@ -470,7 +479,7 @@ def parse_child(name: str, child: Table) -> ChildConfig:
     shunt = mode in SHUNT_MODES
     local_ts = _selectors(child, "local_ts", shunt=shunt)
     remote_ts = _selectors(child, "remote_ts", shunt=shunt)
-    if shunt:
+    if shunt or len(local_ts) > 1 or len(remote_ts) > 1:  # no selector may be left without a pair
         _check_shunt_families(child, local_ts, remote_ts)
     elif not (local_ts[0].dynamic or remote_ts[0].dynamic) and local_ts[0].version != remote_ts[0].version:
         raise child.error("remote_ts", "local_ts and remote_ts must be of the same address family")
@@ -483,6 +492,7 @@ def parse_child(name: str, child: Table) -> ChildConfig:
             f'a "{mode}" policy is installed at start and never negotiated; expected "trap" or "none"',
         )
     _refuse_unsupported_child_keys(child)
+    if_id, interface = route_based(child, mode)
     config = ChildConfig(
         name=name,
         local_ts=local_ts,
@@ -499,6 +509,8 @@ def parse_child(name: str, child: Table) -> ChildConfig:
         updown=child.string("updown"),
         hostaccess=child.boolean("hostaccess", False),
         policies=child.boolean("policies", True),
+        if_id=if_id,
+        interface=interface,
     )
     return replace(config, **_child_lifetimes(child))
 

@@ -24,6 +24,7 @@ import tomllib
 from snakeswan.config._connections import is_specific, parse_connection
 from snakeswan.config._credentials import is_key_section, load_credentials
 from snakeswan.config._fields import Table, describe
+from snakeswan.config._routebased import check_unique_interfaces
 from snakeswan.config.cluster import ClusterConfig, parse_cluster
 from snakeswan.config.identity import Identity
 from snakeswan.config.model import (
@@ -101,6 +102,15 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         conn = parse_connection(name, table, daemon, pool_names)
         _check_secrets(conn, secrets, table)
         connections.append(conn)
+    check_unique_interfaces(
+        (
+            (f"connections.{c.name}.children.{ch.name}.interface", ch.interface)
+            for c in connections
+            for ch in c.children
+        ),
+        daemon.tun,
+        source,
+    )
     credentials, connections = load_credentials(top, connections, source)
     radius = _radius(top.sub("radius"))
     if radius is None:

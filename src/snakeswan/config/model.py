@@ -162,6 +162,8 @@ class ChildConfig:
     updown: str | None = None
     hostaccess: bool = False
     policies: bool = True
+    if_id: int = 0  # route-based (if_id_in = if_id_out): its traffic is what enters ``interface``
+    interface: str | None = None
 
     @property
     def shunt(self) -> bool:

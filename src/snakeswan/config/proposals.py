@@ -107,6 +107,7 @@ def _esp_encryption() -> dict[str, tuple[int, int | None]]:
         table[f"aes{bits}ccm"] = (EspTransformId.AES_CCM_16, bits)
     table["aes"] = (EspTransformId.AES_CBC, 128)
     table["aesctr"] = (EspTransformId.AES_CTR, 128)
+    table["chacha20poly1305"] = (EspTransformId.CHACHA20_POLY1305, None)  # RFC 7634, a 256-bit key
     return table
 
 
@@ -120,6 +121,7 @@ AEAD_TRANSFORMS = frozenset(
         EspTransformId.AES_CCM_12,
         EspTransformId.AES_CCM_16,
         EspTransformId.NULL_AUTH_AES_GMAC,
+        EspTransformId.CHACHA20_POLY1305,
     }
 )
 ESP_INTEGRITY: dict[str, int] = {
@@ -390,6 +392,7 @@ _LONG_ESP_ENC: dict[int, str] = {
     EspTransformId.AES_GCM_12: "AES_GCM_12",
     EspTransformId.AES_GCM_16: "AES_GCM_16",
     EspTransformId.NULL_AUTH_AES_GMAC: "NULL_AES_GMAC",
+    EspTransformId.CHACHA20_POLY1305: "CHACHA20_POLY1305",
 }
 _LONG_DH: dict[int, str] = {DhGroup.CURVE25519: "CURVE_25519", DhGroup.CURVE448: "CURVE_448"}
 

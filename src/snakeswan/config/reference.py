@@ -137,7 +137,11 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "local_ts": ("selectors", "dynamic", "our traffic selector, `10.1.0.0/24[tcp/80]`"),
         "remote_ts": ("selectors", "dynamic", "the peer's"),
         "esp_proposals": ("proposals", "default", "ESP proposals, `aes128gcm16-modp2048` (a group: PFS)"),
-        "ah_proposals": ("proposals", "-", "AH proposals instead of ESP"),
+        "ah_proposals": (
+            "proposals",
+            "-",
+            "AH proposals; with esp_proposals too, an AH+ESP bundle (same PFS groups, no NAT-T)",
+        ),
         "mode": ("choice", "tunnel", "`tunnel`, `transport`, or a shunt: `pass`, `drop`"),
         "rekey_time": ("duration", "1h", "rekey the IPsec SA after"),
         "life_time": ("duration", "rekey + 10%", "hard lifetime"),
@@ -158,6 +162,13 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "updown": ("string", "-", "(fail closed) updown scripts are not implemented"),
         "hostaccess": ("boolean", "false", "(fail closed) not implemented"),
         "policies": ("boolean", "true", "(fail closed) children without policies are not implemented"),
+        "if_id_in": ("integer", "0", "route-based child: its interface ID (as XFRM's); 0: policy-based"),
+        "if_id_out": ("integer", "0", "must equal if_id_in: one interface carries both directions"),
+        "interface": (
+            "string",
+            "vti<if_id>",
+            "route-based child: the TUN device created for it; `ip route ... dev` decides what enters",
+        ),
     },
     "[pools.<name>]": {
         "addrs": ("subnet or range", "required", "addresses to lease (a subnet's own address is not)"),

@@ -209,6 +209,8 @@ def esp_encryption_key_size(transform_id: int, key_length_bits: int | None) -> i
     fixed = _ESP_FIXED_KEY.get(transform_id)
     if fixed is not None and key_length_bits in (None, fixed * 8):
         return fixed
+    if transform_id == EspTransformId.CHACHA20_POLY1305 and key_length_bits in (None, 256):
+        return 32 + 4  # RFC 7634 section 2: a 256-bit key | 4-byte salt
     if transform_id in _ESP_AES_SALT:
         bits = 128 if key_length_bits is None else key_length_bits
         if bits in _AES_KEY_BITS:

@@ -23,6 +23,7 @@ from snakeswan.config.loader import load_config
 from snakeswan.config.model import Config
 from snakeswan.control.protocol import COMMANDS
 from snakeswan.daemon import cluster_state, keylog, loglimit, persistence, views
+from snakeswan.daemon.childsa import child_of_key
 from snakeswan.daemon.cluster import ClusterNode
 from snakeswan.daemon.control_server import ControlServer, raise_file_limit
 from snakeswan.daemon.dataplane import DataPlane
@@ -31,6 +32,7 @@ from snakeswan.daemon.intake import Intake
 from snakeswan.daemon.metrics import Metrics
 from snakeswan.daemon.persistence import Persistence, Restored
 from snakeswan.daemon.revocation import ask_ocsp
+from snakeswan.daemon.routebased import interfaces
 from snakeswan.daemon.waiters import Waiters
 from snakeswan.errors import ConfigError, LocalError
 from snakeswan.ike.engine import Engine
@@ -301,7 +303,7 @@ class Daemon:
                 *a.policy_key,
             )
             try:
-                self._initiate(a.policy_key[0], a.policy_key[1], pump=False)
+                self._initiate(a.policy_key[0], child_of_key(a.policy_key[1]), pump=False)
             except LocalError as e:
                 log.warning("acquire for %s/%s: %s", *a.policy_key, e)
         limits, dp.limits = dp.limits, []
@@ -606,6 +608,8 @@ class Daemon:
         config = load_config(self.config_path)
         if config.daemon.metrics != self.config.daemon.metrics:  # the endpoint is bound at start
             raise ConfigError(f"{self.config_path}: daemon.metrics: changing the endpoint needs a restart")
+        if interfaces(config) != interfaces(self.config):  # their TUN devices are made at start
+            raise ConfigError(f"{self.config_path}: route-based children (interface) change: restart")
         self.config = config
         self.engine.reconfigure(config)
         if self.dataplane is not None:

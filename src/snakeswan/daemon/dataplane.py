@@ -20,14 +20,17 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from snakeswan.config._connections import is_specific
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, DaemonConfig, first_address
 from snakeswan.config.traffic import TrafficSelector
+from snakeswan.daemon.childsa import bundle_params, pair_count, policy_key, serves_many
 from snakeswan.daemon.hostnet import OwnTraffic, purge_stale
+from snakeswan.daemon.routebased import RouteBasedInterfaces
 from snakeswan.errors import LocalError
 from snakeswan.ike.events import ChildSaInfo, SaKeys
+from snakeswan.ike.selectors import selector_pairs
 from snakeswan.io.entropy import BufferedRandom
 from snakeswan.io.netlink import run_netlink
 from snakeswan.io.rawip import AH, ESP, HeaderIncluded, RawIp
@@ -45,6 +48,7 @@ from snakeswan.ipsec import (
     Acquire,
     Bypass,
     Deliver,
+    DeliverVia,
     Expired,
     Output,
     Policy,
@@ -86,20 +90,6 @@ class _Families:
         return self._v4.send_many([m for m in messages if ":" not in m[1]]) + self._v6.send_many(v6)
 
 
-def serves_many(conn: ConnectionConfig) -> bool:
-    """A responder connection for any peer (a remote-access gateway): each peer's SA needs a
-    policy of its own, or the newest peer's SA would carry everybody's traffic."""
-    return not any(is_specific(address) for address in conn.remote_addrs)
-
-
-def policy_key(conn: ConnectionConfig, child: str, info: ChildSaInfo | None) -> tuple[str, str]:
-    """The SPD key of a child's policies: (connection, child), or per peer on a connection that
-    serves many, (connection, ``child@remote_ts``)."""
-    if info is not None and serves_many(conn):
-        return conn.name, f"{child}@{info.remote_ts}"
-    return conn.name, child
-
-
 def sa_params(spi: int, keys: SaKeys, info: ChildSaInfo, child: ChildConfig) -> SaParams:
     """One direction of a negotiated child as the data plane installs it."""
     local_ts = (TrafficSelector.from_text(info.local_ts),)
@@ -123,6 +113,7 @@ def sa_params(spi: int, keys: SaKeys, info: ChildSaInfo, child: ChildConfig) -> 
         hard_bytes=hard_bytes,
         replay_window=max(child.replay_window, 32),
         nat_oa=info.nat_oa,
+        interface=child.interface,
     )
 
 
@@ -185,6 +176,12 @@ class DataPlane:
         self.own = OwnTraffic(
             self.processor, (config.daemon.port, config.daemon.nat_port), self.tun.name, loop
         )
+        try:  # route-based children: a TUN device each (daemon/routebased.py)
+            rb = RouteBasedInterfaces(config, loop, self.processor, self._emit, self._drain_events)
+        except (LocalError, OSError):
+            self.close()
+            raise
+        self.route_based = rb
         log.info("data plane on %s (MTU %d)", self.tun.name, config.daemon.tun_mtu)
 
     def _open_raw_sockets(self) -> None:
@@ -240,6 +237,8 @@ class DataPlane:
             log.info("route clean-up: %s", e)
         self._close_sockets_and_rules()
         self.tun.close()
+        if hasattr(self, "route_based"):
+            self.route_based.close()
 
     def _close_sockets_and_rules(self) -> None:
         for sock in self._raw_sockets:
@@ -272,18 +271,29 @@ class DataPlane:
         remote: str | None = None,
         *,
         negotiated: ChildSaInfo | None = None,
+        pair: int | None = None,
     ) -> None:
         """The policies and the routes of one child (idempotent): ``protect`` for a negotiated child,
         ``bypass`` for a pass shunt (with rules that keep its flows out of the TUN), ``discard`` for a
         drop shunt (routed into the TUN, where it is dropped and counted). For an SA just
         ``negotiated`` the policy is its selectors as agreed (a virtual IP, a narrowed subnet), keyed
-        per peer on a connection that serves many (:func:`policy_key`)."""
-        key = policy_key(conn, child.name, negotiated)
-        if key in self._policies:
+        per peer on a connection that serves many (:func:`policy_key`). A child with several
+        selector pairs gets one policy key per ``pair``."""
+        if negotiated is None and pair is None and not child.shunt and pair_count(conn, child.name) > 1:
+            for i in range(pair_count(conn, child.name)):
+                self.protect(conn, child, local, remote, pair=i)
             return
+        key = policy_key(conn, child.name, negotiated, pair)
+        if key in self._policies or child.interface is not None:
+            return  # route-based: what enters its interface is its traffic (daemon/routebased.py)
         if negotiated is not None:
             lts = [TrafficSelector.from_text(negotiated.local_ts)]
             rts = [TrafficSelector.from_text(negotiated.remote_ts)]
+        elif pair is not None:
+            one = selector_pairs(child.local_ts, child.remote_ts)[pair]
+            lts, rts = self._selectors(
+                conn, replace(child, local_ts=one[:1], remote_ts=one[1:]), local, remote
+            )
         else:
             lts, rts = self._selectors(conn, child, local, remote)
         pairs = [(l_ts, r_ts) for l_ts in lts for r_ts in rts if l_ts.version == r_ts.version]
@@ -328,9 +338,14 @@ class DataPlane:
         of its policy key): its policies (packets queued for it are dropped), its routes (unless
         another child needs them) and a pass shunt's rules. Its SAs stay until :meth:`child_down`.
         Nothing to remove is no error."""
-        key = (conn_name, child_name)
-        if key not in self._policies:
-            return
+        mine = [
+            k for k in self._policies if k[0] == conn_name and child_name in (k[1], k[1].partition("#")[0])
+        ]
+        for key in mine:  # a child with several selector pairs has a key per pair (child#N)
+            self._unprotect(key)
+
+    def _unprotect(self, key: tuple[str, str]) -> None:
+        conn_name, child_name = key
         self._policies.discard(key)
         self.processor.remove_policies(key)
         owner = f"{conn_name}/{child_name}"
@@ -398,7 +413,8 @@ class DataPlane:
         inbound = sa_params(info.spi_in, info.keys_in, info, child)
         outbound = sa_params(info.spi_out, info.keys_out, info, child)
         self.children[info.spi_in] = info
-        self._emit(self.processor.install(inbound, outbound, policy_key(conn, child.name, info), now=now))
+        key = policy_key(conn, child.name, info)
+        self._emit(self.processor.install(inbound, outbound, key, now=now, ah=bundle_params(info, child)))
 
     def child_down(self, spi_in: int) -> ChildSaInfo | None:
         info = self.children.pop(spi_in, None)
@@ -416,11 +432,12 @@ class DataPlane:
             conn: ConnectionConfig | None = self.config.connection(conn_name)
         except KeyError:
             conn = None
-        if conn is not None and gone is not None and serves_many(conn):
-            key = policy_key(conn, child_name, gone)
+        if conn is not None and gone is not None and "@" in policy_key(conn, child_name, gone)[1]:
+            key = policy_key(conn, child_name, gone)  # a policy of its own (a peer's, narrowed)
             if not any(policy_key(conn, c.child, c) == key for c in self.children.values()):
                 self.unprotect(*key)
-            return
+            if serves_many(conn):
+                return
         if any(c.conn == conn_name and c.child == child_name for c in self.children.values()):
             return
         try:
@@ -531,6 +548,8 @@ class DataPlane:
         for o in outputs:
             if isinstance(o, SendIp):
                 raw.append(o)
+            elif type(o) is DeliverVia:
+                self.route_based.deliver(o.interface, o.ip_packet)
             elif isinstance(o, Deliver):
                 if delivered is not None:
                     delivered.append(o.ip_packet)

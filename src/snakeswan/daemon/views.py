@@ -35,6 +35,20 @@ def child_view(
         "age": round(age, 1) if age is not None else None,
         "lifetime_left": round(c.life_seconds - age, 1) if c.life_seconds and age is not None else None,
         **(counters or {"bytes_in": 0, "packets_in": 0, "bytes_out": 0, "packets_out": 0}),
+        **_bundle_view(c),
+    }
+
+
+def _bundle_view(c: ChildSaInfo) -> dict[str, Any]:
+    """An AH+ESP bundle's AH half: its SPIs and proposal beside the ESP ones."""
+    if c.ah is None:
+        return {}
+    proposal = ChildProposal(ProtocolId.IPSEC_AH, c.ah.transform_id, None, c.ah.auth, c.pfs_group)
+    return {
+        "protocol": "AH+ESP",
+        "ah_spi_in": f"{c.ah.spi_in:08x}",
+        "ah_spi_out": f"{c.ah.spi_out:08x}",
+        "ah_proposal": format_child_proposal(proposal),
     }
 
 

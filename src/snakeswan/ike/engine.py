@@ -16,6 +16,7 @@ from collections.abc import Callable
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, first_address
 from snakeswan.errors import AuthenticationError, DecodeError, LocalError, PeerError, SnakeswanError
 from snakeswan.ike import (
+    bundle,
     close_actions,
     crypt,
     informational,
@@ -45,6 +46,7 @@ from snakeswan.ike.remote_access import RemoteAccess, is_xauth
 from snakeswan.ike.retransmit import RetransmitPolicy
 from snakeswan.ike.sa import IkeSa, IkeState
 from snakeswan.ike.sa_table import SaTable
+from snakeswan.ike.selectors import selector_pairs
 from snakeswan.ike.teardown import Teardown
 from snakeswan.ike.timers import EngineHooks, Timers
 from snakeswan.ike.transaction import Deferred, OnReply, Transaction
@@ -204,9 +206,7 @@ class Engine:
             raise LocalError(f"no IKE SA {sa_id}")
         if sa.state is IkeState.ESTABLISHED:
             for child in list(sa.children):
-                informational.send(
-                    sa, self.ctx, [DeletePayload(child.protocol, (child.spi_in.to_bytes(4, "big"),))]
-                )
+                informational.send(sa, self.ctx, list(bundle.delete_payloads(child)))
             informational.send(
                 sa, self.ctx, [DeletePayload(ProtocolId.ISAKMP, (sa.icookie + sa.rcookie,), 16)]
             )
@@ -226,7 +226,7 @@ class Engine:
         if sa is None or child is None:
             raise LocalError(f"no IPsec SA with inbound SPI {spi_in:08x} on IKE SA {sa_id}")
         self.timers.touch(sa)
-        informational.send(sa, self.ctx, [DeletePayload(child.protocol, (spi_in.to_bytes(4, "big"),))])
+        informational.send(sa, self.ctx, list(bundle.delete_payloads(child)))
         self._teardown.remove_child(sa, child.spi_in, "deleted locally", close_actions.LOCAL, now)
 
     # ---- receiving ----------------------------------------------------------------------------
@@ -487,21 +487,32 @@ class Engine:
             return
         while sa.pending_children:
             name = sa.pending_children.pop(0)
-            busy = any(
-                isinstance(ex, QuickMode) and not ex.done and ex.child is not None and ex.child.name == name
-                for ex in sa.exchanges.values()
-            )
-            if busy or any(c.child == name for c in sa.children):
-                self.tracer.emit("ike", "child_exists", sa=sa.unique_id, child=name)
-                continue  # already up or being negotiated (an acquire, or `up` twice)
-            self._start_quick_mode(sa, sa.conn.child(name), now, None)
+            child = sa.conn.child(name)
+            for pair in range(len(selector_pairs(child.local_ts, child.remote_ts))):  # one QM each
+                busy = any(
+                    isinstance(ex, QuickMode)
+                    and not ex.done
+                    and ex.child is not None
+                    and (ex.child.name, ex.ts_pair) == (name, pair)
+                    for ex in sa.exchanges.values()
+                )
+                if busy or any(c.child == name and c.ts_pair == pair for c in sa.children):
+                    self.tracer.emit("ike", "child_exists", sa=sa.unique_id, child=name, pair=pair)
+                    continue  # already up or being negotiated (an acquire, or `up` twice)
+                self._start_quick_mode(sa, child, now, None, ts_pair=pair)
 
     def _start_quick_mode(
-        self, sa: IkeSa, child: ChildConfig, now: float, rekey_of: int | None, fallback: int = 0
+        self,
+        sa: IkeSa,
+        child: ChildConfig,
+        now: float,
+        rekey_of: int | None,
+        fallback: int = 0,
+        ts_pair: int = 0,
     ) -> None:
         mid = informational.new_message_id(sa, self.ctx)
         self.timers.touch(sa)
-        qm = QuickMode(sa, self.ctx, mid, child, rekey_of=rekey_of, fallback=fallback)
+        qm = QuickMode(sa, self.ctx, mid, child, rekey_of=rekey_of, fallback=fallback, ts_pair=ts_pair)
         sa.exchanges[mid] = qm
         self._guard(sa, lambda: qm.start(now), qm, now)
 

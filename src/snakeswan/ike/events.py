@@ -31,6 +31,19 @@ class SaKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class AhBundle:
+    """The AH half of an AH+ESP bundle (``ChildSaInfo.ah``): applied over the ESP packet outbound,
+    checked before ESP inbound (:mod:`snakeswan.ike.bundle`)."""
+
+    transform_id: int  # AhTransformId
+    auth: int | None  # AuthAlgorithm
+    spi_in: int
+    spi_out: int
+    keys_in: SaKeys
+    keys_out: SaKeys
+
+
+@dataclass(frozen=True, slots=True)
 class ChildSaInfo:
     """Everything the data plane needs to install one negotiated pair of IPsec SAs."""
 
@@ -61,6 +74,10 @@ class ChildSaInfo:
     nat_oa: tuple[str, str] | None = None
     # responder: we lowered the initiator's lifetime (RESPONDER-LIFETIME), which it may ignore
     lowered: bool = False
+    # an AH+ESP bundle: the fields above are its ESP SA, this its AH SA
+    ah: AhBundle | None = None
+    # which of the child's local_ts x remote_ts pairs this SA is for (one Quick Mode per pair)
+    ts_pair: int = 0
 
 
 @dataclass(frozen=True, slots=True)

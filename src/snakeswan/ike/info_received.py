@@ -11,7 +11,7 @@ from __future__ import annotations
 from snakeswan.errors import DecodeError
 from snakeswan.ike import close_actions, crypt, informational, renewal, unique
 from snakeswan.ike.context import Context
-from snakeswan.ike.events import NegotiationFailed, NotifyReceived
+from snakeswan.ike.events import ChildSaInfo, NegotiationFailed, NotifyReceived
 from snakeswan.ike.proposals import parse_ike_responder_lifetime
 from snakeswan.ike.quick_mode import QuickMode
 from snakeswan.ike.sa import IkeSa, IkeState
@@ -64,8 +64,9 @@ class InformationalHandler:
                 tracer.emit("ike", "drop", reason=reason, sa=sa.unique_id)
             return
         self.timers.alive(sa, now)  # after the notifies: an R-U-THERE-ACK is matched first
+        bundle_ah_gone: set[int] = set()  # the AH SAs of bundles this message's ESP Deletes ended
         for d in content.deletes:
-            self._delete(sa, d, now)
+            self._delete(sa, d, now, bundle_ah_gone)
 
     def _notify(self, sa: IkeSa, n: NotifyPayload, authenticated: bool, now: float) -> None:
         self.ctx.tracer.emit(
@@ -97,7 +98,7 @@ class InformationalHandler:
                         self.ctx.tracer.emit(
                             "ike", "quick_mode_fallback", sa=sa.unique_id, child=ex.child.name, reason=reason
                         )
-                        self.hooks.start_quick_mode(sa, ex.child, now, ex.rekey_of, nxt)
+                        self.hooks.start_quick_mode(sa, ex.child, now, ex.rekey_of, nxt, ts_pair=ex.ts_pair)
                         continue
                     self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, ex.name, reason, n.notify_type))
         elif n.notify_type == NotifyType.R_U_THERE and authenticated:
@@ -158,7 +159,7 @@ class InformationalHandler:
             then="phase 1 goes on until an authenticated answer or its retransmissions end",
         )
 
-    def _delete(self, sa: IkeSa, d: DeletePayload, now: float) -> None:
+    def _delete(self, sa: IkeSa, d: DeletePayload, now: float, bundle_ah_gone: set[int]) -> None:
         if d.protocol == ProtocolId.ISAKMP:
             if any(spi == sa.icookie + sa.rcookie for spi in d.spis):
                 heir = renewal.successor(sa, self.hooks.conn_sas(sa.name))
@@ -171,12 +172,17 @@ class InformationalHandler:
             return
         for spi in d.spis:
             value = int.from_bytes(spi, "big")
-            child = next((c for c in sa.children if c.spi_out == value and c.protocol == d.protocol), None)
+            if d.protocol == ProtocolId.IPSEC_AH and value in bundle_ah_gone:
+                bundle_ah_gone.discard(value)  # its bundle went with the ESP Delete before it
+                continue
+            child = next((c for c in sa.children if _names(c, value, d.protocol)), None)
             if child is None:  # some peers (strongSwan after a failed install) name our inbound SPI
                 child = next((c for c in sa.children if c.spi_in == value and c.protocol == d.protocol), None)
                 if child is not None:
                     self.ctx.tracer.emit("ike", "delete_names_our_spi", sa=sa.unique_id, spi=spi)
             if child is not None:
+                if child.ah is not None and d.protocol != ProtocolId.IPSEC_AH:
+                    bundle_ah_gone.add(child.ah.spi_out)
                 self.hooks.remove_child(sa, child.spi_in, "deleted by peer", close_actions.PEER, now)
             else:
                 self.ctx.tracer.emit("ike", "delete_unknown_spi", sa=sa.unique_id, spi=spi)
@@ -196,3 +202,10 @@ class InformationalHandler:
         if verdict.cancel:
             self.ctx.tracer.emit("ike", "unique_keep", sa=sa.unique_id, reason=verdict.reason)
             self.hooks.delete_ike(sa.unique_id, now, verdict.reason)
+
+
+def _names(child: ChildSaInfo, spi_out: int, protocol: int) -> bool:
+    """A peer's Delete names ``child``: its ESP/AH SA, or the AH SA of a bundle."""
+    if child.spi_out == spi_out and child.protocol == protocol:
+        return True
+    return child.ah is not None and child.ah.spi_out == spi_out and protocol == ProtocolId.IPSEC_AH

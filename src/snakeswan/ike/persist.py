@@ -36,7 +36,7 @@ from snakeswan.crypto.keymat import Phase1Keys
 from snakeswan.errors import SnakeswanError
 from snakeswan.ike.dpd import DEFAULT_TIMEOUT, DpdState
 from snakeswan.ike.engine import Engine
-from snakeswan.ike.events import ChildSaInfo, SaKeys
+from snakeswan.ike.events import AhBundle, ChildSaInfo, SaKeys
 from snakeswan.ike.lifetimes import ChildTimer
 from snakeswan.ike.modecfg import ModeCfg
 from snakeswan.ike.natt import NatResult
@@ -49,7 +49,7 @@ from snakeswan.wire.payloads import Transform
 
 __all__ = ["RestoredChild", "export_all", "export_sa", "record_key", "restore_sa"]
 
-_CHILD_KEYS = ("keys_in", "keys_out", "ike_sa")
+_CHILD_KEYS = ("keys_in", "keys_out", "ike_sa", "ah")  # ah: an AH+ESP bundle's half, exported apart
 _TUPLES = ("local", "remote", "nat_oa")
 
 
@@ -140,6 +140,7 @@ def export_sa(engine: Engine, sa: IkeSa, offset: float) -> Record | None:
                 ch.keys_in.integrity.hex(),
                 ch.keys_out.encryption.hex(),
                 ch.keys_out.integrity.hex(),
+                *((ch.ah.keys_in.integrity.hex(), ch.ah.keys_out.integrity.hex()) if ch.ah else ()),
             ]
             for ch in sa.children
         },
@@ -163,6 +164,8 @@ def _export_child(engine: Engine, ch: ChildSaInfo, offset: float) -> Record:
     for name in _TUPLES:
         if out[name] is not None:
             out[name] = list(out[name])
+    if ch.ah is not None:  # its keys are in the sealed part with the ESP ones
+        out["ah"] = {k: getattr(ch.ah, k) for k in ("transform_id", "auth", "spi_in", "spi_out")}
     t = engine.timers.lifetimes.timers.get(ch.spi_in)
     if t is not None:
         out["timer"] = {
@@ -274,7 +277,13 @@ def _child(
     for name in _TUPLES:
         if kwargs.get(name) is not None:
             kwargs[name] = (str(kwargs[name][0]), kwargs[name][1])
-    ein, iin, eout, iout = (bytes.fromhex(x) for x in keys[f"{int(rec['spi_in']):08x}"])
+    ein, iin, eout, iout, *ah_keys = (bytes.fromhex(x) for x in keys[f"{int(rec['spi_in']):08x}"])
+    ah = rec.get("ah")
+    if ah is not None:
+        kwargs["ah"] = AhBundle(
+            int(ah["transform_id"]), ah["auth"], int(ah["spi_in"]), int(ah["spi_out"]),
+            SaKeys(b"", ah_keys[0]), SaKeys(b"", ah_keys[1]),
+        )  # fmt: skip
     info = ChildSaInfo(ike_sa=0, keys_in=SaKeys(ein, iin), keys_out=SaKeys(eout, iout), **kwargs)
     timer: ChildTimer | None = None
     age = 0.0

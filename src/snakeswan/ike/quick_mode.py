@@ -21,10 +21,17 @@ from snakeswan.config.traffic import TrafficSelector
 from snakeswan.crypto import keymat
 from snakeswan.crypto.algorithms import ah_auth_algorithm, auth_key_size, esp_encryption_key_size
 from snakeswan.crypto.dh import DhKeyPair, dh_group
-from snakeswan.errors import AuthenticationError, CryptoError, PeerError
+from snakeswan.errors import AuthenticationError, CryptoError, LocalError, PeerError
 from snakeswan.ike import crypt, mismatch, natt, peers, selectors
+from snakeswan.ike.bundle import (
+    BundleChoice,
+    bundle_reply,
+    bundle_sa_payload,
+    check_bundle_reply,
+    select_bundle,
+)
 from snakeswan.ike.context import Context
-from snakeswan.ike.events import ChildSaEstablished, ChildSaInfo, SaKeys
+from snakeswan.ike.events import AhBundle, ChildSaEstablished, ChildSaInfo, SaKeys
 from snakeswan.ike.exchange import Exchange
 from snakeswan.ike.proposals import (
     ChildChoice,
@@ -83,12 +90,14 @@ class QuickMode(Exchange):
         *,
         rekey_of: int | None = None,
         fallback: int = 0,
+        ts_pair: int = 0,
     ) -> None:
         super().__init__(sa, ctx, message_id)
         self.rekey_of = rekey_of  # inbound SPI of the SA this Quick Mode replaces
         # which of the child's PFS groups this offer uses (0: the first proposal's; RFC 2409 5.5:
         # one KE per offer, so a refused group is tried again with the next, "without PFS" too)
         self.fallback = fallback
+        self.ts_pair = ts_pair  # which local_ts x remote_ts pair of the child (selectors.selector_pairs)
         self.child = child
         # the connection the child belongs to (the ISAKMP SA's own, or one sharing it)
         self.conn = peers.owner_of(ctx.config.connections, sa.conn, child) if child and sa.conn else sa.conn
@@ -99,6 +108,8 @@ class QuickMode(Exchange):
         self.gqm: bytes | None = None
         self.spi_in = 0
         self.choice: ChildChoice | None = None
+        self.ah_spi_in = 0  # an AH+ESP bundle: our inbound AH SPI (spi_in is the ESP one)
+        self.ah_choice: ChildChoice | None = None
         self.local_ts: TrafficSelector | None = None
         self.remote_ts: TrafficSelector | None = None
         self.seconds: int | None = None
@@ -194,25 +205,42 @@ class QuickMode(Exchange):
         self.seconds, self.kilobytes = self._lifetimes(child)
         group = pfs_groups(proposals)[self.fallback]
         same_group = [p for p in proposals if p.pfs_group == group]
-        sa_payload = child_sa_payload(
-            same_group, self.spi_in.to_bytes(4, "big"), mode_attr, self.seconds, self.kilobytes
-        )
+        if is_bundle(child):
+            self._no_nat_for_bundle()
+            self.ah_spi_in = self.ctx.spis.allocate()
+            ah_group = [p for p in child.ah_proposals if p.pfs_group == group]
+            sa_payload = bundle_sa_payload(
+                ah_group, same_group, self.ah_spi_in.to_bytes(4, "big"), self.spi_in.to_bytes(4, "big"),
+                mode_attr, self.seconds, self.kilobytes,
+            )  # fmt: skip
+        else:
+            sa_payload = child_sa_payload(
+                same_group, self.spi_in.to_bytes(4, "big"), mode_attr, self.seconds, self.kilobytes
+            )
         self.ni = self.ctx.rng(NONCE_SIZE)
         rest: list[Payload] = [sa_payload, NoncePayload(self.ni)]
         if group is not None:
             self.dh = dh_group(group).generate(self.ctx.rng)
             rest.append(KePayload(self.dh.public))
-        self.local_ts = self._resolve(child.local_ts, dynamic_address(sa, True, family_of(child.remote_ts)))[
-            0
-        ]
-        self.remote_ts = self._resolve(
-            child.remote_ts, dynamic_address(sa, False, family_of(child.local_ts))
-        )[0]
+        self.local_ts, self.remote_ts = self._proposed(child)
         rest += [_id_payload(self.local_ts), _id_payload(self.remote_ts)]
         if sa.encap and child.mode == "transport":
             rest += [natt.nat_oa(sa.local[0], sa.natt_flavour), natt.nat_oa(sa.remote[0], sa.natt_flavour)]
         self.state = QmState.SENT_QM1
         self._send(rest, 1, now, expect_reply=True)
+
+    def _pairs(self, child: ChildConfig) -> list[tuple[TrafficSelector, TrafficSelector]]:
+        local = ipaddress.ip_address(dynamic_address(self.sa, True, family_of(child.remote_ts)))
+        remote = ipaddress.ip_address(dynamic_address(self.sa, False, family_of(child.local_ts)))
+        return selectors.resolved_pairs(child, local, remote)
+
+    def _proposed(self, child: ChildConfig) -> tuple[TrafficSelector, TrafficSelector]:
+        """The IDs to propose: those of the SA we rekey, else the child's pair ``ts_pair``."""
+        old = next((c for c in self.sa.children if c.spi_in == self.rekey_of), None)
+        if old is not None:
+            self.ts_pair = old.ts_pair
+            return TrafficSelector.from_text(old.local_ts), TrafficSelector.from_text(old.remote_ts)
+        return self._pairs(child)[self.ts_pair]
 
     def expected(self) -> str:
         return {QmState.START: "QM1", QmState.SENT_QM1: "QM2", QmState.SENT_QM2: "QM3"}.get(self.state, "QM?")
@@ -239,21 +267,49 @@ class QuickMode(Exchange):
         self.nr = nonce.data
         sa_payload = msg.first(SaPayload)
         assert sa_payload is not None
-        self.choice = check_child_reply(sa_payload, self._proposals(), self.seconds, self.kilobytes)
+        if self.ah_spi_in:
+            assert self.child is not None
+            pair = check_bundle_reply(
+                sa_payload, self.child.ah_proposals, self.child.esp_proposals, self.seconds, self.kilobytes
+            )
+            self.choice, self.ah_choice = pair.esp, pair.ah
+        else:
+            self.choice = check_child_reply(sa_payload, self._proposals(), self.seconds, self.kilobytes)
         for n in msg.all(NotifyPayload):
             if n.notify_type == NotifyType.RESPONDER_LIFETIME:
                 self.seconds, self.kilobytes = apply_responder_lifetime(n.data, self.seconds, self.kilobytes)
                 self.trace("responder_lifetime", seconds=self.seconds, kilobytes=self.kilobytes)
         self._take_ke(msg, self.choice.proposal.pfs_group)
         self._take_nat_oa(msg, initiator_sent=False)
-        ids = msg.all(IdPayload)
-        if ids:
-            got = (selectors.id_to_ts(*_id_fields(ids[0])), selectors.id_to_ts(*_id_fields(ids[1])))
-            if got != (self.local_ts, self.remote_ts):
-                raise PeerError(NotifyType.INVALID_ID_INFORMATION, "responder changed the proxy IDs")
+        self._take_reply_ids(msg)
         self.state = QmState.DONE
         self._send([], 3, now, expect_reply=False)
         self._established(initiator=True)
+
+    def _take_reply_ids(self, msg: Message) -> None:
+        """QM2's IDci/IDcr: ours, or narrowed by the responder (strongSwan does so): accepted when
+        each lies inside what we proposed, and then they are the SA's selectors."""
+        ids = msg.all(IdPayload)
+        if len(ids) == 1:
+            raise PeerError(NotifyType.INVALID_ID_INFORMATION, "QM2 carries one ID payload, not two")
+        if not ids:
+            return
+        assert self.local_ts is not None and self.remote_ts is not None
+        got = (selectors.id_to_ts(*_id_fields(ids[0])), selectors.id_to_ts(*_id_fields(ids[1])))
+        if got == (self.local_ts, self.remote_ts):
+            return
+        if not (self.local_ts.contains(got[0]) and self.remote_ts.contains(got[1])):
+            raise PeerError(
+                NotifyType.INVALID_ID_INFORMATION,
+                f"responder answered {got[0]} === {got[1]}, not inside the proposed "
+                f"{self.local_ts} === {self.remote_ts}",
+            )
+        self.trace(
+            "proxy_ids_narrowed",
+            proposed=f"{self.local_ts} === {self.remote_ts}",
+            answered=f"{got[0]} === {got[1]}",
+        )
+        self.local_ts, self.remote_ts = got
 
     # ---- responder ----------------------------------------------------------------------------
 
@@ -276,25 +332,46 @@ class QuickMode(Exchange):
             their_ci = TrafficSelector.host(ipaddress.ip_address(sa.remote[0]))
             their_cr = TrafficSelector.host(ipaddress.ip_address(sa.local[0]))
         their_ci, their_cr = self._natted_transport_ids(msg, their_ci, their_cr)
-        self.conn, self.child, self.choice = self._select(sa_payload, their_ci, their_cr)
-        self.local_ts, self.remote_ts = their_cr, their_ci
+        self.conn, self.child, choice, self.local_ts, self.remote_ts = self._select(
+            sa_payload, their_ci, their_cr
+        )
+        if isinstance(choice, BundleChoice):
+            self._no_nat_for_bundle()
+            self.choice, self.ah_choice = choice.esp, choice.ah
+            self.ah_spi_in = self.ctx.spis.allocate()
+        else:
+            self.choice = choice
+        narrowed = (self.local_ts, self.remote_ts) != (their_cr, their_ci)
+        if narrowed:
+            self.trace(
+                "proxy_ids_narrowed",
+                proposed=f"{their_ci} === {their_cr}",
+                answered=f"{self.remote_ts} === {self.local_ts}",
+            )
         self._take_ke(msg, self.choice.proposal.pfs_group)
         self.spi_in = self.ctx.spis.allocate()
         self.nr = self.ctx.rng(NONCE_SIZE)
-        reply = SaPayload(
-            (
-                Proposal(
-                    self.choice.number,
-                    self.choice.proposal.protocol,
-                    self.spi_in.to_bytes(4, "big"),
-                    (self.choice.transform,),
-                ),
+        if self.ah_choice is not None:
+            pair = BundleChoice(self.ah_choice, self.choice)
+            reply = bundle_reply(pair, self.ah_spi_in.to_bytes(4, "big"), self.spi_in.to_bytes(4, "big"))
+        else:
+            reply = SaPayload(
+                (
+                    Proposal(
+                        self.choice.number,
+                        self.choice.proposal.protocol,
+                        self.spi_in.to_bytes(4, "big"),
+                        (self.choice.transform,),
+                    ),
+                )
             )
-        )
         rest: list[Payload] = [reply, NoncePayload(self.nr)]
         if self.dh is not None:
             rest.append(KePayload(self.dh.public))
-        rest += [rp.payload for rp in id_raws]
+        if narrowed:  # IDci, IDcr: the initiator's side, then ours, as narrowed
+            rest += [_id_payload(self.remote_ts), _id_payload(self.local_ts)]
+        else:
+            rest += [rp.payload for rp in id_raws]
         self._take_nat_oa(msg, initiator_sent=True)
         mode, _ = natt.decode_encap_mode(self.choice.mode_attr) or (self.child.mode, False)
         if sa.encap and mode == "transport":  # RFC 3947 5.2: our original addresses, in QM2 too
@@ -332,13 +409,18 @@ class QuickMode(Exchange):
 
     def _select(
         self, offered: SaPayload, their_ci: TrafficSelector, their_cr: TrafficSelector
-    ) -> tuple[ConnectionConfig, ChildConfig, ChildChoice]:
-        """The first child, of the ISAKMP SA's connection or of one sharing it, whose policy
-        covers the proxy IDs and which accepts a proposal."""
+    ) -> tuple[ConnectionConfig, ChildConfig, ChildChoice | BundleChoice, TrafficSelector, TrafficSelector]:
+        """The child, of the ISAKMP SA's connection or of one sharing it, whose policy covers the
+        proxy IDs and which accepts a proposal, with the (local, remote) selectors to use. Children
+        containing the proxy IDs come first (configuration order); then, as strongSwan's responder
+        does, children that only overlap them: the selectors are narrowed to the intersection and
+        QM2 carries those (the initiator accepts them if they lie inside what it proposed)."""
         sa = self.sa
         assert sa.conn is not None
         last: PeerError | None = None
         seen: list[mismatch.ChildSelectors] = []
+        narrowed: list[tuple[ConnectionConfig, ChildConfig, TrafficSelector, TrafficSelector]] = []
+        fitting: list[tuple[ConnectionConfig, ChildConfig, TrafficSelector, TrafficSelector]] = []
         conns = peers.sharing(
             sa.conn, self.ctx.config.connections, sa.local[0], sa.remote[0], sa.local_id, sa.remote_id
         )
@@ -352,17 +434,29 @@ class QuickMode(Exchange):
                 selectors.ts_acceptable(ours_local, their_cr),
             )
             seen.append((child.name, ours_remote, ours_local, *fits))
-            if not all(fits):
+            if all(fits):
+                fitting.append((conn, child, their_cr, their_ci))
                 continue
+            local_ts = selectors.narrow(ours_local, their_cr)
+            remote_ts = selectors.narrow(ours_remote, their_ci)
+            if local_ts is not None and remote_ts is not None:
+                narrowed.append((conn, child, local_ts, remote_ts))
+        for conn, child, local_ts, remote_ts in fitting + narrowed:
             modes = [natt.encap_mode(child.mode, None, False)]
             if sa.natt_flavour is not None:
                 modes += [natt.encap_mode(child.mode, f, True) for f in ("rfc", "draft")]
             seconds, kilobytes = self._lifetimes(child)
             proposals = child.esp_proposals or child.ah_proposals
             try:
-                return conn, child, select_child(offered, proposals, modes, seconds, kilobytes)
+                choice: ChildChoice | BundleChoice = (
+                    select_bundle(offered, child.ah_proposals, child.esp_proposals, modes, seconds, kilobytes)
+                    if is_bundle(child)
+                    else select_child(offered, proposals, modes, seconds, kilobytes)
+                )
             except PeerError as e:
                 last = e
+                continue
+            return conn, child, choice, local_ts, remote_ts
         if last is not None:
             raise last
         raise PeerError(
@@ -385,9 +479,13 @@ class QuickMode(Exchange):
         self.nat_oa = (oa_i, oa_r) if initiator_sent else (oa_r, oa_i)
         self.trace("nat_oa", peer=self.nat_oa[0], ours_as_seen=self.nat_oa[1])
 
-    def _keys(self, spi: int) -> SaKeys:
+    def _no_nat_for_bundle(self) -> None:
+        if self.sa.encap:
+            raise LocalError("an AH+ESP bundle cannot be UDP-encapsulated (AH covers the outer IP header)")
+
+    def _keys(self, spi: int, choice: ChildChoice | None = None) -> SaKeys:
         """KEYMAT = prf(SKEYID_d, [g(qm)^xy |] protocol | SPI | Ni_b | Nr_b), expanded; enc key first."""
-        c, choice = self.sa.crypto, self.choice
+        c, choice = self.sa.crypto, choice or self.choice
         assert c is not None and choice is not None
         p = choice.proposal
         if p.protocol == ProtocolId.IPSEC_ESP:
@@ -411,6 +509,24 @@ class QuickMode(Exchange):
             enc_key=km[:enc_len], auth_key=km[enc_len:],
         )  # fmt: skip
         return SaKeys(km[:enc_len], km[enc_len:])
+
+    def _agreed(self) -> tuple[TrafficSelector, TrafficSelector]:
+        assert self.local_ts is not None and self.remote_ts is not None
+        return self.local_ts, self.remote_ts
+
+    def _ah_bundle(self) -> AhBundle | None:
+        ah = self.ah_choice
+        if ah is None:
+            return None
+        spi_out = int.from_bytes(ah.peer_spi, "big")
+        return AhBundle(
+            transform_id=ah.proposal.transform_id,
+            auth=ah.proposal.auth,
+            spi_in=self.ah_spi_in,
+            spi_out=spi_out,
+            keys_in=self._keys(self.ah_spi_in, ah),
+            keys_out=self._keys(spi_out, ah),
+        )
 
     def _established(self, *, initiator: bool) -> None:
         sa, choice, child, conn = self.sa, self.choice, self.child, self.conn
@@ -460,6 +576,8 @@ class QuickMode(Exchange):
             replaces=replaces,
             nat_oa=self.nat_oa if mode == "transport" and sa.encap else None,
             lowered=not initiator and choice.lowered,
+            ah=self._ah_bundle(),
+            ts_pair=self.ts_pair if initiator else selectors.pair_index(self._pairs(child), *self._agreed()),
         )
         self.dh = self.gqm = None  # PFS secrets are not kept once KEYMAT exists
         sa.children.append(info)
@@ -467,6 +585,11 @@ class QuickMode(Exchange):
         self.trace(
             "child_sa_established", child=child.name, spi_in=f"{self.spi_in:08x}", spi_out=f"{spi_out:08x}"
         )
+
+
+def is_bundle(child: ChildConfig) -> bool:
+    """A child with both AH and ESP proposals negotiates an AH+ESP bundle."""
+    return bool(child.esp_proposals and child.ah_proposals)
 
 
 def _id_payload(ts: TrafficSelector) -> IdPayload:

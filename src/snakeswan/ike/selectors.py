@@ -138,6 +138,38 @@ def resolve(selectors: Sequence[TrafficSelector], address: IPAddress) -> tuple[T
     return tuple(ts.resolve(address) for ts in selectors)
 
 
+def selector_pairs(
+    local: Sequence[TrafficSelector], remote: Sequence[TrafficSelector]
+) -> list[tuple[TrafficSelector, TrafficSelector]]:
+    """The (local, remote) pairs a child negotiates, one Quick Mode each (IKEv1 IDs carry one
+    selector a side; strongSwan does the same): every local x remote of one address family (a
+    ``dynamic`` one fits either), in configuration order."""
+    pairs = [
+        (lo, re) for lo in local for re in remote if lo.dynamic or re.dynamic or lo.version == re.version
+    ]
+    return pairs or [(local[0], remote[0])]
+
+
+def resolved_pairs(
+    child: ChildConfig, local_addr: IPAddress, remote_addr: IPAddress
+) -> list[tuple[TrafficSelector, TrafficSelector]]:
+    """:func:`selector_pairs` of ``child`` with ``dynamic`` replaced by the addresses given."""
+    return [
+        (lo.resolve(local_addr), re.resolve(remote_addr))
+        for lo, re in selector_pairs(child.local_ts, child.remote_ts)
+    ]
+
+
+def pair_index(
+    pairs: Sequence[tuple[TrafficSelector, TrafficSelector]], local: TrafficSelector, remote: TrafficSelector
+) -> int:
+    """The first of ``pairs`` that overlaps (``local``, ``remote``) on both sides (0 if none)."""
+    for i, (lo, re) in enumerate(pairs):
+        if lo.intersect(local) is not None and re.intersect(remote) is not None:
+            return i
+    return 0
+
+
 def initiator_selectors(
     child: ChildConfig, local_addr: IPAddress, remote_addr: IPAddress
 ) -> tuple[TrafficSelector, TrafficSelector]:

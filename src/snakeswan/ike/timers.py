@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from snakeswan.config.model import ConnectionConfig
-from snakeswan.ike import close_actions, dpd, informational, peers, renewal
+from snakeswan.ike import bundle, close_actions, dpd, informational, peers, renewal
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import Address, ChildSaInfo, Datagram, NegotiationFailed
 from snakeswan.ike.exchange import Exchange
@@ -253,7 +253,7 @@ class Timers:
                 self.hooks.start_quick_mode(sa, cfg, now, spi_in)
             return
         if sa.state is IkeState.ESTABLISHED:
-            informational.send(sa, self.ctx, [DeletePayload(child.protocol, (spi_in.to_bytes(4, "big"),))])
+            informational.send(sa, self.ctx, list(bundle.delete_payloads(child)))
         reason = "rekeyed" if action == "delete" else "expired"
         self.hooks.remove_child(sa, spi_in, reason, close_actions.LOCAL, now)
 

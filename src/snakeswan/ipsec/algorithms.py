@@ -3,6 +3,8 @@
 - :class:`Aead`: AES-GCM for ESP (RFC 4106) with an 8, 12 or 16-byte ICV. The keying material is
   the AES key followed by a 4-byte salt (RFC 4106 8.1); nonce = salt | 8-byte explicit IV; the AAD
   is SPI | sequence number (no ESN, RFC 4106 5). The ``AESGCM`` object is built once per SA.
+- :class:`ChaChaAead`: ChaCha20-Poly1305 (RFC 7634): key | 4-byte salt, nonce = salt | 8-byte IV,
+  the same AAD as GCM, a 16-byte tag.
 - :class:`CbcCipher`: AES-CBC 128/192/256 (RFC 3602), 3DES-CBC (RFC 2451), DES-CBC (RFC 2405); the
   IV is explicit, one block. :data:`NULL_CIPHER` is ESP_NULL (RFC 2410). One CBC encryptor and one
   decryptor live as long as the SA (building a ``Cipher(...).encryptor()`` costs ~4x the encryption
@@ -37,7 +39,7 @@ from cryptography.hazmat.primitives.ciphers import (
     algorithms,
     modes,
 )
-from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 
 from snakeswan.crypto.algorithms import UnsupportedAlgorithm, ah_auth_algorithm
 from snakeswan.errors import CryptoError
@@ -56,6 +58,7 @@ __all__ = [
     "AnyAead",
     "CbcCipher",
     "CcmAead",
+    "ChaChaAead",
     "CtrCipher",
     "GmacAead",
     "Integrity",
@@ -130,6 +133,30 @@ class CcmAead:
     def open(self, iv: bytes, sealed: bytes, aad: bytes) -> bytes | None:
         try:
             return self._ccm.decrypt(self.salt + iv, sealed, aad)
+        except (InvalidTag, ValueError):
+            return None
+
+
+class ChaChaAead:
+    """ChaCha20-Poly1305 as ESP uses it (RFC 7634): keying material = 256-bit key | 4-byte salt,
+    nonce = salt | 8-byte explicit IV, AAD = SPI | sequence number (no ESN), a 16-byte tag."""
+
+    __slots__ = ("_aead", "icv_len", "name", "salt")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 36:
+            raise CryptoError(f"ChaCha20-Poly1305 keying material is {len(key)} bytes, expected 36")
+        self.salt = key[32:]  # RFC 7634 section 2: the last 4 octets of the keying material
+        self.icv_len = 16
+        self.name = "chacha20poly1305"
+        self._aead = ChaCha20Poly1305(key[:32])
+
+    def seal(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        return self._aead.encrypt(self.salt + iv, plaintext, aad)
+
+    def open(self, iv: bytes, sealed: bytes, aad: bytes) -> bytes | None:
+        try:
+            return self._aead.decrypt(self.salt + iv, sealed, aad)
         except (InvalidTag, ValueError):
             return None
 
@@ -342,10 +369,16 @@ _CCM_ICV: Final[dict[int, int]] = {
     EspTransformId.AES_CCM_12: 12,
     EspTransformId.AES_CCM_16: 16,
 }
-AnyAead = Aead | CcmAead | GmacAead
+AnyAead = Aead | CcmAead | GmacAead | ChaChaAead
 
 
 def _aead(transform_id: int, key_length: int | None, auth: int | None, enc_key: bytes) -> AnyAead | None:
+    if transform_id == EspTransformId.CHACHA20_POLY1305:
+        if auth is not None:
+            raise UnsupportedAlgorithm("CHACHA20_POLY1305 takes no separate integrity")
+        if key_length not in (None, 256):
+            raise CryptoError(f"CHACHA20_POLY1305 with key length {key_length}")
+        return ChaChaAead(enc_key)
     gcm, ccm = _GCM_ICV.get(transform_id), _CCM_ICV.get(transform_id)
     if gcm is None and ccm is None and transform_id != EspTransformId.NULL_AUTH_AES_GMAC:
         return None
@@ -367,8 +400,8 @@ def _aead(transform_id: int, key_length: int | None, auth: int | None, enc_key: 
 def esp_transform(
     transform_id: int, key_length: int | None, auth: int | None, enc_key: bytes, int_key: bytes
 ) -> tuple[AnyAead | None, CbcCipher | None, Integrity | None]:
-    """(AEAD, None, None) for AES-GCM, AES-CCM and AES-GMAC, else (None, cipher, integrity or None:
-    no integrity)."""
+    """(AEAD, None, None) for AES-GCM, AES-CCM, AES-GMAC and ChaCha20-Poly1305, else (None, cipher,
+    integrity or None: no integrity)."""
     aead = _aead(transform_id, key_length, auth, enc_key)
     if aead is not None:
         return aead, None, None

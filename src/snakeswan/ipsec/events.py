@@ -9,6 +9,7 @@ __all__ = [
     "Acquire",
     "Bypass",
     "Deliver",
+    "DeliverVia",
     "Event",
     "Expired",
     "Output",
@@ -65,6 +66,14 @@ class Bypass:
     decides (normally it sends it in the clear)."""
 
     ip_packet: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverVia(Deliver):
+    """A decapsulated inner IP packet of a route-based child, to be written to that child's own
+    TUN device ``interface`` (not the shared one)."""
+
+    interface: str
 
 
 Output = SendIp | SendUdp | SendPacket | Deliver | Bypass

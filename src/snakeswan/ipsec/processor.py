@@ -31,6 +31,7 @@ from snakeswan.ipsec.events import (
     Acquire,
     Bypass,
     Deliver,
+    DeliverVia,
     Event,
     Expired,
     Output,
@@ -101,24 +102,43 @@ class Processor:
         return self.spd.remove(key)
 
     def install(
-        self, inbound: SaParams, outbound: SaParams, policy_key: tuple[str, str], *, now: float | None = None
+        self,
+        inbound: SaParams,
+        outbound: SaParams,
+        policy_key: tuple[str, str],
+        *,
+        now: float | None = None,
+        ah: tuple[SaParams, SaParams] | None = None,
     ) -> list[Output]:
         """Install both directions of a child; the newest outbound SA of a key is the one used (make
         before break). Returns the packets queued while the SA was negotiated, now protected.
-        ``now`` starts the lifetimes (default: the last ``now`` seen, or the next one)."""
+        ``now`` starts the lifetimes (default: the last ``now`` seen, or the next one). ``ah``:
+        (inbound, outbound) AH SAs making an AH+ESP bundle with the ESP ``inbound``/``outbound``:
+        ESP then AH (transport, over the ESP packet) outbound; inbound ESP must come inside that AH.
+        """
         if inbound.spi in self._pairs:
             raise LocalError(f"inbound SPI {inbound.spi:#010x} is installed already")
         sa_in = SecurityAssociation(inbound, "in", policy_key)
         sa_out = SecurityAssociation(outbound, "out", policy_key)
-        self.sad.add(sa_in)
+        added: list[SecurityAssociation] = []
+        bundled = [] if ah is None else [SecurityAssociation(ah[0], "in", policy_key)]
+        bundled += [] if ah is None else [SecurityAssociation(ah[1], "out", policy_key)]
         try:
-            self.sad.add(sa_out)
+            for sa in (sa_in, sa_out, *bundled):
+                self.sad.add(sa)
+                added.append(sa)
         except LocalError:
-            self.sad.discard(sa_in)
+            for sa in added:
+                self.sad.discard(sa)
             raise
+        if bundled:
+            if sa_in.esp is None or bundled[0].ah is None or not bundled[0].transport:
+                raise LocalError("an AH+ESP bundle is an ESP SA pair and a transport-mode AH SA pair")
+            sa_in.bundle, bundled[0].bundle = bundled[0], sa_in
+            sa_out.bundle, bundled[1].bundle = bundled[1], sa_out
         self._pairs[inbound.spi] = (sa_in, sa_out)
         start = now if now is not None else self._now
-        for sa in (sa_in, sa_out):
+        for sa in (sa_in, sa_out, *bundled):
             if start is not None:
                 sa.start(start)
                 self.sad.schedule(sa)
@@ -132,6 +152,9 @@ class Processor:
         child.queue.clear()
         out: list[Output] = []
         for packet in queued:
+            if sa_out.interface is not None and not _inside(sa_out, five_tuple(packet)):
+                self._drop("policy", sa_out)  # route-based: what was negotiated bounds it
+                continue
             try:
                 out.append(self._protect(sa_out, packet, packet[0] >> 4))
             except Drop as exc:
@@ -157,6 +180,8 @@ class Processor:
                 del self._by_key[pair[1].policy_key]
         for sa in pair:
             self.sad.discard(sa)
+            if sa.bundle is not None:
+                self.sad.discard(sa.bundle)
         self._retarget(pair[1])
 
     def _retarget(self, gone: SecurityAssociation) -> None:
@@ -263,6 +288,33 @@ class Processor:
                 self._drop(exc.reason, sa)
         return out
 
+    def outbound_via(self, packets: Iterable[bytes], key: tuple[str, str], now: float) -> list[Output]:
+        """Packets routed into a route-based child's own interface: that child's SA, whatever the
+        SPD says (no policy of it is there); queued with an Acquire while it has none. What was
+        negotiated still bounds them: a packet outside the SA's selectors is dropped (policy)."""
+        if self._now != now:
+            self._tick(now)
+        out: list[Output] = []
+        child = self.spd.child(key)
+        for packet in packets:
+            try:
+                ft = five_tuple(packet)
+            except Drop as exc:
+                self._drop(exc.reason)
+                continue
+            sa = child.sa
+            if sa is None:
+                self._queue(child, packet, ft, now)
+                continue
+            if not _inside(sa, ft):
+                self._drop("policy", sa)
+                continue
+            try:
+                out.append(self._protect(sa, packet, ft[0]))
+            except Drop as exc:
+                self._drop(exc.reason, sa)
+        return out
+
     def _route(
         self, packet: bytes, now: float, out: list[Output]
     ) -> tuple[ChildState, SecurityAssociation, int] | None:
@@ -319,7 +371,11 @@ class Processor:
             else:
                 header = b""
                 data = encapsulate(esp, packet, 4 if version == 4 else 41, seq, self._rng, chained_iv=True)
-            out = self._esp_output(sa, data, header)
+            out = (
+                self._esp_output(sa, data, header)
+                if sa.bundle is None
+                else self._bundle_output(sa, data, header)
+            )
         else:
             out = self._ah_output(sa, packet, seq)
         sa.packets += 1
@@ -343,6 +399,22 @@ class Processor:
         else:
             outer = build_ipv6_header(sa.local_packed, sa.remote_packed, _ESP, len(data))
         return SendPacket(sa.local_ip, sa.remote_ip, outer + data)
+
+    def _bundle_output(self, sa: SecurityAssociation, data: bytes, header: bytes) -> Output:
+        """ESP ``data`` of an AH+ESP bundle as an IP packet, then AH (transport) over that packet."""
+        ah_sa = sa.bundle
+        assert ah_sa is not None
+        if header:
+            packet = transport_header(header, _ESP, len(data)) + data
+        elif len(sa.local_packed) == 4:
+            self._ip_id = (self._ip_id + 1) & 0xFFFF
+            packet = build_ipv4_header(sa.local_packed, sa.remote_packed, _ESP, len(data), self._ip_id) + data
+        else:
+            packet = build_ipv6_header(sa.local_packed, sa.remote_packed, _ESP, len(data)) + data
+        ah_sa.seq += 1
+        ah_sa.packets += 1
+        ah_sa.bytes += len(packet)
+        return self._ah_output(ah_sa, packet, ah_sa.seq)
 
     def _ah_output(self, sa: SecurityAssociation, packet: bytes, seq: int) -> Output:
         codec = sa.ah
@@ -391,7 +463,7 @@ class Processor:
                 self._tracer.emit("ipsec", "internal_error", error=repr(exc), src=src, dst=dst)
         return []
 
-    def _inbound_esp(self, data: bytes) -> list[Output]:
+    def _inbound_esp(self, data: bytes, via: SecurityAssociation | None = None) -> list[Output]:
         if len(data) < 8:
             raise Drop("malformed", "short ESP packet")
         spi, seq = _SPI_SEQ.unpack_from(data)
@@ -399,6 +471,8 @@ class Processor:
         if sa is None:
             raise Drop("unknown_spi", f"no inbound ESP SA with SPI {spi:#010x}")
         try:
+            if sa.bundle is not via:  # an AH+ESP bundle's ESP counts only inside its own AH
+                raise Drop("policy", "ESP of an AH+ESP bundle without its AH" if via is None else "wrong AH")
             if not sa.replay.check(seq):
                 raise Drop("replay", f"sequence number {seq}")
             codec = sa.esp
@@ -430,6 +504,8 @@ class Processor:
             if verified is None:
                 raise Drop("icv", f"AH ICV mismatch, sequence number {seq}")
             sa.replay.update(seq)
+            if sa.bundle is not None:
+                return self._inbound_bundle(sa, packet, verified)
             next_header, inner = ah_mod.strip(packet, verified, sa.transport)
             if not sa.transport and (not inner or inner_version(next_header) != inner[0] >> 4):
                 raise Drop("malformed", f"tunnel-mode AH carrying next header {next_header}")
@@ -437,6 +513,19 @@ class Processor:
         except Drop as exc:
             sa.drop(exc.reason)
             raise
+
+    def _inbound_bundle(
+        self, sa: SecurityAssociation, packet: bytes, verified: tuple[int, int, int]
+    ) -> list[Output]:
+        """AH of an AH+ESP bundle verified: it must carry its bundle's ESP SA, which goes on."""
+        next_header, esp = ah_mod.strip(packet, verified, False)
+        esp_sa = sa.bundle
+        assert esp_sa is not None
+        if next_header != _ESP or len(esp) < 8 or int.from_bytes(esp[:4], "big") != esp_sa.spi:
+            raise Drop("policy", f"AH of an AH+ESP bundle carrying protocol {next_header}, not its ESP SA")
+        sa.packets += 1
+        sa.bytes += len(packet)
+        return self._inbound_esp(esp, via=sa)
 
     def _inner(self, sa: SecurityAssociation, next_header: int, payload: bytes) -> bytes:
         """The inner IP packet of a decrypted ESP payload."""
@@ -478,7 +567,15 @@ class Processor:
             event = self.sad.check_volume(sa)
             if event is not None:
                 self._expired(event)
-        return [Deliver(inner)]
+        return [Deliver(inner)] if sa.interface is None else [DeliverVia(inner, sa.interface)]
+
+
+def _inside(sa: SecurityAssociation, ft: FiveTuple) -> bool:
+    """An outbound packet lies within the SA's selectors (a route-based child's check)."""
+    version, src, dst, proto, sport, dport = ft
+    return matches(sa.local_ranges, version, src, proto, sport) and matches(
+        sa.remote_ranges, version, dst, proto, dport
+    )
 
 
 def _packet_spi(protocol: int, data: bytes) -> int | None:

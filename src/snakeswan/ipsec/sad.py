@@ -73,6 +73,7 @@ class SaParams:
     hard_bytes: int | None = None
     replay_window: int = DEFAULT_WINDOW
     nat_oa: tuple[str, str] | None = None
+    interface: str | None = None  # a route-based child's own TUN device (inbound: delivered there)
 
     def __post_init__(self) -> None:
         if self.protocol not in (IPPROTO_ESP, IPPROTO_AH):
@@ -90,6 +91,7 @@ class SecurityAssociation:
 
     __slots__ = (
         "ah",
+        "bundle",
         "byte_check",
         "bytes",
         "direction",
@@ -98,6 +100,7 @@ class SecurityAssociation:
         "esp",
         "fixup",
         "hard_at",
+        "interface",
         "local_ip",
         "local_packed",
         "local_port",
@@ -127,6 +130,9 @@ class SecurityAssociation:
         self.policy_key = policy_key
         self.esp: EspCodec | None = None
         self.ah: AhCodec | None = None
+        # an AH+ESP bundle, same direction: the ESP SA's AH SA (out: applied after ESP; in: the one
+        # that must have carried it) and the AH SA's ESP SA (in: the SPI it must carry)
+        self.bundle: SecurityAssociation | None = None
         if params.protocol == IPPROTO_ESP:
             self.esp = EspCodec(
                 params.spi,
@@ -139,6 +145,7 @@ class SecurityAssociation:
         else:
             self.ah = AhCodec(params.spi, params.transform_id, params.auth, params.integrity_key)
         self.transport = params.mode == "transport"
+        self.interface = params.interface
         self.encap = params.encap
         self.local_ip, self.local_port = params.local
         self.remote_ip, self.remote_port = params.remote

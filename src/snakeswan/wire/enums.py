@@ -122,6 +122,7 @@ class EspTransformId(IntEnum):
     AES_GCM_12 = 19
     AES_GCM_16 = 20
     NULL_AUTH_AES_GMAC = 23
+    CHACHA20_POLY1305 = 28  # RFC 7634; IKEv1 has no number of its own: IKEv2's, as the others
 
 
 class AhTransformId(IntEnum):

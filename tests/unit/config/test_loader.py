@@ -347,19 +347,20 @@ def test_error_format_names_file_key_and_expectation() -> None:
             "connections.gw.children.net.local_ts[0]",
             "single port or all ports",
         ),
-        # 18. one selector per side
+        # 18. several selectors per side (one Quick Mode per pair): each one port or all
         (
             'local_ts = ["10.231.1.0/24"]',
-            'local_ts = ["10.231.1.0/24", "10.231.3.0/24"]',
-            "connections.gw.children.net.local_ts",
-            "one traffic selector per side",
+            'local_ts = ["10.231.1.0/24", "10.231.3.0/24[tcp/80-90]"]',
+            "connections.gw.children.net.local_ts[1]",
+            "single port or all ports",
         ),
         # 19. ESP and AH together
         (
             'local_ts = ["10.231.1.0/24"]',
-            'local_ts = ["10.231.1.0/24"]\nesp_proposals = ["default"]\nah_proposals = ["sha1"]',
+            # both lists make an AH+ESP bundle (one Quick Mode, one KE): their PFS groups must agree
+            'local_ts = ["10.231.1.0/24"]\nesp_proposals = ["aes128gcm16-modp2048"]\nah_proposals = ["sha1"]',
             "connections.gw.children.net.ah_proposals",
-            "either esp_proposals or ah_proposals",
+            "same PFS groups in both lists",
         ),
         # 20. unknown pool
         (

@@ -5,9 +5,11 @@ in the parametrized data plane tests)."""
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from snakeswan.crypto.algorithms import esp_encryption_key_size
 from snakeswan.errors import CryptoError
-from snakeswan.ipsec.algorithms import CtrCipher, GmacAead, UnsupportedAlgorithm, esp_transform
+from snakeswan.ipsec.algorithms import ChaChaAead, CtrCipher, GmacAead, UnsupportedAlgorithm, esp_transform
 from snakeswan.wire.enums import EspTransformId
 
 
@@ -38,3 +40,24 @@ def test_gmac_authenticates_without_encrypting() -> None:
 def test_wrong_keying_material_sizes_are_refused() -> None:
     with pytest.raises(CryptoError):
         esp_transform(EspTransformId.AES_CCM_16, 128, None, bytes(20), b"")  # CCM salt is 3 bytes
+
+
+def test_chacha20_poly1305_is_rfc7634() -> None:
+    """Keying material = key | salt; nonce = salt | IV; AAD = SPI | sequence; 16-byte tag."""
+    assert esp_encryption_key_size(EspTransformId.CHACHA20_POLY1305, None) == 36
+    assert esp_encryption_key_size(EspTransformId.CHACHA20_POLY1305, 256) == 36
+    with pytest.raises(UnsupportedAlgorithm):
+        esp_encryption_key_size(EspTransformId.CHACHA20_POLY1305, 128)
+    key, salt, iv, aad = bytes(range(0x80, 0xA0)), bytes.fromhex("a0a1a2a3"), bytes(range(8)), bytes(8)
+    aead, cipher, integrity = esp_transform(EspTransformId.CHACHA20_POLY1305, None, None, key + salt, b"")
+    assert isinstance(aead, ChaChaAead) and cipher is None and integrity is None
+    sealed = aead.seal(iv, b"payload", aad)
+    assert sealed == ChaCha20Poly1305(key).encrypt(salt + iv, b"payload", aad)
+    assert len(sealed) == len(b"payload") + 16
+    assert aead.open(iv, sealed, aad) == b"payload"
+    assert aead.open(iv, sealed, b"\1" + aad[1:]) is None  # the SPI is authenticated
+    assert aead.open(b"\1" + iv[1:], sealed, aad) is None
+    with pytest.raises(UnsupportedAlgorithm, match="no separate integrity"):
+        esp_transform(EspTransformId.CHACHA20_POLY1305, None, 12, key + salt, bytes(32))
+    with pytest.raises(CryptoError):
+        esp_transform(EspTransformId.CHACHA20_POLY1305, None, None, key, b"")
