@@ -4,8 +4,9 @@ Certificates come from strongSwan's own ``pki`` (:class:`Pki`: a CA, then ``west
 ``east.sw-lab`` with DN subjects and an FQDN subjectAltName); snakeswan loads the very files
 strongSwan uses (PKCS#1 / SEC1 PEM keys). Cells: RSA-2048 and ECDSA (``pki``'s default curve
 P-384: auth method 10, HASH_I/R with HMAC-SHA-384 under a SHA-256 proposal) in Main and Aggressive
-Mode; each in both roles. IDs are the DNs (ID_DER_ASN1_DN). We announce no FRAGMENTATION
-vendor ID, so strongSwan sends its MM5 (ID CERT SIG CERTREQ N) unfragmented.
+Mode; each in both roles. IDs are the DNs (ID_DER_ASN1_DN). Both ends announce FRAGMENTATION
+(the default, as swanctl) and cut only messages above 1,280-byte datagrams, so these messages go
+whole; tests/interop/test_fragmentation.py runs them over a small MTU.
 """
 
 from __future__ import annotations

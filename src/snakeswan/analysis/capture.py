@@ -20,7 +20,7 @@ that do not match the given PSK.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from snakeswan.analysis.pcapread import IkeDatagram
 from snakeswan.analysis.secrets import DerivedKeys, derive
@@ -39,6 +39,7 @@ from snakeswan.crypto.keymat import (
     transaction_hash,
 )
 from snakeswan.errors import CryptoError, DecodeError
+from snakeswan.ike.fragments import Reassembler
 from snakeswan.ike.phase1 import base_method
 from snakeswan.ike.proposals import parse_ike_transform
 from snakeswan.wire.enums import AuthMethod, ExchangeType, NotifyType, PayloadType, name_of
@@ -162,10 +163,17 @@ class Analyzer:
         self.dh_secrets = dh_secrets or []
         self.report = Report()
         self._by_cookie: dict[bytes, _Sa] = {}
+        self._fragments = Reassembler()  # IKE fragments (payload 132), joined as the engine does
 
     def feed(self, d: IkeDatagram) -> None:
         try:
             header = decode_header(d.data)
+            if header.next_payload == PayloadType.FRAGMENT:
+                whole = self._fragments.add(d.data, d.src, d.time)
+                if whole is None:
+                    return  # the message is analysed once its last fragment is in
+                d = replace(d, data=whole)
+                header = decode_header(whole)
         except DecodeError as e:
             self.report.problems.append(Problem(0, d.number, f"not an ISAKMP message: {e}"))
             return

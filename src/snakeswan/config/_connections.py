@@ -55,6 +55,7 @@ CONNECTION_KEYS = (
     "rand_time",
     "ike_life_bytes",
     "ike_lifetime_check",
+    "commit_bit",
     "pools",
     "children",
     "local",
@@ -125,6 +126,7 @@ class _ConnectionOptions(TypedDict):
     keyingtries: int
     unique: str
     ike_lifetime_check: str
+    commit_bit: bool
     vips: tuple[IPAddress, ...]
     pools: tuple[str, ...]
 
@@ -312,12 +314,11 @@ def _connection_options(conn: Table, daemon: DaemonConfig, pool_names: Collectio
     for index, pool in enumerate(pools):
         if pool not in pool_names:
             raise conn.error(f"pools[{index}]", f'no pool named "{pool}" in [pools]')
-    frag = conn.data.get("fragmentation", "no")
+    frag = conn.data.get("fragmentation", "yes")
     if isinstance(frag, bool):
         frag = "yes" if frag else "no"
     if frag not in ("yes", "no", "force", "accept"):
         raise conn.error("fragmentation", f'expected "yes", "no", "accept" or "force", got {describe(frag)}')
-    conn.only("fragmentation", frag, "no", "IKE fragmentation is not implemented yet")
     keyingtries = conn.integer("keyingtries", 1)
     conn.only("keyingtries", keyingtries, 1, "one keying try per initiation: retries are not implemented yet")
     unique = conn.choice("unique", ("never", "no", "keep", "replace"), "no")
@@ -333,6 +334,7 @@ def _connection_options(conn: Table, daemon: DaemonConfig, pool_names: Collectio
         keyingtries=keyingtries,
         unique=unique,
         ike_lifetime_check=conn.choice("ike_lifetime_check", ("lenient", "strict"), "lenient"),
+        commit_bit=conn.boolean("commit_bit", False),
         vips=conn.parsed_list("vips", _vip),
         pools=pools,
     )

@@ -213,6 +213,8 @@ class ConnectionConfig:
     # responder: "lenient" runs a longer phase 1 lifetime offered with ours (and says so with a
     # RESPONDER-LIFETIME notify); "strict" refuses it with NO-PROPOSAL-CHOSEN (Cisco ASA)
     ike_lifetime_check: str = "lenient"
+    # set the commit bit (RFC 2408 4.6) in our QM1/QM2 (a snakeswan key; a peer's is always honoured)
+    commit_bit: bool = False
     local_xauth: AuthConfig | None = None
     remote_xauth: AuthConfig | None = None
     children: tuple[ChildConfig, ...] = ()
@@ -366,6 +368,8 @@ class DaemonConfig:
     half_open_timeout: float = 30.0
     half_open_limit: int = 20000
     half_open_per_source: int = 10
+    # IKE fragmentation (strongswan.conf charon.fragment_size): the largest IP datagram of a fragment
+    fragment_size: int = 1280
     metrics: tuple[str, int] | None = None  # Prometheus endpoint (address, port); None: none
     # SAs that survive a restart (issue 14): "sqlite" (the file state_file, default beside the
     # control socket: "<socket>.state") or "none"

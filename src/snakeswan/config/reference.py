@@ -44,6 +44,7 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "half_open_timeout": ("duration", "30s", "a responder SA whose peer never answered goes after"),
         "half_open_limit": ("integer", "20000", "half-open SAs at most (the oldest makes room)"),
         "half_open_per_source": ("integer", "10", "half-open SAs per peer address at most"),
+        "fragment_size": ("integer", "1280", "largest IP datagram of a sent IKE fragment (576..65535)"),
         "metrics": ("string", "-", "Prometheus endpoint `ADDRESS:PORT` (an address literal)"),
         "state": (
             "choice",
@@ -71,7 +72,13 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "mobike": ("boolean", "false", "(fail closed) IKEv2 only"),
         "dpd_delay": ("duration", "0s", "R-U-THERE after this much silence (0: no DPD)"),
         "dpd_timeout": ("duration", "0s", "peer dead after (0: the retransmission budget)"),
-        "fragmentation": ("choice", "no", "(fail closed) IKE fragmentation is not implemented"),
+        "fragmentation": (
+            "choice",
+            "yes",
+            "`yes` (send fragments when the peer announced them), `accept` (announce, never send), "
+            "`force` (send even without the peer's vendor ID), `no` (not announced); received "
+            "fragments are reassembled in every case, as swanctl",
+        ),
         "send_certreq": ("boolean", "true", "send CERTREQs for the CAs we trust"),
         "send_cert": ("choice", "ifasked", "`always`, `never` or `ifasked`: send our certificate (chain)"),
         "keyingtries": ("integer", "1", "(fail closed) one try per initiation"),
@@ -86,6 +93,12 @@ REFERENCE: dict[str, dict[str, Entry]] = {
             "lenient",
             "`lenient` (run with the shorter, tell the peer) or "
             "`strict` (refuse a longer lifetime, as Cisco)",
+        ),
+        "commit_bit": (
+            "boolean",
+            "false",
+            "set the commit bit (RFC 2408 4.6) in the Quick Modes we start (snakeswan key; a peer's "
+            "commit bit is honoured whatever this says)",
         ),
         "pools": ("names", "-", "pools to lease virtual IPs from (gateway)"),
         "children": ("tables", "-", "the connection's IPsec SAs, below"),

@@ -48,14 +48,18 @@ def build(
     iv: bytes | None = None,
     hook: PayloadHook | None = None,
     rehash: Callable[[list[Payload]], bytes] | None = None,
+    flags: int = 0,
 ) -> bytes:
     """A datagram for ``sa``; encrypted bodies are zero-padded to the cipher block size. With
     ``iv`` the body is encrypted with that IV and the chain is not moved (the caller records it).
     ``hook`` (``Context.payload_hook``: impairments on purpose) may change the payloads first;
-    ``rehash`` computes the value of a HASH at their head again over the ones after it."""
+    ``rehash`` computes the value of a HASH at their head again over the ones after it.
+    ``flags``: header flags besides E (the commit bit)."""
     if hook is not None:
         payloads = hook(sa.icookie, exchange, message_id, list(payloads), rehash)
-    header = Header(sa.icookie, sa.rcookie, 0, exchange, Flag.ENCRYPTION if encrypt else 0, message_id)
+    header = Header(
+        sa.icookie, sa.rcookie, 0, exchange, flags | (Flag.ENCRYPTION if encrypt else 0), message_id
+    )
     if not encrypt:
         return encode_message(header, payloads)
     c = _crypto(sa)
@@ -66,7 +70,7 @@ def build(
     sa.protected_bytes += len(ciphertext)
     if iv is None:
         c.iv.confirm(message_id, ciphertext)
-    h = Header(sa.icookie, sa.rcookie, first, exchange, Flag.ENCRYPTION, message_id)
+    h = Header(sa.icookie, sa.rcookie, first, exchange, flags | Flag.ENCRYPTION, message_id)
     return encode_datagram(h, ciphertext)
 
 

@@ -37,6 +37,7 @@ from snakeswan.ike.events import (
     NegotiationFailed,
 )
 from snakeswan.ike.exchange import Exchange
+from snakeswan.ike.fragments import Fragmenter, Reassembler
 from snakeswan.ike.info_received import InformationalHandler
 from snakeswan.ike.leases import Leases
 from snakeswan.ike.main_mode import MainMode
@@ -51,7 +52,7 @@ from snakeswan.ike.teardown import Teardown
 from snakeswan.ike.timers import EngineHooks, Timers
 from snakeswan.ike.transaction import Deferred, OnReply, Transaction
 from snakeswan.trace import Tracer
-from snakeswan.wire.enums import ExchangeType, NotifyType, ProtocolId, name_of
+from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType, ProtocolId, name_of
 from snakeswan.wire.message import Header, Message, decode_header, decode_message, summary
 from snakeswan.wire.payloads import AttributePayload, DeletePayload, NotifyPayload
 
@@ -111,12 +112,19 @@ class Engine:
         self._teardown.timers = self.timers
         self._info = InformationalHandler(self.ctx, hooks, self.timers)
         self.leases = Leases(config.pools)  # virtual IPs handed out by Mode Config (gateway)
+        # IKE fragmentation (ike/fragments.py): outgoing messages cut, incoming fragments joined
+        self._fragmenter = Fragmenter(
+            d.fragment_size,
+            d.nat_port,
+            lambda i, r: self.table.by_cookies(i, r) or self.table.by_cookies(i, _ZERO),
+        )
+        self.reassembler = Reassembler()
 
     # ---- public surface -----------------------------------------------------------------------
 
     def datagrams_to_send(self, now: float) -> list[Datagram]:
         out, self.ctx.outbox = self.ctx.outbox, []
-        return out
+        return self._fragmenter.outgoing(out, self.tracer)
 
     def next_event(self) -> Event | None:
         return self.ctx.events.popleft() if self.ctx.events else None
@@ -241,6 +249,14 @@ class Engine:
 
     def _receive(self, data: bytes, src: Address, dst: Address, now: float) -> None:
         header = decode_header(data)
+        if header.next_payload == PayloadType.FRAGMENT:
+            if header.rcookie != _ZERO and self._lookup(header, src) is None:
+                raise DecodeError("unknown cookies", 0, "fragment")
+            whole = self.reassembler.add(data, src, now)
+            if whole is None:
+                return
+            data, header = whole, decode_header(whole)
+            self.tracer.emit("ike", "reassembled", size=len(data), src=src)
         sa = self._lookup(header, src)
         if sa is not None:
             self.timers.touch(sa)  # whatever happens to it now, its timers are looked at again

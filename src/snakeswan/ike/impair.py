@@ -42,7 +42,7 @@ from snakeswan.ike.context import Context
 from snakeswan.ike.events import Datagram
 from snakeswan.ike.impair_payloads import MissingPayload, Rehash
 from snakeswan.trace import Tracer
-from snakeswan.wire.enums import ExchangeType
+from snakeswan.wire.enums import ExchangeType, PayloadType
 from snakeswan.wire.message import HEADER_SIZE, decode_header
 from snakeswan.wire.payloads import Payload
 
@@ -258,8 +258,8 @@ def _key(data: bytes) -> tuple[bytes, int, int] | None:
         h = decode_header(data)
     except DecodeError:  # not ISAKMP: never impaired
         return None
-    if h.exchange not in _PREFIX:
-        return None
+    if h.exchange not in _PREFIX or h.next_payload == PayloadType.FRAGMENT:
+        return None  # IKE fragments (ike/fragments.py) are not named nor impaired
     return h.icookie, h.message_id, int(h.exchange)
 
 

@@ -55,6 +55,9 @@ class InformationalHandler:
             tracer.emit("ike", "drop", reason="informational HASH(1) mismatch", sa=sa.unique_id)
             return
         for n in content.notifies:
+            if n.notify_type == NotifyType.CONNECTED and content.authenticated:
+                self._connected(sa, n, header.message_id, now)
+                continue
             self._notify(sa, n, content.authenticated, now)
             if not self._alive(sa):
                 return
@@ -67,6 +70,22 @@ class InformationalHandler:
         bundle_ah_gone: set[int] = set()  # the AH SAs of bundles this message's ESP Deletes ended
         for d in content.deletes:
             self._delete(sa, d, now, bundle_ah_gone)
+
+    def _connected(self, sa: IkeSa, n: NotifyPayload, mid: int, now: float) -> None:
+        """CONNECTED (commit bit, ike/commit.py): the Quick Mode waiting for it, by message ID or
+        by the SPI it names, completes."""
+        ex = sa.exchanges.get(mid)
+        waiting = [ex] if isinstance(ex, QuickMode) else []
+        waiting += [
+            e
+            for e in sa.exchanges.values()
+            if isinstance(e, QuickMode) and e.choice is not None and e.choice.peer_spi == n.spi
+        ]
+        self.ctx.tracer.emit("ike", "notify_received", sa=sa.unique_id, type="CONNECTED", authenticated=True)
+        if any(e.connected(now) for e in waiting):
+            self.timers.after(sa, now)
+            return
+        self.ctx.tracer.emit("ike", "drop", reason="CONNECTED for no Quick Mode waiting", sa=sa.unique_id)
 
     def _notify(self, sa: IkeSa, n: NotifyPayload, authenticated: bool, now: float) -> None:
         self.ctx.tracer.emit(

@@ -31,9 +31,11 @@ def new_message_id(sa: IkeSa, ctx: Context) -> int:
             return mid
 
 
-def send(sa: IkeSa, ctx: Context, payloads: list[Payload]) -> None:
-    """Send an informational message: protected with HASH(1) when phase 1 keys exist."""
-    mid = new_message_id(sa, ctx)
+def send(sa: IkeSa, ctx: Context, payloads: list[Payload], message_id: int | None = None) -> bytes:
+    """Send an informational message: protected with HASH(1) when phase 1 keys exist. With
+    ``message_id`` (the CONNECTED notify of a Quick Mode, ike/commit.py) under that ID, its IV
+    continuing that exchange's chain. Returns the datagram."""
+    mid = new_message_id(sa, ctx) if message_id is None else message_id
     protected = sa.crypto is not None and (sa.state is IkeState.ESTABLISHED or _phase1_authenticated(sa))
     rehash = None
     if protected:
@@ -59,6 +61,7 @@ def send(sa: IkeSa, ctx: Context, payloads: list[Payload]) -> None:
         payloads=[_describe(p) for p in payloads if not isinstance(p, HashPayload)],
         summary=summary(payloads),
     )
+    return data
 
 
 def _phase1_authenticated(sa: IkeSa) -> bool:

@@ -184,8 +184,12 @@ class Phase1:
         ra = conn is not None and bool(
             conn.local_xauth or conn.remote_xauth or conn.pools or conn.vips
         )  # fmt: skip
+        frag = conn is not None and conn.fragmentation != "no"
         vids = (*vendor.OURS, *(vendor.REMOTE_ACCESS if ra else ()))
-        return [VendorIdPayload(v) for v in vids if not mutual or v in self.peer_vids]
+        out = [VendorIdPayload(v) for v in vids if not mutual or v in self.peer_vids]
+        if frag and (not mutual or self.sa.peer_fragmentation):
+            out.append(VendorIdPayload(vendor.CISCO_FRAGMENTATION))
+        return out
 
     def note_vids(self, msg: Message) -> None:
         vids = [p.data for p in msg.all(VendorIdPayload)]
@@ -196,6 +200,7 @@ class Phase1:
             )
             self.sa.dpd_supported = self.sa.dpd_supported or vendor.DPD in vids
             self.sa.unity = self.sa.unity or vendor.CISCO_UNITY in vids
+            self.sa.peer_fragmentation = self.sa.peer_fragmentation or any(map(vendor.fragmentation, vids))
             self.ctx.tracer.emit(
                 "ike", "vendor_ids", sa=self.sa.unique_id, vids=[vendor.describe(v) for v in vids]
             )

@@ -5,7 +5,8 @@
     I -> R  QM3  HDR*, HASH(3)
 
 Each side picks the SPI of its inbound SA. The initiator installs its SAs when it sends QM3, the
-responder when QM3 arrives.
+responder when QM3 arrives; with the commit bit (ike/commit.py) the initiator waits for the
+responder's CONNECTED notify.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from snakeswan.crypto import keymat
 from snakeswan.crypto.algorithms import ah_auth_algorithm, auth_key_size, esp_encryption_key_size
 from snakeswan.crypto.dh import DhKeyPair, dh_group
 from snakeswan.errors import AuthenticationError, CryptoError, LocalError, PeerError
-from snakeswan.ike import crypt, mismatch, natt, peers, selectors
+from snakeswan.ike import commit, crypt, mismatch, natt, peers, selectors
 from snakeswan.ike.bundle import (
     BundleChoice,
     bundle_reply,
@@ -76,6 +77,7 @@ class QmState(enum.Enum):
     SENT_QM1 = 1
     SENT_QM2 = 2
     DONE = 3
+    WAIT_CONNECTED = 4  # initiator: QM3 sent, the commit bit set, CONNECTED not yet received
 
 
 class QuickMode(Exchange):
@@ -116,6 +118,8 @@ class QuickMode(Exchange):
         self.kilobytes: int | None = None
         self.initiator = child is not None  # who started this Quick Mode (either end of the IKE SA may)
         self.nat_oa: tuple[str, str] | None = None  # (peer's original address, ours as it saw it)
+        # the commit bit in QM1/QM2 (RFC 2408 4.6, ike/commit.py): ours on request, the peer's always
+        self.commit = self.conn is not None and self.conn.commit_bit
 
     # ---- helpers ------------------------------------------------------------------------------
 
@@ -146,9 +150,10 @@ class QuickMode(Exchange):
             encrypt=True,
             hook=self.ctx.payload_hook,
             rehash=lambda r: self._hash(which, encode_payloads(r)[1] if r else b""),
+            flags=commit.FLAGS if self.commit and which != 3 else 0,
         )
         self.send(data, now, expect_reply=expect_reply)
-        label = "QM3" if self.state is QmState.DONE else self.state.name.removeprefix("SENT_")
+        label = f"QM{which}"
         self.trace("sent", msg=label, mid=self.message_id, payloads=summary(payloads))
 
     def _verify(self, msg: Message, ciphertext: bytes | None, which: int) -> None:
@@ -243,7 +248,8 @@ class QuickMode(Exchange):
         return self._pairs(child)[self.ts_pair]
 
     def expected(self) -> str:
-        return {QmState.START: "QM1", QmState.SENT_QM1: "QM2", QmState.SENT_QM2: "QM3"}.get(self.state, "QM?")
+        names = {QmState.START: "QM1", QmState.SENT_QM1: "QM2", QmState.SENT_QM2: "QM3"}
+        return names.get(self.state, "CONNECTED" if self.state is QmState.WAIT_CONNECTED else "QM?")
 
     def handle(self, msg: Message, ciphertext: bytes | None, data: bytes, now: float) -> None:
         if self.initiator and self.state is QmState.SENT_QM1:
@@ -255,6 +261,8 @@ class QuickMode(Exchange):
             self.state = QmState.DONE
             self.retx.stop()
             self._established(initiator=False)
+            if self.commit and self.choice is not None:  # our SAs are in: tell the initiator
+                commit.send_connected(self, self.choice.proposal.protocol, self.spi_in, now)
         else:
             self.trace("unexpected_message", state=self.state.name)
             return
@@ -282,9 +290,26 @@ class QuickMode(Exchange):
         self._take_ke(msg, self.choice.proposal.pfs_group)
         self._take_nat_oa(msg, initiator_sent=False)
         self._take_reply_ids(msg)
+        if commit.requested(msg.header):  # the responder will send CONNECTED: wait for it
+            self.state = QmState.WAIT_CONNECTED
+            self._send([], 3, now, expect_reply=True)
+            self.trace("waiting_connected", mid=self.message_id)
+            return
+        if self.commit:
+            self.trace("commit_bit_ignored", mid=self.message_id)  # the responder did not echo it
         self.state = QmState.DONE
         self._send([], 3, now, expect_reply=False)
         self._established(initiator=True)
+
+    def connected(self, now: float) -> bool:
+        """The responder's CONNECTED notify: our SAs may be used now. False if not waiting."""
+        if self.state is not QmState.WAIT_CONNECTED:
+            return False
+        self.state = QmState.DONE
+        self.retx.stop()
+        self.trace("connected_received", mid=self.message_id)
+        self._established(initiator=True)
+        return True
 
     def _take_reply_ids(self, msg: Message) -> None:
         """QM2's IDci/IDcr: ours, or narrowed by the responder (strongSwan does so): accepted when
@@ -386,6 +411,7 @@ class QuickMode(Exchange):
                 )
             )
         self.seconds, self.kilobytes = self.choice.life_seconds, self.choice.life_kilobytes
+        self.commit = commit.responder_sets(self, msg.header)
         self.state = QmState.SENT_QM2
         self._send(rest, 2, now, expect_reply=True)
         self.retx.processed(data)

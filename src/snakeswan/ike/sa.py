@@ -58,6 +58,8 @@ class IkeSa:
     nat: NatResult | None = None
     dpd_supported: bool = False
     unity: bool = False  # the peer announced Cisco Unity
+    peer_fragmentation: bool = False  # the peer announced IKE fragmentation (ike/fragments.py)
+    fragment_id: int = 0  # the last fragment ID we used (one per message cut, 1..65535)
     established_at: float | None = None
     phase1: Exchange | None = None
     exchanges: dict[int, Exchange] = field(default_factory=dict)  # by message ID (Quick Mode, ...)

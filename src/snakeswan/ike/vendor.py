@@ -38,18 +38,25 @@ REMOTE_ACCESS = (XAUTH, CISCO_UNITY)
 def describe(vid: bytes) -> str:
     if vid in NAMES:
         return NAMES[vid]
-    if vid.startswith(CISCO_FRAGMENTATION[:16]):
+    if fragmentation(vid):
         return "FRAGMENTATION"
     if vid.startswith(STRONGSWAN_PREFIX):
         return "strongSwan"
     return vid.hex()
 
 
+def fragmentation(vid: bytes) -> bool:
+    """The FRAGMENTATION vendor ID, also with the capability bits racoon sends after it."""
+    return vid[: len(CISCO_FRAGMENTATION)] == CISCO_FRAGMENTATION
+
+
 def natt_flavour(vids: Iterable[bytes]) -> str | None:
-    """``"rfc"`` if the peer announced RFC 3947, ``"draft"`` for a draft only, else None."""
+    """``"rfc"`` if the peer announced RFC 3947, ``"draft"`` for draft-02, -02\\n or -03 only (NAT-D
+    and NAT-OA as payloads 130/131, the draft encapsulation modes, floating to 4500 as RFC 3947),
+    else None."""
     vids = list(vids)
     if NATT_RFC3947 in vids:
         return "rfc"
-    if any(v in NATT_DRAFTS for v in vids):
+    if any(v in NATT_DRAFTS[1:] for v in vids):  # draft-00/01 do not float to 4500: not for us
         return "draft"
     return None

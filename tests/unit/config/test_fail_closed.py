@@ -26,7 +26,6 @@ secret = "s"
     ("conn", "child", "key", "why"),
     [
         ("mobike = true", "", "connections.c.mobike", "MOBIKE is IKEv2 only"),
-        ('fragmentation = "yes"', "", "connections.c.fragmentation", "not implemented"),
         ("keyingtries = 3", "", "connections.c.keyingtries", "retries are not implemented"),
         ('unique = "sometimes"', "", "connections.c.unique", 'expected "never", "no", "keep" or "replace"'),
         ("", 'inactivity = "5m"', "connections.c.children.net.inactivity", "not implemented"),

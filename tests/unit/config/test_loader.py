@@ -160,7 +160,7 @@ def test_defaults_follow_swanctl() -> None:
     assert conn.local_addrs == ("%any",) and conn.proposals == DEFAULT_IKE_PROPOSALS
     assert conn.local == AuthConfig() and conn.local.auth == "pubkey"
     assert (conn.rekey_time, conn.over_time, conn.rand_time, conn.reauth_time) == (14400, 1440, 1440, 0)
-    assert (conn.keyingtries, conn.unique, conn.fragmentation, conn.send_cert) == (1, "no", "no", "ifasked")
+    assert (conn.keyingtries, conn.unique, conn.fragmentation, conn.send_cert) == (1, "no", "yes", "ifasked")
     assert conn.send_certreq and not conn.encap and not conn.aggressive
     assert conn.ike_lifetime_check == "lenient"
     strict = parse_config(
