@@ -2,8 +2,9 @@
 run, with one and the same client: ``snakeswan load`` (N simulated peers, MM PSK + QM) from one
 namespace against a snakeswan gateway, then against strongSwan 5.9 (charon, kernel-libipsec
 loaded but no traffic) configured alike (one %any connection, group PSK, half-open limits lifted
-on both). Prints tunnels/s, latency percentiles, the gateway's own CPU ms per tunnel (from /proc:
-the client's CPU is not in it) and the ratios per N. Needs root.
+on both; ours logs at info, charon nothing). Prints tunnels/s, latency percentiles, the
+gateway's own CPU ms per tunnel (from /proc: the client's CPU is not in it) and the ratios per N.
+Needs root. ``--procs P``: the client in P processes (``snakeswan load --procs``).
 
 Run: python bench/gateway_rate.py [--n 1000 3000] [--ike aes128-sha256-modp2048]
 """
@@ -76,15 +77,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load(ns: object, n: int, ike: str) -> dict[str, object]:
-    cmd = [sys.executable, "-m", "snakeswan.cli.main", "load", "10.231.0.2", "--local", "10.231.0.1",
+def load(ns: object, n: int, ike: str, procs: int = 1) -> dict[str, object]:
+    # several processes: an address each (strongSwan with kernel-libipsec fakes NAT, and our
+    # engine floats IKE to its own NAT-T port on both ends: ports of their own would not do)
+    local = ",".join(["10.231.0.1"] + [f"10.231.0.{10 + k}" for k in range(1, procs)])
+    for k in range(1, procs):
+        ns.run("ip", "addr", "add", f"10.231.0.{10 + k}/24", "dev", "w0")  # type: ignore[attr-defined]
+    cmd = [sys.executable, "-m", "snakeswan.cli.main", "load", "10.231.0.2", "--local", local,
            "--psk", "load-psk", "-n", str(n), "--ike", ike, "--remote-ts", "10.231.2.0/24",
-           "--concurrency", "200", "--timeout", "300", "--json", "-q"]  # fmt: skip
-    cp = ns.run(*cmd, check=False, timeout=400, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})  # type: ignore[attr-defined]
+           "--concurrency", "200", "--timeout", "900", "--json", "-q", "--procs", str(procs)]  # fmt: skip
+    cp = ns.run(*cmd, check=False, timeout=1200, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})  # type: ignore[attr-defined]
     return json.loads(cp.stdout)  # type: ignore[no-any-return]
 
 
-def run(n: int, ike: str, work: Path) -> tuple[dict[str, object], dict[str, object]]:
+def run(n: int, ike: str, work: Path, procs: int = 1) -> tuple[dict[str, object], dict[str, object]]:
     results = []
     for gateway in ("snakeswan", "strongswan"):
         (work / f"ours{n}").mkdir(parents=True, exist_ok=True)
@@ -92,13 +98,14 @@ def run(n: int, ike: str, work: Path) -> tuple[dict[str, object], dict[str, obje
         try:
             west, east = site_to_site(topo)
             if gateway == "snakeswan":
-                d = DaemonProcess(work / f"ours{n}", "east", OURS.format(ike=ike), netns=east.name)
+                conf = OURS.format(ike=ike)
+                d = DaemonProcess(work / f"ours{n}", "east", conf, netns=east.name, log_level="info")
                 topo.on_close(d.stop)
                 pid = d.proc.pid
             else:
                 c = Charon(east, work / f"theirs{n}", swanctl_conf=THEIRS.format(ike=ike),
                            settings={"init_limit_half_open": 0, "block_threshold": 100000,
-                                     "ikesa_table_size": 4096, "ikesa_table_segments": 16},
+                                     "ikesa_table_size": 65536, "ikesa_table_segments": 64},
                            default_log=-1)  # fmt: skip
                 c.start()
                 c.load_all()
@@ -106,7 +113,7 @@ def run(n: int, ike: str, work: Path) -> tuple[dict[str, object], dict[str, obje
                 assert c.pid is not None
                 pid = c.pid
             before = cpu_seconds(pid)
-            result = load(west, n, ike)
+            result = load(west, n, ike, procs)
             result["gateway_cpu_ms"] = round(
                 (cpu_seconds(pid) - before) * 1e3 / max(1, int(result["established"])), 2
             )  # type: ignore[call-overload]
@@ -120,12 +127,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, nargs="+", default=[1000])
     ap.add_argument("--ike", default="aes128-sha256-modp2048")
+    ap.add_argument("--procs", type=int, default=1, help="snakeswan load processes (the client)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ssw-rate-") as tmp:
         head = ("N", "gateway", "est.", "per s", "p50 ms", "p99 ms", "CPU ms/tunnel")
         print("{:>6} {:>10} {:>6} {:>8} {:>8} {:>8} {:>14}".format(*head))
         for n in args.n:
-            ours, theirs = run(n, args.ike, Path(tmp))
+            ours, theirs = run(n, args.ike, Path(tmp), args.procs)
             for name, r in (("snakeswan", ours), ("strongSwan", theirs)):
                 lat = r["latency_ms"]
                 print(f"{n:>6} {name:>10} {r['established']:>6} {r['per_second']:>8} "

@@ -6,15 +6,17 @@ A handshake is a complete Main Mode (or Aggressive Mode) + Quick Mode between tw
 with PSK auth, real randomness (os.urandom) and a frozen clock, datagrams handed over in memory;
 it counts from ``initiate`` until both sides reported the IPsec SA. The IKE SA is then deleted
 (untimed) so every handshake starts from scratch. Both engines run in this one process on one
-core, so "ms CPU per handshake" is the cost of both ends: compare it with strongSwan's "CPU ms per
-tunnel (both charons)", and the rate with strongSwan's tunnels/s with both charons on 2 cores
-(/work/shared/lab/REPORT.md section 3, N = 1000, median of 3 runs).
+core, so "ms CPU per handshake" is the cost of both ends: compared with strongSwan's "CPU ms per
+tunnel (both charons)", and the rate with strongSwan's tunnels/s, both measured in the same run
+(``--sw-n`` tunnels per variant, 0 to skip): a charon initiator driven over vici
+(bench/scale_gateway.py's SwanLoad, 200 in flight) against a charon responder, in namespaces,
+each its own process on this machine's cores (needs root, strongSwan and the ``vici`` package).
 
 Memory: one responder engine accepts N IKE SAs (+ one IPsec SA each) from one initiator engine that
 has N connections with distinct identities (as the lab's rate.sh); the initiator is dropped before
-the final measurement, so tracemalloc's growth / N is the responder's memory per IKE SA. Compare
-with strongSwan's responder RSS growth / N (~24 KiB): RSS and traced Python allocations are not
-the same measure, the order of magnitude is what matters.
+the final measurement, so tracemalloc's growth / N is the responder's memory per IKE SA. Compared
+with strongSwan's responder RSS growth / N in the same run: RSS and traced Python allocations are
+not the same measure, the order of magnitude is what matters.
 
 Prints figures, asserts nothing.
 """
@@ -27,6 +29,7 @@ import gc
 import os
 import pstats
 import sys
+import tempfile
 import time
 import tracemalloc
 from dataclasses import dataclass
@@ -52,8 +55,6 @@ class Variant:
     ike: str
     esp: str
     aggressive: bool = False
-    sw_rate: float | None = None  # strongSwan tunnels/s (median, N = 1000)
-    sw_cpu_ms: float | None = None  # strongSwan CPU ms per tunnel, both charons (median)
 
 
 VARIANTS = [
@@ -62,24 +63,18 @@ VARIANTS = [
         "MM modp2048 / aes128gcm16 + PFS modp2048",
         "aes128-sha256-modp2048",
         "aes128gcm16-modp2048",
-        sw_rate=67.7,
-        sw_cpu_ms=26.8,
     ),
     Variant(
         "nopfs",
         "MM modp2048 / aes128gcm16, no PFS",
         "aes128-sha256-modp2048",
         "aes128gcm16",
-        sw_rate=92.9,
-        sw_cpu_ms=17.0,
     ),
     Variant(
         "ecp",
         "MM ecp256 / aes128gcm16, no PFS",
         "aes128-sha256-ecp256",
         "aes128gcm16",
-        sw_rate=227.4,
-        sw_cpu_ms=6.8,
     ),
     Variant(
         "am",
@@ -89,7 +84,43 @@ VARIANTS = [
         aggressive=True,
     ),
 ]
-SW_KIB_PER_SA = 24.5  # responder RSS growth / N at N = 1000, 1 IKE SA + 1 CHILD_SA each
+
+
+def strongswan_pair(v: Variant, n: int, work: Path) -> tuple[float, float, float]:
+    """strongSwan<->strongSwan in namespaces, now: (tunnels/s, CPU ms per tunnel of both charons,
+    the responder's RSS growth per IKE SA in KiB)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from gateway_rate import THEIRS, cpu_seconds  # noqa: PLC0415
+    from scale_gateway import SwanLoad, rss_kib  # noqa: PLC0415
+
+    from tests.interop.strongswan import AGGRESSIVE_PSK_OPT_IN, Charon  # noqa: PLC0415
+    from tests.netns import Topology, site_to_site  # noqa: PLC0415
+
+    conf = THEIRS.format(ike=v.ike).replace("esp_proposals = aes128gcm16", f"esp_proposals = {v.esp}")
+    if v.aggressive:
+        conf = conf.replace("version = 1", "version = 1\n    aggressive = yes")
+    settings = {"init_limit_half_open": 0, "block_threshold": 100000, AGGRESSIVE_PSK_OPT_IN: True}
+    topo = Topology()
+    try:
+        west, east = site_to_site(topo)
+        gw = Charon(east, work / f"gw-{v.key}", swanctl_conf=conf, settings=settings, default_log=-1)
+        gw.start()
+        gw.load_all()
+        topo.on_close(gw.stop)
+        ini = Charon(west, work / f"ini-{v.key}", default_log=-1)
+        ini.start()
+        topo.on_close(ini.stop)
+        assert gw.pid is not None and ini.pid is not None
+        load = SwanLoad(ini, ike=v.ike, esp=v.esp, aggressive=v.aggressive)
+        cpu0, rss0 = cpu_seconds(gw.pid) + cpu_seconds(ini.pid), rss_kib(gw.pid)
+        r = load.run([(f"c{i}", f"peer{i}.load") for i in range(n)], 200, 300)
+        done = int(r["established"])
+        if not done:
+            raise RuntimeError(f"strongSwan established no tunnel ({v.key}): {r}")
+        cpu = (cpu_seconds(gw.pid) + cpu_seconds(ini.pid) - cpu0) * 1e3 / done
+        return float(r["per_second"]), cpu, (rss_kib(gw.pid) - rss0) / done
+    finally:
+        topo.close()
 
 
 def engines(v: Variant) -> tuple[Engine, Engine]:
@@ -228,6 +259,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100, help="handshakes per variant (default 100)")
     ap.add_argument("--mem-n", type=int, default=1000, help="IKE SAs for the memory figure (default 1000)")
     ap.add_argument("--mem-variant", default="pfs", choices=[v.key for v in VARIANTS])
+    ap.add_argument("--sw-n", type=int, default=300, help="strongSwan tunnels per variant (0: skip)")
     ap.add_argument(
         "--profile",
         choices=[v.key for v in VARIANTS],
@@ -246,32 +278,42 @@ def main() -> None:
         return
 
     print(f"snakeswan IKEv1 handshakes, both engines in one process (Python {sys.version.split()[0]})")
-    print("strongSwan (sw): REPORT.md section 3, N = 1000, both charons on 2 cores, median of 3 runs\n")
+    print(f"strongSwan (sw): charon <-> charon in namespaces, {args.sw_n} tunnels, this run\n")
     cols = ("variant", "hs", "s", "hs/s", "CPU ms/hs", "sw hs/s", "ratio", "sw CPU ms", "CPU ratio")
     widths = (-42, 5, 7, 8, 10, 8, 6, 10, 9)
     line = " ".join(f"{c:{'<' if w < 0 else '>'}{abs(w)}}" for c, w in zip(cols, widths, strict=True))
     print(line)
     print("-" * len(line))
-    for v in VARIANTS:
-        wall, cpu = handshakes(v, args.n)
-        rate, cpu_ms = args.n / wall, cpu / args.n * 1000
-        cells = [v.label, str(args.n), f"{wall:.2f}", f"{rate:.1f}", f"{cpu_ms:.2f}"]
-        if v.sw_rate and v.sw_cpu_ms:
-            cells += [f"{v.sw_rate:.1f}", f"{rate / v.sw_rate:.2f}"]
-            cells += [f"{v.sw_cpu_ms:.1f}", f"{cpu_ms / v.sw_cpu_ms:.2f}"]
-        else:
-            cells += ["-"] * 4
-        print(" ".join(f"{c:{'<' if w < 0 else '>'}{abs(w)}}" for c, w in zip(cells, widths, strict=True)))
+    sw_kib: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="ssw-hs-") as tmp:
+        for v in VARIANTS:
+            wall, cpu = handshakes(v, args.n)
+            rate, cpu_ms = args.n / wall, cpu / args.n * 1000
+            cells = [v.label, str(args.n), f"{wall:.2f}", f"{rate:.1f}", f"{cpu_ms:.2f}"]
+            if args.sw_n:
+                sw_rate, sw_cpu_ms, sw_kib[v.key] = strongswan_pair(v, args.sw_n, Path(tmp))
+                cells += [f"{sw_rate:.1f}", f"{rate / max(sw_rate, 1e-9):.2f}"]
+                cells += [f"{sw_cpu_ms:.1f}", f"{cpu_ms / max(sw_cpu_ms, 1e-9):.2f}"]
+            else:
+                cells += ["-"] * 4
+            print(
+                " ".join(f"{c:{'<' if w < 0 else '>'}{abs(w)}}" for c, w in zip(cells, widths, strict=True))
+            )
     print("ratio = hs/s / sw tunnels/s (> 1: faster); CPU ratio = CPU ms / sw CPU ms (< 1: cheaper).")
-    print("Not like for like: snakeswan draws short MODP exponents (crypto/dh.py), strongSwan's openssl")
-    print("plugin full 2048-bit ones; with gmp + short exponents strongSwan did 124/s, 14.1 CPU ms (PFS).")
+    print("Not like for like: snakeswan's pair is in memory on one core, strongSwan's over sockets on two;")
+    print(
+        "snakeswan draws short MODP exponents (crypto/dh.py), strongSwan's openssl plugin full 2048-bit ones."
+    )
 
     v = by_key[args.mem_variant]
     kib, held = memory_per_sa(v, args.mem_n)
     print(f"\nmemory, {v.label}: responder holding {held} IKE SAs (+1 IPsec SA each)")
     print(f"  tracemalloc growth / N: {kib:.1f} KiB per IKE SA")
-    print(f"  strongSwan: ~{SW_KIB_PER_SA} KiB per IKE SA (responder RSS growth / N)")
-    print(f"  ratio {kib / SW_KIB_PER_SA:.2f} (memory OpenSSL allocates itself, e.g. EC keys, is not traced)")
+    if v.key in sw_kib:
+        sw = sw_kib[v.key]
+        print(f"  strongSwan, this run: {sw:.1f} KiB per IKE SA (responder RSS growth / {args.sw_n})")
+        ratio = kib / max(sw, 1e-9)
+        print(f"  ratio {ratio:.2f} (memory OpenSSL allocates itself, e.g. EC keys, is not traced)")
 
 
 if __name__ == "__main__":

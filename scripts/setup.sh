@@ -23,3 +23,7 @@ if ! python3 -c "import snakeswan, pytest, hypothesis, importlinter, pyrad, prom
   echo "setup: installing snakeswan (editable) with its dev extras"
   python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
 fi
+# benchmarks only: strongSwan's vici client (bench/scale_gateway.py drives a charon initiator with
+# it) and py-spy (bench/flood.py --profile)
+python3 -c "import vici" >/dev/null 2>&1 && command -v py-spy >/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check 'vici>=6,<7' 'py-spy>=0.3'

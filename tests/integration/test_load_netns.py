@@ -66,3 +66,31 @@ def test_load_generator_brings_up_every_peer(remote_access: bool, topology: Any,
     if remote_access:
         assert len({s["vips"][0] for s in sas}) == n
         assert {s["xauth_user"] for s in sas} == {f"user{i}" for i in range(n)}
+
+
+@pytest.mark.parametrize("own_address", [False, True], ids=["ports", "addresses"])
+def test_load_generator_in_two_processes(own_address: bool, topology: Any, tmp_path: Path) -> None:
+    """``--procs 2``: two processes share the peers out (identities unique across them), each from
+    its own UDP port of one address, or from an address of its own; one result counts them all."""
+    n = 40
+    topo = topology()
+    west, east = site_to_site(topo)
+    conf = GATEWAY.format(pools="", xauth="", secrets="")
+    daemon = "\n[daemon]\ndataplane = false\nhalf_open_per_source = 1000\n"
+    gw = DaemonProcess(tmp_path, "east", conf + daemon, netns=east.name)
+    topo.on_close(gw.stop)
+    local: tuple[str, ...] = ()
+    if own_address:
+        west.run("ip", "addr", "add", "10.231.0.3/24", "dev", "w0")
+        local = ("--local", "10.231.0.1,10.231.0.3")  # the later --local wins
+    args = ("-n", str(n), "--procs", "2", "--ike", "aes128-sha256-ecp256", "--remote-ts", "10.231.2.0/24")
+    result = load(west, *args, *local)
+    assert result["established"] == n and result["failed"] == 0 and result["started"] == n, result
+    sas = gw.sas()
+    assert len(sas) == n and all(s["children"] for s in sas)
+    assert {s["remote_id"] for s in sas} == {f"peer{i}.load" for i in range(n)}
+    sources = {tuple(s["remote"].rsplit(":", 1)) for s in sas}
+    if own_address:
+        assert sources == {("10.231.0.1", "500"), ("10.231.0.3", "500")}
+    else:
+        assert sources == {("10.231.0.1", "500"), ("10.231.0.1", "501")}

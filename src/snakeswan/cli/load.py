@@ -9,12 +9,18 @@ from typing import Any
 
 from snakeswan.cli.common import add_verb
 from snakeswan.daemon.loadgen import LoadGenerator, LoadResult, LoadSpec
+from snakeswan.daemon.loadprocs import run_parallel
 
 
 def add_parser(sub: Any) -> None:
     p = add_verb(sub, "load", "simulate many IKEv1 peers against a gateway and report the rate", run)
     p.add_argument("gateway", help="the gateway's IP address")
-    p.add_argument("--local", required=True, help="our IP address (the source of every peer)")
+    p.add_argument(
+        "--local",
+        required=True,
+        help="our IP address (the source of every peer); with --procs, one per process may be "
+        "given, comma-separated",
+    )
     p.add_argument("-n", "--n", type=int, default=100, help="peers (tunnels), default 100")
     p.add_argument("--psk", required=True, help="the group pre-shared key")
     p.add_argument("--rate", type=float, default=0.0, help="tunnels started per second (0: no limit)")
@@ -30,6 +36,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--xauth-password", help="XAUTH password of peer {i}, e.g. pw{i}")
     p.add_argument("--vips", action="store_true", help="ask for a virtual IP (Mode Config)")
     p.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
+    p.add_argument(
+        "--procs",
+        type=int,
+        default=1,
+        help="processes (one per core): peers, rate and concurrency are shared out; process k "
+        "uses the k-th --local address, or with one address UDP ports 500+k and 4500+k",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress line")
 
@@ -65,7 +78,13 @@ def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    result = LoadGenerator(spec, progress).run().summary()
+    if args.procs <= 1 and "," in args.local:
+        print("snakeswan load: several --local addresses need --procs", file=sys.stderr)
+        return 2
+    if args.procs > 1:
+        result = run_parallel(spec, args.procs, progress).summary()
+    else:
+        result = LoadGenerator(spec, progress).run().summary()
     if not args.quiet:
         print(file=sys.stderr)
     if args.json:

@@ -8,6 +8,7 @@ tunnel's latency is initiate -> its IPsec SA; failures are counted by reason.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import time
@@ -44,10 +45,12 @@ class LoadSpec:
     timeout: float = 60.0
     port: int = 500
     nat_port: int = 4500
+    first: int = 0  # peer numbers first .. first + n - 1 (a share of several processes)
+    bind: bool = False  # sockets bound to ``local`` only (several processes, one address each)
 
     def config_text(self) -> str:
         blocks = [f"[daemon]\nport = {self.port}\nnat_port = {self.nat_port}\ndataplane = false\n"]
-        for i in range(self.n):
+        for i in range(self.first, self.first + self.n):
             lid = self.identity.format(i=i)
             rounds = f'local-psk = {{ auth = "psk", round = 1, id = "{lid}" }}\n'
             if self.xauth_user:
@@ -108,13 +111,15 @@ class LoadGenerator:
         self._sockets: dict[int, UdpSocket] = {}
 
     def run(self) -> LoadResult:
+        gc.set_threshold(50_000, 20, 100)  # as the daemon's (daemon.GC_THRESHOLDS): N SAs here too
         return asyncio.run(self._main())
 
     async def _main(self) -> LoadResult:
         loop = asyncio.get_running_loop()
         try:
             for port, nat_t in ((self.spec.port, False), (self.spec.nat_port, True)):
-                self._sockets[port] = UdpSocket(port, family=socket.AF_INET, nat_t=nat_t)
+                bind = self.spec.local if self.spec.bind else None
+                self._sockets[port] = UdpSocket(port, family=socket.AF_INET, nat_t=nat_t, bind=bind)
         except OSError as e:
             raise LocalError(f"load: cannot open UDP port: {e.strerror}") from None
         for s in self._sockets.values():
@@ -154,7 +159,7 @@ class LoadGenerator:
         in_flight = r.started - len(self._done)
         allowed = spec.n if spec.rate <= 0 else min(spec.n, int(elapsed * spec.rate) + 1)
         while r.started < allowed and in_flight < spec.concurrency:
-            name = f"c{r.started}"
+            name = f"c{self.spec.first + r.started}"
             self._started_at[name] = time.monotonic()
             try:
                 self.engine.initiate(name, now=now)

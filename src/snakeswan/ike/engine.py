@@ -72,6 +72,7 @@ class Engine:
     ) -> None:
         d = config.daemon
         self.config = config
+        self._conns: tuple[Config, dict[str, ConnectionConfig]] = (config, {})
         self.ctx = Context(
             config=config,
             rng=rng,
@@ -150,10 +151,9 @@ class Engine:
         """Start (or reuse) an ISAKMP SA for ``conn_name`` and negotiate ``child_name`` (or all
         children) under it. ``local`` is our address when the connection names none (the driver
         asks the routing table). Returns the IKE SA's unique id. Raises LocalError for unknown names."""
-        try:
-            conn = self.config.connection(conn_name)
-        except KeyError:
-            raise LocalError(f"no connection named {conn_name!r}") from None
+        conn = self._connection(conn_name)
+        if conn is None:
+            raise LocalError(f"no connection named {conn_name!r}")
         children = [child_name] if child_name else [c.name for c in conn.children]
         for name in children:
             try:
@@ -168,9 +168,17 @@ class Engine:
                 self._start_pending(sa, now)
                 return sa.unique_id
         ours, theirs = self._initiator_addresses(conn, local)
-        first = unique.sends_initial_contact(conn.unique, self.table.with_peer(theirs[0]))
+        first = unique.sends_initial_contact(conn.unique, self.table.peer_sas(theirs[0]))
         sa = self._start_phase1(conn, ours, theirs, now, initial_contact=first, children=children)
         return sa.unique_id
+
+    def _connection(self, name: str) -> ConnectionConfig | None:
+        """By name, from a dict made once per configuration (a load generator has 25,000)."""
+        of, by_name = self._conns
+        if of is not self.config or len(by_name) != len(self.config.connections):
+            by_name = {c.name: c for c in self.config.connections}
+            self._conns = (self.config, by_name)
+        return by_name.get(name)
 
     def _start_phase1(
         self,
@@ -589,6 +597,14 @@ class Engine:
         if pending is not None and pending.initiator and pending.rcookie == _ZERO:
             return pending  # the responder's first answer: its cookie is learnt once it is accepted
         return None
+
+    def knows(self, icookie: bytes, rcookie: bytes) -> bool:
+        """Whether an SA holds these cookies, as :meth:`_lookup` finds it (asked before parsing by
+        overload shedding, ike/shedding.py)."""
+        if self.table.by_cookies(icookie, rcookie) is not None:
+            return True
+        pending = None if rcookie == _ZERO else self.table.by_cookies(icookie, _ZERO)
+        return pending is not None and pending.initiator and pending.rcookie == _ZERO
 
     def _exchange_for(self, sa: IkeSa, header: Header) -> Exchange | None:
         if header.exchange in (ExchangeType.IDENTITY_PROTECTION, ExchangeType.AGGRESSIVE):

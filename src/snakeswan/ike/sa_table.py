@@ -16,7 +16,7 @@ The engine tells the table what happened (:meth:`add`, :meth:`learn_rcookie`, :m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 from snakeswan.ike.events import Address, ChildSaInfo
@@ -178,6 +178,12 @@ class SaTable:
     def with_peer(self, ip: str) -> list[IkeSa]:
         """The SAs with the peer at ``ip`` (any connection, any state)."""
         return list(self._by_peer.get(ip, {}).values())
+
+    def peer_sas(self, ip: str) -> Iterable[IkeSa]:
+        """:meth:`with_peer` without the copy, for a look that stops early (INITIAL-CONTACT: one
+        live SA is enough; a load generator has thousands to one gateway). Not to be held across
+        changes to the table."""
+        return self._by_peer.get(ip, {}).values()
 
     def has_sibling(self, c: ChildSaInfo) -> bool:
         """Another IPsec SA of the same child and selectors is up (a rekey's other half)."""

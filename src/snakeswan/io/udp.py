@@ -29,13 +29,21 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from snakeswan.errors import LocalError
-from snakeswan.io.batch import HAVE_MMSG, recvmmsg_addressed, unpack_cmsgs, unpack_sockaddr
+from snakeswan.io.batch import (
+    HAVE_MMSG,
+    pack_cmsgs,
+    pack_sockaddr,
+    recvmmsg_addressed,
+    unpack_cmsgs,
+    unpack_sockaddr,
+)
 from snakeswan.io.rawip import grow_buffers
 from snakeswan.io.routes import set_mark
 
 NON_ESP_MARKER = b"\x00\x00\x00\x00"
 KEEPALIVE = b"\xff"
 _CMSG_SPACE = socket.CMSG_SPACE(64)
+_PKTINFO_SPACE = socket.CMSG_SPACE(20)  # the larger of IP_PKTINFO and IPV6_PKTINFO: more is GRO
 IP_PKTINFO: int = getattr(socket, "IP_PKTINFO", 8)  # Linux; typeshed lacks it
 SOL_UDP = 17
 UDP_SEGMENT = 103  # linux/udp.h
@@ -45,6 +53,10 @@ _NAME_LEN = 28  # sockaddr_in6, the larger
 GSO_MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS
 GSO_MAX_BYTES = 65000  # the UDP payload of one GSO send stays below 64 KiB
 _U16 = struct.Struct("=H")
+# ~20,000 small datagrams (their kernel size is ~4x their length): a flood of 200,000 spoofed
+# MM1s a second fills it in 0.1 s, so the scheduler can take the daemon off the CPU for that long
+# before the kernel drops at random what the daemon's shedding would have sorted (daemon/intake.py)
+RECEIVE_BUFFER = 16 << 20
 
 Address = tuple[str, int]
 
@@ -92,7 +104,7 @@ class UdpSocket:
             raise OSError(errno.EPERM, str(e)) from None
         # bursts must not overflow the kernel's buffers: ESP-in-UDP on the NAT-T port, and on both
         # ports hundreds of peers' IKE while the loop is busy computing DH (a gateway's MM3s)
-        grow_buffers(self.sock)
+        grow_buffers(self.sock, RECEIVE_BUFFER)
         if nat_t:
             with contextlib.suppress(OSError):  # older kernels: datagram by datagram
                 self.sock.setsockopt(SOL_UDP, UDP_GRO, 1)
@@ -112,13 +124,40 @@ class UdpSocket:
     def receive(self, limit: int = 64) -> Iterator[Received]:
         """Read what is queued (at most ``limit`` system calls' worth), classified."""
         for data, peer, anc in self._read(limit):
-            dst_addr, gro = self._control(anc)
-            dst = (dst_addr or self.sock.getsockname()[0], self.port)
-            if gro and len(data) > gro:  # several datagrams of one flow, kept together (UDP GRO)
-                for at in range(0, len(data), gro):
-                    yield self._classify(data[at : at + gro], peer, dst)
-            else:
-                yield self._classify(data, peer, dst)
+            yield from self._split(data, peer, anc)
+
+    def receive_raw(self, limit: int = 64) -> list[tuple[bytes, bytes, bytes]]:
+        """Up to ``limit`` queued datagrams as ``(data, packed source sockaddr, control buffer)``,
+        nothing decoded yet: overload shedding looks at the bytes before paying for addresses and
+        control messages (``ike.shedding``); :meth:`decode` finishes the ones it keeps. An empty
+        list when nothing is queued."""
+        if self.batched:
+            try:
+                messages = recvmmsg_addressed(self.sock.fileno(), limit, 65535, _NAME_LEN, _CMSG_SPACE)
+            except OSError:
+                return []  # e.g. ICMP port unreachable reported on the socket: nothing to read
+            return [(data, name, control) for data, name, control, _flags in messages]
+        out = []
+        for data, peer, anc in self._read(limit):  # without recvmmsg: the same shape, re-encoded
+            out.append((data, pack_sockaddr(*peer), pack_cmsgs(anc)))
+        return out
+
+    def decode(self, data: bytes, name: bytes, control: bytes) -> Iterator[Received]:
+        """The datagram(s) of one :meth:`receive_raw` entry, as :meth:`receive` gives them."""
+        return self._split(data, unpack_sockaddr(name), unpack_cmsgs(control))
+
+    def coalesced(self, control: bytes) -> bool:
+        """Whether a :meth:`receive_raw` entry may hold several datagrams (UDP GRO, NAT-T port)."""
+        return self.nat_t and len(control) > _PKTINFO_SPACE and self._control(unpack_cmsgs(control))[1] > 0
+
+    def _split(self, data: bytes, peer: Address, anc: Iterable[tuple[int, int, bytes]]) -> Iterator[Received]:
+        dst_addr, gro = self._control(anc)
+        dst = (dst_addr or self.sock.getsockname()[0], self.port)
+        if gro and len(data) > gro:  # several datagrams of one flow, kept together (UDP GRO)
+            for at in range(0, len(data), gro):
+                yield self._classify(data[at : at + gro], peer, dst)
+        else:
+            yield self._classify(data, peer, dst)
 
     def _read(self, limit: int) -> Iterator[tuple[bytes, Address, Iterable[tuple[int, int, bytes]]]]:
         if self.batched:
