@@ -216,6 +216,7 @@ class Daemon:
         assert self._loop is not None
         if serving:
             self.control.close()
+        self.intake.report(self._loop.time())  # what was shed and not yet logged
         self.metrics.close()
         if self.dataplane is not None:
             self.dataplane.close()

@@ -76,11 +76,15 @@ class Intake:
         self._report(now)
         return out
 
-    def _report(self, now: float) -> None:
+    def report(self, now: float) -> None:
+        """Log what was shed since the last line now, whatever the interval (at shutdown)."""
+        self._report(now, force=True)
+
+    def _report(self, now: float, *, force: bool = False) -> None:
         total = sum(self.shedder.dropped.values())
         if total == self._logged:
             return
-        if self._logged_at is not None and now - self._logged_at < LOG_EVERY:
+        if not force and self._logged_at is not None and now - self._logged_at < LOG_EVERY:
             return
         counts = ", ".join(f"{n} x {reason}" for reason, n in self.shedder.dropped.most_common())
         log.warning("overload: %d IKE datagrams dropped before parsing so far (%s)", total, counts)

@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import struct
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -323,6 +324,45 @@ def addresses() -> list[tuple[int, str, int]]:
         if local:
             out.append((int(a["index"]), str(local), int(a.get_attr("IFA_FLAGS") or a["flags"])))
     return out
+
+
+def wait_usable(device: str, wanted: Sequence[str], timeout: float = 1.0) -> bool:
+    """Wait until each address of ``wanted`` (``fd98::1/64``) is on ``device``, no longer tentative
+    and routed as local (IPv6: the kernel's DAD work runs after the link comes up, even with
+    ``nodad``; until it has, packets to the address are dropped). True once usable, False at
+    ``timeout``."""
+    index = device_index(device, what="addr show")
+    want = {str(ipaddress.ip_interface(a).ip) for a in wanted}
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = {addr for i, addr, flags in addresses() if i == index and not flags & IFA_F_TENTATIVE}
+        if want <= ready and all(_routed(a) for a in wanted):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+
+
+RTN_LOCAL = 2
+
+
+def _routed(iface: str) -> bool:
+    """The kernel routes ``iface``'s address as local (its local-table route is in: packets to it
+    are delivered, not dropped or sent back out)."""
+    ifc = ipaddress.ip_interface(iface)
+    msg = rtmsg()
+    msg["family"] = _FAMILY[ifc.version]
+    msg["dst_len"] = ifc.max_prefixlen
+    msg["attrs"] = [("RTA_DST", str(ifc.ip))]
+    try:
+        answer = request(msg, RTM_GETROUTE, NLM_F_REQUEST | NLM_F_ACK, what="route get")
+    except LocalError:
+        return False
+    for raw in answer:
+        route = rtmsg(raw)
+        route.decode()
+        return bool(route["type"] == RTN_LOCAL)
+    return False
 
 
 def addresses_json() -> str:

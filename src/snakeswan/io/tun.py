@@ -38,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from snakeswan.errors import LocalError
+from snakeswan.io import netlink
 from snakeswan.io.netlink import run_netlink
 from snakeswan.io.routes import Runner
 from snakeswan.ipsec.offload import VNET_HDR_LEN, ZERO_HEADER, coalesce, split_frame
@@ -297,6 +298,11 @@ class Tun:
             runner([f"-{iface.version}", "addr", "replace", str(iface), "dev", self.name, *extra])
         if up:
             runner(["link", "set", "dev", self.name, "up"])
+            v6 = [
+                str(ipaddress.ip_interface(a).ip) for a in addresses if ipaddress.ip_interface(a).version == 6
+            ]
+            if v6 and runner is run_netlink and not netlink.wait_usable(self.name, v6):
+                raise LocalError(f"TUN device {self.name}: {', '.join(v6)} still tentative after 1 s")
 
     def close(self) -> None:
         """Close the fd; the (non-persistent) device goes away with it, and its routes too."""
