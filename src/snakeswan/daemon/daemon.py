@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from snakeswan.config.loader import load_config
 from snakeswan.config.model import Config
 from snakeswan.control.protocol import COMMANDS
-from snakeswan.daemon import cluster_state, keylog, loglimit, persistence, views
+from snakeswan.daemon import cluster_state, eventlog, keylog, loglimit, persistence, views
 from snakeswan.daemon.childsa import child_of_key
 from snakeswan.daemon.cluster import ClusterNode
 from snakeswan.daemon.control_server import ControlServer, raise_file_limit
@@ -42,14 +42,10 @@ from snakeswan.ike.events import (
     Datagram,
     Event,
     IkeSaDeleted,
-    IkeSaEstablished,
     KeyLog,
-    NegotiationFailed,
-    NotifyReceived,
     OcspCheck,
     VirtualIps,
     XauthCheck,
-    XauthResult,
 )
 from snakeswan.ike.impair import Impairer
 from snakeswan.ike.shedding import Shedder
@@ -57,7 +53,6 @@ from snakeswan.io.kvstore import KvStore
 from snakeswan.io.radius import RadiusAnswer, RadiusClient
 from snakeswan.io.udp import UdpSocket, family_of, source_address_for
 from snakeswan.trace import Record, Tracer
-from snakeswan.wire.enums import NotifyType, name_of
 
 log = logging.getLogger("snakeswan.daemon")
 LOG_SUMMARY_INTERVAL = 5.0
@@ -410,19 +405,7 @@ class Daemon:
         self.waiters.on_event(ev)
         if self.persist is not None:
             self.persist.on_event(ev)
-        if isinstance(ev, IkeSaEstablished):
-            log.info(
-                "IKE SA #%d %s established: %s[%s] === %s[%s], %s%s",
-                ev.ike_sa,
-                ev.conn,
-                ev.local[0],
-                ev.local_id,
-                ev.remote[0],
-                ev.remote_id,
-                ev.proposal,
-                ", NAT-T" if ev.nat_local or ev.nat_remote else "",
-            )
-        elif isinstance(ev, ChildSaEstablished):
+        if isinstance(ev, ChildSaEstablished):
             c = ev.child
             self.child_since[c.spi_in] = now
             if self.dataplane is not None or self.dataplane_error is not None:
@@ -442,43 +425,18 @@ class Daemon:
                     with contextlib.suppress(LocalError):
                         self.engine.delete_child(c.ike_sa, c.spi_in, now)
                     return
-            log.info(
-                "IPsec SA %s/%s established: SPIs %08x_i %08x_o, %s === %s, %s%s",
-                c.conn,
-                c.child,
-                c.spi_in,
-                c.spi_out,
-                c.local_ts,
-                c.remote_ts,
-                c.mode,
-                " UDP-encapsulated" if c.encap else "",
-            )
             if self._keylog_file:
                 for line in keylog.esp_lines(c):
                     self._keylog_file.write(line + "\n")
         elif isinstance(ev, KeyLog) and self._keylog_file and ev.ikev1_line:
             self._keylog_file.write(ev.ikev1_line + "\n")
-        elif isinstance(ev, XauthResult):
-            log.log(
-                logging.INFO if ev.ok else logging.WARNING,
-                "IKE SA #%d %s: XAUTH %s of '%s' %s (%s)",
-                ev.ike_sa,
-                ev.conn,
-                "check" if ev.server else "authentication",
-                ev.user,
-                "successful" if ev.ok else "failed",
-                ev.reason,
-            )
         elif isinstance(ev, VirtualIps):
             self._virtual_ips(ev)
         elif isinstance(ev, XauthCheck):
             self._radius_check(ev)
         elif isinstance(ev, OcspCheck):
             ask_ocsp(self._loop, self.engine, ev, self._now, self._pump)
-        elif isinstance(ev, NegotiationFailed):
-            log.warning("%s: %s failed: %s", ev.conn, ev.exchange, ev.reason)
         elif isinstance(ev, IkeSaDeleted):
-            log.info("IKE SA #%d %s deleted: %s", ev.ike_sa, ev.conn, ev.reason)
             if self.dataplane is not None:
                 self.dataplane.remove_vips(ev.ike_sa)
         elif isinstance(ev, ChildSaDeleted):
@@ -487,9 +445,7 @@ class Daemon:
                 gone = self.dataplane.child_down(ev.spi_in)
                 if ev.then == "none":  # "trap" keeps the policy, "start" negotiates again
                     self.dataplane.child_closed(ev.conn, ev.child, gone)
-            log.info("IPsec SA %s/%s (SPI %08x_i) deleted: %s", ev.conn, ev.child, ev.spi_in, ev.reason)
-        elif isinstance(ev, NotifyReceived):
-            log.info("notify %s received on IKE SA #%d", name_of(NotifyType, ev.notify_type), ev.ike_sa)
+        eventlog.log_event(ev)
 
     def _radius_check(self, ev: XauthCheck) -> None:
         """Ask the RADIUS server in a worker thread; the engine gets the verdict when it comes."""
@@ -512,24 +468,7 @@ class Daemon:
         future.add_done_callback(done)
 
     def _virtual_ips(self, ev: VirtualIps) -> None:
-        if not ev.local:
-            log.info(
-                "IKE SA #%d %s: assigned virtual IP %s to the peer",
-                ev.ike_sa,
-                ev.conn,
-                ", ".join(ev.addresses),
-            )
-            return
-        log.info(
-            "IKE SA #%d %s: virtual IP %s, DNS %s, split %s%s",
-            ev.ike_sa,
-            ev.conn,
-            ", ".join(ev.addresses),
-            ", ".join(ev.dns) or "-",
-            ", ".join(ev.split_include) or "-",
-            f", banner {ev.banner!r}" if ev.banner else "",
-        )
-        if self.dataplane is not None:
+        if ev.local and self.dataplane is not None:
             try:
                 self.dataplane.add_vips(ev.ike_sa, ev.addresses, ev.split_include)
             except LocalError as e:

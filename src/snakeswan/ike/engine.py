@@ -19,13 +19,13 @@ from snakeswan.ike import (
     bundle,
     close_actions,
     crypt,
+    demux,
     informational,
     peers,
     pubkey_enc,
     renewal,
     revocation,
     unique,
-    xauth,
 )
 from snakeswan.ike.aggressive_mode import AggressiveMode
 from snakeswan.ike.context import Context, SpiAllocator
@@ -38,23 +38,23 @@ from snakeswan.ike.events import (
 )
 from snakeswan.ike.exchange import Exchange
 from snakeswan.ike.fragments import Fragmenter, Reassembler
+from snakeswan.ike.gate import Gate, GateHooks
 from snakeswan.ike.info_received import InformationalHandler
 from snakeswan.ike.leases import Leases
 from snakeswan.ike.main_mode import MainMode
 from snakeswan.ike.mismatch import psk_hint
 from snakeswan.ike.quick_mode import QuickMode
-from snakeswan.ike.remote_access import RemoteAccess, is_xauth
 from snakeswan.ike.retransmit import RetransmitPolicy
 from snakeswan.ike.sa import IkeSa, IkeState
 from snakeswan.ike.sa_table import SaTable
 from snakeswan.ike.selectors import selector_pairs
 from snakeswan.ike.teardown import Teardown
 from snakeswan.ike.timers import EngineHooks, Timers
-from snakeswan.ike.transaction import Deferred, OnReply, Transaction
+from snakeswan.ike.transaction import Transaction
 from snakeswan.trace import Tracer
 from snakeswan.wire.enums import ExchangeType, NotifyType, PayloadType, ProtocolId, name_of
 from snakeswan.wire.message import Header, Message, decode_header, decode_message, summary
-from snakeswan.wire.payloads import AttributePayload, DeletePayload, NotifyPayload
+from snakeswan.wire.payloads import DeletePayload, NotifyPayload
 
 _ZERO = bytes(8)
 MAX_DONE_EXCHANGES = 16
@@ -112,6 +112,14 @@ class Engine:
         self._teardown.timers = self.timers
         self._info = InformationalHandler(self.ctx, hooks, self.timers)
         self.leases = Leases(config.pools)  # virtual IPs handed out by Mode Config (gateway)
+        # OCSP and XAUTH / Mode Config between phase 1 and Quick Mode (ike/gate.py)
+        self.gate = Gate(
+            self.ctx,
+            self.table,
+            self.timers,
+            self.leases,
+            GateHooks(self._guard, self._after, self._trace_received, self.delete_ike),
+        )
         # IKE fragmentation (ike/fragments.py): outgoing messages cut, incoming fragments joined
         self._fragmenter = Fragmenter(
             d.fragment_size,
@@ -250,14 +258,14 @@ class Engine:
     def _receive(self, data: bytes, src: Address, dst: Address, now: float) -> None:
         header = decode_header(data)
         if header.next_payload == PayloadType.FRAGMENT:
-            if header.rcookie != _ZERO and self._lookup(header, src) is None:
+            if header.rcookie != _ZERO and self.table.lookup(header.icookie, header.rcookie, src) is None:
                 raise DecodeError("unknown cookies", 0, "fragment")
             whole = self.reassembler.add(data, src, now)
             if whole is None:
                 return
             data, header = whole, decode_header(whole)
             self.tracer.emit("ike", "reassembled", size=len(data), src=src)
-        sa = self._lookup(header, src)
+        sa = self.table.lookup(header.icookie, header.rcookie, src)
         if sa is not None:
             self.timers.touch(sa)  # whatever happens to it now, its timers are looked at again
         if sa is None:
@@ -271,7 +279,7 @@ class Engine:
                     "ike", "drop", reason="unknown cookies", icookie=header.icookie, rcookie=header.rcookie
                 )
             return
-        if (src, dst) != (sa.remote, sa.local) and not self._may_float(sa, src, dst):
+        if (src, dst) != (sa.remote, sa.local) and not demux.may_float(sa, src, dst, self.ctx.nat_port):
             self.tracer.emit(
                 "ike", "drop", reason="wrong address for this SA", sa=sa.unique_id, src=src, dst=dst
             )
@@ -280,12 +288,12 @@ class Engine:
             self._info.handle(sa, data, header, now)
             renewal.check_volume(sa, now)
             return
-        ex = self._exchange_for(sa, header)
+        ex = demux.exchange_for(sa, header)
         if ex is None:
             if header.exchange == ExchangeType.QUICK_MODE and sa.state is IkeState.ESTABLISHED:
                 self._new_quick_mode(sa, header, data, now)
             elif header.exchange == ExchangeType.TRANSACTION and sa.state is IkeState.ESTABLISHED:
-                self._new_transaction(sa, header, data, now)
+                self.gate.new_transaction(sa, header, data, now)
             else:
                 self.tracer.emit(
                     "ike",
@@ -430,75 +438,15 @@ class Engine:
                 if not p1.unique_checked:  # once: INITIAL-CONTACT received, the unique policy
                     p1.unique_checked = True
                     self._info.established(sa, now, initial_contact=p1.initial_contact and not sa.initiator)
-            if sa.state is not IkeState.ESTABLISHED or not self._remote_access(sa, now):
+            if sa.state is not IkeState.ESTABLISHED or not self.gate.remote_access(sa, now):
                 return
             self._start_pending(sa, now)
         for mid, ex in list(sa.exchanges.items()):
             if ex.done and isinstance(ex, QuickMode | Transaction) and len(sa.exchanges) > MAX_DONE_EXCHANGES:
                 del sa.exchanges[mid]
 
-    # ---- remote access: XAUTH and Mode Config between phase 1 and Quick Mode --------------------
-
-    def _remote_access(self, sa: IkeSa, now: float) -> bool:
-        """Start or advance the XAUTH / Mode Config rounds of ``sa``; False if the SA is gone."""
-        ra = sa.remote_access
-        if ra is None and sa.conn is not None:
-            ra = sa.remote_access = RemoteAccess(sa, sa.conn, self.ctx, self.leases, self._start_transaction)
-            if ra.needed:
-                ra.begin(now, self.ctx.retransmit.budget())
-        if ra is None:
-            return True
-        if ra.failed is not None:
-            self._remote_access_failed(sa, now)
-            return False
-        ra.proceed(now)
-        return True
-
-    def _start_transaction(
-        self, sa: IkeSa, label: str, attr: AttributePayload, on_reply: OnReply, now: float
-    ) -> None:
-        mid = informational.new_message_id(sa, self.ctx)
-        self.timers.touch(sa)
-        tx = Transaction(sa, self.ctx, mid, label)
-        sa.exchanges[mid] = tx
-        tx.start(attr, on_reply, now)
-
-    def _new_transaction(self, sa: IkeSa, header: Header, data: bytes, now: float) -> None:
-        """A Transaction the peer starts (its XAUTH request, Mode Config request or set)."""
-        if sa.revocation is not None and not sa.revocation.passed:  # its retransmission will do
-            self.tracer.emit(
-                "ike", "drop", reason="waiting for OCSP", sa=sa.unique_id, exchange="transaction"
-            )
-            return
-        tx = Transaction(sa, self.ctx, header.message_id, "Transaction")
-        ra = sa.remote_access
-
-        def run() -> None:
-            msg, ciphertext = crypt.open_message(sa, data)
-            attr = msg.first(AttributePayload)
-            tx.label = "XAUTH" if attr is not None and is_xauth(attr) else "ModeCfg"
-            self._trace_received(sa, tx, msg)
-            if ra is None:
-                raise PeerError(NotifyType.ATTRIBUTES_NOT_SUPPORTED, "no XAUTH or Mode Config on this SA")
-            try:
-                tx.respond(msg, ciphertext, data, ra.answer, now)
-            except Deferred:
-                return  # dropped and traced; its retransmission gets the answer
-            sa.exchanges[header.message_id] = tx
-
-        self._guard(sa, run, tx, now)
-
     def _remote_access_failed(self, sa: IkeSa, now: float) -> None:
-        """XAUTH or Mode Config failed (or never happened in time): nothing is installed, the peer
-        gets a Delete, and the reason names the user."""
-        ra = sa.remote_access
-        if ra is not None and ra.failed is None:
-            ra.fail(ra.stalled())
-        reason = (ra.failed if ra is not None else None) or "remote access failed"
-        self.tracer.emit("ike", "exchange_failed", sa=sa.unique_id, exchange="remote_access", reason=reason)
-        self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, "remote_access", reason))
-        if sa.unique_id in self.table.by_id:
-            self.delete_ike(sa.unique_id, now, reason)
+        self.gate.remote_access_failed(sa, now)
 
     def _start_pending(self, sa: IkeSa, now: float) -> None:
         if not sa.ready or sa.conn is None:
@@ -553,30 +501,12 @@ class Engine:
 
     def xauth_verdict(self, sa_id: int, ok: bool, reason: str, now: float) -> None:
         """The driver's answer to an :class:`~snakeswan.ike.events.XauthCheck` (RADIUS)."""
-        sa = self.table.get(sa_id)
-        ra = sa.remote_access if sa is not None else None
-        if sa is None or ra is None or ra.xauth.state != "checking" or ra.user is None:
-            self.tracer.emit("ike", "xauth_verdict_ignored", sa=sa_id, reason="no XAUTH check under way")
-            return
-        self.timers.touch(sa)
-        ra.decided(xauth.Verdict(ra.user, ok, reason), now)
-        self._after(sa, now)
+        self.gate.xauth_verdict(sa_id, ok, reason, now)
 
     def ocsp_verdict(self, sa_id: int, response: bytes | None, reason: str, now: float) -> None:
         """The driver's answer to an :class:`~snakeswan.ike.events.OcspCheck`: the DER response,
         or None and why there is none (``reason`` also names the responder that answered)."""
-        sa = self.table.get(sa_id)
-        if sa is None or not revocation.waiting(sa):
-            self.tracer.emit("ike", "ocsp_verdict_ignored", sa=sa_id, reason="no OCSP check under way")
-            return
-        self.timers.touch(sa)
-        refusal = revocation.conclude(self.ctx, sa, response, reason, now)
-        if refusal is None:
-            self._after(sa, now)
-            return
-        self.tracer.emit("ike", "exchange_failed", sa=sa.unique_id, exchange="ocsp", reason=refusal)
-        self.ctx.emit(NegotiationFailed(sa.unique_id, sa.name, "ocsp", refusal))
-        self.delete_ike(sa.unique_id, now, refusal)
+        self.gate.ocsp_verdict(sa_id, response, reason, now)
 
     def traffic_seen(self, sa_id: int, now: float) -> None:
         """The data plane received authenticated traffic of this IKE SA's children (DPD: alive)."""
@@ -587,43 +517,10 @@ class Engine:
 
     # ---- finding SAs and exchanges ------------------------------------------------------------
 
-    def _lookup(self, header: Header, src: Address) -> IkeSa | None:
-        sa = self.table.by_cookies(header.icookie, header.rcookie)
-        if sa is not None:
-            return sa
-        if header.rcookie == _ZERO:
-            return self.table.half_open_sa(header.icookie, src)
-        pending = self.table.by_cookies(header.icookie, _ZERO)
-        if pending is not None and pending.initiator and pending.rcookie == _ZERO:
-            return pending  # the responder's first answer: its cookie is learnt once it is accepted
-        return None
-
     def knows(self, icookie: bytes, rcookie: bytes) -> bool:
-        """Whether an SA holds these cookies, as :meth:`_lookup` finds it (asked before parsing by
-        overload shedding, ike/shedding.py)."""
-        if self.table.by_cookies(icookie, rcookie) is not None:
-            return True
-        pending = None if rcookie == _ZERO else self.table.by_cookies(icookie, _ZERO)
-        return pending is not None and pending.initiator and pending.rcookie == _ZERO
-
-    def _exchange_for(self, sa: IkeSa, header: Header) -> Exchange | None:
-        if header.exchange in (ExchangeType.IDENTITY_PROTECTION, ExchangeType.AGGRESSIVE):
-            if header.message_id != 0 or sa.phase1 is None:
-                return None
-            want = MainMode if header.exchange == ExchangeType.IDENTITY_PROTECTION else AggressiveMode
-            return sa.phase1 if isinstance(sa.phase1, want) else None
-        if header.exchange in (ExchangeType.QUICK_MODE, ExchangeType.TRANSACTION):
-            ex = sa.exchanges.get(header.message_id)
-            if header.exchange == ExchangeType.QUICK_MODE:
-                return ex if isinstance(ex, QuickMode) else None
-            return ex if isinstance(ex, Transaction) else None
-        return None
-
-    def _may_float(self, sa: IkeSa, src: Address, dst: Address) -> bool:
-        """NAT-T: the peer moved to port 4500, or its NAT mapping changed."""
-        return (sa.natt_flavour is not None and dst[1] == self.ctx.nat_port and src[0] == sa.remote[0]) or (
-            sa.nat is not None and sa.nat.remote_behind and dst[1] == self.ctx.nat_port
-        )
+        """Whether an SA holds these cookies (asked before parsing by overload shedding,
+        ike/shedding.py)."""
+        return self.table.knows(icookie, rcookie)
 
     # ---- new exchanges started by the peer ----------------------------------------------------
 

@@ -302,7 +302,7 @@ def _child(
 def _restore_ra(engine: Engine, sa: IkeSa, rec: Record | None) -> None:
     """XAUTH / Mode Config were done: the SA is ready, its leases held again."""
     assert sa.conn is not None
-    ra = RemoteAccess(sa, sa.conn, engine.ctx, engine.leases, engine._start_transaction)
+    ra = RemoteAccess(sa, sa.conn, engine.ctx, engine.leases, engine.gate.start_transaction)
     ra.xauth.state = ra.cfg.state = "done"
     ra.announced = True
     if rec is not None:

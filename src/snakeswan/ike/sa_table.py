@@ -31,6 +31,9 @@ def sibling_key(c: ChildSaInfo) -> SiblingKey:
     return c.conn, c.child, c.local_ts, c.remote_ts
 
 
+_ZERO = bytes(8)
+
+
 class SaTable:
     def __init__(self) -> None:
         self._next_id = 1
@@ -161,6 +164,27 @@ class SaTable:
 
     def by_cookies(self, icookie: bytes, rcookie: bytes) -> IkeSa | None:
         return self._by_cookies.get((icookie, rcookie))
+
+    def lookup(self, icookie: bytes, rcookie: bytes, src: Address) -> IkeSa | None:
+        """The SA a datagram with these cookies from ``src`` belongs to: by both cookies; a
+        responder's half-open SA by the initiator's cookie and address; our own initiation by our
+        cookie while the responder's first answer (with its cookie) is not yet accepted."""
+        sa = self.by_cookies(icookie, rcookie)
+        if sa is not None:
+            return sa
+        if rcookie == _ZERO:
+            return self.half_open_sa(icookie, src)
+        pending = self.by_cookies(icookie, _ZERO)
+        if pending is not None and pending.initiator and pending.rcookie == _ZERO:
+            return pending  # the responder's first answer: its cookie is learnt once it is accepted
+        return None
+
+    def knows(self, icookie: bytes, rcookie: bytes) -> bool:
+        """Whether :meth:`lookup` finds an SA for these cookies other than a half-open one."""
+        if self.by_cookies(icookie, rcookie) is not None:
+            return True
+        pending = None if rcookie == _ZERO else self.by_cookies(icookie, _ZERO)
+        return pending is not None and pending.initiator and pending.rcookie == _ZERO
 
     def half_open_sa(self, icookie: bytes, src: Address) -> IkeSa | None:
         """A responder SA by the initiator's cookie and address (a retransmitted MM1/AM1)."""
