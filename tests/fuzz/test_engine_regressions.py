@@ -14,8 +14,6 @@ Quick Mode message settles which one is right).
 
 from __future__ import annotations
 
-import pytest
-
 from tests.fuzz.test_engine_fuzz import check, drive, reference
 
 
@@ -57,11 +55,9 @@ def test_qm2_with_a_block_appended_aggressive() -> None:
     check(drive("aggressive", 4, lambda d: [_with_a_block_appended("aggressive", 4)]), "aggressive", 4)
 
 
-@pytest.mark.xfail(strict=True, reason="known: an initiator that took a forged MM6 first cannot recover")
 def test_mm6_with_a_block_appended() -> None:
-    """Known and not fixed: a copy of MM6 with a block appended, taken by the initiator before the
-    genuine MM6, makes the initiator chain phase 2 from the forged block; the responder cannot
-    decrypt its QM1 and, MM6 being final, never sends anything the initiator could chain from
-    again. The Quick Mode fails after its retransmissions. (The responder's side of this, a forged
-    MM5, is handled: ivchain.py's alternative ends of phase 1.) strict: it must fail until fixed."""
+    """A copy of MM6 with a block appended, taken by the initiator before the genuine MM6, made
+    the initiator chain phase 2 from the forged block: the responder could not decrypt its QM1,
+    and the Quick Mode failed after its retransmissions. Fixed (main_mode._late_mm6): the genuine
+    MM6, arriving after, is an alternative end of phase 1 and QM1 goes again chained from it."""
     check(drive("main", 5, lambda d: [_with_a_block_appended("main", 5)]), "main", 5)

@@ -45,7 +45,8 @@ class IvChain:
         self._pending_base: dict[int, bytes] = {}  # message ID -> alternative it decrypted with
         # other IVs a later message of an exchange may come under (ike/qm_forms.py: the peer's
         # QM1 was seen in two forms, each answered; its QM3 follows one of them)
-        self._mid_alternatives: dict[int, list[bytes]] = {}
+        # (IV, phase 1 base it implies, or None) per message ID
+        self._mid_alternatives: dict[int, list[tuple[bytes, bytes | None]]] = {}
 
     @property
     def block_size(self) -> int:
@@ -73,20 +74,21 @@ class IvChain:
         """IVs to try on a received message: (IV, None) for the chain's own, then (IV, base) for
         each alternative last phase 1 block (only for the first message of a phase 2 exchange)."""
         out: list[tuple[bytes, bytes | None]] = [(self.iv_for(message_id), None)]
-        out += [(iv, None) for iv in self._mid_alternatives.get(message_id, ())]
+        out += self._mid_alternatives.get(message_id, [])
         if message_id != 0 and message_id not in self._ivs:
             out += [
                 (phase2_iv(self._hash, alt, message_id, self._block_size), alt) for alt in self._alternatives
             ]
         return out
 
-    def add_alternative(self, message_id: int, iv: bytes) -> None:
-        """Another IV the next message of exchange ``message_id`` may come under (at most 4)."""
+    def add_alternative(self, message_id: int, iv: bytes, base: bytes | None = None) -> None:
+        """Another IV the next message of exchange ``message_id`` may come under (at most 4);
+        ``base``: the last phase 1 block that chain started from, adopted if the message comes."""
         if message_id == 0 or len(iv) != self._block_size:
             raise CryptoError(f"alternative IV for message ID {message_id} of {len(iv)} bytes")
         alts = self._mid_alternatives.setdefault(message_id, [])
-        if iv not in alts:
-            alts[:] = [*alts, iv][-4:]
+        if all(iv != known for known, _ in alts):
+            alts[:] = [*alts, (iv, base)][-4:]
 
     def decrypted_with(self, message_id: int, base: bytes) -> None:
         """A received message decrypted with the IV of alternative ``base``: when it is confirmed

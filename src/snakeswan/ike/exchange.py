@@ -54,6 +54,11 @@ class Exchange(ABC):
         if the exchange took it (the engine drops it otherwise)."""
         return False
 
+    def rechain(self, base: bytes, now: float) -> None:  # noqa: B027 - a no-op unless overridden
+        """Phase 1 turned out to have another possible end, ``base`` (its final message came in two
+        authenticated forms): a first message of ours still unanswered goes again, chained from it.
+        Nothing to do for most exchanges."""
+
     def send(self, data: bytes, now: float, *, expect_reply: bool) -> None:
         self.retx.sent(data, now, expect_reply=expect_reply)
         self.ctx.send(data, self.sa.local, self.sa.remote)

@@ -74,6 +74,7 @@ class MainMode(Exchange):
         self.p1 = Phase1(sa, ctx)
         self.state = MmState.START
         self._mm6: list[Payload] = []  # responder: what MM6 carried (sent again by late())
+        self._mm6_in: tuple[bytes, bytes] | None = None  # initiator: MM6's IV and payload bytes
         self._offered: SaPayload | None = None  # responder: MM1's offer and the connections it
         self._candidates: list[ConnectionConfig] = []  # could be for (pubkey-enc: HASH(1) picks)
         self._handlers: dict[tuple[bool, MmState], Callable[[Message, bytes | None, float], None]] = {
@@ -190,6 +191,7 @@ class MainMode(Exchange):
         if self.p1.pke.method is None:
             self._take_id(msg)
         self.p1.verify_auth(msg, now)
+        self._mm6_in = (self.sa.crypto.iv.iv_for(0), b"".join(rp.raw for rp in msg.payloads))
         self.sa.crypto.iv.confirm(0, ciphertext)
         self.state = MmState.DONE
         self.done = True
@@ -248,7 +250,10 @@ class MainMode(Exchange):
     def late(self, data: bytes, now: float) -> bool:
         """Responder: another authenticated form of MM5 (Phase1.final_variant). Our MM6, chained
         from the first form, may not decrypt at the initiator: it goes again, chained from this
-        one, and its last block is offered to the IV chain as an alternative end of phase 1."""
+        one, and its last block is offered to the IV chain as an alternative end of phase 1.
+        Initiator: another form of MM6 (:meth:`_late_mm6`)."""
+        if self.sa.initiator:
+            return self._late_mm6(now, data)
         c = self.sa.crypto
         variant = self.p1.final_variant(data, RULES[MmState.SENT_MM4], "Main Mode MM5", now)
         if variant is None or c is None or not self._mm6:
@@ -260,6 +265,30 @@ class MainMode(Exchange):
         c.iv.add_phase1_alternative(mm6[-bs:])
         self.ctx.send(mm6, self.sa.local, self.sa.remote)
         self.trace("sent", msg="MM6", payloads=summary(self._mm6), encrypted=True, again=True)
+        return True
+
+    def _late_mm6(self, now: float, data: bytes) -> bool:
+        """Initiator: a message that decrypts with MM6's IV into exactly the MM6 we accepted is
+        that MM6 in another form (a forged copy, altered in its unauthenticated padding, may have
+        come first and set our chain). Its last block becomes an alternative end of phase 1 (the
+        responder's next exchanges decrypt under it), and our unanswered first phase 2 messages
+        go again chained from it; the responder's answer settles which end is right."""
+        c = self.sa.crypto
+        if self._mm6_in is None or c is None:
+            return False
+        iv, plain = self._mm6_in
+        try:
+            msg, ciphertext = crypt.decrypt_with(self.sa, data, iv)
+        except DecodeError:
+            return False
+        bs = c.cipher.block_size
+        base = ciphertext[-bs:]
+        if b"".join(rp.raw for rp in msg.payloads) != plain or base == c.iv.iv_for(0):
+            return False
+        c.iv.add_phase1_alternative(base)
+        self.trace("final_message_variant", msg="MM6")
+        for ex in list(self.sa.exchanges.values()):
+            ex.rechain(base, now)
         return True
 
     def _choose(self, conn: ConnectionConfig) -> IkeChoice | None:

@@ -6,7 +6,8 @@ block may hold nothing but padding. A copy of QM1 whose last block was altered (
 a fuzzer) still authenticates; a responder that answers it first chains QM2 from the altered
 block, so the real initiator cannot decrypt QM2 and, its own retransmissions of QM1 being neither
 byte-for-byte duplicates nor QM3, the exchange stalls until it gives up. (The same can happen to
-the last phase 1 message: ``crypto/ivchain.py`` keeps alternative ends of phase 1 for it.)
+the last phase 1 message: ``crypto/ivchain.py`` keeps alternative ends of phase 1 for it, and
+``main_mode.py`` sends an unanswered QM1 again from the other end.)
 
 Here: once QM2 has gone, a message that decrypts with the IV QM1 was decrypted with, into exactly
 the payloads of the QM1 we accepted (so its HASH(1) is the authentic one), is that QM1 in another

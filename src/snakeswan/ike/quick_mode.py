@@ -122,6 +122,7 @@ class QuickMode(Exchange):
         # the commit bit in QM1/QM2 (RFC 2408 4.6, ike/commit.py): ours on request, the peer's always
         self.commit = self.conn is not None and self.conn.commit_bit
         self.forms = QmForms()  # QM1 (responder) or QM2 (initiator) seen in another form: qm_forms.py
+        self._qm1: tuple[list[Payload], int] | None = None  # what our QM1 held, to chain it again
 
     # ---- helpers ------------------------------------------------------------------------------
 
@@ -157,6 +158,8 @@ class QuickMode(Exchange):
         )
         if which in (2, 3):
             self.forms.replied(payloads, flags)
+        elif which == 1:
+            self._qm1 = (payloads, flags)
         self.send(data, now, expect_reply=expect_reply)
         label = f"QM{which}"
         self.trace("sent", msg=label, mid=self.message_id, payloads=summary(payloads))
@@ -253,6 +256,22 @@ class QuickMode(Exchange):
             self.ts_pair = old.ts_pair
             return TrafficSelector.from_text(old.local_ts), TrafficSelector.from_text(old.remote_ts)
         return self._pairs(child)[self.ts_pair]
+
+    def rechain(self, base: bytes, now: float) -> None:
+        """Our QM1, unanswered, goes again chained from another possible end of phase 1 (the
+        initiator took a forged form of MM6 first: the responder cannot decrypt the first QM1)."""
+        c = self.sa.crypto
+        if not self.initiator or self.state is not QmState.SENT_QM1 or self._qm1 is None or c is None:
+            return
+        payloads, flags = self._qm1
+        bs = c.cipher.block_size
+        iv = keymat.phase2_iv(c.hash, base, self.message_id, bs)
+        data = crypt.build(
+            self.sa, ExchangeType.QUICK_MODE, self.message_id, payloads, encrypt=True, iv=iv, flags=flags
+        )
+        c.iv.add_alternative(self.message_id, data[-bs:], base)
+        self.trace("sent", msg="QM1", mid=self.message_id, again="chained from another end of phase 1")
+        self.send(data, now, expect_reply=True)
 
     def other_form(self, data: bytes, now: float) -> bool:
         """The peer's QM1 (we responded) or QM2 (we initiated) in another form: answered again,
