@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -166,7 +167,8 @@ def run(
         shed = ""
         if gateway == "snakeswan":
             lines = [ln for ln in d.log().splitlines() if "dropped before parsing" in ln]
-            shed = lines[-1].split("overload: ", 1)[-1] if lines else "nothing shed"
+            found = re.search(r"\d+ IKE datagrams dropped before parsing.*", lines[-1]) if lines else None
+            shed = found.group(0) if found else "nothing shed"
         return {
             "sent": sent,
             "bytes_in": bytes_in,

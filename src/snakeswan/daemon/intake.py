@@ -87,5 +87,5 @@ class Intake:
         if not force and self._logged_at is not None and now - self._logged_at < LOG_EVERY:
             return
         counts = ", ".join(f"{n} x {reason}" for reason, n in self.shedder.dropped.most_common())
-        log.warning("overload: %d IKE datagrams dropped before parsing so far (%s)", total, counts)
+        log.warning("%d IKE datagrams dropped before parsing so far (%s)", total, counts)
         self._logged_at, self._logged = now, total
