@@ -68,6 +68,9 @@ log = logging.getLogger("snakeswan.dataplane")
 _ACTIONS = {"tunnel": "protect", "transport": "protect", "pass": "bypass", "drop": "discard"}
 
 
+REKEY_SWITCH_DELAY = 0.5  # seconds; well under the 5 s the old SA lives on (ike/lifetimes.py)
+
+
 class _Families:
     """The raw sockets of one protocol for IPv4 and IPv6 behind :meth:`RawIp.send`'s signature."""
 
@@ -414,7 +417,14 @@ class DataPlane:
         outbound = sa_params(info.spi_out, info.keys_out, info, child)
         self.children[info.spi_in] = info
         key = policy_key(conn, child.name, info)
-        self._emit(self.processor.install(inbound, outbound, key, now=now, ah=bundle_params(info, child)))
+        # a rekey we initiated: keep sending on the old SA a moment, until our QM3 has surely
+        # reached the peer and it has installed the new one (processor.install)
+        delay = REKEY_SWITCH_DELAY if info.replaces is not None and info.initiator else 0.0
+        self._emit(
+            self.processor.install(
+                inbound, outbound, key, now=now, ah=bundle_params(info, child), switch_after=delay
+            )
+        )
 
     def child_down(self, spi_in: int) -> ChildSaInfo | None:
         info = self.children.pop(spi_in, None)

@@ -88,6 +88,8 @@ class Processor:
         self._pairs: dict[int, tuple[SecurityAssociation, SecurityAssociation]] = {}  # by inbound SPI
         self._by_key: dict[tuple[str, str], dict[int, None]] = {}  # policy key -> inbound SPIs, in order
         self._unstarted: list[SecurityAssociation] = []
+        # rekeys we initiated: (when, policy key, new outbound SA) the child switches to then
+        self._switches: list[tuple[float, tuple[str, str], SecurityAssociation]] = []
         self._now: float | None = None
         self._ip_id = 0
         # inbound SPI -> (SA, selector bytes of the last inner packet it accepted): see _accept
@@ -109,12 +111,16 @@ class Processor:
         *,
         now: float | None = None,
         ah: tuple[SaParams, SaParams] | None = None,
+        switch_after: float = 0.0,
     ) -> list[Output]:
         """Install both directions of a child; the newest outbound SA of a key is the one used (make
         before break). Returns the packets queued while the SA was negotiated, now protected.
         ``now`` starts the lifetimes (default: the last ``now`` seen, or the next one). ``ah``:
         (inbound, outbound) AH SAs making an AH+ESP bundle with the ESP ``inbound``/``outbound``:
         ESP then AH (transport, over the ESP packet) outbound; inbound ESP must come inside that AH.
+        ``switch_after``: a rekey we initiated keeps sending on the SA in use this many seconds
+        more (the peer installs the new SA when our last Quick Mode message reaches it; a packet
+        on the new SA that overtakes it would be lost); the new SA receives at once.
         """
         if inbound.spi in self._pairs:
             raise LocalError(f"inbound SPI {inbound.spi:#010x} is installed already")
@@ -146,7 +152,10 @@ class Processor:
                 self._unstarted.append(sa)
         self._by_key.setdefault(policy_key, {})[inbound.spi] = None
         child = self.spd.child(policy_key)
-        child.sa = sa_out
+        if switch_after > 0 and child.sa is not None and start is not None:
+            self._switches.append((start + switch_after, policy_key, sa_out))
+        else:
+            child.sa = sa_out
         child.acquired_at = None
         queued = list(child.queue)
         child.queue.clear()
@@ -221,11 +230,22 @@ class Processor:
 
     def _tick(self, now: float) -> None:
         self._now = now
+        if self._switches and self._switches[0][0] <= now:
+            self._switch(now)
         if self._unstarted:
             for sa in self._unstarted:
                 sa.start(now)
                 self.sad.schedule(sa)
             self._unstarted.clear()
+
+    def _switch(self, now: float) -> None:
+        """Deferred switches that are due: the child sends on its new SA (if it is still there)."""
+        due = [w for w in self._switches if w[0] <= now]
+        self._switches = [w for w in self._switches if w[0] > now]
+        for _, key, sa_out in due:
+            child = self.spd.children.get(key)
+            if child is not None and sa_out.spi in self.sad.outbound:
+                child.sa = sa_out
 
     def _expired(self, event: Expired) -> None:
         self._events.append(event)

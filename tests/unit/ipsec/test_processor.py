@@ -295,6 +295,31 @@ def test_rekey_make_before_break_and_remove() -> None:
     assert p.a.counters(0x1001) == {}
 
 
+def test_a_rekey_we_initiated_switches_outbound_after_a_delay() -> None:
+    """The peer installs the new SA when our QM3 reaches it: we keep sending on the old SA for
+    ``switch_after`` seconds (a packet on the new SA overtaking QM3 would be lost there)."""
+    p = make_pair("aes128gcm16")
+    p.a.outbound(p.inner(), 10.0)
+    p.a.install(
+        sa_params("aes128gcm16", 0x3003), sa_params("aes128gcm16", 0x4004), KEY, now=10.0, switch_after=0.5
+    )
+
+    def spi_out(now: float) -> int:
+        (out,) = p.a.outbound(p.inner(), now)
+        assert isinstance(out, SendIp)
+        return int.from_bytes(out.payload[:4], "big")
+
+    assert spi_out(10.1) == 0x1001 and spi_out(10.49) == 0x1001  # still the old SA
+    assert spi_out(10.5) == 0x4004 and spi_out(11.0) == 0x4004  # then the new one
+    # the old SA going before the switch is due: the new one at once, and the switch is harmless
+    p.a.install(
+        sa_params("aes128gcm16", 0x5005), sa_params("aes128gcm16", 0x6006), KEY, now=12.0, switch_after=0.5
+    )
+    assert spi_out(12.1) == 0x4004
+    p.a.remove(0x3003)
+    assert spi_out(12.2) == 0x6006 and spi_out(13.0) == 0x6006
+
+
 def test_install_twice_raises() -> None:
     p = make_pair("aes128gcm16")
     with pytest.raises(LocalError):
