@@ -25,6 +25,7 @@ from snakeswan.config._connections import is_specific, parse_connection
 from snakeswan.config._credentials import is_key_section, load_credentials
 from snakeswan.config._fields import Table, describe
 from snakeswan.config._routebased import check_unique_interfaces
+from snakeswan.config._shedding import SHEDDING_KEYS, shedding
 from snakeswan.config.cluster import ClusterConfig, parse_cluster
 from snakeswan.config.identity import Identity
 from snakeswan.config.model import (
@@ -59,6 +60,7 @@ DAEMON_KEYS = (
     "half_open_timeout",
     "half_open_limit",
     "half_open_per_source",
+    *SHEDDING_KEYS,
     "fragment_size",
     "metrics",
     "state",
@@ -202,6 +204,7 @@ def _daemon(table: Table | None) -> DaemonConfig:
         half_open_timeout=_half_open_timeout(table),
         half_open_limit=table.integer("half_open_limit", 20000, 1, 10_000_000),
         half_open_per_source=table.integer("half_open_per_source", 10, 1, 1_000_000),
+        shedding=shedding(table),
         fragment_size=table.integer("fragment_size", 1280, 576, 65535),
         metrics=_metrics(table),
         state=table.choice("state", ("sqlite", "none", "etcd"), "sqlite"),

@@ -341,6 +341,17 @@ class Pool:
 
 
 @dataclass(frozen=True, slots=True)
+class SheddingBudget:
+    """``[daemon] new_sa_*`` (config/_shedding.py): new IKE SAs (MM1/AM1) parsed under a token
+    bucket of ``rate`` a second holding ``burst``, a smaller one while the socket has a backlog."""
+
+    rate: float = 2000.0
+    burst: int = 2000
+    rate_under_load: float = 200.0
+    burst_under_load: int = 20
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonConfig:
     """``[daemon]``: UDP ports, retransmission (strongswan.conf ``charon.retransmit_*`` defaults)."""
 
@@ -368,6 +379,8 @@ class DaemonConfig:
     half_open_timeout: float = 30.0
     half_open_limit: int = 20000
     half_open_per_source: int = 10
+    # overload shedding before parsing (ike/shedding.py): the budget of new IKE SAs
+    shedding: SheddingBudget = SheddingBudget()
     # IKE fragmentation (strongswan.conf charon.fragment_size): the largest IP datagram of a fragment
     fragment_size: int = 1280
     metrics: tuple[str, int] | None = None  # Prometheus endpoint (address, port); None: none

@@ -44,6 +44,19 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "half_open_timeout": ("duration", "30s", "a responder SA whose peer never answered goes after"),
         "half_open_limit": ("integer", "20000", "half-open SAs at most (the oldest makes room)"),
         "half_open_per_source": ("integer", "10", "half-open SAs per peer address at most"),
+        "new_sa_rate": (
+            "number",
+            "2000",
+            "new IKE SAs (MM1/AM1, zero responder cookie) parsed per second at most, from all "
+            "sources (the quietest /24 or /64 first); the rest are shed before parsing",
+        ),
+        "new_sa_burst": ("integer", "2000", "new IKE SAs parsed at once after a quiet spell"),
+        "new_sa_rate_under_load": (
+            "number",
+            "200",
+            "`new_sa_rate` while the UDP socket has a backlog (at most `new_sa_rate`)",
+        ),
+        "new_sa_burst_under_load": ("integer", "20", "`new_sa_burst` under load (at most `new_sa_burst`)"),
         "fragment_size": ("integer", "1280", "largest IP datagram of a sent IKE fragment (576..65535)"),
         "metrics": ("string", "-", "Prometheus endpoint `ADDRESS:PORT` (an address literal)"),
         "state": (

@@ -92,9 +92,8 @@ class Daemon:
         self.waiters = Waiters()
         self.metrics = Metrics(lambda: (self.engine, self.dataplane), time.monotonic)
         self.log_limit = loglimit.LogLimiter()
-        self.intake = Intake(
-            Shedder[tuple[bytes, bytes, bytes]](self.engine.knows)
-        )  # overload shedding before parsing
+        self.intake = Intake(Shedder[tuple[bytes, bytes, bytes]](self.engine.knows))  # shed before parsing
+        self.intake.shedder.apply(self.config.daemon.shedding)  # [daemon] new_sa_*
         # --impair: misbehave on purpose (tests, labs); None unless asked for
         self.impairer = Impairer.from_texts(impair, self.tracer) if impair else None
         if self.impairer is not None:
@@ -552,6 +551,7 @@ class Daemon:
             raise ConfigError(f"{self.config_path}: route-based children (interface) change: restart")
         self.config = config
         self.engine.reconfigure(config)
+        self.intake.shedder.apply(config.daemon.shedding)
         if self.dataplane is not None:
             self.dataplane.config = config
             self.dataplane.install_traps()

@@ -34,6 +34,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
+from snakeswan.config.model import SheddingBudget
+
 ZERO = bytes(8)
 HEADER = 28
 T = TypeVar("T")
@@ -87,6 +89,13 @@ class Shedder(Generic[T]):
         self._window_start: float | None = None
         self.dropped: Counter[str] = Counter()
         self.passed_new = 0
+
+    def apply(self, budget: SheddingBudget) -> None:
+        """Take the budget of ``[daemon] new_sa_*`` (at start and on reload); tokens already
+        saved beyond the new burst are cut to it."""
+        self.rate, self.burst = budget.rate, float(budget.burst)
+        self.rate_under_load, self.burst_under_load = budget.rate_under_load, float(budget.burst_under_load)
+        self._tokens = min(self._tokens, self.burst)
 
     def sort(self, batch: Sequence[tuple[bytes, bytes, T]], now: float, *, backlog: bool = False) -> list[T]:
         """``batch``: ``(ike_bytes, source_prefix, item)`` in arrival order. Returns the items to
