@@ -45,11 +45,14 @@ class Tracer:
         self.records: deque[Record] = deque(maxlen=keep)
         self.log_keys = log_keys
         self.sink = sink
+        self._loggers: dict[str, logging.Logger] = {}
 
     def emit(self, subsystem: str, event: str, **fields: Any) -> None:
         rec = Record(subsystem, event, fields)
         self.records.append(rec)
-        logger = logging.getLogger(f"snakeswan.{subsystem}")
+        logger = self._loggers.get(subsystem)
+        if logger is None:  # getLogger takes the logging module's lock: once per subsystem
+            logger = self._loggers[subsystem] = logging.getLogger(f"snakeswan.{subsystem}")
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s", rec.render())
         if self.sink is not None:

@@ -15,6 +15,7 @@ strongSwan (``identification_create_from_string``) decides the type from the tex
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -323,6 +324,7 @@ def _reparses(text: str, identity: Identity) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=4096)  # an SA's IDs are rendered several times (index, events, logs)
 def _render(identity: Identity) -> str:
     kind, data = identity.id_type, identity.data
     if kind == ID_ANY:
