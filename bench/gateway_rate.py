@@ -4,7 +4,9 @@ namespace against a snakeswan gateway, then against strongSwan 5.9 (charon, kern
 loaded but no traffic) configured alike (one %any connection, group PSK, half-open limits lifted
 on both; ours logs at info, charon nothing). Prints tunnels/s, latency percentiles, the
 gateway's own CPU ms per tunnel (from /proc: the client's CPU is not in it) and the ratios per N.
-Needs root. ``--procs P``: the client in P processes (``snakeswan load --procs``).
+Needs root. ``--procs P``: the client in P processes (``snakeswan load --procs``). The client
+reuses one DH key pair for all its peers (``snakeswan load --reuse-dh``, against both gateways
+alike: on 2 cores its CPU is taken from the gateway's); ``--fresh-dh`` draws one per peer.
 
 Run: python bench/gateway_rate.py [--n 1000 3000] [--ike aes128-sha256-modp2048]
 """
@@ -77,7 +79,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load(ns: object, n: int, ike: str, procs: int = 1) -> dict[str, object]:
+def load(ns: object, n: int, ike: str, procs: int = 1, reuse_dh: bool = True) -> dict[str, object]:
     # several processes: an address each (strongSwan with kernel-libipsec fakes NAT, and our
     # engine floats IKE to its own NAT-T port on both ends: ports of their own would not do)
     local = ",".join(["10.231.0.1"] + [f"10.231.0.{10 + k}" for k in range(1, procs)])
@@ -86,11 +88,14 @@ def load(ns: object, n: int, ike: str, procs: int = 1) -> dict[str, object]:
     cmd = [sys.executable, "-m", "snakeswan.cli.main", "load", "10.231.0.2", "--local", local,
            "--psk", "load-psk", "-n", str(n), "--ike", ike, "--remote-ts", "10.231.2.0/24",
            "--concurrency", "200", "--timeout", "900", "--json", "-q", "--procs", str(procs)]  # fmt: skip
+    cmd += ["--reuse-dh"] if reuse_dh else []
     cp = ns.run(*cmd, check=False, timeout=1200, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})  # type: ignore[attr-defined]
     return json.loads(cp.stdout)  # type: ignore[no-any-return]
 
 
-def run(n: int, ike: str, work: Path, procs: int = 1) -> tuple[dict[str, object], dict[str, object]]:
+def run(
+    n: int, ike: str, work: Path, procs: int = 1, reuse_dh: bool = True
+) -> tuple[dict[str, object], dict[str, object]]:
     results = []
     for gateway in ("snakeswan", "strongswan"):
         (work / f"ours{n}").mkdir(parents=True, exist_ok=True)
@@ -113,7 +118,7 @@ def run(n: int, ike: str, work: Path, procs: int = 1) -> tuple[dict[str, object]
                 assert c.pid is not None
                 pid = c.pid
             before = cpu_seconds(pid)
-            result = load(west, n, ike, procs)
+            result = load(west, n, ike, procs, reuse_dh)
             result["gateway_cpu_ms"] = round(
                 (cpu_seconds(pid) - before) * 1e3 / max(1, int(result["established"])), 2
             )  # type: ignore[call-overload]
@@ -128,12 +133,15 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[1000])
     ap.add_argument("--ike", default="aes128-sha256-modp2048")
     ap.add_argument("--procs", type=int, default=1, help="snakeswan load processes (the client)")
+    ap.add_argument(
+        "--fresh-dh", action="store_true", help="the client draws a DH key pair per peer (default: reuse one)"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ssw-rate-") as tmp:
         head = ("N", "gateway", "est.", "per s", "p50 ms", "p99 ms", "CPU ms/tunnel")
         print("{:>6} {:>10} {:>6} {:>8} {:>8} {:>8} {:>14}".format(*head))
         for n in args.n:
-            ours, theirs = run(n, args.ike, Path(tmp), args.procs)
+            ours, theirs = run(n, args.ike, Path(tmp), args.procs, not args.fresh_dh)
             for name, r in (("snakeswan", ours), ("strongSwan", theirs)):
                 lat = r["latency_ms"]
                 print(f"{n:>6} {name:>10} {r['established']:>6} {r['per_second']:>8} "

@@ -35,6 +35,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--xauth-user", help="XAUTH user of peer {i}, e.g. user{i}")
     p.add_argument("--xauth-password", help="XAUTH password of peer {i}, e.g. pw{i}")
     p.add_argument("--vips", action="store_true", help="ask for a virtual IP (Mode Config)")
+    p.add_argument(
+        "--reuse-dh",
+        action="store_true",
+        help="one DH key pair for all simulated peers: a cheaper client (the gateway's work is unchanged)",
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
     p.add_argument(
         "--procs",
@@ -66,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         xauth_password=args.xauth_password,
         vips=args.vips,
         timeout=args.timeout,
+        reuse_dh=args.reuse_dh,
     )
 
     def progress(r: LoadResult) -> None:

@@ -3,6 +3,10 @@ process, one sans-I/O engine with N connections (each its own IKE identity, and 
 own XAUTH user and a Mode Config request), over real UDP sockets on ports 500/4500, against any
 gateway. Initiations follow a rate (tunnels/s) or keep a number of negotiations in flight; each
 tunnel's latency is initiate -> its IPsec SA; failures are counted by reason.
+
+The generator's own CPU is shared with the gateway when both run on one machine; ``reuse_dh``
+(``--reuse-dh``) makes it cheaper by reusing one DH key pair for all its peers (one modular
+exponentiation per tunnel instead of two here; the gateway still draws its own and computes g^xy).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class LoadSpec:
     nat_port: int = 4500
     first: int = 0  # peer numbers first .. first + n - 1 (a share of several processes)
     bind: bool = False  # sockets bound to ``local`` only (several processes, one address each)
+    reuse_dh: bool = False  # one DH key pair per group for all our peers (the gateway's work unchanged)
 
     def config_text(self) -> str:
         blocks = [f"[daemon]\nport = {self.port}\nnat_port = {self.nat_port}\ndataplane = false\n"]
@@ -104,6 +109,8 @@ class LoadGenerator:
     def __init__(self, spec: LoadSpec, progress: Callable[[LoadResult], None] | None = None) -> None:
         self.spec = spec
         self.engine = Engine(parse_config(spec.config_text(), "<load>"), os.urandom, tracer=Tracer(keep=100))
+        if spec.reuse_dh:
+            self.engine.ctx.reused_dh = {}
         self.result = LoadResult()
         self._progress = progress
         self._started_at: dict[str, float] = {}

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from snakeswan.config.model import Config
+from snakeswan.crypto.dh import DhKeyPair, dh_group
 from snakeswan.ike.events import Address, Datagram, Event
 from snakeswan.ike.retransmit import RetransmitPolicy
 from snakeswan.ike.revocation import OcspCache
@@ -65,6 +66,19 @@ class Context:
     ocsp_cache: OcspCache = field(default_factory=OcspCache)  # OCSP answers until their nextUpdate
     outbox: list[Datagram] = field(default_factory=list)
     events: deque[Event] = field(default_factory=deque)
+    # A load generator's shortcut (``snakeswan load --reuse-dh``), never the daemon's: one DH key
+    # pair per group for all its simulated peers (strongSwan's load-tester makes its side cheap
+    # with a weak ``dh_group`` instead); the gateway still does all its work. None: fresh pairs.
+    reused_dh: dict[int, DhKeyPair] | None = None
+
+    def dh_keypair(self, group: int) -> DhKeyPair:
+        """A DH key pair of ``group`` for one exchange (fresh, unless ``reused_dh`` is set)."""
+        if self.reused_dh is None:
+            return dh_group(group).generate(self.rng)
+        pair = self.reused_dh.get(group)
+        if pair is None:
+            pair = self.reused_dh[group] = dh_group(group).generate(self.rng)
+        return pair
 
     def send(self, data: bytes, src: Address, dst: Address) -> None:
         self.outbox.append(Datagram(data, src, dst))

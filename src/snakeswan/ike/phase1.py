@@ -15,7 +15,7 @@ from snakeswan.config.model import ConnectionConfig
 from snakeswan.config.proposals import format_ike_proposal
 from snakeswan.crypto import keymat, signatures
 from snakeswan.crypto.algorithms import hash_by_name, ike_cipher, ike_hash
-from snakeswan.crypto.dh import DhKeyPair, dh_group
+from snakeswan.crypto.dh import DhKeyPair
 from snakeswan.crypto.ivchain import IvChain
 from snakeswan.errors import AuthenticationError, CryptoError, DecodeError, PeerError
 from snakeswan.ike import crypt, informational, natt, peers, pubkey, pubkey_enc, vendor
@@ -212,7 +212,7 @@ class Phase1:
         if group is None:
             assert self.sa.choice is not None
             group = self.sa.choice.proposal.group
-        self.dh = dh_group(group).generate(self.ctx.rng)
+        self.dh = self.ctx.dh_keypair(group)
         nonce = self.ctx.rng(NONCE_SIZE)
         if self.sa.initiator:
             self.ni, self.gxi = nonce, self.dh.public

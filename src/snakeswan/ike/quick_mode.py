@@ -21,7 +21,7 @@ from snakeswan.config.model import ChildConfig, ChildProposal, ConnectionConfig
 from snakeswan.config.traffic import TrafficSelector
 from snakeswan.crypto import keymat
 from snakeswan.crypto.algorithms import ah_auth_algorithm, auth_key_size, esp_encryption_key_size
-from snakeswan.crypto.dh import DhKeyPair, dh_group
+from snakeswan.crypto.dh import DhKeyPair
 from snakeswan.errors import AuthenticationError, CryptoError, LocalError, PeerError
 from snakeswan.ike import commit, crypt, mismatch, natt, peers, selectors
 from snakeswan.ike.bundle import (
@@ -203,7 +203,7 @@ class QuickMode(Exchange):
         if ke is None:
             raise PeerError(NotifyType.INVALID_KEY_INFORMATION, "PFS negotiated but KE payload missing")
         if self.dh is None:
-            self.dh = dh_group(group).generate(self.ctx.rng)
+            self.dh = self.ctx.dh_keypair(group)
         try:
             self.gqm = self.dh.shared_secret(ke.data)
         except CryptoError as e:
@@ -235,7 +235,7 @@ class QuickMode(Exchange):
         self.ni = self.ctx.rng(NONCE_SIZE)
         rest: list[Payload] = [sa_payload, NoncePayload(self.ni)]
         if group is not None:
-            self.dh = dh_group(group).generate(self.ctx.rng)
+            self.dh = self.ctx.dh_keypair(group)
             rest.append(KePayload(self.dh.public))
         self.local_ts, self.remote_ts = self._proposed(child)
         rest += [_id_payload(self.local_ts), _id_payload(self.remote_ts)]
