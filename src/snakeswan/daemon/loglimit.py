@@ -36,6 +36,7 @@ class LogLimiter:
         self.burst = burst
         self.max_keys = max_keys
         self._buckets: dict[Key, _Bucket] = {}
+        self._loggers: dict[str, logging.Logger] = {}
 
     def allow(self, key: Key, now: float) -> tuple[bool, int]:
         """Whether a record of ``key`` is logged now, and how many of that key were suppressed
@@ -60,7 +61,9 @@ class LogLimiter:
         """Log ``rec`` (its subsystem's logger, INFO) unless the rate limit keeps it out; False
         then. Impairments are logged as warnings and never limited; at debug level the tracer has
         logged the record itself, unlimited."""
-        logger = logging.getLogger(f"snakeswan.{rec.subsystem}")
+        logger = self._loggers.get(rec.subsystem)
+        if logger is None:  # getLogger takes the logging module's lock: once per subsystem
+            logger = self._loggers[rec.subsystem] = logging.getLogger(f"snakeswan.{rec.subsystem}")
         if rec.subsystem == "impair":
             logger.warning("%s", rec.render())
             return True
