@@ -6,8 +6,9 @@ PSK, each peer its own identity, 200 negotiations in flight) to a gateway in eas
 
 - ours: ``snakeswan load --procs P`` (P processes, default one per core) -> ``snakeswan daemon``;
 - theirs: charon -> charon (strongSwan 5.9.8; Debian builds no load-tester plugin, so the
-  initiator is a charon driven over vici: one connection per peer loaded with
-  ``start_action = start`` while fewer than 200 are in flight, ``child-updown`` events timed).
+  initiator is charon driven over vici: one connection per peer loaded with
+  ``start_action = start`` while fewer than 200 are in flight, ``child-updown`` events timed),
+  P charons with a share of the peers each, as our P load processes (:class:`SwanShards`).
 
 Per N and pair: tunnels/s, latency p50/p99, the gateway's CPU ms per tunnel and RSS per SA
 (growth over the run / N), its idle CPU over 10 s with the N SAs up, and the time to establish one
@@ -209,7 +210,7 @@ def one_more(measure: Any) -> float:
     return float(statistics.median(measure(k) for k in range(5)))
 
 
-def run_pair(pair: str, n: int, procs: int, work: Path) -> dict[str, Any]:
+def run_pair(pair: str, n: int, procs: int, work: Path, timeout: float = 900) -> dict[str, Any]:
     topo = Topology()
     try:
         west, east = site_to_site(topo)
@@ -232,7 +233,7 @@ def run_pair(pair: str, n: int, procs: int, work: Path) -> dict[str, Any]:
         if pair == "snakeswan":
             r = our_load(west, n, procs)
         else:
-            r = swan.run([(f"c{i}", f"peer{i}.load") for i in range(n)], IN_FLIGHT, 900)
+            r = swan.run([(f"c{i}", f"peer{i}.load") for i in range(n)], IN_FLIGHT, timeout)
         r["gateway_cpu_ms"] = round((cpu_seconds(pid) - cpu0) * 1e3 / max(1, r["established"]), 2)
         r["rss_per_sa_kib"] = round((rss_kib(pid) - rss0) / max(1, r["established"]), 2)
         cpu1 = cpu_seconds(pid)
@@ -259,12 +260,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[1000, 50000])
     ap.add_argument("--procs", type=int, default=os.cpu_count() or 1, help="snakeswan load processes")
     ap.add_argument("--pairs", nargs="+", default=["snakeswan", "strongswan"], help="which pairs to run")
+    ap.add_argument("--timeout", type=float, default=900, help="strongSwan pair: stop initiating after (s)")
     args = ap.parse_args()
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="ssw-scale-") as tmp:
         for n in args.n:
             for pair in args.pairs:
-                rows[(pair, n)] = run_pair(pair, n, args.procs, Path(tmp))
+                rows[(pair, n)] = run_pair(pair, n, args.procs, Path(tmp), args.timeout)
                 print(f"# {pair} N={n}: {json.dumps(rows[(pair, n)])}", flush=True)
     head = ("N", "pair", "est.", "per s", "p50 ms", "p99 ms", "CPU ms/tun", "KiB/SA", "idle CPU", "one more")
     print("{:>6} {:>10} {:>6} {:>7} {:>8} {:>8} {:>10} {:>7} {:>8} {:>9}".format(*head))
