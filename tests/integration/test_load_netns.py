@@ -94,3 +94,21 @@ def test_load_generator_in_two_processes(own_address: bool, topology: Any, tmp_p
         assert sources == {("10.231.0.1", "500"), ("10.231.0.3", "500")}
     else:
         assert sources == {("10.231.0.1", "500"), ("10.231.0.1", "501")}
+
+
+def test_load_generator_reusing_one_dh_key_pair(topology: Any, tmp_path: Path) -> None:
+    """``--reuse-dh`` (MODP-2048, two processes): the gateway checks every peer as usual and every
+    peer still gets its tunnel."""
+    n = 30
+    topo = topology()
+    west, east = site_to_site(topo)
+    conf = GATEWAY.format(pools="", xauth="", secrets="").replace("ecp256", "modp2048")
+    gw = DaemonProcess(tmp_path, "east", conf + "\n[daemon]\ndataplane = false\nhalf_open_per_source = 1000\n",
+                       netns=east.name)  # fmt: skip
+    topo.on_close(gw.stop)
+    args = ("-n", str(n), "--procs", "2", "--reuse-dh", "--remote-ts", "10.231.2.0/24")
+    result = load(west, *args)
+    assert result["established"] == n and result["failed"] == 0, result
+    sas = gw.sas()
+    assert len(sas) == n and all(s["children"] for s in sas)
+    assert {s["remote_id"] for s in sas} == {f"peer{i}.load" for i in range(n)}
