@@ -12,6 +12,7 @@ exponentiation per tunnel instead of two here; the gateway still draws its own a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import os
 import socket
@@ -20,7 +21,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from snakeswan.config.identity import Identity
 from snakeswan.config.loader import parse_config
+from snakeswan.config.model import Config
 from snakeswan.errors import LocalError
 from snakeswan.ike.engine import Engine
 from snakeswan.ike.events import ChildSaEstablished, NegotiationFailed
@@ -77,6 +80,26 @@ class LoadSpec:
         return "\n".join(blocks)
 
 
+def build_config(spec: LoadSpec) -> Config:
+    """The generator's configuration: N connections alike but for their names and identities.
+    Without XAUTH (each peer's user and secret differ) the first peer's connection is parsed and
+    the others are copies sharing every object with it but the name and the local ID: parsing
+    25,000 connections from TOML took ~10 s and ~350 MiB a process."""
+    if spec.xauth_user or spec.n <= 1:
+        return parse_config(spec.config_text(), "<load>")
+    config = parse_config(dataclasses.replace(spec, n=1).config_text(), "<load>")
+    template = config.connections[0]
+    copies = [
+        dataclasses.replace(
+            template,
+            name=f"c{i}",
+            local=dataclasses.replace(template.local, id=Identity.parse(spec.identity.format(i=i))),
+        )
+        for i in range(spec.first + 1, spec.first + spec.n)
+    ]
+    return dataclasses.replace(config, connections=(template, *copies))
+
+
 @dataclass
 class LoadResult:
     started: int = 0
@@ -108,7 +131,7 @@ class LoadResult:
 class LoadGenerator:
     def __init__(self, spec: LoadSpec, progress: Callable[[LoadResult], None] | None = None) -> None:
         self.spec = spec
-        self.engine = Engine(parse_config(spec.config_text(), "<load>"), os.urandom, tracer=Tracer(keep=100))
+        self.engine = Engine(build_config(spec), os.urandom, tracer=Tracer(keep=100))
         if spec.reuse_dh:
             self.engine.ctx.reused_dh = {}
         self.result = LoadResult()

@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from snakeswan.daemon.loadgen import LoadResult, LoadSpec
+from snakeswan.config.loader import parse_config
+from snakeswan.daemon.loadgen import LoadResult, LoadSpec, build_config
 from snakeswan.daemon.loadprocs import merge, shares
 from snakeswan.errors import LocalError
 
@@ -54,3 +55,17 @@ def test_merge_adds_counts_and_keeps_the_longest_time() -> None:
     m = merge([a, b])
     assert (m.started, m.established, m.failures, m.elapsed) == (10, 9, Counter({"timeout": 1}), 3.0)
     assert m.summary()["per_second"] == 3.0 and len(m.latencies) == 9
+
+
+@pytest.mark.parametrize("first", [0, 7])
+def test_copied_connections_equal_parsed_ones(first: int) -> None:
+    """Without XAUTH the generator parses one connection and copies it per peer: the same
+    configuration as parsing every peer's TOML block."""
+    spec = LoadSpec("10.231.0.2", "10.231.0.1", 5, "psk", first=first, remote_ts="10.231.2.0/24", vips=True)
+    fast, slow = build_config(spec), parse_config(spec.config_text(), "<load>")
+    assert fast == slow
+    assert [c.name for c in fast.connections] == [f"c{i}" for i in range(first, first + 5)]
+    assert fast.connections[1].children is fast.connections[4].children  # shared, not copied
+    assert str(fast.connections[3].local.id) == f"peer{first + 3}.load"
+    xauth = LoadSpec("10.231.0.2", "10.231.0.1", 3, "psk", xauth_user="u{i}", xauth_password="p{i}")
+    assert build_config(xauth) == parse_config(xauth.config_text(), "<load>")
