@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,7 +66,7 @@ def strongswan_conf(local: str, remote: str, lnet: str, rnet: str, esp: str) -> 
 
 
 def iperf(client: Netns, server: Netns, src: str, dst: str, seconds: float) -> float:
-    srv = server.popen("iperf3", "-s", "-1", "-B", dst)
+    srv = server.popen("iperf3", "-s", "-1", "-B", dst, stdout=subprocess.DEVNULL)
     time.sleep(0.5)
     try:
         cp = client.run("iperf3", "-c", dst, "-B", src, "-t", str(seconds), "-J", timeout=seconds + 30)
