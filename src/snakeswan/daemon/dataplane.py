@@ -505,8 +505,9 @@ class DataPlane:
     def inbound_activity(self) -> list[int]:
         """IKE SA ids whose IPsec SAs received packets since the last call (DPD: the peer lives)."""
         alive = []
-        for spi_in, info in self.children.items():
-            n = self.processor.counters(spi_in, "in").get("packets", 0)
+        for spi_in, info in self.children.items():  # every SA each second: no dict built per SA
+            pair = self.processor.pair(spi_in)
+            n = pair[0].packets if pair is not None else 0
             if n != self._inbound_seen.get(spi_in, 0):
                 self._inbound_seen[spi_in] = n
                 alive.append(info.ike_sa)
