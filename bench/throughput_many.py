@@ -153,10 +153,14 @@ def build(topo: Topology, kind: str, n: int, args: argparse.Namespace, work: Pat
     return site
 
 
-def measure(site: Site, direction: str, seconds: float) -> float:
+def measure(site: Site, direction: str, seconds: float) -> tuple[float, float]:
+    """(Mbit/s, the gateway's CPU seconds per Gbit carried) of one iperf3 run."""
+    cpu0 = cpu_seconds(site.gateway.proc.pid)
     if direction == "to":
-        return iperf(site.west, site.east, "10.231.1.1", "10.231.2.1", seconds)
-    return iperf(site.east, site.west, "10.231.2.1", "10.231.1.1", seconds)
+        mbps = iperf(site.west, site.east, "10.231.1.1", "10.231.2.1", seconds)
+    else:
+        mbps = iperf(site.east, site.west, "10.231.2.1", "10.231.1.1", seconds)
+    return mbps, (cpu_seconds(site.gateway.proc.pid) - cpu0) / (mbps * seconds / 1000)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -172,6 +176,31 @@ def idle_cpu(site: Site, seconds: float = 5.0) -> float:
     return round((cpu_seconds(pid) - cpu0) / seconds * 100, 2)
 
 
+def report(
+    args: argparse.Namespace,
+    directions: list[str],
+    results: dict[tuple[str, str], list[float]],
+    cpu: dict[tuple[str, str], list[float]],
+) -> None:
+    print(f"iperf3 TCP, one stream, {args.time:g} s x {args.repeat} alternating rounds, ESP {args.esp}")
+    print(f"gateway with 1 SA pair vs {args.n} ({args.n - 1} idle, one policy each)")
+    print("(Mbit/s min / median / max, ratio of medians many/one, median of the rounds' ratios;")
+    print(" the gateway's CPU seconds per Gbit carried, median, and its ratio many/one)")
+    labels = {"to": "west -> gateway (decrypt)", "from": "gateway -> west (encrypt)"}
+    for d in directions:
+        base = statistics.median(results[("one", d)])
+        rounds = [m / o for m, o in zip(results[("many", d)], results[("one", d)], strict=True)]
+        for kind in ("one", "many"):
+            v = results[(kind, d)]
+            med = statistics.median(v)
+            label = f"{labels[d]}, {1 if kind == 'one' else args.n} SAs"
+            per_round = f"{statistics.median(rounds):5.2f}x" if kind == "many" else " " * 6
+            c = statistics.median(cpu[(kind, d)])
+            c_ratio = c / statistics.median(cpu[("one", d)])
+            print(f"{label:<44} {min(v):7.1f} {med:7.1f} {max(v):7.1f} {med / base:5.2f}x {per_round}"
+                  f"  CPU {c:5.2f} s/Gbit {c_ratio:5.2f}x")  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10000, help="IPsec SAs on the gateway in the 'many' copy")
@@ -184,6 +213,7 @@ def main() -> int:
     args = ap.parse_args()
     directions = ["to", "from"] if args.direction == "both" else [args.direction]
     results: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="ssw-many-") as tmp, Topology() as t1, Topology() as t2:
         sites = {}
         for topo, kind, n in ((t1, "one", 1), (t2, "many", args.n)):
@@ -196,24 +226,15 @@ def main() -> int:
             raise SystemExit(f"only {many.facts['installed_policies']} of {args.n} policies installed")
         idle = {kind: idle_cpu(site) for kind, site in sites.items()}
         print(f"# the gateways idle (% of a core over 5 s): {json.dumps(idle)}", flush=True)
-        for round_ in range(args.repeat):
-            order = ("one", "many") if round_ % 2 == 0 else ("many", "one")
-            for kind in order:
-                other = sites["many" if kind == "one" else "one"]
-                with other.paused():
-                    for d in directions:
-                        results.setdefault((kind, d), []).append(measure(sites[kind], d, args.time))
-    print(f"iperf3 TCP, one stream, {args.time:g} s x {args.repeat} alternating rounds, ESP {args.esp}")
-    print(f"gateway with 1 SA pair vs {args.n} ({args.n - 1} idle, one policy each)")
-    print("(Mbit/s, min / median / max; ratio of medians many/one)")
-    labels = {"to": "west -> gateway (decrypt)", "from": "gateway -> west (encrypt)"}
-    for d in directions:
-        base = statistics.median(results[("one", d)])
-        for kind in ("one", "many"):
-            v = results[(kind, d)]
-            med = statistics.median(v)
-            label = f"{labels[d]}, {1 if kind == 'one' else args.n} SAs"
-            print(f"{label:<44} {min(v):9.1f} {med:9.1f} {max(v):9.1f}  {med / base:6.2f}x")
+        for round_ in range(args.repeat):  # a burst of load elsewhere hits both copies alike
+            for d in directions:
+                order = ("one", "many") if round_ % 2 == 0 else ("many", "one")
+                for kind in order:
+                    with sites["many" if kind == "one" else "one"].paused():
+                        mbps, per_gbit = measure(sites[kind], d, args.time)
+                        results.setdefault((kind, d), []).append(mbps)
+                        cpu.setdefault((kind, d), []).append(per_gbit)
+    report(args, directions, results, cpu)
     return 0
 
 
