@@ -49,7 +49,7 @@ from throughput import EAST, LAN_E, LAN_W, WEST, iperf, snakeswan, snakeswan_con
 
 from snakeswan.control.client import request  # noqa: E402
 from tests.daemons import DaemonProcess, wait_for  # noqa: E402
-from tests.netns import Netns, Topology, site_to_site, veth  # noqa: E402
+from tests.netns import Netns, Topology, ping, site_to_site, veth  # noqa: E402
 
 HUB_ADDR, LOAD_ADDR = "10.231.5.2", "10.231.5.1"
 POOL = "10.231.64.0/18"  # 16,382 virtual IPs
@@ -143,14 +143,36 @@ def build(topo: Topology, kind: str, n: int, args: argparse.Namespace, work: Pat
             site.facts["load"]["failures"] = r["failures"]
 
         def installed() -> bool:
-            return counts(gw)[1] >= n
+            pols = request(gw.control, "list-pols", timeout=120)["policies"]
+            done = sum(1 for p in pols if p["installed"]) >= n
+            time.sleep(0 if done else 0.25)
+            return done
 
         wait_for(installed, timeout=300, what=f"{n} policies with their SAs on the gateway")
         site.facts["install_s"] = round(time.monotonic() - t0, 1)
     site.facts["sas"], site.facts["installed_policies"], site.facts["policies"] = counts(gw)
     routes = east.ip("route", "show", "table", "220").stdout.splitlines()
     site.facts["tun_routes"] = len(routes)
+    if n > 1:
+        site.facts["own_sa_check"] = own_sa_check(site)
     return site
+
+
+def own_sa_check(site: Site, peers: int = 3, count: int = 2) -> str:
+    """Ping a few simulated peers' virtual IPs from the gateway's LAN: each one's packets must
+    leave on its own SA and on no other (the load generator is gone: nobody answers)."""
+    sas = [s for s in request(site.gateway.control, "list-sas", timeout=120) if s["conn"] == "hub"]
+    vips = sorted(s["vips"][0] for s in sas)
+    chosen = [vips[0], vips[len(vips) // 2], vips[-1]][:peers]
+    for vip in chosen:
+        ping(site.east, "10.231.2.1", vip, count=count, timeout=3)
+    sas = [s for s in request(site.gateway.control, "list-sas", timeout=120) if s["conn"] == "hub"]
+    out = {s["vips"][0]: sum(c["packets_out"] for c in s["children"]) for s in sas}
+    wrong = {v: k for v, k in out.items() if k != (count if v in chosen else 0)}
+    if wrong:
+        raise SystemExit(f"packets out per virtual IP, expected {count} on {chosen} and 0 elsewhere: {wrong}")
+    others = len(out) - len(chosen)
+    return f"{count} pings each to {len(chosen)} peers left on their own SAs, 0 packets on {others} others"
 
 
 def measure(site: Site, direction: str, seconds: float) -> tuple[float, float]:
