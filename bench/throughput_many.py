@@ -177,12 +177,12 @@ def own_sa_check(site: Site, peers: int = 3, count: int = 2) -> str:
 
 def measure(site: Site, direction: str, seconds: float) -> tuple[float, float]:
     """(Mbit/s, the gateway's CPU seconds per Gbit carried) of one iperf3 run."""
-    cpu0 = cpu_seconds(site.gateway.proc.pid)
+    pids = (site.gateway.proc.pid,)
     if direction == "to":
-        mbps = iperf(site.west, site.east, "10.231.1.1", "10.231.2.1", seconds)
+        sample = iperf(site.west, site.east, "10.231.1.1", "10.231.2.1", seconds, pids)
     else:
-        mbps = iperf(site.east, site.west, "10.231.2.1", "10.231.1.1", seconds)
-    return mbps, (cpu_seconds(site.gateway.proc.pid) - cpu0) / (mbps * seconds / 1000)
+        sample = iperf(site.east, site.west, "10.231.2.1", "10.231.1.1", seconds, pids)
+    return sample.mbits, sample.per_gbit(sample.ipsec_cpu)
 
 
 def cpu_seconds(pid: int) -> float:

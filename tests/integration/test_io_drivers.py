@@ -269,6 +269,17 @@ def test_rawip_receives_fake_esp_from_other_namespace(topology: Any) -> None:
         assert (pkt.protocol, pkt.src, pkt.dst, pkt.data) == (ESP, "10.231.0.1", "10.231.0.2", payload)
         assert pkt.ttl == 64
         assert list(ah_in.receive()) == []  # the AH socket sees only protocol 51
+        # the data plane's batch read: payloads only, in order
+        more = [struct.pack("!II", 0x1234ABCD, i) + bytes([i]) * 30 for i in range(2, 6)]
+        for m in more:
+            plain.sendto(m, ("10.231.0.2", 0))
+        got_payloads: list[bytes] = []
+        deadline = time.monotonic() + 3
+        while len(got_payloads) < len(more) and time.monotonic() < deadline:
+            select.select([esp_in], [], [], 0.1)
+            got_payloads += esp_in.receive_payloads(2)  # at most 2 a call
+        assert got_payloads == more
+        assert esp_in.receive_payloads() == []
 
 
 @netns

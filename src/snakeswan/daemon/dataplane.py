@@ -523,16 +523,19 @@ class DataPlane:
 
     def _raw_readable(self, sock: RawIp) -> None:
         now = self.loop.time()
+        if sock.protocol == ESP:  # the per-packet path: a batch in, one TUN write batch out
+            delivered, other = self.processor.inbound_esp_many(sock.receive_payloads(64), now)
+            if other:
+                self._emit(other)
+            if delivered:  # the TUN coalesces the TCP segments in it
+                self.tun.write_many(delivered)
+            self._drain_events()
+            return
         inbound, emit = self.processor.inbound, self._emit
-        delivered: list[bytes] = []
-        for p in sock.receive(64):
-            data = p.packet if p.protocol == AH and p.packet else p.data
-            outputs = inbound(data, p.protocol, p.src, p.dst, now)
-            if len(outputs) == 1 and type(outputs[0]) is Deliver:  # the common case, short
-                delivered.append(outputs[0].ip_packet)
-            else:
-                emit(outputs, delivered)
-        if delivered:  # one write batch: the TUN coalesces the TCP segments in it
+        delivered = []
+        for p in sock.receive(64):  # AH: its ICV covers the IP header, so the whole packet
+            emit(inbound(p.packet or p.data, p.protocol, p.src, p.dst, now), delivered)
+        if delivered:
             self.tun.write_many(delivered)
         self._drain_events()
 
@@ -546,6 +549,15 @@ class DataPlane:
             self.loop.call_soon(self._flush_udp)
         self._drain_events()
 
+    def esp_in_udp_many(self, packets: list[bytes], now: float) -> None:
+        """ESP-in-UDP packets of one read batch (markers gone), in order: written at once."""
+        delivered, other = self.processor.inbound_esp_many(packets, now)
+        if other:
+            self._emit(other)
+        if delivered:
+            self.tun.write_many(delivered)
+        self._drain_events()
+
     def _flush_udp(self) -> None:
         pending, self._udp_delivered = self._udp_delivered, []
         if pending:
@@ -554,29 +566,35 @@ class DataPlane:
     def _emit(self, outputs: list[Output], delivered: list[bytes] | None = None) -> None:
         """Carry out the processor's outputs; inner packets are collected in ``delivered`` (to be
         written as one batch) if it is given, else written at once."""
-        raw: list[SendIp] = []
+        raw: list[tuple[bytes, str, str | None]] = []
+        raw_ah: list[tuple[bytes, str, str | None]] = []
         udp: list[SendUdp] = []
         for o in outputs:
-            if isinstance(o, SendIp):
-                raw.append(o)
-            elif type(o) is DeliverVia:
+            if type(o) is SendIp:  # the per-packet cases first, without isinstance's walk
+                (raw if o.protocol == ESP else raw_ah).append((o.payload, o.dst, o.src))
+            elif type(o) is SendUdp:
+                udp.append(o)
+            elif isinstance(o, DeliverVia):
                 self.route_based.deliver(o.interface, o.ip_packet)
             elif isinstance(o, Deliver):
                 if delivered is not None:
                     delivered.append(o.ip_packet)
                 else:
                     self.tun.write(o.ip_packet)
+            elif isinstance(o, SendIp):
+                (raw if o.protocol == ESP else raw_ah).append((o.payload, o.dst, o.src))
             elif isinstance(o, SendUdp):
                 udp.append(o)
             elif isinstance(o, SendPacket):
                 self.hdrincl.send(o.packet, o.dst)
             elif isinstance(o, Bypass):
                 self.unrouted += 1  # routed into the TUN but no policy covers it: dropped
-        if len(raw) == 1:
-            self.raw[raw[0].protocol].send(raw[0].payload, raw[0].dst, src=raw[0].src)
-        elif raw:  # one sendmmsg per protocol (io.batch), each in the processor's order
-            for proto in {o.protocol for o in raw}:
-                self.raw[proto].send_many([(o.payload, o.dst, o.src) for o in raw if o.protocol == proto])
+        for proto, batch in ((ESP, raw), (AH, raw_ah)):
+            if len(batch) == 1:
+                payload, dst, src = batch[0]
+                self.raw[proto].send(payload, dst, src=src)
+            elif batch:  # one sendmmsg per protocol (io.batch), each in the processor's order
+                self.raw[proto].send_many(batch)
         if udp:
             self._send_udp(udp)
 

@@ -135,6 +135,23 @@ class RawIp:
         else:
             yield from self._receive_v6(limit)
 
+    def receive_payloads(self, limit: int = 64) -> list[bytes]:
+        """The IP payloads (ESP header onwards) of what is queued, at most ``limit`` packets, no
+        addresses: the ESP data plane's per-packet path (the SPI finds the SA, the addresses are
+        not needed). IPv4 packets that do not parse are counted in ``malformed``."""
+        if self.family != socket.AF_INET:
+            return [p.data for p in self._receive_v6(limit)]
+        out: list[bytes] = []
+        append = out.append
+        for packet in self._read_v4(limit):
+            if len(packet) >= 20 and packet[0] == 0x45:
+                append(packet[20:])
+            else:
+                parsed = self._strip_v4(packet)
+                if parsed is not None:
+                    append(parsed.data)
+        return out
+
     def _receive_v4(self, limit: int) -> Iterator[RawPacket]:
         text = _V4_TEXT.get
         for packet in self._read_v4(limit):

@@ -483,7 +483,38 @@ class Processor:
                 self._tracer.emit("ipsec", "internal_error", error=repr(exc), src=src, dst=dst)
         return []
 
+    def inbound_esp_many(self, packets: Iterable[bytes], now: float) -> tuple[list[bytes], list[Output]]:
+        """:meth:`inbound` for a batch of ESP packets (each as :meth:`inbound` takes ``esp_or_ah``
+        with ``protocol`` 50), in order, without an output object per packet: (the inner packets
+        for the shared TUN device, in order; the other outputs, route-based children's
+        :class:`DeliverVia`). Drops are counted and traced as :meth:`inbound` does."""
+        if self._now != now:
+            self._tick(now)
+        delivered: list[bytes] = []
+        other: list[Output] = []
+        append, open_packet = delivered.append, self._unwrap_esp
+        for data in packets:
+            try:
+                sa, inner = open_packet(data, None)
+                if sa.interface is None:
+                    append(inner)
+                else:
+                    other.append(DeliverVia(inner, sa.interface))
+            except Drop as exc:
+                self._drop(exc.reason, spi=_packet_spi(_ESP, data))
+            except Exception as exc:  # a bug: nothing escapes the data plane (principle 7)
+                self._drop("internal_error")
+                if self._tracer is not None:
+                    self._tracer.emit("ipsec", "internal_error", error=repr(exc))
+        return delivered, other
+
     def _inbound_esp(self, data: bytes, via: SecurityAssociation | None = None) -> list[Output]:
+        sa, inner = self._unwrap_esp(data, via)
+        return [Deliver(inner)] if sa.interface is None else [DeliverVia(inner, sa.interface)]
+
+    def _unwrap_esp(self, data: bytes, via: SecurityAssociation | None) -> tuple[SecurityAssociation, bytes]:
+        """The SA and inner packet of an inbound ESP packet, checked and counted (module
+        docstring's order); :class:`Drop` otherwise (counted on the SA)."""
         if len(data) < 8:
             raise Drop("malformed", "short ESP packet")
         spi, seq = _SPI_SEQ.unpack_from(data)
@@ -505,7 +536,8 @@ class Processor:
             if next_header == IPPROTO_NONE:
                 raise Drop("dummy", "dummy packet (next header 59)")
             inner = self._inner(sa, next_header, payload)
-            return self._accept(sa, inner)
+            self._admit(sa, inner)
+            return sa, inner
         except Drop as exc:
             sa.drop(exc.reason)
             raise
@@ -562,7 +594,13 @@ class Processor:
         return header + payload
 
     def _accept(self, sa: SecurityAssociation, inner: bytes) -> list[Output]:
-        """Selectors checked (source in remote_ts, destination in local_ts), counted, delivered.
+        """:meth:`_admit`, then the inner packet delivered (to the child's own device if it has one)."""
+        self._admit(sa, inner)
+        return [Deliver(inner)] if sa.interface is None else [DeliverVia(inner, sa.interface)]
+
+    def _admit(self, sa: SecurityAssociation, inner: bytes) -> None:
+        """Selectors checked (source in remote_ts, destination in local_ts; :class:`Drop`
+        ``policy``), the packet counted (and the SA's volume limits checked).
 
         The header bytes that decide the selectors of the last packet accepted on each SA are
         remembered: the next packet of the same flow (the common case) is compared, not parsed."""
@@ -587,7 +625,6 @@ class Processor:
             event = self.sad.check_volume(sa)
             if event is not None:
                 self._expired(event)
-        return [Deliver(inner)] if sa.interface is None else [DeliverVia(inner, sa.interface)]
 
 
 def _inside(sa: SecurityAssociation, ft: FiveTuple) -> bool:
