@@ -3,7 +3,7 @@ and their policies (a remote-access hub), against the same gateway holding only 
 the same run (alternating rounds); prints Mbit/s min/median/max and the ratio (asserts nothing).
 
     python bench/throughput_many.py [--n 10000] [--time 5] [--repeat 3] [--esp aes128gcm16]
-                                    [--procs 2] [--direction both|to|from]
+                                    [--procs 2] [--direction both|to|from] [--ike ...]
 
 Two copies of one topology, built once each and kept for the whole run:
 
@@ -17,12 +17,16 @@ brings up N-1 simulated peers on ``hub`` (Main Mode PSK, each its own identity, 
 from the pool, Quick Mode 10.231.2.0/24 <-> its virtual IP), so the gateway holds N IPsec SA pairs
 and N policies (``hub``'s keyed per peer, ``lan@<vip>/32``) and routes N-1 /32s into its TUN;
 then the load generator exits (its SAs stay on the gateway, idle). The counts are checked with
-``list-sas`` and ``list-pols`` and printed before any measurement. The "one" copy is the same
-gateway configuration with only the west tunnel. While one copy is measured, the other's daemons
-are stopped (SIGSTOP), so neither's idle work lands on the other's figures.
+``list-sas`` and ``list-pols`` and printed before any measurement, and pings from the gateway's
+LAN to three virtual IPs must leave on those peers' own SAs (packets_out) and on no other. The
+"one" copy is the same gateway configuration with only the west tunnel. While one copy is
+measured, the other's daemons are stopped (SIGSTOP), so neither's idle work lands on the other's
+figures.
 
 Directions: "to" = iperf3 from west's LAN to the gateway's LAN (the gateway decrypts), "from" =
-the reverse (the gateway encrypts: an SPD lookup among N policies per packet).
+the reverse (the gateway encrypts: an SPD lookup among N policies per packet). Besides Mbit/s:
+the gateway's CPU seconds per Gbit, its idle CPU, the time to install the N-1 SAs and, at the
+end, the time each gateway takes to stop (a Delete per SA, policies and routes removed).
 Needs root and iperf3; run under the benchmark lock (``flock /tmp/snakeswan-bench.lock ...``).
 """
 
