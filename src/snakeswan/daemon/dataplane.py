@@ -27,6 +27,7 @@ from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, Daemon
 from snakeswan.config.traffic import TrafficSelector
 from snakeswan.daemon.childsa import bundle_params, pair_count, policy_key, serves_many
 from snakeswan.daemon.hostnet import OwnTraffic, purge_stale
+from snakeswan.daemon.policy_index import ChildKeys, PolicyKeys
 from snakeswan.daemon.routebased import RouteBasedInterfaces
 from snakeswan.errors import LocalError
 from snakeswan.ike.events import ChildSaInfo, SaKeys
@@ -168,7 +169,8 @@ class DataPlane:
         self.acquires: list[Acquire] = []
         self.limits: list[Expired] = []
         self.unrouted = 0
-        self._policies: set[tuple[str, str]] = set()
+        self._policies = PolicyKeys()  # installed policies' keys, by child name (policy_index.py)
+        self._child_keys = ChildKeys()  # installed SAs per policy key and per child
         self._owned_rules: dict[str, list[tuple[int, list[str]]]] = {}  # pass shunts' rules by child
         self._shunts: dict[tuple[str, str], tuple[ConnectionConfig, ChildConfig]] = {}
         self._inbound_seen: dict[int, int] = {}
@@ -341,10 +343,7 @@ class DataPlane:
         of its policy key): its policies (packets queued for it are dropped), its routes (unless
         another child needs them) and a pass shunt's rules. Its SAs stay until :meth:`child_down`.
         Nothing to remove is no error."""
-        mine = [
-            k for k in self._policies if k[0] == conn_name and child_name in (k[1], k[1].partition("#")[0])
-        ]
-        for key in mine:  # a child with several selector pairs has a key per pair (child#N)
+        for key in self._policies.named(conn_name, child_name):  # with several selector pairs: child#N
             self._unprotect(key)
 
     def _unprotect(self, key: tuple[str, str]) -> None:
@@ -417,6 +416,7 @@ class DataPlane:
         outbound = sa_params(info.spi_out, info.keys_out, info, child)
         self.children[info.spi_in] = info
         key = policy_key(conn, child.name, info)
+        self._child_keys.add(info.spi_in, key, info.conn, info.child)
         # a rekey we initiated: keep sending on the old SA a moment, until our QM3 has surely
         # reached the peer and it has installed the new one (processor.install)
         delay = REKEY_SWITCH_DELAY if info.replaces is not None and info.initiator else 0.0
@@ -431,6 +431,7 @@ class DataPlane:
         if info is not None:
             self.processor.remove(spi_in)
             self._inbound_seen.pop(spi_in, None)
+            self._child_keys.discard(spi_in)
         return info
 
     def child_closed(self, conn_name: str, child_name: str, gone: ChildSaInfo | None = None) -> None:
@@ -444,11 +445,11 @@ class DataPlane:
             conn = None
         if conn is not None and gone is not None and "@" in policy_key(conn, child_name, gone)[1]:
             key = policy_key(conn, child_name, gone)  # a policy of its own (a peer's, narrowed)
-            if not any(policy_key(conn, c.child, c) == key for c in self.children.values()):
+            if not self._child_keys.has_key(key):
                 self.unprotect(*key)
             if serves_many(conn):
                 return
-        if any(c.conn == conn_name and c.child == child_name for c in self.children.values()):
+        if self._child_keys.has_child(conn_name, child_name):
             return
         try:
             child = self.config.connection(conn_name).child(child_name)
@@ -505,8 +506,9 @@ class DataPlane:
     def inbound_activity(self) -> list[int]:
         """IKE SA ids whose IPsec SAs received packets since the last call (DPD: the peer lives)."""
         alive = []
-        for spi_in, info in self.children.items():
-            n = self.processor.counters(spi_in, "in").get("packets", 0)
+        for spi_in, info in self.children.items():  # every SA each second: no dict built per SA
+            pair = self.processor.pair(spi_in)
+            n = pair[0].packets if pair is not None else 0
             if n != self._inbound_seen.get(spi_in, 0):
                 self._inbound_seen[spi_in] = n
                 alive.append(info.ike_sa)
