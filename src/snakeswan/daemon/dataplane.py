@@ -173,7 +173,9 @@ class DataPlane:
         self._child_keys = ChildKeys()  # installed SAs per policy key and per child
         self._owned_rules: dict[str, list[tuple[int, list[str]]]] = {}  # pass shunts' rules by child
         self._shunts: dict[tuple[str, str], tuple[ConnectionConfig, ChildConfig]] = {}
-        self._inbound_seen: dict[int, int] = {}
+        # pairs (inbound SPI) that moved since DPD's and the checkpoints' last look (moved())
+        self._received: set[int] = set()
+        self._moved: set[int] = set()
         self._vips: dict[int, tuple[str, ...]] = {}  # virtual IPs on the TUN, by IKE SA (a client)
         self._split: dict[int, tuple[TrafficSelector, ...]] = {}  # split-include networks, by IKE SA
         self.on_events: Callable[[], None] = lambda: None
@@ -430,7 +432,8 @@ class DataPlane:
         info = self.children.pop(spi_in, None)
         if info is not None:
             self.processor.remove(spi_in)
-            self._inbound_seen.pop(spi_in, None)
+            self._received.discard(spi_in)
+            self._moved.discard(spi_in)
             self._child_keys.discard(spi_in)
         return info
 
@@ -503,16 +506,25 @@ class DataPlane:
             }
         return out
 
+    def _take_moved(self) -> None:
+        received, sent = self.processor.take_moved()
+        self._received |= received
+        self._moved |= received | sent
+
     def inbound_activity(self) -> list[int]:
-        """IKE SA ids whose IPsec SAs received packets since the last call (DPD: the peer lives)."""
-        alive = []
-        for spi_in, info in self.children.items():  # every SA each second: no dict built per SA
-            pair = self.processor.pair(spi_in)
-            n = pair[0].packets if pair is not None else 0
-            if n != self._inbound_seen.get(spi_in, 0):
-                self._inbound_seen[spi_in] = n
-                alive.append(info.ike_sa)
-        return alive
+        """IKE SA ids whose IPsec SAs received packets since the last call (DPD: the peer lives).
+        Costs what moved, not what is installed (Processor.take_moved)."""
+        self._take_moved()
+        received, self._received = self._received, set()
+        children = self.children
+        return [children[spi].ike_sa for spi in received if spi in children]
+
+    def moved(self) -> set[int]:
+        """Inbound SPIs of the installed pairs that received or sent since the last call (the
+        state store's counter checkpoints)."""
+        self._take_moved()
+        moved, self._moved = self._moved, set()
+        return moved & self.children.keys()
 
     # ---- packets --------------------------------------------------------------------------------
 
