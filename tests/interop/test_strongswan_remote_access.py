@@ -331,6 +331,9 @@ def test_clients_behind_nats_with_the_same_private_address_each_on_its_own_sa(
     assert sorted(p["remote_ts"] for p in pols) == sorted(f"{v}/32" for v in vips.values())
     counts = {s["xauth_user"]: s["children"][0]["packets_in"] for s in gw.sas()}
     assert all(n >= 4 for n in counts.values()), counts
+    # and the replies left on each client's own SA (its outbound counter), none on another's
+    out = {s["xauth_user"]: s["children"][0]["packets_out"] for s in gw.sas()}
+    assert all(4 <= n <= 5 for n in out.values()), out
 
 
 # ---- certificates: RSA + XAUTH and hybrid, both roles --------------------------------------------

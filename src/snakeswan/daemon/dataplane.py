@@ -27,6 +27,7 @@ from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, Daemon
 from snakeswan.config.traffic import TrafficSelector
 from snakeswan.daemon.childsa import bundle_params, pair_count, policy_key, serves_many
 from snakeswan.daemon.hostnet import OwnTraffic, purge_stale
+from snakeswan.daemon.policy_index import ChildKeys, PolicyKeys
 from snakeswan.daemon.routebased import RouteBasedInterfaces
 from snakeswan.errors import LocalError
 from snakeswan.ike.events import ChildSaInfo, SaKeys
@@ -168,10 +169,13 @@ class DataPlane:
         self.acquires: list[Acquire] = []
         self.limits: list[Expired] = []
         self.unrouted = 0
-        self._policies: set[tuple[str, str]] = set()
+        self._policies = PolicyKeys()  # installed policies' keys, by child name (policy_index.py)
+        self._child_keys = ChildKeys()  # installed SAs per policy key and per child
         self._owned_rules: dict[str, list[tuple[int, list[str]]]] = {}  # pass shunts' rules by child
         self._shunts: dict[tuple[str, str], tuple[ConnectionConfig, ChildConfig]] = {}
-        self._inbound_seen: dict[int, int] = {}
+        # pairs (inbound SPI) that moved since DPD's and the checkpoints' last look (moved())
+        self._received: set[int] = set()
+        self._moved: set[int] = set()
         self._vips: dict[int, tuple[str, ...]] = {}  # virtual IPs on the TUN, by IKE SA (a client)
         self._split: dict[int, tuple[TrafficSelector, ...]] = {}  # split-include networks, by IKE SA
         self.on_events: Callable[[], None] = lambda: None
@@ -341,10 +345,7 @@ class DataPlane:
         of its policy key): its policies (packets queued for it are dropped), its routes (unless
         another child needs them) and a pass shunt's rules. Its SAs stay until :meth:`child_down`.
         Nothing to remove is no error."""
-        mine = [
-            k for k in self._policies if k[0] == conn_name and child_name in (k[1], k[1].partition("#")[0])
-        ]
-        for key in mine:  # a child with several selector pairs has a key per pair (child#N)
+        for key in self._policies.named(conn_name, child_name):  # with several selector pairs: child#N
             self._unprotect(key)
 
     def _unprotect(self, key: tuple[str, str]) -> None:
@@ -417,6 +418,7 @@ class DataPlane:
         outbound = sa_params(info.spi_out, info.keys_out, info, child)
         self.children[info.spi_in] = info
         key = policy_key(conn, child.name, info)
+        self._child_keys.add(info.spi_in, key, info.conn, info.child)
         # a rekey we initiated: keep sending on the old SA a moment, until our QM3 has surely
         # reached the peer and it has installed the new one (processor.install)
         delay = REKEY_SWITCH_DELAY if info.replaces is not None and info.initiator else 0.0
@@ -430,7 +432,9 @@ class DataPlane:
         info = self.children.pop(spi_in, None)
         if info is not None:
             self.processor.remove(spi_in)
-            self._inbound_seen.pop(spi_in, None)
+            self._received.discard(spi_in)
+            self._moved.discard(spi_in)
+            self._child_keys.discard(spi_in)
         return info
 
     def child_closed(self, conn_name: str, child_name: str, gone: ChildSaInfo | None = None) -> None:
@@ -444,11 +448,11 @@ class DataPlane:
             conn = None
         if conn is not None and gone is not None and "@" in policy_key(conn, child_name, gone)[1]:
             key = policy_key(conn, child_name, gone)  # a policy of its own (a peer's, narrowed)
-            if not any(policy_key(conn, c.child, c) == key for c in self.children.values()):
+            if not self._child_keys.has_key(key):
                 self.unprotect(*key)
             if serves_many(conn):
                 return
-        if any(c.conn == conn_name and c.child == child_name for c in self.children.values()):
+        if self._child_keys.has_child(conn_name, child_name):
             return
         try:
             child = self.config.connection(conn_name).child(child_name)
@@ -502,15 +506,25 @@ class DataPlane:
             }
         return out
 
+    def _take_moved(self) -> None:
+        received, sent = self.processor.take_moved()
+        self._received |= received
+        self._moved |= received | sent
+
     def inbound_activity(self) -> list[int]:
-        """IKE SA ids whose IPsec SAs received packets since the last call (DPD: the peer lives)."""
-        alive = []
-        for spi_in, info in self.children.items():
-            n = self.processor.counters(spi_in, "in").get("packets", 0)
-            if n != self._inbound_seen.get(spi_in, 0):
-                self._inbound_seen[spi_in] = n
-                alive.append(info.ike_sa)
-        return alive
+        """IKE SA ids whose IPsec SAs received packets since the last call (DPD: the peer lives).
+        Costs what moved, not what is installed (Processor.take_moved)."""
+        self._take_moved()
+        received, self._received = self._received, set()
+        children = self.children
+        return [children[spi].ike_sa for spi in received if spi in children]
+
+    def moved(self) -> set[int]:
+        """Inbound SPIs of the installed pairs that received or sent since the last call (the
+        state store's counter checkpoints)."""
+        self._take_moved()
+        moved, self._moved = self._moved, set()
+        return moved & self.children.keys()
 
     # ---- packets --------------------------------------------------------------------------------
 

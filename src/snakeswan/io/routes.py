@@ -178,6 +178,7 @@ class Routes:
         self._run = runner
         self._owners: dict[IPNetwork, set[str]] = {}
         self._src: dict[IPNetwork, IPAddress | None] = {}
+        self._claims: dict[str, dict[IPNetwork, None]] = {}  # owner -> its prefixes (remove_owner)
 
     def installed(self) -> dict[IPNetwork, IPAddress | None]:
         """The prefixes we have routed, each with its source address."""
@@ -206,6 +207,7 @@ class Routes:
             args += ["src", str(source)]
         self._run(args)
         self._owners.setdefault(net, set()).add(owner)
+        self._claims.setdefault(owner, {})[net] = None
         self._src[net] = source
 
     def remove(self, network: IPNetwork | str, *, owner: str = "") -> bool:
@@ -218,6 +220,11 @@ class Routes:
         if owners is None:
             return False
         owners.discard(owner)
+        claims = self._claims.get(owner)
+        if claims is not None:
+            claims.pop(net, None)
+            if not claims:
+                del self._claims[owner]
         if owners:
             return False
         del self._owners[net]
@@ -244,16 +251,14 @@ class Routes:
         return nets
 
     def remove_owner(self, owner: str) -> list[IPNetwork]:
-        """Drop every claim of ``owner``; returns the prefixes whose route was deleted."""
-        return [
-            net
-            for net, owners in list(self._owners.items())
-            if owner in owners and self.remove(net, owner=owner)
-        ]
+        """Drop every claim of ``owner``; returns the prefixes whose route was deleted. Only the
+        owner's own prefixes are visited (a hub's peers own a /32 each, and go one by one)."""
+        return [net for net in list(self._claims.get(owner, ())) if self.remove(net, owner=owner)]
 
     def remove_all(self) -> None:
         """Delete every route we installed (shutdown); keeps going past errors, raises the first."""
         first: LocalError | None = None
+        self._claims.clear()
         for net in list(self._owners):
             del self._owners[net]
             del self._src[net]

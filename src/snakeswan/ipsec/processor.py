@@ -94,6 +94,7 @@ class Processor:
         self._ip_id = 0
         # inbound SPI -> (SA, selector bytes of the last inner packet it accepted): see _accept
         self._accepted: dict[int, tuple[SecurityAssociation, bytes]] = {}
+        self._moved: list[SecurityAssociation] = []  # SAs that counted packets: take_moved()
 
     # --- commands -----------------------------------------------------------------------------
     def add_policy(self, policy: Policy) -> None:
@@ -143,6 +144,10 @@ class Processor:
             sa_in.bundle, bundled[0].bundle = bundled[0], sa_in
             sa_out.bundle, bundled[1].bundle = bundled[1], sa_out
         self._pairs[inbound.spi] = (sa_in, sa_out)
+        for sa in (sa_in, sa_out, *bundled):
+            sa.pair_in = inbound.spi
+        if len(self._moved) > 4 * len(self._pairs) + 64:  # nobody takes them: keep the live ones
+            self._moved = [sa for sa in self._moved if sa.pair_in in self._pairs]
         start = now if now is not None else self._now
         for sa in (sa_in, sa_out, *bundled):
             if start is not None:
@@ -227,6 +232,19 @@ class Processor:
         else:
             sa = self.sad.find(spi)
         return sa.counters() if sa is not None else {}
+
+    def take_moved(self) -> tuple[set[int], set[int]]:
+        """The pairs (by inbound SPI) whose SAs counted packets since the last call: (those that
+        received, those that sent). What the driver's once-a-second work (DPD's sign of life,
+        counter checkpoints) needs, found without walking the idle SAs: each SA is put on a list
+        by its first packet after a call, so this costs what moved, not what is installed."""
+        received: set[int] = set()
+        sent: set[int] = set()
+        for sa in self._moved:
+            sa.moved = False
+            (received if sa.direction == "in" else sent).add(sa.pair_in)
+        self._moved.clear()
+        return received, sent
 
     def _tick(self, now: float) -> None:
         self._now = now
@@ -383,6 +401,9 @@ class Processor:
     def _protect(self, sa: SecurityAssociation, packet: bytes, version: int) -> Output:
         seq = sa.seq + 1
         sa.seq = seq
+        if not sa.moved:
+            sa.moved = True
+            self._moved.append(sa)
         esp = sa.esp
         if esp is not None:
             if sa.transport:
@@ -621,6 +642,9 @@ class Processor:
                 self._accepted[sa.spi] = (sa, key)
         sa.packets += 1
         sa.bytes += len(inner)
+        if not sa.moved:
+            sa.moved = True
+            self._moved.append(sa)
         if sa.bytes >= sa.byte_check:
             event = self.sad.check_volume(sa)
             if event is not None:

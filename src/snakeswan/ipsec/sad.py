@@ -105,7 +105,9 @@ class SecurityAssociation:
         "local_packed",
         "local_port",
         "local_ranges",
+        "moved",
         "packets",
+        "pair_in",
         "params",
         "policy_key",
         "protocol",
@@ -162,6 +164,8 @@ class SecurityAssociation:
         self.seq = 0  # last sequence number sent
         self.bytes = 0
         self.packets = 0
+        self.moved = False  # counted a packet since the processor's last take_moved()
+        self.pair_in = params.spi  # the inbound SPI of the pair it belongs to (set by install)
         self.drops: dict[str, int] = {}
         self.started = False
         self.soft_at = self.hard_at = _NEVER

@@ -494,3 +494,30 @@ def test_inbound_esp_many_route_based_goes_to_its_interface() -> None:
     delivered, other = p.b.inbound_esp_many([out.payload], 0.0)
     assert delivered == []
     assert len(other) == 1 and isinstance(other[0], DeliverVia) and other[0].interface == "ssw-rb0"
+
+
+def test_take_moved_lists_each_pair_once_by_direction() -> None:
+    """take_moved: the pairs (inbound SPI) that received and that sent since the last call, each
+    SA listed once however many packets it counted; nothing when idle."""
+    p = make_pair("aes128gcm16")
+    assert p.a.take_moved() == (set(), set()) == p.b.take_moved()
+    outs = [p.a.outbound(p.inner(data=bytes([i])), 0.0)[0] for i in range(3)]
+    for out in outs:
+        assert deliver_to(p.b, out)
+    assert p.a.take_moved() == (set(), {0x2002})  # a sent on the pair it receives on with 0x2002
+    assert p.b.take_moved() == ({0x1001}, set())
+    assert p.a.take_moved() == (set(), set()) == p.b.take_moved()
+    assert len(p.a._moved) == 0  # the list is emptied by each look
+
+
+def test_take_moved_list_stays_bounded_without_a_taker() -> None:
+    """A library user that never calls take_moved does not grow the list past the SAs installed."""
+    proc = Processor(counter_rng())
+    for i in range(200):
+        key = ("c", f"k{i}")
+        spi = 0x1000 + 2 * i
+        proc.install(sa_params("aes128gcm16", spi), sa_params("aes128gcm16", spi + 1), key, now=0.0)
+        (out,) = proc.outbound_via([ip_packet(*INNER[4])], key, 0.0)
+        assert isinstance(out, SendIp)
+        proc.remove(spi)
+    assert len(proc._moved) <= 4 * len(proc._pairs) + 65
