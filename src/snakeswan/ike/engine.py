@@ -21,6 +21,7 @@ from snakeswan.ike import (
     crypt,
     demux,
     informational,
+    linger,
     peers,
     pubkey_enc,
     renewal,
@@ -290,7 +291,11 @@ class Engine:
             return
         ex = demux.exchange_for(sa, header)
         if ex is None:
-            if header.exchange == ExchangeType.QUICK_MODE and sa.state is IkeState.ESTABLISHED:
+            if header.message_id in sa.done_mids:  # a late copy of a completed exchange (ike/linger.py)
+                self.tracer.emit(
+                    "ike", "drop", reason="exchange already complete", sa=sa.unique_id, mid=header.message_id
+                )
+            elif header.exchange == ExchangeType.QUICK_MODE and sa.state is IkeState.ESTABLISHED:
                 self._new_quick_mode(sa, header, data, now)
             elif header.exchange == ExchangeType.TRANSACTION and sa.state is IkeState.ESTABLISHED:
                 self.gate.new_transaction(sa, header, data, now)
@@ -423,6 +428,7 @@ class Engine:
             self._teardown.drop_exchange(sa, ex)
 
     def _after(self, sa: IkeSa, now: float) -> None:
+        linger.settle(sa, now)  # completed exchanges: forgotten now, or after the peer's budget
         self.timers.touch(sa)
         self.timers.after(sa, now)
         if sa.state is not IkeState.DELETED:

@@ -23,6 +23,7 @@ class Exchange(ABC):
         self.message_id = message_id
         self.retx = Retransmitter(ctx.retransmit)
         self.done = False
+        self.done_at: float | None = None  # when the engine saw it done (ike/linger.py)
         self.rejected = 0  # messages dropped because they failed authentication or were unacceptable
         self.last_rejection: PeerError | None = None
         # error Notifies nothing authenticated, received while this (phase 1) exchange waited: they

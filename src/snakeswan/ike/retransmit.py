@@ -57,6 +57,11 @@ class Retransmitter:
         self._last_received = _DIGEST.digest(data)
         self._has_reply, self._sent_flag = self._sent_flag, False
 
+    @property
+    def has_reply(self) -> bool:
+        """What we sent last answers the last message processed (a copy of it gets it again)."""
+        return self._has_reply and self.last_sent is not None
+
     def reply_to_duplicate(self) -> bytes | None:
         """What to send again for a duplicate: our answer to it, if it had one (not after a final
         message such as MM6 or QM3, else two ends would bounce their last messages forever)."""

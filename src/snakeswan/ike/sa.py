@@ -66,6 +66,8 @@ class IkeSa:
     children: list[ChildSaInfo] = field(default_factory=list)
     pending_children: list[str] = field(default_factory=list)  # child names to start once established
     seen_mids: dict[int, None] = field(default_factory=dict)  # recent message IDs we used, oldest first
+    done_mids: dict[int, None] = field(default_factory=dict)  # completed, forgotten exchanges (ike/linger.py)
+    prune_at: float | None = None  # when completed exchanges kept for the peer's retransmissions go
     keepalive_due: float | None = None  # next NAT-T keepalive, when we are behind a NAT
     dpd: DpdState | None = None  # RFC 3706, when configured and the peer announced it
     rekey_at: float | None = None  # renewal by a new Main/Aggressive Mode (initiator only)

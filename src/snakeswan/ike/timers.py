@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from snakeswan.config.model import ConnectionConfig
-from snakeswan.ike import bundle, close_actions, dpd, informational, peers, renewal
+from snakeswan.ike import bundle, close_actions, dpd, informational, linger, peers, renewal
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import Address, ChildSaInfo, Datagram, NegotiationFailed
 from snakeswan.ike.exchange import Exchange
@@ -46,6 +46,8 @@ def sa_due(sa: IkeSa) -> float | None:
     ]
     if sa.dpd is not None and (t := sa.dpd.due()) is not None:
         times.append(t)
+    if sa.prune_at is not None:  # completed exchanges to forget (ike/linger.py)
+        times.append(sa.prune_at)
     return min(times) if times else None
 
 
@@ -145,6 +147,8 @@ class Timers:
             self.ctx.tracer.emit("ike", "remote_access_timeout", sa=sa.unique_id)
             self.hooks.remote_access_failed(sa, now)
             return
+        if sa.prune_at is not None and sa.prune_at <= now:
+            linger.prune(sa, now)
         renewal.check_volume(sa, now)
         self._ike(sa, now)
         if sa.dpd is not None and sa.state is not IkeState.DELETED:

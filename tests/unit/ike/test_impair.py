@@ -93,8 +93,12 @@ def test_duplicate_and_replay_leave_one_sa_each() -> None:
     p.run()
     assert imp.applied == [("duplicate", "QM1"), ("replay", "QM3")]
     assert up(p)
-    # the copy of QM1 and the replayed QM3 were recognised as such, acted upon once
-    assert len(events(p.b, "duplicate")) >= 2
+    # the copy of QM1 and the replayed QM3 were recognised as such, acted upon once: the copy of
+    # QM1 while the Quick Mode waited for QM3, the replayed QM3 after it completed and was
+    # forgotten but for its message ID (ike/linger.py: a responder's keeps nothing to answer)
+    assert len(events(p.b, "duplicate")) >= 1
+    done = [e for e in events(p.b, "drop") if e.get("reason") == "exchange already complete"]
+    assert len(done) >= 1
     assert len(p.b.engine.ike_sas[0].children) == 1
 
 
