@@ -342,7 +342,7 @@ class Daemon:
                 esp.append(r.data)
         if esp:  # the intake hands ESP over first, IKE after: one data plane batch
             if self.dataplane is not None:
-                self.dataplane.esp_in_udp_many(esp, now)
+                self.dataplane.esp_many(esp, now)
             else:
                 self.esp_dropped += len(esp)
         self._pump()

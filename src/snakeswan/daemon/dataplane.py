@@ -150,7 +150,6 @@ class DataPlane:
         self.tun = Tun(config.daemon.tun, offload=config.daemon.tun_offload)
         if self.tun.offload_error:
             log.info("%s: no TUN offloads (%s), plain packets", self.tun.name, self.tun.offload_error)
-        self._udp_delivered: list[bytes] = []  # ESP-in-UDP decrypted, written after the read batch
         self.rules = Rules()
         self.mark = 0  # the firewall mark of our sockets, once the rules are in place
         self._raw_sockets: list[RawIp] = []
@@ -233,7 +232,6 @@ class DataPlane:
         return daemon.route_table
 
     def close(self) -> None:
-        self._udp_delivered = []  # a pending _flush_udp must not write to the closed device
         self.loop.remove_reader(self.tun.fileno())
         self.own.close()
         for sock in self._raw_sockets:
@@ -537,44 +535,26 @@ class DataPlane:
     def _raw_readable(self, sock: RawIp) -> None:
         now = self.loop.time()
         if sock.protocol == ESP:  # the per-packet path: a batch in, one TUN write batch out
-            delivered, other = self.processor.inbound_esp_many(sock.receive_payloads(64), now)
-            if other:
-                self._emit(other)
-            if delivered:  # the TUN coalesces the TCP segments in it
-                self.tun.write_many(delivered)
-            self._drain_events()
+            self.esp_many(sock.receive_payloads(64), now)
             return
         inbound, emit = self.processor.inbound, self._emit
-        delivered = []
+        delivered: list[bytes] = []
         for p in sock.receive(64):  # AH: its ICV covers the IP header, so the whole packet
             emit(inbound(p.packet or p.data, p.protocol, p.src, p.dst, now), delivered)
         if delivered:
             self.tun.write_many(delivered)
         self._drain_events()
 
-    def esp_in_udp(self, data: bytes, src: tuple[str, int], dst: tuple[str, int], now: float) -> None:
-        """One ESP-in-UDP packet; what it carries is written with the rest of the daemon's read
-        batch (once the loop gets back, :meth:`_flush_udp`)."""
-        pending = self._udp_delivered
-        idle = not pending
-        self._emit(self.processor.inbound(data, ESP, src[0], dst[0], now, udp=(src[1], dst[1])), pending)
-        if idle and pending:
-            self.loop.call_soon(self._flush_udp)
-        self._drain_events()
-
-    def esp_in_udp_many(self, packets: list[bytes], now: float) -> None:
-        """ESP-in-UDP packets of one read batch (markers gone), in order: written at once."""
+    def esp_many(self, packets: list[bytes], now: float) -> None:
+        """ESP packets of one read batch (raw socket payloads, or ESP-in-UDP with the markers
+        gone), in order; what they carry is written in one batch: the TUN coalesces the TCP
+        segments in it."""
         delivered, other = self.processor.inbound_esp_many(packets, now)
         if other:
             self._emit(other)
         if delivered:
             self.tun.write_many(delivered)
         self._drain_events()
-
-    def _flush_udp(self) -> None:
-        pending, self._udp_delivered = self._udp_delivered, []
-        if pending:
-            self.tun.write_many(pending)
 
     def _emit(self, outputs: list[Output], delivered: list[bytes] | None = None) -> None:
         """Carry out the processor's outputs; inner packets are collected in ``delivered`` (to be
