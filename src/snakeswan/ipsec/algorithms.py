@@ -8,7 +8,8 @@
 - :class:`CbcCipher`: AES-CBC 128/192/256 (RFC 3602), 3DES-CBC (RFC 2451), DES-CBC (RFC 2405); the
   IV is explicit, one block. :data:`NULL_CIPHER` is ESP_NULL (RFC 2410). One CBC encryptor and one
   decryptor live as long as the SA (building a ``Cipher(...).encryptor()`` costs ~4x the encryption
-  of a 1400-byte packet, and ``cryptography`` cannot re-IV a CBC context):
+  of a 1400-byte packet, and ``cryptography`` cannot re-IV a CBC context; :class:`CtrCipher`
+  re-IVs its one context with ``reset_nonce``):
 
   * decryption feeds IV | ciphertext to the running decryptor and drops the first output block:
     CBC decrypts block i as D_K(C_i) xor C_(i-1), so the blocks after the IV come out exactly as
@@ -271,9 +272,13 @@ NULL_CIPHER: Final[CbcCipher] = _NullCipher()
 class CtrCipher(CbcCipher):
     """AES-CTR for ESP (RFC 3686): keying material = key | 4-byte nonce; counter block = nonce |
     8-byte IV | block counter from 1; padding to 4 bytes. The IV must never repeat under one key
-    (RFC 3686 3.1), so the sender counts (a per-SA 64-bit counter) instead of drawing it."""
+    (RFC 3686 3.1), so the sender counts (a per-SA 64-bit counter) instead of drawing it.
 
-    __slots__ = ("_aes", "_nonce", "_sent")
+    One CTR context lives as long as the SA and ``reset_nonce`` gives it each packet's counter
+    block (and drops any keystream left from a partial block): a fresh ``Cipher(...).encryptor()``
+    per packet cost 6.6 us against 0.7 us for a 1400-byte packet. Not thread-safe."""
+
+    __slots__ = ("_aes", "_ctx", "_nonce", "_sent")
 
     def __init__(self, key: bytes) -> None:
         if len(key) - 4 not in (16, 24, 32):
@@ -284,11 +289,16 @@ class CtrCipher(CbcCipher):
         self._aes = algorithms.AES(key[:-4])
         self._nonce = key[-4:]
         self._sent = 0
+        self._ctx: CipherContext | None = None  # made on first use
 
     def _crypt(self, iv: bytes, data: bytes | memoryview) -> bytes:
         block = self._nonce + iv + b"\x00\x00\x00\x01"
-        ctx = Cipher(self._aes, modes.CTR(block)).encryptor()
-        return ctx.update(data) + ctx.finalize()
+        ctx = self._ctx
+        if ctx is None:
+            ctx = self._ctx = Cipher(self._aes, modes.CTR(block)).encryptor()
+        else:
+            ctx.reset_nonce(block)
+        return ctx.update(data)
 
     def encrypt(self, iv: bytes, data: bytes) -> bytes:
         return self._crypt(iv, data)

@@ -5,7 +5,10 @@ in the parametrized data plane tests)."""
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from hypothesis import given
+from hypothesis import strategies as st
 
 from snakeswan.crypto.algorithms import esp_encryption_key_size
 from snakeswan.errors import CryptoError
@@ -18,6 +21,29 @@ def test_rfc3686_test_vector_1() -> None:
     ctr = CtrCipher(key)
     got = ctr.encrypt(bytes(8), b"Single block msg")
     assert got == bytes.fromhex("E4095D4FB7A7B3792D6175A3261311B8")
+
+
+def test_rfc3686_test_vector_3_after_other_packets() -> None:
+    """The SA's one CTR context is re-IVed per packet: a 36-byte message (a partial last block)
+    comes out as RFC 3686's vector #3 even after packets of odd lengths went through it."""
+    key = bytes.fromhex("7691BE035E5020A8AC6E618529F9A0DC") + bytes.fromhex("00E0017B")
+    plain = bytes(range(0x24))
+    want = bytes.fromhex("C1CF48A89F2FFDD9CF4652E9EFDB72D74540A42BDE6D7836D59A5CEAAEF3105325B2072F")
+    ctr = CtrCipher(key)
+    for n in (1, 15, 17, 1399):
+        ctr.encrypt(bytes(8), bytes(n))
+    assert ctr.encrypt(bytes.fromhex("27777F3F4A1786F0"), plain) == want
+    assert ctr.decrypt(bytes.fromhex("27777F3F4A1786F0"), want[:5]) == plain[:5]
+    assert ctr.decrypt(bytes.fromhex("27777F3F4A1786F0"), want) == plain
+
+
+@given(st.lists(st.tuples(st.binary(min_size=8, max_size=8), st.binary(max_size=300)), max_size=8))
+def test_ctr_reused_context_equals_a_fresh_one_per_packet(packets: list[tuple[bytes, bytes]]) -> None:
+    key = bytes(range(36))
+    ctr = CtrCipher(key)
+    for iv, data in packets:
+        fresh = Cipher(algorithms.AES(key[:32]), modes.CTR(key[32:] + iv + b"\0\0\0\1")).encryptor()
+        assert ctr.encrypt(iv, data) == fresh.update(data) + fresh.finalize()
 
 
 def test_ctr_never_repeats_an_iv_and_needs_integrity() -> None:
