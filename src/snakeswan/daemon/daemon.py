@@ -211,6 +211,7 @@ class Daemon:
         if serving:
             self.control.close()
         self.intake.report(self._loop.time())  # what was shed and not yet logged
+        self.log_limit.log_summary(time.monotonic())  # and the records the log limit kept out
         self.metrics.close()
         if self.dataplane is not None:
             self.dataplane.close()

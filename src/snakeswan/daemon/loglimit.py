@@ -2,10 +2,12 @@
 
 Each record has a key: its subsystem, event and the field that says why or what (``reason``, else
 ``msg``, else ``exchange``). A token bucket per key lets :attr:`LogLimiter.burst` records through at
-once and :attr:`LogLimiter.rate` a second after that; the rest are counted, and one line says how
-many of each key were suppressed (with the next record of that key let through, or by
-:meth:`LogLimiter.summary`, which the daemon calls every few seconds). Records are never dropped
-from the trace itself: the ``up`` waiters and the tracer's debug output see all of them.
+once and :attr:`LogLimiter.rate` a second after that; the rest are counted, and one warning per key
+says how many were kept out, from :meth:`LogLimiter.log_summary`, which the daemon calls every few
+seconds and once more when it stops. (It used to come with the next record let through: one
+extra line per token, every 20 ms per key, when a gateway with thousands of SAs deleted them.)
+Records are never dropped from the trace itself: the ``up`` waiters and the tracer's debug output
+see all of them.
 """
 
 from __future__ import annotations
@@ -38,9 +40,8 @@ class LogLimiter:
         self._buckets: dict[Key, _Bucket] = {}
         self._loggers: dict[str, logging.Logger] = {}
 
-    def allow(self, key: Key, now: float) -> tuple[bool, int]:
-        """Whether a record of ``key`` is logged now, and how many of that key were suppressed
-        since the last one logged (to be said along with it)."""
+    def allow(self, key: Key, now: float) -> bool:
+        """Whether a record of ``key`` is logged now; if not, it is counted for the summary."""
         b = self._buckets.get(key)
         if b is None:
             if len(self._buckets) >= self.max_keys:  # variable texts: one shared bucket for the rest
@@ -52,10 +53,9 @@ class LogLimiter:
         b.last = now
         if b.tokens < 1.0:
             b.suppressed += 1
-            return False, 0
+            return False
         b.tokens -= 1.0
-        suppressed, b.suppressed = b.suppressed, 0
-        return True, suppressed
+        return True
 
     def log(self, rec: Record, now: float) -> bool:
         """Log ``rec`` (its subsystem's logger, INFO) unless the rate limit keeps it out; False
@@ -69,17 +69,14 @@ class LogLimiter:
             return True
         if logger.isEnabledFor(logging.DEBUG):
             return True
-        key = record_key(rec)
-        allowed, suppressed = self.allow(key, now)
+        allowed = self.allow(record_key(rec), now)
         if allowed:
-            if suppressed:
-                logger.warning("%s", describe(key, suppressed))
             logger.info("%s", rec.render())
         return allowed
 
     def log_summary(self, now: float) -> None:
         for key, count in self.summary(now):
-            logging.getLogger(f"snakeswan.{key[0]}").warning("%s", describe(key, count))
+            logging.getLogger(f"snakeswan.{key[0]}").warning("%s", describe(key, count, self.rate))
 
     def summary(self, now: float) -> list[tuple[Key, int]]:
         """Keys with suppressed records and how many (their counts start again at 0); buckets idle
@@ -94,6 +91,6 @@ class LogLimiter:
         return out
 
 
-def describe(key: Key, count: int) -> str:
+def describe(key: Key, count: int, rate: float) -> str:
     what = f" {key[2]}" if key[2] else ""
-    return f"{count} {key[0]} {key[1]}{what} records not logged (rate limit, a flood?)"
+    return f"{count} {key[0]} {key[1]}{what} records not logged (over the log's limit of {rate:g} a second)"
