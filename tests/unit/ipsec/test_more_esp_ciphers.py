@@ -5,6 +5,7 @@ in the parametrized data plane tests)."""
 from __future__ import annotations
 
 import pytest
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from hypothesis import given
@@ -12,7 +13,14 @@ from hypothesis import strategies as st
 
 from snakeswan.crypto.algorithms import esp_encryption_key_size
 from snakeswan.errors import CryptoError
-from snakeswan.ipsec.algorithms import ChaChaAead, CtrCipher, GmacAead, UnsupportedAlgorithm, esp_transform
+from snakeswan.ipsec.algorithms import (
+    Aead,
+    ChaChaAead,
+    CtrCipher,
+    GmacAead,
+    UnsupportedAlgorithm,
+    esp_transform,
+)
 from snakeswan.wire.enums import EspTransformId
 
 
@@ -87,3 +95,54 @@ def test_chacha20_poly1305_is_rfc7634() -> None:
         esp_transform(EspTransformId.CHACHA20_POLY1305, None, 12, key + salt, bytes(32))
     with pytest.raises(CryptoError):
         esp_transform(EspTransformId.CHACHA20_POLY1305, None, None, key, b"")
+
+
+@given(
+    icv=st.sampled_from([8, 12, 16]),
+    bits=st.sampled_from([128, 192, 256]),
+    packets=st.lists(
+        st.tuples(st.binary(min_size=8, max_size=8), st.binary(max_size=200)), min_size=1, max_size=6
+    ),
+    flip=st.integers(min_value=0, max_value=10_000),
+)
+def test_truncated_gcm_opens_as_a_gcm_decryptor_does(
+    icv: int, bits: int, packets: list[tuple[bytes, bytes]], flip: int
+) -> None:
+    """An 8/12-byte ICV is checked without a GCM context per packet (CTR, then the tag of the
+    plaintext sealed again): what opens and what is refused must be what a ``Cipher(AES, GCM(nonce,
+    tag, min_tag_length))`` decryptor says, packet after packet on one SA, for sealed packets and
+    for each with one bit flipped in the ciphertext, the ICV, the IV or the AAD."""
+    key = bytes(range(bits // 8 + 4))
+    aead = Aead(key, icv)
+    aes, salt = key[:-4], key[-4:]
+
+    def reference(iv: bytes, sealed: bytes, aad: bytes) -> bytes | None:
+        if len(sealed) < icv:
+            return None
+        dec = Cipher(algorithms.AES(aes), modes.GCM(salt + iv, sealed[-icv:], min_tag_length=icv)).decryptor()
+        dec.authenticate_additional_data(aad)
+        try:
+            return dec.update(sealed[:-icv]) + dec.finalize()
+        except InvalidTag:
+            return None
+
+    for n, (iv, data) in enumerate(packets):
+        aad = n.to_bytes(8, "big")
+        sealed = aead.seal(iv, data, aad)
+        assert len(sealed) == len(data) + icv
+        assert aead.open(iv, sealed, aad) == data == reference(iv, sealed, aad)
+        bit = flip % ((len(sealed) + 16) * 8)
+        byte, mask = divmod(bit, 8)
+        if byte < len(sealed):
+            bad = bytearray(sealed)
+            bad[byte] ^= 1 << mask
+            assert aead.open(iv, bytes(bad), aad) is None is reference(iv, bytes(bad), aad)
+        elif byte < len(sealed) + 8:
+            bad_iv = bytearray(iv)
+            bad_iv[byte - len(sealed)] ^= 1 << mask
+            assert aead.open(bytes(bad_iv), sealed, aad) is None
+        else:
+            bad_aad = bytearray(aad)
+            bad_aad[byte - len(sealed) - 8] ^= 1 << mask
+            assert aead.open(iv, sealed, bytes(bad_aad)) is None
+    assert aead.open(b"\0" * 8, b"\0" * (icv - 1), bytes(8)) is None  # shorter than its ICV
