@@ -65,6 +65,7 @@ DAEMON_KEYS = (
     "metrics",
     "state",
     "state_file",
+    "dh_precompute",
 )
 POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude", "banner", "default_domain")
 _PSK_PREFIXES = ("ike", "psk")
@@ -209,6 +210,7 @@ def _daemon(table: Table | None) -> DaemonConfig:
         metrics=_metrics(table),
         state=table.choice("state", ("sqlite", "none", "etcd"), "sqlite"),
         state_file=_state_file(table),
+        dh_precompute=table.boolean("dh_precompute", True),
     )
 
 

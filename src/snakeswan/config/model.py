@@ -388,6 +388,8 @@ class DaemonConfig:
     # control socket: "<socket>.state") or "none"
     state: str = "sqlite"
     state_file: str | None = None
+    # MODP key pairs made ahead of need by a helper process (daemon/dh_worker.py)
+    dh_precompute: bool = True
 
 
 @dataclass(frozen=True, slots=True)

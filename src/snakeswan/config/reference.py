@@ -59,6 +59,12 @@ REFERENCE: dict[str, dict[str, Entry]] = {
         "new_sa_burst_under_load": ("integer", "20", "`new_sa_burst` under load (at most `new_sa_burst`)"),
         "fragment_size": ("integer", "1280", "largest IP datagram of a sent IKE fragment (576..65535)"),
         "metrics": ("string", "-", "Prometheus endpoint `ADDRESS:PORT` (an address literal)"),
+        "dh_precompute": (
+            "boolean",
+            "true",
+            "MODP key pairs made ahead of need by a helper process (another core); false: each "
+            "exchange makes its own",
+        ),
         "state": (
             "choice",
             "sqlite",

@@ -172,9 +172,19 @@ class ModpGroup:
         return ModpGroup(self.group_id, self.name, self.prime, self.exponent_bits, backend, self.generator)
 
     def generate(self, rng: Rng) -> ModpKeyPair:
+        return self.pair(*self.generate_numbers(rng))
+
+    def generate_numbers(self, rng: Rng) -> tuple[int, bytes]:
+        """A fresh private exponent x and g^x, encoded (a key pair made in another process)."""
         x = _draw_int(rng, self.exponent_bits, 2, 1 << self.exponent_bits, self.name)
-        y = self._modexp(self.generator, x)  # g^x mod p (RFC 2409 section 5)
-        return ModpKeyPair(self, x, self.encode(y))
+        return x, self.encode(self._modexp(self.generator, x))  # g^x mod p (RFC 2409 section 5)
+
+    def pair(self, x: int, public: bytes) -> ModpKeyPair:
+        """The key pair of :meth:`generate_numbers`' x and g^x, which are trusted to match (one
+        more exponentiation to check them would cost what making them elsewhere saved)."""
+        if not 2 <= x < 1 << self.exponent_bits or len(public) != self.public_size:
+            raise CryptoError(f"{self.name}: not a private exponent and public value of this group")
+        return ModpKeyPair(self, x, public)
 
     def encode(self, value: int) -> bytes:
         return value.to_bytes(self.public_size, "big")  # big endian, padded to the prime's length

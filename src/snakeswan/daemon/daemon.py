@@ -22,11 +22,13 @@ from typing import Any, TextIO
 from snakeswan.config.loader import load_config
 from snakeswan.config.model import Config
 from snakeswan.control.protocol import COMMANDS
+from snakeswan.crypto.dh_stock import DhStock, modp_groups
 from snakeswan.daemon import cluster_state, eventlog, keylog, loglimit, persistence, views
 from snakeswan.daemon.childsa import child_of_key
 from snakeswan.daemon.cluster import ClusterNode
 from snakeswan.daemon.control_server import ControlServer, raise_file_limit
 from snakeswan.daemon.dataplane import DataPlane
+from snakeswan.daemon.dh_worker import DhWorker, configured_groups
 from snakeswan.daemon.instance import InstanceLock, claim_socket_path
 from snakeswan.daemon.intake import Intake
 from snakeswan.daemon.metrics import Metrics
@@ -89,6 +91,7 @@ class Daemon:
         self.dataplane_error: str | None = None  # why the configured data plane is not running
         self.persist: Persistence | None = None  # [daemon] state: SAs written to a store (issue 14)
         self.cluster: ClusterNode | None = None  # [cluster]: shares owned through etcd
+        self.dh_worker: DhWorker | None = None  # [daemon] dh_precompute: key pairs made ahead
         self.waiters = Waiters()
         self.metrics = Metrics(lambda: (self.engine, self.dataplane), time.monotonic)
         self.log_limit = loglimit.LogLimiter()
@@ -170,6 +173,7 @@ class Daemon:
             self._open_sockets()
             self._start_dataplane()
             self._open_state()
+            self._dh_helper()
             claim_socket_path(self.control_path)
             await self.control.start()
             serving = True
@@ -213,6 +217,12 @@ class Daemon:
         self.intake.report(self._loop.time())  # what was shed and not yet logged
         self.log_limit.log_summary(time.monotonic())  # and the records the log limit kept out
         self.metrics.close()
+        if self.dh_worker is not None:
+            stock = self.dh_worker.stock
+            log.info("DH key pairs: %d made ahead by the helper, %d made here", stock.taken, stock.missed)
+            self.dh_worker.close()
+            self.dh_worker = None
+            self.engine.ctx.dh_stock = None
         if self.dataplane is not None:
             self.dataplane.close()
             self.dataplane = None
@@ -228,6 +238,29 @@ class Daemon:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.control_path)
             log.info("stopped")
+
+    def _dh_helper(self) -> None:
+        """``[daemon] dh_precompute``: a helper process makes the MODP key pairs of the configured
+        groups ahead of need (at start; a reload changes the groups, or starts or stops it)."""
+        if self._loop is None:  # not started (a reload in a test): start does this
+            return
+        groups = modp_groups(configured_groups(self.config))
+        if not self.config.daemon.dh_precompute or not groups:
+            if self.dh_worker is not None:
+                self.dh_worker.close()
+                self.dh_worker = None
+                self.engine.ctx.dh_stock = None
+            return
+        if self.dh_worker is not None and self.dh_worker.running:
+            self.dh_worker.stock.set_groups(groups)
+            self.dh_worker.refill()
+            return
+        if self.dh_worker is not None:  # lost: do not start it again behind the operator's back
+            return
+        stock = DhStock(groups)
+        self.dh_worker = DhWorker(self._loop, stock)
+        self.engine.ctx.dh_stock = stock
+        self.dh_worker.start()
 
     def _reload_on_signal(self) -> None:
         """SIGHUP: reload as `snakeswan reload` does; a bad file keeps the running configuration."""
@@ -378,6 +411,8 @@ class Daemon:
             self._send(d)
         self._arm_timer(now)
         self.waiters.check(self.engine.table)  # the table itself: no copy of every SA per input
+        if self.dh_worker is not None:
+            self.dh_worker.refill()  # top up the key pairs this input took
 
     def _arm_timer(self, now: float) -> None:
         if self._timer is not None:
@@ -556,6 +591,7 @@ class Daemon:
         self.config = config
         self.engine.reconfigure(config)
         self.intake.shedder.apply(config.daemon.shedding)
+        self._dh_helper()
         if self.dataplane is not None:
             self.dataplane.config = config
             self.dataplane.install_traps()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from snakeswan.config.model import Config
 from snakeswan.crypto.dh import DhKeyPair, dh_group
+from snakeswan.crypto.dh_stock import DhStock
 from snakeswan.ike.events import Address, Datagram, Event
 from snakeswan.ike.retransmit import RetransmitPolicy
 from snakeswan.ike.revocation import OcspCache
@@ -70,10 +71,15 @@ class Context:
     # pair per group for all its simulated peers (strongSwan's load-tester makes its side cheap
     # with a weak ``dh_group`` instead); the gateway still does all its work. None: fresh pairs.
     reused_dh: dict[int, DhKeyPair] | None = None
+    # MODP key pairs a daemon's helper process made ahead of need (crypto/dh_stock.py), each
+    # taken once; None, or an empty stock: made here
+    dh_stock: DhStock | None = None
 
     def dh_keypair(self, group: int) -> DhKeyPair:
         """A DH key pair of ``group`` for one exchange (fresh, unless ``reused_dh`` is set)."""
         if self.reused_dh is None:
+            if self.dh_stock is not None and (ready := self.dh_stock.take(group)) is not None:
+                return ready
             return dh_group(group).generate(self.rng)
         pair = self.reused_dh.get(group)
         if pair is None:
