@@ -43,6 +43,13 @@ MAX_REQUEST = 4096  # pairs in one request at most (a bad line cannot make the h
 def serve(stdin: int = 0, stdout: int = 1) -> int:
     """The helper's side: answer requests until the daemon closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return _serve(stdin, stdout)
+    except BrokenPipeError:  # the daemon stopped reading (it is stopping, or gave up on us)
+        return 0
+
+
+def _serve(stdin: int, stdout: int) -> int:
     with open(stdin, "rb", buffering=0, closefd=False) as rd, open(stdout, "wb", closefd=False) as wr:
         buffer = b""
         while chunk := rd.read(4096):

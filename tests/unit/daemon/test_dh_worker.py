@@ -131,3 +131,17 @@ secret = "x"
 """
     )
     assert configured_groups(config) == [MODP2048, int(DhGroup.ECP_256), MODP3072]
+
+
+def test_the_helper_leaves_quietly_when_the_daemon_stops_reading() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakeswan.daemon.dh_worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the daemon gone from the reading end, the helper still writing
+    proc.stdin.write(b"14 4096\n")
+    proc.stdin.close()
+    assert proc.wait(30) == 0 and proc.stderr.read() == b""  # no traceback in the daemon's log
