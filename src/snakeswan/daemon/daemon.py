@@ -241,7 +241,8 @@ class Daemon:
 
     def _dh_helper(self) -> None:
         """``[daemon] dh_precompute``: a helper process makes the MODP key pairs of the configured
-        groups ahead of need (at start; a reload changes the groups, or starts or stops it)."""
+        groups ahead of need (at start; a reload changes the groups, starts or stops it, or
+        replaces a helper that was lost)."""
         if self._loop is None:  # not started (a reload in a test): start does this
             return
         groups = modp_groups(configured_groups(self.config))
@@ -255,8 +256,8 @@ class Daemon:
             self.dh_worker.stock.set_groups(groups)
             self.dh_worker.refill()
             return
-        if self.dh_worker is not None:  # lost: do not start it again behind the operator's back
-            return
+        if self.dh_worker is not None:  # lost: a reload (the operator's doing) starts a new one
+            self.dh_worker.close()
         stock = DhStock(groups)
         self.dh_worker = DhWorker(self._loop, stock)
         self.engine.ctx.dh_stock = stock

@@ -38,6 +38,7 @@ from snakeswan.errors import CryptoError
 log = logging.getLogger("snakeswan.daemon")
 
 MAX_REQUEST = 4096  # pairs in one request at most (a bad line cannot make the helper spin for long)
+MAX_LINE = 4096  # an answer line is ~2.2 KB for MODP-8192; longer: not the helper we know
 
 
 def serve(stdin: int = 0, stdout: int = 1) -> int:
@@ -140,6 +141,9 @@ class DhWorker:
             self._gone(f"exited ({self.proc.poll()})")
             return
         *lines, self._buffer = (self._buffer + data).split(b"\n")
+        if len(self._buffer) > MAX_LINE:
+            self._gone("sent a malformed line")
+            return
         for line in lines:
             try:
                 group_text, x_text, public_text = line.split()

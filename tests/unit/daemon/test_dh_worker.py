@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -99,12 +100,17 @@ def test_a_helper_that_dies_is_said_once_and_the_exchanges_make_their_own(
         loop.close()
 
 
-@pytest.mark.parametrize("said", ["14 2 00ff", "14 zz 00", "nonsense"])
+@pytest.mark.parametrize(
+    "said",
+    ["14 2 00ff\n", "14 zz 00\n", "nonsense\n", "1" * 5000],  # the last: no end of line
+)
 def test_a_helper_that_talks_nonsense_is_dropped(said: str) -> None:
-    """A line that is no pair of the group (a short public value, not hex, not three fields)."""
+    """A line that is no pair of the group (a short public value, not hex, not three fields, longer
+    than any answer)."""
     loop = asyncio.new_event_loop()
     stock = DhStock([MODP2048], depth=2)
-    worker = DhWorker(loop, stock, [sys.executable, "-c", f"print({said!r}); import time; time.sleep(30)"])
+    code = f"import sys, time; sys.stdout.write({said!r}); sys.stdout.flush(); time.sleep(30)"
+    worker = DhWorker(loop, stock, [sys.executable, "-c", code])
     try:
         worker.start()
         run_until(loop, lambda: worker.lost is not None)
@@ -145,3 +151,39 @@ def test_the_helper_leaves_quietly_when_the_daemon_stops_reading() -> None:
     proc.stdin.write(b"14 4096\n")
     proc.stdin.close()
     assert proc.wait(30) == 0 and proc.stderr.read() == b""  # no traceback in the daemon's log
+
+
+def test_the_daemon_starts_replaces_and_stops_its_helper(tmp_path: Path) -> None:
+    """At start for the configured MODP groups; a reload replaces a lost helper, follows the
+    groups, and `dh_precompute = false` stops it (the exchanges then make their own pairs)."""
+    from snakeswan.daemon.daemon import Daemon  # noqa: PLC0415
+    from tests.unit.cli.test_cli import GOOD  # noqa: PLC0415
+
+    conf = tmp_path / "d.toml"
+    conf.write_text(GOOD)
+    d = Daemon(str(conf), control_path=str(tmp_path / "c.sock"))
+    loop = asyncio.new_event_loop()
+    d._loop = loop
+    try:
+        d._dh_helper()
+        first = d.dh_worker
+        assert first is not None and d.engine.ctx.dh_stock is first.stock
+        assert first.stock.groups == [MODP2048]  # IKE and PFS both modp2048
+        run_until(loop, lambda: len(first.stock._ready[MODP2048]) == first.stock.depth)
+        assert first.proc is not None
+        os.kill(first.proc.pid, 9)
+        run_until(loop, lambda: first.lost is not None)
+        conf.write_text(GOOD.replace("aes128gcm16-modp2048", "aes128gcm16-modp3072"))
+        d._reload()
+        second = d.dh_worker
+        assert second is not None and second is not first and second.running
+        assert d.engine.ctx.dh_stock is second.stock and second.stock.groups == [MODP2048, MODP3072]
+        run_until(loop, lambda: len(second.stock._ready[MODP3072]) == second.stock.depth)
+        conf.write_text(GOOD.replace("[connections.gw]", "[daemon]\ndh_precompute = false\n[connections.gw]"))
+        d._reload()
+        assert d.dh_worker is None and d.engine.ctx.dh_stock is None
+        assert second.proc is None and not second.running
+    finally:
+        if d.dh_worker is not None:
+            d.dh_worker.close()
+        loop.close()
