@@ -141,7 +141,7 @@ class LoadGenerator:
         self._sockets: dict[int, UdpSocket] = {}
 
     def run(self) -> LoadResult:
-        gc.set_threshold(50_000, 20, 100)  # as the daemon's (daemon.GC_THRESHOLDS): N SAs here too
+        gc.set_threshold(50_000, 1, 1000)  # as the daemon's (daemon.GC_THRESHOLDS): N SAs here too
         return asyncio.run(self._main())
 
     async def _main(self) -> LoadResult:
