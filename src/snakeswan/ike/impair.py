@@ -17,8 +17,11 @@ name each message as the RFCs do (``MM1``..``MM6``, ``AM1``..``AM3``, ``QM1``..`
 - ``replay``     sent, then sent again after the next datagram of the same ISAKMP SA (an old
                  message replayed)
 - ``delay[=S]``  held for S seconds (default 1), then sent
-- ``reorder[=S]`` held until the next other datagram to the same peer has gone (at most S seconds,
-                 default 1): AM3 after the QM1 that follows it, one of two QM1s after the other
+- ``reorder[=S]`` held until the next other datagram to the same peer has gone, and
+                 ``REORDER_GAP`` (50 ms) more (at most S seconds in all, default 1): AM3 after the
+                 QM1 that follows it, one of two QM1s after the other. The gap makes the order hold
+                 at a peer whose worker threads take datagrams in parallel (charon's): sent back
+                 to back, the held one was sometimes handled first
 
 Payload rules name a payload of the message, ``ACTION:MESSAGE.PAYLOAD[:COUNT]``, and change the
 message before it is encoded and encrypted (``ike/impair_payloads.py``): ``omit``, ``duplicate``,
@@ -49,6 +52,7 @@ from snakeswan.wire.payloads import Payload
 ACTIONS = ("drop", "duplicate", "corrupt", "truncate", "wrong-spi", "replay", "delay", "reorder")
 PAYLOAD_ACTIONS = (*impair_payloads.ACTIONS, *impair_payloads.SHORTCUTS)
 _TIMED = {"delay": 1.0, "reorder": 1.0}  # actions with a time (default seconds)
+REORDER_GAP = 0.05  # a reordered datagram goes this long after the one it was held behind
 _PREFIX = {
     ExchangeType.IDENTITY_PROTECTION: "MM",
     ExchangeType.AGGRESSIVE: "AM",
@@ -203,8 +207,10 @@ class Impairer:
                 rule.used += 1
                 out = self._apply(rule, name, d, out, now)
         pending = self._replay.pop(key[0], [])
-        if out:  # a datagram left: what waits to go after the next one to that peer goes now
-            pending += self._take(lambda h: h.reorder and h.d.dst == d.dst and h.d.data != d.data)
+        if out:  # a datagram left: what waits to go after the next one to that peer goes soon
+            for h in self._held:
+                if h.reorder and h.d.dst == d.dst and h.d.data != d.data:
+                    h.due, h.reorder = min(h.due, now + REORDER_GAP), False
         return out + pending
 
     def get_timer(self) -> float | None:

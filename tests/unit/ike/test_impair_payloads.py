@@ -12,7 +12,7 @@ import pytest
 
 from snakeswan.errors import ConfigError
 from snakeswan.ike.events import Datagram, IkeSaEstablished
-from snakeswan.ike.impair import Impairer, parse_rule
+from snakeswan.ike.impair import REORDER_GAP, Impairer, parse_rule
 from snakeswan.wire.enums import ExchangeType
 from snakeswan.wire.message import decode_header
 from tests.pair import Pair, Side
@@ -165,6 +165,10 @@ def test_reorder_sends_am3_after_the_quick_mode_that_followed_it() -> None:
         ExchangeType.QUICK_MODE,
         ExchangeType.AGGRESSIVE,
     ]
+    # AM3 goes a moment after that QM1, not back to back with it: a peer whose threads take
+    # datagrams in parallel (charon) would otherwise sometimes handle AM3 first
+    qm1_at, am3_at = arrivals[first_qm][0], arrivals[first_qm + 1][0]
+    assert am3_at - qm1_at == pytest.approx(REORDER_GAP)
     assert up(p)  # the responder waits for AM3 (or the QM1 retransmission) and finishes
 
 
