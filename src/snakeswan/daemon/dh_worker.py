@@ -137,8 +137,11 @@ class DhWorker:
         except OSError as e:
             self._gone(f"pipe: {e.strerror}")
             return
-        if not data:
-            self._gone(f"exited ({self.proc.poll()})")
+        if not data:  # its end of the pipe closed: it is exiting (its status comes a moment later)
+            try:
+                self._gone(f"exited ({self.proc.wait(1.0)})")
+            except subprocess.TimeoutExpired:
+                self._gone("closed its output")
             return
         *lines, self._buffer = (self._buffer + data).split(b"\n")
         if len(self._buffer) > MAX_LINE:
