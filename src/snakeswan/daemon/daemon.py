@@ -224,9 +224,7 @@ class Daemon:
         if self.dh_worker is not None:
             stock = self.dh_worker.stock
             log.info("DH key pairs: %d made ahead by the helper, %d made here", stock.taken, stock.missed)
-            self.dh_worker.close()
-            self.dh_worker = None
-            self.engine.ctx.dh_stock = None
+            self._stop_dh_helper()
         if self.dataplane is not None:
             self.dataplane.close()
             self.dataplane = None
@@ -251,10 +249,7 @@ class Daemon:
             return
         groups = modp_groups(configured_groups(self.config))
         if not self.config.daemon.dh_precompute or not groups:
-            if self.dh_worker is not None:
-                self.dh_worker.close()
-                self.dh_worker = None
-                self.engine.ctx.dh_stock = None
+            self._stop_dh_helper()
             return
         if self.dh_worker is not None and self.dh_worker.running:
             self.dh_worker.stock.set_groups(groups)
@@ -266,6 +261,12 @@ class Daemon:
         self.dh_worker = DhWorker(self._loop, stock)
         self.engine.ctx.dh_stock = stock
         self.dh_worker.start()
+
+    def _stop_dh_helper(self) -> None:
+        if self.dh_worker is not None:
+            self.dh_worker.close()
+            self.dh_worker = None
+            self.engine.ctx.dh_stock = None  # the exchanges make their own pairs
 
     def _reload_on_signal(self) -> None:
         """SIGHUP: reload as `snakeswan reload` does; a bad file keeps the running configuration."""
