@@ -14,6 +14,7 @@ whose two ends stay in one namespace (as the shell lab's ``protected()`` does).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import ipaddress
 import os
 import re
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,24 @@ class Netns:
     def delete(self) -> None:
         self.kill_processes()
         _run(["ip", "netns", "del", self.name], check=False, timeout=10)
+
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@contextlib.contextmanager
+def inside(ns: Netns) -> Iterator[None]:
+    """Run the block with this thread in ``ns``'s network namespace (sockets and devices made
+    in it stay there)."""
+    with open("/proc/thread-self/ns/net") as home, open(f"/run/netns/{ns.name}") as target:
+        if _libc.setns(target.fileno(), CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {ns.name}")
+        try:
+            yield
+        finally:
+            if _libc.setns(home.fileno(), CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back home")
 
 
 def veth(ns_a: Netns, if_a: str, addr_a: str | None, ns_b: Netns, if_b: str, addr_b: str | None) -> None:

@@ -10,7 +10,8 @@ import pytest
 
 from snakeswan.io import batch
 from snakeswan.io.rawip import ESP, RawIp
-from tests.integration.test_io_drivers import inside, two_sites, wait_receive
+from tests.integration.test_io_drivers import two_sites, wait_receive
+from tests.netns import inside
 
 MODES = [
     pytest.param(False, id="fallback"),

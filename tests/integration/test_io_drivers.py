@@ -7,8 +7,6 @@ to its own at once; an fd keeps working in its namespace from anywhere.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import ipaddress
 import os
 import select
@@ -16,7 +14,6 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,25 +29,9 @@ from snakeswan.io.routes import (
     run_ip,
 )
 from snakeswan.io.tun import Tun
-from tests.netns import Netns, Topology, ping, veth
+from tests.netns import Netns, Topology, inside, ping, veth
 
 netns = pytest.mark.netns
-
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-@contextlib.contextmanager
-def inside(ns: Netns) -> Iterator[None]:
-    """Run the block with this thread in ``ns``'s network namespace."""
-    with open("/proc/thread-self/ns/net") as home, open(f"/run/netns/{ns.name}") as target:
-        if _libc.setns(target.fileno(), CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {ns.name}")
-        try:
-            yield
-        finally:
-            if _libc.setns(home.fileno(), CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back home")
 
 
 def checksum(data: bytes) -> int:
@@ -156,6 +137,82 @@ def test_tun_name_taken_and_bad_names(topology: Any) -> None:
         with Tun(name) as again:  # the first one went away with its fd
             assert again.name == name
     assert name not in ns.ip("link").stdout
+
+
+def _udp4(src: str, sport: int, dst: str, dport: int, payload: bytes) -> bytes:
+    return ipv4(
+        src, dst, socket.IPPROTO_UDP, struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    )
+
+
+def _flows_by_queue(queues: list[Tun], want: int, deadline: float) -> dict[int, set[int]]:
+    """The UDP source ports read from each queue (by index), until ``want`` packets came."""
+    seen: dict[int, set[int]] = {i: set() for i in range(len(queues))}
+    got = 0
+    while got < want and time.monotonic() < deadline:
+        select.select(queues, [], [], 0.1)
+        for i, q in enumerate(queues):
+            for packet in q.read():
+                if packet[0] >> 4 == 4 and packet[9] == socket.IPPROTO_UDP:
+                    seen[i].add(struct.unpack_from("!H", packet, 20)[0])
+                    got += 1
+    return seen
+
+
+@netns
+@pytest.mark.parametrize("offload", [False, True])
+def test_tun_multi_queue_spreads_flows_and_answers_follow_the_writer(topology: Any, offload: bool) -> None:
+    """Each flow comes out of one queue; the flows spread over the queues by hash; a flow whose
+    packet was written into queue 1 comes out of queue 1 from then on (the kernel's automq)."""
+    topo, ns = one_ns(topology)
+    name = f"ssw{topo.tag}q"
+    with inside(ns):
+        first = Tun(name, multi_queue=True, offload=offload)
+        queues = [first, first.attach_queue()]
+        try:
+            first.configure(addresses=["10.231.8.1/24"])
+            Routes(name).add("10.231.9.0/24", src="10.231.8.1")
+            socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(16)]
+            for i, s in enumerate(socks):
+                s.bind(("10.231.8.1", 41000 + i))
+        except BaseException:
+            for q in queues:
+                q.close()
+            raise
+    try:
+        assert queues[1].name == name and queues[1].offload == offload
+        assert "multi_queue" in ns.ip("-d", "link", "show", "dev", name).stdout
+        for s in socks:
+            s.sendto(b"first", ("10.231.9.1", 5000))
+        seen = _flows_by_queue(queues, len(socks), time.monotonic() + 5)
+        assert seen[0] | seen[1] == {41000 + i for i in range(16)}
+        assert not seen[0] & seen[1]  # a flow on one queue only
+        assert seen[0] and seen[1]  # 16 flows on one queue of two: 2 ** -15
+        port = min(seen[0])  # a flow the hash gave to queue 0: answer it through queue 1
+        assert queues[1].write(_udp4("10.231.9.1", 5000, "10.231.8.1", port, b"answer"))
+        sock = socks[port - 41000]
+        sock.settimeout(3)
+        assert sock.recvfrom(100) == (b"answer", ("10.231.9.1", 5000))
+        for _ in range(3):
+            sock.sendto(b"again", ("10.231.9.1", 5000))
+        again = _flows_by_queue(queues, 3, time.monotonic() + 5)
+        assert again == {0: set(), 1: {port}}
+    finally:
+        for s in socks:
+            s.close()
+        for q in queues:
+            q.close()
+    assert name not in ns.ip("link").stdout  # gone with its last queue
+
+
+@netns
+def test_tun_queues_need_a_multi_queue_device(topology: Any) -> None:
+    topo, ns = one_ns(topology)
+    with inside(ns), Tun(f"ssw{topo.tag}s") as single:
+        with pytest.raises(LocalError, match="one queue"):
+            single.attach_queue()
+        with pytest.raises(LocalError, match="not a multi-queue TUN device"):
+            Tun(single.name, _queue_of=single)  # what attach_queue would do on a single-queue device
 
 
 @netns

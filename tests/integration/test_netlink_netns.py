@@ -22,8 +22,7 @@ import pytest
 
 from snakeswan.io import vip
 from tests.daemons import DaemonProcess, wait_for
-from tests.integration.test_io_drivers import inside
-from tests.netns import Netns, ping, site_to_site
+from tests.netns import Netns, inside, ping, site_to_site
 
 pytestmark = pytest.mark.netns
 

@@ -13,7 +13,8 @@ import pytest
 from snakeswan.io.batch import HAVE_MMSG
 from snakeswan.io.rawip import grow_buffers
 from snakeswan.io.udp import UdpSocket
-from tests.integration.test_io_drivers import inside, two_sites
+from tests.integration.test_io_drivers import two_sites
+from tests.netns import inside
 
 
 class Recorder:

@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from snakeswan.errors import LocalError
 from snakeswan.io.batch import HAVE_MMSG, pack_cmsgs, pack_sockaddr, recvmmsg, sendmmsg
+from snakeswan.io.steering import attach, raw_program
 
 ESP = 50
 AH = 51
@@ -77,8 +78,16 @@ class RawIp:
     """
 
     def __init__(
-        self, protocol: int = ESP, family: int = socket.AF_INET, *, bind: str | None = None, mark: int = 0
+        self,
+        protocol: int = ESP,
+        family: int = socket.AF_INET,
+        *,
+        bind: str | None = None,
+        mark: int = 0,
+        steer: tuple[int, int] | None = None,
     ) -> None:
+        """``steer``: (worker, workers): this socket receives only the packets whose SPI that
+        data-plane worker owns (:mod:`snakeswan.io.steering`)."""
         if family not in (socket.AF_INET, socket.AF_INET6):
             raise LocalError(f"raw IP socket: unsupported address family {family}")
         if not 0 < protocol < 255:
@@ -107,9 +116,21 @@ class RawIp:
                 self.sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_MARK", 36), mark)
             if bind:
                 self.sock.bind((bind, 0))
+            if steer is not None:
+                worker, workers = steer
+                attach(self.sock, raw_program(worker, workers, protocol=protocol, family=family))
+                self._discard_queued()  # what came before the filter: anybody's
         except OSError as e:
             self.sock.close()
             raise LocalError(f"raw socket for IP protocol {protocol}: {e.strerror}") from None
+        except LocalError:
+            self.sock.close()
+            raise
+
+    def _discard_queued(self) -> None:
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while True:
+                self.sock.recv(1)
 
     def __repr__(self) -> str:
         fam = "v6" if self.family == socket.AF_INET6 else "v4"

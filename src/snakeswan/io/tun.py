@@ -51,6 +51,8 @@ TUNSETIFF = 0x400454CA  # _IOW('T', 202, int)
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFF_TUN_EXCL = 0x8000  # fail with EBUSY if the device exists
+IFF_MULTI_QUEUE = 0x0100  # one fd per queue; the kernel spreads flows over them
+MAX_QUEUES = 256  # the kernel's MAX_TAP_QUEUES
 IFF_VNET_HDR = 0x4000  # a struct virtio_net_hdr before every packet, both ways
 TUNSETOFFLOAD = 0x400454D0  # _IOW('T', 208, unsigned int)
 TUN_F_CSUM = 0x01  # we complete checksums (NEEDS_CSUM)
@@ -85,19 +87,25 @@ def _open_hint(err: int | None) -> str:
     return "the TUN driver refused it"
 
 
-def _open(path: str, name: str, extra_flags: int) -> tuple[int, str]:
-    """Open ``path`` and attach TUN device ``name`` (``TUNSETIFF``): (fd, the device's name)."""
+def _open(path: str, name: str, extra_flags: int, *, exclusive: bool = True) -> tuple[int, str]:
+    """Open ``path`` and attach TUN device ``name`` (``TUNSETIFF``): (fd, the device's name).
+    ``exclusive``: the device must not exist yet (False: another queue of a multi-queue device)."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise LocalError(f"cannot open {path}: {e.strerror} ({_open_hint(e.errno)})") from None
-    ifr = struct.pack("16sH22x", name.encode(), IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL | extra_flags)
+    flags = IFF_TUN | IFF_NO_PI | (IFF_TUN_EXCL if exclusive else 0) | extra_flags
+    ifr = struct.pack("16sH22x", name.encode(), flags)
     try:
         result = fcntl.ioctl(fd, TUNSETIFF, ifr)
     except OSError as e:
         os.close(fd)
-        if e.errno == errno.EBUSY:
+        if e.errno == errno.EBUSY and exclusive:
             raise LocalError(f"TUN device {name!r}: an interface of that name exists already") from None
+        if e.errno == errno.EBUSY:
+            raise LocalError(f"TUN device {name!r}: no more queues ({MAX_QUEUES} at most)") from None
+        if e.errno == errno.EINVAL and not exclusive:
+            raise LocalError(f"TUN device {name!r}: not a multi-queue TUN device of ours") from None
         if e.errno == errno.EPERM:
             raise LocalError(f"TUN device {name!r}: not permitted (needs CAP_NET_ADMIN)") from None
         raise LocalError(f"TUN device {name!r}: TUNSETIFF failed: {e.strerror}") from None
@@ -166,6 +174,12 @@ class Tun:
     Counters: ``drops`` (packets the kernel refused: queue full or a malformed packet),
     ``write_errors`` (the errno of each kind, for the trace) and ``malformed`` (frames read that
     could not be taken apart).
+
+    ``multi_queue``: the device is opened with ``IFF_MULTI_QUEUE``, and this object is its first
+    queue; :meth:`attach_queue` opens another. The kernel hands each flow it routes into the
+    device to one queue: the queue that last wrote a packet of that flow (so the answers to what a
+    queue delivered come back to it), else one chosen by the flow's hash. Any queue may write.
+    The device goes away when its last queue is closed.
     """
 
     def __init__(
@@ -175,8 +189,13 @@ class Tun:
         path: str = TUN_PATH,
         offload: bool = False,
         tso: bool | None = None,
+        multi_queue: bool = False,
+        _queue_of: Tun | None = None,
     ) -> None:
         check_ifname(name)
+        self.multi_queue = multi_queue or _queue_of is not None
+        self._path = path
+        base = IFF_MULTI_QUEUE if self.multi_queue else 0
         if tso is None:
             tso = HAVE_C_SUM
         self.drops = 0
@@ -188,9 +207,19 @@ class Tun:
         self.gso_refused = False  # the kernel refused a super-packet: plain writes from then on
         self.offload_error: str | None = None
         self._closed = False
+        if _queue_of is not None:  # another queue: the first one's framing, or none at all
+            fd, self.name = _open(path, name, base | (IFF_VNET_HDR if offload else 0), exclusive=False)
+            if offload:
+                try:
+                    fcntl.ioctl(fd, TUNSETOFFLOAD, OFFLOADS if tso else 0)
+                except OSError as e:
+                    os.close(fd)
+                    raise LocalError(f"TUN device {name!r}: TUNSETOFFLOAD failed: {e.strerror}") from None
+            self._fd, self.offload, self.tso = fd, offload, offload and tso
+            return
         if offload:
             try:
-                fd, self.name = _open(path, name, IFF_VNET_HDR)
+                fd, self.name = _open(path, name, base | IFF_VNET_HDR)
             except LocalError as e:
                 self.offload_error = str(e)
             else:
@@ -202,7 +231,15 @@ class Tun:
                 else:
                     self._fd, self.offload, self.tso = fd, True, tso
                     return
-        self._fd, self.name = _open(path, name, 0)
+        self._fd, self.name = _open(path, name, base)
+
+    def attach_queue(self) -> Tun:
+        """Another queue of this multi-queue device, with the same framing (see the class)."""
+        if not self.multi_queue:
+            raise LocalError(f"TUN device {self.name}: not opened with multi_queue, it has one queue")
+        if self._closed:
+            raise LocalError(f"TUN device {self.name}: closed")
+        return Tun(self.name, path=self._path, offload=self.offload, tso=self.tso, _queue_of=self)
 
     def __repr__(self) -> str:
         state = "tso" if self.tso else self.offload

@@ -4,14 +4,12 @@ super-packets in, the kernel's TSO super-packets out (cut into checked segments 
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import select
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,7 +25,7 @@ from snakeswan.ipsec.offload import (
     VnetHeader,
     coalesce,
 )
-from tests.netns import Netns, Topology
+from tests.netns import Topology, inside
 from tests.unit.ipsec.test_offload import PSH, ref_sum, segments_of, super_packet, tcp_packet, tcp_valid
 
 # ---- MemoryTun with offloads (no root) ------------------------------------------------------------
@@ -101,22 +99,7 @@ def test_segments_counted_from_the_header() -> None:
 
 # ---- a real TUN device (root) --------------------------------------------------------------------
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
 PEER, LOCAL, PORT = {4: "10.98.0.2", 6: "fd98::2"}, {4: "10.98.0.1", 6: "fd98::1"}, 5201
-
-
-@contextlib.contextmanager
-def inside(ns: Netns) -> Iterator[None]:
-    """Run the block with this thread in ``ns``'s network namespace (fds stay usable after)."""
-    with open("/proc/thread-self/ns/net") as home, open(f"/run/netns/{ns.name}") as target:
-        if _libc.setns(target.fileno(), CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {ns.name}")
-        try:
-            yield
-        finally:
-            if _libc.setns(home.fileno(), CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back home")
 
 
 def segment_from_peer(version: int, seq: int, ack: int, flags: int, payload: bytes = b"", **kw: Any) -> bytes:
