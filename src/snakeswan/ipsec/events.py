@@ -12,6 +12,7 @@ __all__ = [
     "DeliverVia",
     "Event",
     "Expired",
+    "Handoff",
     "Output",
     "SendIp",
     "SendPacket",
@@ -76,7 +77,19 @@ class DeliverVia(Deliver):
     interface: str
 
 
-Output = SendIp | SendUdp | SendPacket | Deliver | Bypass
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """A packet of an SA that another data-plane worker owns (``[daemon] workers``; the SA's
+    ``owner``): to be handed to worker ``worker``, which processes it as if it had read it.
+    ``inbound``: an ESP packet as :meth:`~snakeswan.ipsec.Processor.inbound_esp_many` takes it;
+    else an inner IP packet from the TUN device."""
+
+    worker: int
+    packet: bytes
+    inbound: bool = False
+
+
+Output = SendIp | SendUdp | SendPacket | Deliver | Bypass | Handoff
 
 
 @dataclass(frozen=True, slots=True)

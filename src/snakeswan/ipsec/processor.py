@@ -34,6 +34,7 @@ from snakeswan.ipsec.events import (
     DeliverVia,
     Event,
     Expired,
+    Handoff,
     Output,
     SendIp,
     SendPacket,
@@ -52,7 +53,7 @@ from snakeswan.ipsec.packet import (
     split_transport,
     transport_header,
 )
-from snakeswan.ipsec.sad import SEQ_SOFT, Sad, SaParams, SecurityAssociation
+from snakeswan.ipsec.sad import SEQ_SOFT, PairCounters, Sad, SaParams, SecurityAssociation
 from snakeswan.ipsec.spd import BYPASS, DISCARD, ChildState, Policy, Spd, matches
 from snakeswan.ipsec.udpencap import fix_checksum
 from snakeswan.trace import Tracer
@@ -63,6 +64,13 @@ _ESP = 50
 _AH = 51
 _SPI_SEQ = struct.Struct("!II")
 _ACCEPTED_LIMIT = 1 << 17
+
+
+class _Elsewhere(Exception):
+    """An inbound packet of an SA another worker owns (caught where it is handed off)."""
+
+    def __init__(self, owner: int) -> None:
+        self.owner = owner
 
 
 class Processor:
@@ -76,7 +84,9 @@ class Processor:
         queue_limit: int = 64,
         acquire_interval: float = 30.0,
         outer_headers: bool = False,
+        worker: int = 0,
     ) -> None:
+        self.worker = worker  # which data-plane worker this is: SAs owned by others are handed off
         self._rng = rng
         self._tracer = tracer
         self._acquire_interval = acquire_interval
@@ -113,6 +123,7 @@ class Processor:
         now: float | None = None,
         ah: tuple[SaParams, SaParams] | None = None,
         switch_after: float = 0.0,
+        owner: int = 0,
     ) -> list[Output]:
         """Install both directions of a child; the newest outbound SA of a key is the one used (make
         before break). Returns the packets queued while the SA was negotiated, now protected.
@@ -122,6 +133,9 @@ class Processor:
         ``switch_after``: a rekey we initiated keeps sending on the SA in use this many seconds
         more (the peer installs the new SA when our last Quick Mode message reaches it; a packet
         on the new SA that overtakes it would be lost); the new SA receives at once.
+        ``owner``: the data-plane worker that processes the pair's packets; another worker's
+        processor holds the pair too (its policy, lifetimes and switches) but hands its packets
+        to the owner (:class:`Handoff`), the queued ones included.
         """
         if inbound.spi in self._pairs:
             raise LocalError(f"inbound SPI {inbound.spi:#010x} is installed already")
@@ -146,6 +160,7 @@ class Processor:
         self._pairs[inbound.spi] = (sa_in, sa_out)
         for sa in (sa_in, sa_out, *bundled):
             sa.pair_in = inbound.spi
+            sa.owner = owner
         if len(self._moved) > 4 * len(self._pairs) + 64:  # nobody takes them: keep the live ones
             self._moved = [sa for sa in self._moved if sa.pair_in in self._pairs]
         start = now if now is not None else self._now
@@ -165,6 +180,8 @@ class Processor:
         queued = list(child.queue)
         child.queue.clear()
         out: list[Output] = []
+        if owner != self.worker:
+            return [Handoff(owner, packet) for packet in queued]
         for packet in queued:
             if sa_out.interface is not None and not _inside(sa_out, five_tuple(packet)):
                 self._drop("policy", sa_out)  # route-based: what was negotiated bounds it
@@ -246,6 +263,46 @@ class Processor:
         self._moved.clear()
         return received, sent
 
+    def pair_counters(self, spi_in: int) -> PairCounters | None:
+        """The counters of the pair with inbound SPI ``spi_in`` (what its owner reports)."""
+        pair = self._pairs.get(spi_in)
+        if pair is None:
+            return None
+        sa_in, sa_out = pair
+        return PairCounters(
+            sa_out.seq,
+            sa_out.bytes,
+            sa_out.packets,
+            sa_in.replay.top,
+            sa_in.replay.bitmap,
+            sa_in.bytes,
+            sa_in.packets,
+            tuple(sa_in.drops.items()),
+            tuple(sa_out.drops.items()),
+        )
+
+    def absorb(self, spi_in: int, counters: PairCounters) -> None:
+        """Counters the pair's owner reported, into this processor's copy of it (the daemon's,
+        which listings, DPD's sign of life and the checkpoints read); a direction whose counts
+        changed is marked moved, as its own packets would have marked it (:meth:`take_moved`)."""
+        pair = self._pairs.get(spi_in)
+        if pair is None:
+            return
+        sa_in, sa_out = pair
+        if counters.packets_in != sa_in.packets:
+            self._mark_moved(sa_in)
+        if counters.seq_out != sa_out.seq:
+            self._mark_moved(sa_out)
+        sa_out.seq, sa_out.bytes, sa_out.packets = counters.seq_out, counters.bytes_out, counters.packets_out
+        sa_in.bytes, sa_in.packets = counters.bytes_in, counters.packets_in
+        sa_in.replay.top, sa_in.replay.bitmap = counters.replay_top, counters.replay_bitmap
+        sa_in.drops, sa_out.drops = dict(counters.drops_in), dict(counters.drops_out)
+
+    def _mark_moved(self, sa: SecurityAssociation) -> None:
+        if not sa.moved:
+            sa.moved = True
+            self._moved.append(sa)
+
     def _tick(self, now: float) -> None:
         self._now = now
         if self._switches and self._switches[0][0] <= now:
@@ -292,6 +349,8 @@ class Processor:
         route = self._route(ip_packet, now, out)
         if route is not None:
             _child, sa, version = route
+            if sa.owner != self.worker:
+                return [Handoff(sa.owner, ip_packet)]
             try:
                 out.append(self._protect(sa, ip_packet, version))
             except Drop as exc:
@@ -309,7 +368,7 @@ class Processor:
         key: bytes | None = None
         sa: SecurityAssociation | None = None
         child: ChildState | None = None
-        version = 0
+        version, worker, elsewhere = 0, self.worker, False
         for packet in packets:
             k = selector_bytes(packet)
             if k is None or k != key or child is None or child.sa is not sa:
@@ -319,7 +378,11 @@ class Processor:
                     child = None
                     continue
                 child, sa, version = route
+                elsewhere = sa.owner != worker
             assert sa is not None
+            if elsewhere:
+                append(Handoff(sa.owner, packet))
+                continue
             try:
                 append(protect(sa, packet, version))
             except Drop as exc:
@@ -496,6 +559,8 @@ class Processor:
             if protocol == _AH:
                 return self._inbound_ah(esp_or_ah)
             raise Drop("malformed", f"IP protocol {protocol} is neither ESP nor AH")
+        except _Elsewhere as exc:
+            return [Handoff(exc.owner, esp_or_ah, inbound=True)]
         except Drop as exc:  # counted on its SA already, if it had one: the log line names the SPI
             self._drop(exc.reason, spi=_packet_spi(protocol, esp_or_ah))
         except Exception as exc:  # a bug: nothing escapes the data plane (principle 7)
@@ -523,6 +588,8 @@ class Processor:
                     other.append(DeliverVia(inner, sa.interface))
             except Drop as exc:
                 self._drop(exc.reason, spi=_packet_spi(_ESP, data))
+            except _Elsewhere as exc:
+                other.append(Handoff(exc.owner, data, inbound=True))
             except Exception as exc:  # a bug: nothing escapes the data plane (principle 7)
                 self._drop("internal_error")
                 if self._tracer is not None:
@@ -542,6 +609,8 @@ class Processor:
         sa = self.sad.inbound.get((spi, _ESP))
         if sa is None:
             raise Drop("unknown_spi", f"no inbound ESP SA with SPI {spi:#010x}")
+        if sa.owner != self.worker:
+            raise _Elsewhere(sa.owner)
         try:
             if sa.bundle is not via:  # an AH+ESP bundle's ESP counts only inside its own AH
                 raise Drop("policy", "ESP of an AH+ESP bundle without its AH" if via is None else "wrong AH")

@@ -31,7 +31,7 @@ from snakeswan.ipsec.packet import address_bytes
 from snakeswan.ipsec.replay import DEFAULT_WINDOW, ReplayWindow
 from snakeswan.ipsec.spd import Range, compile_selector
 
-__all__ = ["SEQ_MAX", "SEQ_SOFT", "SaParams", "Sad", "SecurityAssociation"]
+__all__ = ["SEQ_MAX", "SEQ_SOFT", "PairCounters", "SaParams", "Sad", "SecurityAssociation"]
 
 SEQ_MAX: Final = 0xFFFFFFFF
 SEQ_SOFT: Final = 0xFF000000
@@ -106,6 +106,7 @@ class SecurityAssociation:
         "local_port",
         "local_ranges",
         "moved",
+        "owner",
         "packets",
         "pair_in",
         "params",
@@ -165,6 +166,7 @@ class SecurityAssociation:
         self.bytes = 0
         self.packets = 0
         self.moved = False  # counted a packet since the processor's last take_moved()
+        self.owner = 0  # the data-plane worker that processes its packets (Processor.install)
         self.pair_in = params.spi  # the inbound SPI of the pair it belongs to (set by install)
         self.drops: dict[str, int] = {}
         self.started = False
@@ -205,6 +207,22 @@ class SecurityAssociation:
     def __repr__(self) -> str:
         codec = self.esp or self.ah
         return f"SecurityAssociation({self.direction} {codec!r} {self.policy_key})"
+
+
+@dataclass(frozen=True, slots=True)
+class PairCounters:
+    """What an SA pair counted, as the data-plane worker that owns it reports it to the daemon's
+    copy of the pair (``Processor.pair_counters`` / ``Processor.absorb``)."""
+
+    seq_out: int
+    bytes_out: int
+    packets_out: int
+    replay_top: int
+    replay_bitmap: int
+    bytes_in: int
+    packets_in: int
+    drops_in: tuple[tuple[str, int], ...] = ()
+    drops_out: tuple[tuple[str, int], ...] = ()
 
 
 class Sad:
