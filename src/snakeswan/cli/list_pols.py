@@ -42,6 +42,9 @@ def render_policies(pols: dict[str, Any]) -> str:
     if pols["table"] is not None:
         lines.append(f"routes in table {pols['table']}, our sockets marked {pols['fwmark']:#x}")
     lines += [f"  rule {rule}" for rule in pols["rules"]]
+    for w in pols.get("workers", []):  # [daemon] workers > 1
+        counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in w.items() if k not in ("worker", "pid"))
+        lines.append(f"data-plane worker {w['worker']} (pid {w['pid']}): {counts or 'no report yet'}")
     return "\n".join(lines)
 
 

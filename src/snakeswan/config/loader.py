@@ -66,6 +66,7 @@ DAEMON_KEYS = (
     "state",
     "state_file",
     "dh_precompute",
+    "workers",
 )
 POOL_KEYS = ("addrs", "dns", "nbns", "split_include", "subnet", "split_exclude", "banner", "default_domain")
 _PSK_PREFIXES = ("ike", "psk")
@@ -211,6 +212,7 @@ def _daemon(table: Table | None) -> DaemonConfig:
         state=table.choice("state", ("sqlite", "none", "etcd"), "sqlite"),
         state_file=_state_file(table),
         dh_precompute=table.boolean("dh_precompute", True),
+        workers=table.integer("workers", 1, 1, 64),
     )
 
 

@@ -390,6 +390,8 @@ class DaemonConfig:
     state_file: str | None = None
     # MODP key pairs made ahead of need by a helper process (daemon/dh_worker.py)
     dh_precompute: bool = True
+    # data-plane workers, one per core (daemon/workers.py): the daemon and workers - 1 processes
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,12 @@ REFERENCE: dict[str, dict[str, Entry]] = {
             "MODP key pairs made ahead of need by a helper process (another core); false: each "
             "exchange makes its own",
         ),
+        "workers": (
+            "integer",
+            "1",
+            "data-plane workers, one per core (1..64): the daemon and `workers - 1` processes, each on a "
+            "queue of a multi-queue TUN device, ESP SAs spread over them by SPI; restart to change it",
+        ),
         "state": (
             "choice",
             "sqlite",

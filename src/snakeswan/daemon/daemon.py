@@ -592,6 +592,8 @@ class Daemon:
         config = load_config(self.config_path)
         if config.daemon.metrics != self.config.daemon.metrics:  # the endpoint is bound at start
             raise ConfigError(f"{self.config_path}: daemon.metrics: changing the endpoint needs a restart")
+        if config.daemon.workers != self.config.daemon.workers:  # the TUN queues are made at start
+            raise ConfigError(f"{self.config_path}: daemon.workers: changing it needs a restart")
         if interfaces(config) != interfaces(self.config):  # their TUN devices are made at start
             raise ConfigError(f"{self.config_path}: route-based children (interface) change: restart")
         self.config = config

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import replace
@@ -29,6 +30,7 @@ from snakeswan.daemon.childsa import bundle_params, pair_count, policy_key, serv
 from snakeswan.daemon.hostnet import OwnTraffic, purge_stale
 from snakeswan.daemon.policy_index import ChildKeys, PolicyKeys
 from snakeswan.daemon.routebased import RouteBasedInterfaces
+from snakeswan.daemon.workers import ReplicatedProcessor, WorkerPool, inbox_batch, send_handoffs
 from snakeswan.errors import LocalError
 from snakeswan.ike.events import ChildSaInfo, SaKeys
 from snakeswan.ike.selectors import selector_pairs
@@ -51,6 +53,7 @@ from snakeswan.ipsec import (
     Deliver,
     DeliverVia,
     Expired,
+    Handoff,
     Output,
     Policy,
     Processor,
@@ -59,6 +62,7 @@ from snakeswan.ipsec import (
     SendPacket,
     SendUdp,
 )
+from snakeswan.ipsec.checkpoint import Checkpoint
 from snakeswan.ipsec.spd import policy_priority
 from snakeswan.trace import Tracer
 from snakeswan.wire.enums import ProtocolId
@@ -146,8 +150,14 @@ class DataPlane:
         self.config = config
         self.loop = loop
         self._udp = udp  # (family, port) -> the daemon's socket
-        self.processor = Processor(BufferedRandom(), tracer=tracer)  # IVs: os.urandom in blocks
-        self.tun = Tun(config.daemon.tun, offload=config.daemon.tun_offload)
+        self.workers = config.daemon.workers
+        self.pool: WorkerPool | None = None
+        self.processor: Processor = (  # IVs: os.urandom in blocks
+            ReplicatedProcessor(BufferedRandom(), workers=self.workers, tracer=tracer)
+            if self.workers > 1
+            else Processor(BufferedRandom(), tracer=tracer)
+        )
+        self.tun = Tun(config.daemon.tun, offload=config.daemon.tun_offload, multi_queue=self.workers > 1)
         if self.tun.offload_error:
             log.info("%s: no TUN offloads (%s), plain packets", self.tun.name, self.tun.offload_error)
         self.rules = Rules()
@@ -168,6 +178,7 @@ class DataPlane:
         self.acquires: list[Acquire] = []
         self.limits: list[Expired] = []
         self.unrouted = 0
+        self.handed_out = self.handed_in = self.handoff_lost = 0  # packets of other workers' pairs
         self._policies = PolicyKeys()  # installed policies' keys, by child name (policy_index.py)
         self._child_keys = ChildKeys()  # installed SAs per policy key and per child
         self._owned_rules: dict[str, list[tuple[int, list[str]]]] = {}  # pass shunts' rules by child
@@ -188,14 +199,23 @@ class DataPlane:
             self.close()
             raise
         self.route_based = rb
+        if isinstance(self.processor, ReplicatedProcessor):  # [daemon] workers: daemon/workers.py
+            try:
+                self.pool = WorkerPool(loop, self.tun, self.processor, self.mark, self._worker_events)
+                self.pool.start()
+            except (LocalError, OSError):
+                self.close()
+                raise
+            loop.add_reader(self.pool.inbox.fileno(), self._inbox_readable)
         log.info("data plane on %s (MTU %d)", self.tun.name, config.daemon.tun_mtu)
 
     def _open_raw_sockets(self) -> None:
         mark = self.mark
-        self._raw_sockets += [RawIp(ESP, mark=mark), RawIp(AH, mark=mark)]
+        steer = (0, self.workers) if self.workers > 1 else None  # our share of the SPIs: io/steering.py
+        self._raw_sockets += [RawIp(ESP, mark=mark, steer=steer), RawIp(AH, mark=mark)]
         self.raw: dict[int, RawIp | _Families] = {ESP: self._raw_sockets[0], AH: self._raw_sockets[1]}
         try:  # ESP over IPv6 (AH over IPv6 needs its header, which IPv6 raw sockets do not give)
-            esp6 = RawIp(ESP, socket.AF_INET6, mark=mark)
+            esp6 = RawIp(ESP, socket.AF_INET6, mark=mark, steer=steer)
         except LocalError as e:
             log.info("no IPv6 ESP socket: %s", e)
         else:
@@ -232,6 +252,10 @@ class DataPlane:
         return daemon.route_table
 
     def close(self) -> None:
+        if self.pool is not None:
+            self.loop.remove_reader(self.pool.inbox.fileno())
+            self.pool.close()
+            self.pool = None
         self.loop.remove_reader(self.tun.fileno())
         self.own.close()
         for sock in self._raw_sockets:
@@ -396,7 +420,8 @@ class DataPlane:
                 }
                 for e in self.processor.spd.entries
             ],
-            "drops": dict(self.processor.drops),
+            "drops": self.drops(),
+            "workers": self.worker_stats(),
             "unrouted": self.unrouted,
             "table": self.routes.table,
             "fwmark": self.mark,
@@ -556,17 +581,23 @@ class DataPlane:
             self.tun.write_many(delivered)
         self._drain_events()
 
-    def _emit(self, outputs: list[Output], delivered: list[bytes] | None = None) -> None:
+    def _emit(
+        self, outputs: list[Output], delivered: list[bytes] | None = None, *, handoff: bool = True
+    ) -> None:
         """Carry out the processor's outputs; inner packets are collected in ``delivered`` (to be
-        written as one batch) if it is given, else written at once."""
+        written as one batch) if it is given, else written at once. ``handoff`` False: packets
+        that were handed to us are not handed on again (daemon/dp_worker.py says why)."""
         raw: list[tuple[bytes, str, str | None]] = []
         raw_ah: list[tuple[bytes, str, str | None]] = []
         udp: list[SendUdp] = []
+        handoffs: list[Handoff] = []
         for o in outputs:
             if type(o) is SendIp:  # the per-packet cases first, without isinstance's walk
                 (raw if o.protocol == ESP else raw_ah).append((o.payload, o.dst, o.src))
             elif type(o) is SendUdp:
                 udp.append(o)
+            elif type(o) is Handoff:
+                handoffs.append(o)
             elif isinstance(o, DeliverVia):
                 self.route_based.deliver(o.interface, o.ip_packet)
             elif isinstance(o, Deliver):
@@ -590,6 +621,62 @@ class DataPlane:
                 self.raw[proto].send_many(batch)
         if udp:
             self._send_udp(udp)
+        if handoffs:
+            self._hand_off(handoffs, handoff)
+
+    # ---- several workers ([daemon] workers, daemon/workers.py) -----------------------------------
+
+    def _hand_off(self, handoffs: list[Handoff], allowed: bool) -> None:
+        if self.pool is None or not allowed:
+            self.handoff_lost += len(handoffs)
+            return
+        sent, lost = send_handoffs(self.pool.inboxes, handoffs)
+        self.handed_out += sent
+        self.handoff_lost += lost
+
+    def _inbox_readable(self) -> None:
+        """Packets a worker handed us: of pairs we own (UDP-encapsulated, AH, route-based ones)."""
+        assert self.pool is not None
+        outbound, inbound = inbox_batch(self.pool.inbox)
+        self.handed_in += len(outbound) + len(inbound)
+        now = self.loop.time()
+        if outbound:
+            self._emit(self.processor.outbound_many(outbound, now), handoff=False)
+        if inbound:
+            delivered, other = self.processor.inbound_esp_many(inbound, now)
+            if other:
+                self._emit(other, handoff=False)
+            if delivered:
+                self.tun.write_many(delivered)
+        self._drain_events()
+
+    def _worker_events(self, events: list[Acquire | Expired]) -> None:
+        for ev in events:
+            (self.acquires if isinstance(ev, Acquire) else self.limits).append(ev)  # type: ignore[arg-type]
+        if events:
+            self.on_events()
+
+    def drops(self) -> dict[str, int]:
+        """The drop counters by reason, the workers' included."""
+        if isinstance(self.processor, ReplicatedProcessor):
+            return self.processor.drops_total()
+        return dict(self.processor.drops)
+
+    def worker_stats(self) -> list[dict[str, Any]]:
+        """Each worker's counts (``list-pols``): empty with one."""
+        if self.pool is None:
+            return []
+        own = {"handed_out": self.handed_out, "handed_in": self.handed_in, "handoff_lost": self.handoff_lost}
+        pids = self.pool.pids()
+        out: list[dict[str, Any]] = [{"worker": 0, "pid": os.getpid(), **own}]
+        for k in range(1, self.pool.size):
+            out.append({"worker": k, "pid": pids.get(k), **self.pool.stats.get(k, {})})
+        return out
+
+    def resumed(self, spi_in: int, cp: Checkpoint | None) -> None:
+        """A restored pair's counters were set from ``cp``: its owner sets them too."""
+        if isinstance(self.processor, ReplicatedProcessor):
+            self.processor.resumed(spi_in, cp)
 
     def _send_udp(self, sends: list[SendUdp]) -> None:
         """ESP-in-UDP: each run to one peer from one port in one call (UDP GSO, io.udp)."""

@@ -82,7 +82,7 @@ class _State(Collector):
                 for key, n in c.items():
                     if key.startswith("drop_"):
                         sa_drops.add_metric([conn, child, spi, key.removeprefix("drop_")], n)
-            for reason, n in sorted(dp.processor.drops.items()):
+            for reason, n in sorted(dp.drops().items()):
                 drops.add_metric([reason], n)
         queued = GaugeMetricFamily(
             "snakeswan_dataplane_queued_packets",

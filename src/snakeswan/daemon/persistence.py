@@ -341,6 +341,7 @@ class Persistence:
         if pair is None:
             return None
         seq = checkpoint.resume(pair[0], pair[1], cp)
+        dp.resumed(info.spi_in, cp)  # with several workers, the pair's owner resumes it too
         # the jump is written at once: a second crash before the next checkpoint must not
         # start again from the old one (the packets sent since would be numbered twice)
         new = replace(

@@ -198,15 +198,8 @@ class Tun:
         base = IFF_MULTI_QUEUE if self.multi_queue else 0
         if tso is None:
             tso = HAVE_C_SUM
-        self.drops = 0
-        self.malformed = 0
-        self.write_errors: dict[int, int] = {}
-        self.mtu: int | None = None
-        self.offload = False
-        self.tso = False
-        self.gso_refused = False  # the kernel refused a super-packet: plain writes from then on
+        self._counters()
         self.offload_error: str | None = None
-        self._closed = False
         if _queue_of is not None:  # another queue: the first one's framing, or none at all
             fd, self.name = _open(path, name, base | (IFF_VNET_HDR if offload else 0), exclusive=False)
             if offload:
@@ -232,6 +225,28 @@ class Tun:
                     self._fd, self.offload, self.tso = fd, True, tso
                     return
         self._fd, self.name = _open(path, name, base)
+
+    def _counters(self) -> None:
+        self.drops = 0
+        self.malformed = 0
+        self.write_errors: dict[int, int] = {}
+        self.mtu: int | None = None
+        self.offload = False
+        self.tso = False
+        self.gso_refused = False  # the kernel refused a super-packet: plain writes from then on
+        self._closed = False
+
+    @classmethod
+    def adopt(cls, fd: int, name: str, *, offload: bool, tso: bool) -> Tun:
+        """A queue of device ``name`` opened by another process (a data-plane worker's, passed by
+        the daemon), with the framing it was opened with."""
+        tun = cls.__new__(cls)
+        tun._counters()
+        tun.offload_error = None
+        tun.multi_queue, tun._path = True, TUN_PATH
+        tun._fd, tun.name, tun.offload, tun.tso = fd, name, offload, offload and tso
+        os.set_blocking(fd, False)
+        return tun
 
     def attach_queue(self) -> Tun:
         """Another queue of this multi-queue device, with the same framing (see the class)."""

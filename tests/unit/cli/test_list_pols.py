@@ -60,6 +60,16 @@ def test_render_policies() -> None:
         "  rule -4 not fwmark 0x42 lookup 220 priority 220",
     ]
     assert "routes in table" not in render_policies({**POLS, "table": None, "rules": []})
+    workers = [
+        {"worker": 0, "pid": 10, "handed_out": 2, "handed_in": 0, "handoff_lost": 0},
+        {"worker": 1, "pid": 11, "tun_read": 5, "esp_read": 7},
+        {"worker": 2, "pid": 12},
+    ]
+    assert render_policies({**POLS, "workers": workers}).splitlines()[-3:] == [
+        "data-plane worker 0 (pid 10): handed out 2, handed in 0, handoff lost 0",
+        "data-plane worker 1 (pid 11): tun read 5, esp read 7",
+        "data-plane worker 2 (pid 12): no report yet",
+    ]
 
 
 def test_list_pols_without_daemon(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -45,6 +45,9 @@ class Plane:
     def add_vips(self, *args: Any) -> None:
         raise AssertionError("no virtual IPs here")
 
+    def resumed(self, spi_in: int, cp: Any) -> None:
+        """One data-plane worker: nobody else to tell."""
+
     def moved(self) -> set[int]:
         """Every pair: these tests move counters by hand, not with packets (the real DataPlane
         names only the pairs that counted packets since: tests/unit/daemon/test_idle_sas.py)."""

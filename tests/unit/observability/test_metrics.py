@@ -42,7 +42,7 @@ def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 class FakeDataPlane:
-    """What the collector reads of DataPlane: children, counters(), processor.drops."""
+    """What the collector reads of DataPlane: children, counters(), drops()."""
 
     def __init__(self) -> None:
         self.children = {0xA1: SimpleNamespace(conn="site", child="net")}
@@ -52,6 +52,9 @@ class FakeDataPlane:
         )
         self.processor = SimpleNamespace(drops={"no_sa": 3, "replay": 1}, spd=spd)
         self.traffic = 0
+
+    def drops(self) -> dict[str, int]:
+        return dict(self.processor.drops)
 
     def counters(self) -> dict[int, dict[str, int]]:
         n = self.traffic
