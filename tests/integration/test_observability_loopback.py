@@ -144,8 +144,14 @@ def test_proposal_mismatch_explained_in_the_daemon_log(tmp_path: Path) -> None:
     b = DaemonProcess(tmp_path, "b", cb, log_level="info")
     try:
         a.cmd("up", conn="lo")
-        wait_for(lambda: "failed" in b.log(), what="B's failure")
-        line = next(x for x in b.log().splitlines() if "WARNING" in x and "main_mode failed" in x)
+
+        # the trace record (exchange_failed) comes a moment before the operator's WARNING line
+        def warning() -> str | None:
+            return next((x for x in b.log().splitlines() if "WARNING" in x and "main_mode failed" in x), None)
+
+        wait_for(lambda: warning() is not None, what="B's failure")
+        line = warning()
+        assert line is not None
         assert "transform 1 [cipher=AES_CBC keylen=256 hash=SHA2_256 group=MODP_2048" in line
         assert "vs ours 1 [cipher=AES_CBC keylen=128 hash=SHA group=MODP_2048" in line
         assert "first difference: keylen 256 != 128 (also hash SHA2_256 != SHA)" in line

@@ -13,7 +13,9 @@ Once a second it reports the counters of its pairs that moved (the daemon's copy
 listings, DPD's sign of life, checkpoints), its drop counters and its own counts. Acquires and
 the volume limits its pairs reach go to the daemon at once; time limits are the daemon's own
 processor's to report (every replica has the same clock). It exits when the daemon closes the
-control socket, and ignores SIGINT, which a terminal sends to the whole process group.
+control socket (a daemon killed with -9 included), and ignores SIGINT, SIGTERM and SIGHUP, which a
+terminal or a service manager may send to the whole process group: the daemon decides when it
+stops (a graceful stop deletes the SAs while the workers still carry traffic).
 """
 
 from __future__ import annotations
@@ -289,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mark", type=int, default=0, help="the firewall mark of the daemon's sockets")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # sent to the whole group: the daemon decides
+        signal.signal(sig, signal.SIG_IGN)
     logging.basicConfig(
         stream=sys.stderr, level=args.log_level, format=f"%(asctime)s worker {args.index}: %(message)s"
     )
