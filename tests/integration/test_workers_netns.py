@@ -27,6 +27,7 @@ workers = 2
 local_addrs = ["{local}"]
 remote_addrs = ["{remote}"]
 proposals = ["aes128-sha256-modp2048"]
+encap = {encap}
 local = {{ auth = "psk" }}
 remote = {{ auth = "psk" }}
 [connections.gw.children.net]
@@ -65,7 +66,9 @@ for i in range(int(sys.argv[1])):  # a flow each: a socket each, so a source por
 """
 
 
-def pair(topology: Any, tmp_path: Path) -> tuple[Netns, Netns, DaemonProcess, DaemonProcess]:
+def pair(
+    topology: Any, tmp_path: Path, encap: bool = False
+) -> tuple[Netns, Netns, DaemonProcess, DaemonProcess]:
     topo = topology()
     west, east = site_to_site(topo)
     daemons = []
@@ -73,7 +76,7 @@ def pair(topology: Any, tmp_path: Path) -> tuple[Netns, Netns, DaemonProcess, Da
         (east, "east", "10.231.0.2", "10.231.0.1", "10.231.2.0/24", "10.231.1.0/24"),
         (west, "west", "10.231.0.1", "10.231.0.2", "10.231.1.0/24", "10.231.2.0/24"),
     ):
-        conf = CONF.format(local=local, remote=remote, lnet=lnet, rnet=rnet)
+        conf = CONF.format(local=local, remote=remote, lnet=lnet, rnet=rnet, encap=str(encap).lower())
         d = DaemonProcess(tmp_path, name, conf, netns=ns.name, log_level="info")
         topo.on_close(d.stop)
         daemons.append(d)
@@ -132,8 +135,11 @@ def flows(west: Netns, east: Netns, n: int) -> int:
     return int(out.strip())
 
 
-def test_two_workers_a_side_carry_traffic_to_its_owner(topology: Any, tmp_path: Path) -> None:
-    west, east, w, e = pair(topology, tmp_path)
+@pytest.mark.parametrize("encap", [False, True], ids=["raw-esp", "esp-in-udp"])
+def test_two_workers_a_side_carry_traffic_to_its_owner(topology: Any, tmp_path: Path, encap: bool) -> None:
+    """Raw ESP: the pair's owner is its inbound SPI mod 2. ESP-in-UDP: the daemon, whose UDP
+    socket carries it; what the kernel queues for worker 1 is handed to it."""
+    west, east, w, e = pair(topology, tmp_path, encap)
     for d in (w, e):
         ws = workers(d)
         assert [x["worker"] for x in ws] == [0, 1]
@@ -149,9 +155,12 @@ def test_two_workers_a_side_carry_traffic_to_its_owner(topology: Any, tmp_path: 
     time.sleep(1.5)  # the owners' reports (once a second)
     assert child(e)["bytes_in"] >= sent
     assert child(w)["bytes_out"] >= sent
-    owner = int(child(e)["spi_in"], 16) % 2
-    carried = workers(e)[owner]
-    assert owner == 0 or carried["esp_read"] > 1000  # the kernel gave the owner its ESP
+    assert e.sas()[0]["encap"] == encap
+    owner = 0 if encap else int(child(e)["spi_in"], 16) % 2
+    if owner:
+        assert workers(e)[1]["esp_read"] > 1000  # the kernel gave the owner its ESP
+    else:
+        assert workers(e)[1].get("esp_read", 0) == 0  # worker 1's socket kept none of it
 
 
 def test_rekey_and_a_killed_worker_keep_the_traffic(topology: Any, tmp_path: Path) -> None:
