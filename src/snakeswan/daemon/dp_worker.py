@@ -24,6 +24,7 @@ import argparse
 import logging
 import math
 import pickle
+import select
 import selectors
 import signal
 import socket
@@ -91,22 +92,31 @@ class Worker:
             self.raw.append(RawIp(ESP, socket.AF_INET6, mark=mark, steer=(index, workers)))
         except LocalError as e:
             log.info("no IPv6 ESP socket: %s", e)
+        self.ready = False  # the daemon's whole state is in: packets may be read
         self.sel = selectors.DefaultSelector()
+        self.sel.register(control.fileno(), selectors.EVENT_READ, self._control)
+
+    def _start_reading(self) -> None:
+        """After the state: until then the packets wait in the kernel's queues, for a packet
+        read before its policy came would be dropped as covered by none."""
         handlers: list[tuple[int, Callable[[], None]]] = [
-            (tun.fileno(), self._tun),
-            (inbox.fileno(), self._inbox),
-            (control.fileno(), self._control),
+            (self.tun.fileno(), self._tun),
+            (self.inbox.fileno(), self._inbox),
         ]
         handlers += [(sock.fileno(), self._raw_reader(sock)) for sock in self.raw]
         for fd, handler in handlers:
             self.sel.register(fd, selectors.EVENT_READ, handler)
+        self.ready = True
 
     def run(self) -> int:
         next_report = time.monotonic() + REPORT_INTERVAL
+        control = self.control.fileno()
         while not self.stopping:
             timer = self.processor.get_timer()
             wake = min(next_report, timer if timer is not None else math.inf)
-            for key, _ in self.sel.select(max(0.0, wake - time.monotonic())):
+            ready = self.sel.select(max(0.0, wake - time.monotonic()))
+            # the daemon's changes first: a packet is processed with every change sent before it
+            for key, _ in sorted(ready, key=lambda kv: kv[0].fd != control):
                 key.data()
                 if self.stopping:
                     break
@@ -192,20 +202,26 @@ class Worker:
     # ---- the daemon -------------------------------------------------------------------------------
 
     def _control(self) -> None:
-        try:
-            data = receive(self.control, self._buffer)
-            if data is None:
+        """Every control message queued (the daemon's changes in order)."""
+        while not self.stopping:
+            try:
+                data = receive(self.control, self._buffer)
+                if data is None:
+                    return
+                msg = decode(data) if data else None
+            except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as e:
+                log.error("worker %d: control socket: %s: stopping", self.index, e)
+                msg = None
+            if msg is None:  # the daemon closed it (or talks nonsense): stop
+                self.stopping = True
                 return
-            msg = decode(data) if data else None
-        except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as e:
-            log.error("worker %d: control socket: %s: stopping", self.index, e)
-            msg = None
-        if msg is None:  # the daemon closed it (or talks nonsense): stop
-            self.stopping = True
-            return
-        self.apply(msg)
+            self.apply(msg)
 
     def apply(self, msg: tuple[object, ...]) -> None:
+        if msg[0] == "ready":
+            if not self.ready:
+                self._start_reading()
+            return
         try:
             out = apply(self.processor, msg)
         except LocalError as e:
@@ -215,10 +231,17 @@ class Worker:
             self._emit(out)
 
     def _send(self, msg: tuple[object, ...]) -> None:
-        try:
-            self.control.send(encode(msg))
-        except OSError as e:  # the daemon is gone (it closes us next) or far behind
-            log.warning("worker %d: report not sent: %s", self.index, e)
+        data = encode(msg)
+        for _ in range(2):
+            try:
+                self.control.send(data)
+                return
+            except BlockingIOError:  # the daemon is busy: a second, then this report is lost
+                select.select([], [self.control], [], 1.0)
+            except OSError as e:  # the daemon is gone (it closes us next)
+                log.warning("worker %d: report not sent: %s", self.index, e)
+                return
+        log.warning("worker %d: the daemon takes no reports: one lost", self.index)
 
     def _forward_events(self) -> None:
         events: list[Acquire | Expired] = []
@@ -272,7 +295,7 @@ def apply(p: Processor, msg: tuple[object, ...]) -> list[Output]:
         pair = p.pair(spi_in)  # type: ignore[arg-type]
         if pair is not None and pair[0].owner == p.worker:
             resume(pair[0], pair[1], cp)  # type: ignore[arg-type]
-    else:
+    elif kind != "ready":  # ready: the state is in (Worker.apply starts reading packets)
         log.warning("worker %d: unknown control message %r: ignored", p.worker, kind)
     return []
 
@@ -299,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     fds = [int(fd) for fd in args.inboxes.split(",")]
     inboxes = {k: socket.socket(fileno=fd) for k, fd in enumerate(fds) if k != args.index}
     control = socket.socket(fileno=args.control_fd)
-    control.settimeout(1.0)  # a daemon far behind loses a report, it does not stop the worker
+    control.setblocking(False)
     inbox = socket.socket(fileno=args.inbox_fd)
     inbox.setblocking(False)
     tun = Tun.adopt(args.tun_fd, args.tun_name, offload=bool(args.offload), tso=bool(args.tso))

@@ -22,7 +22,9 @@ split between senders (one sequence number space, one replay window at the peer)
 
 Control messages are pickled tuples on a ``SOCK_SEQPACKET`` socket pair between the daemon and its
 own child: ``("policy", Policy)``, ``("unpolicy", key)``, ``("install", inbound, outbound, key, now,
-ah, switch_after, owner)``, ``("remove", spi_in)``, ``("resume", spi_in, Checkpoint)``; from the
+ah, switch_after, owner)``, ``("remove", spi_in)``, ``("resume", spi_in, Checkpoint)``, and
+``("ready",)`` after the whole state a new worker gets (it reads no packet before: one read before
+its policy came would be dropped as covered by none; the kernel queues them meanwhile); from the
 worker ``("events", [...])``, ``("counters", {spi_in: PairCounters})``, ``("stats", counts,
 drops)``. Keys cross that socket, nothing else: no file, no log line. Handed-off packets go as
 datagrams on ``SOCK_DGRAM`` socket pairs, one inbox a worker, a type byte first (``o`` an inner
@@ -299,6 +301,7 @@ class WorkerPool:
         self.loop.add_reader(mine.fileno(), self._readable, k)
         for msg in self.processor.state():
             self._send(k, msg)
+        self._send(k, ("ready",))  # it reads packets from then on (dp_worker.py)
 
     def _send(self, k: int, msg: tuple[object, ...]) -> None:
         """Queue a message for worker ``k`` and send what its socket takes; the rest goes when it
