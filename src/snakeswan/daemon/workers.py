@@ -304,15 +304,17 @@ class WorkerPool:
         self._send(k, ("ready",))  # it reads packets from then on (dp_worker.py)
 
     def _send(self, k: int, msg: tuple[object, ...]) -> None:
+        self._queue(k, msg[0], encode(msg))
+
+    def _queue(self, k: int, kind: object, data: bytes) -> None:
         """Queue a message for worker ``k`` and send what its socket takes; the rest goes when it
         is writable (the whole state of a big gateway is more than a socket buffer)."""
         sock, outbox = self._controls.get(k), self._outbox.get(k)
         if sock is None or outbox is None:
             return  # being started again: it gets the whole state then
-        data = encode(msg)
         if len(data) > MAX_MESSAGE:
             log.error(
-                "data-plane worker %d: a %s message of %d bytes is too long: not sent", k, msg[0], len(data)
+                "data-plane worker %d: a %s message of %d bytes is too long: not sent", k, kind, len(data)
             )
             return
         outbox.append(data)
@@ -338,8 +340,9 @@ class WorkerPool:
         self.loop.remove_writer(sock.fileno())
 
     def _broadcast(self, msg: tuple[object, ...]) -> None:
+        data = encode(msg)  # once, whatever the number of workers
         for k in list(self._controls):
-            self._send(k, msg)
+            self._queue(k, msg[0], data)
 
     def _readable(self, k: int) -> None:
         sock = self._controls.get(k)
