@@ -3,6 +3,7 @@ lifetimes, DPD; afterwards exactly one IKE SA and one pair of IPsec SAs on each 
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -248,3 +249,38 @@ def test_rekey_collision_with_strongswan(topology: Any, charon_factory: Any, tmp
     sa, _ = wait_for(lambda: _settled(d, charon), timeout=30, what="one IPsec pair left on each side")
     assert sa["children"][0]["spi_in"] != first["children"][0]["spi_in"]
     assert ping(west, "10.231.1.1", "10.231.2.1", count=3) == 3
+
+
+def test_rekey_collision_with_strongswan_loses_no_traffic(
+    topology: Any, charon_factory: Any, tmp_path: Path
+) -> None:
+    """The same collision with pings flowing all along. strongSwan's IKEv1 deletes neither new pair
+    and sends on the one it installed last, which may be the one our lowest-SPI rule calls
+    redundant: we then see it send there, delete the other one instead, and no ping is lost."""
+    topo = topology()
+    west, east = site_to_site(topo)
+    charon = charon_factory(east, "east", theirs())
+    d = DaemonProcess(tmp_path, "west", ours("1h", "2h", "1h"), netns=west.name)
+    topo.on_close(d.stop)
+    d.cmd("up", conn="gw")
+    wait_for(lambda: _settled(d, charon), what="the tunnel")
+    replies: list[int] = []
+    pinger = threading.Thread(
+        target=lambda: replies.append(ping(west, "10.231.1.1", "10.231.2.1", 250, timeout=60, interval=0.1))
+    )
+    pinger.start()
+    try:
+        time.sleep(1.0)
+        _block_ike(west, "ikeblock2")
+        try:
+            assert d.cmd("rekey", conn="gw", child="net") == 1
+            charon.swanctl("--rekey", "--child", "net")
+            time.sleep(1.0)
+        finally:
+            west.run("nft", "delete", "table", "inet", "ikeblock2")
+        wait_for(lambda: "child_rekey_collision_end" in d.log(), timeout=20, what="the collision's end")
+        wait_for(lambda: _settled(d, charon), timeout=15, what="one IPsec pair left on each side")
+    finally:
+        pinger.join()
+    end = [line for line in d.log().splitlines() if "child_rekey_collision_end" in line]
+    assert replies == [250], f"{250 - replies[0]} of 250 pings lost; {end}"

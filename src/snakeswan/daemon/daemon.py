@@ -41,6 +41,7 @@ from snakeswan.ike.engine import Engine
 from snakeswan.ike.events import (
     ChildSaDeleted,
     ChildSaEstablished,
+    ChildSaPreferred,
     Datagram,
     Event,
     IkeSaDeleted,
@@ -319,8 +320,8 @@ class Daemon:
         if self.dataplane is None or self._loop is None:
             return
         now = self._now()
-        for sa_id in set(self.dataplane.inbound_activity()):
-            self.engine.traffic_seen(sa_id, now)
+        for sa_id, spis in self.dataplane.inbound_activity().items():
+            self.engine.traffic_seen(sa_id, now, spis)
         self._loop.call_later(1.0, self._activity)
 
     def _dataplane_requests(self, now: float) -> None:
@@ -483,6 +484,9 @@ class Daemon:
         elif isinstance(ev, IkeSaDeleted):
             if self.dataplane is not None:
                 self.dataplane.remove_vips(ev.ike_sa)
+        elif isinstance(ev, ChildSaPreferred):
+            if self.dataplane is not None:
+                self.dataplane.prefer(ev.spi_in)
         elif isinstance(ev, ChildSaDeleted):
             self.child_since.pop(ev.spi_in, None)
             if self.dataplane is not None:

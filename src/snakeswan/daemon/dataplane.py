@@ -534,13 +534,24 @@ class DataPlane:
         self._received |= received
         self._moved |= received | sent
 
-    def inbound_activity(self) -> list[int]:
-        """IKE SA ids whose IPsec SAs received packets since the last call (DPD: the peer lives).
-        Costs what moved, not what is installed (Processor.take_moved)."""
+    def inbound_activity(self) -> dict[int, list[int]]:
+        """IKE SA id -> inbound SPIs of its IPsec SAs that received packets since the last call
+        (DPD: the peer lives; a rekey collision: which pair the peer sends on). Costs what moved,
+        not what is installed (Processor.take_moved)."""
         self._take_moved()
         received, self._received = self._received, set()
         children = self.children
-        return [children[spi].ike_sa for spi in received if spi in children]
+        out: dict[int, list[int]] = {}
+        for spi in received:
+            info = children.get(spi)
+            if info is not None:
+                out.setdefault(info.ike_sa, []).append(spi)
+        return out
+
+    def prefer(self, spi_in: int) -> None:
+        """Send the child's traffic on the pair with inbound SPI ``spi_in`` (a rekey collision's
+        survivor), not on the one installed last."""
+        self.processor.prefer(spi_in)
 
     def moved(self) -> set[int]:
         """Inbound SPIs of the installed pairs that received or sent since the last call (the

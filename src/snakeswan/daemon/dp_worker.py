@@ -290,6 +290,8 @@ def apply(p: Processor, msg: tuple[object, ...]) -> list[Output]:
         )
     elif kind == "remove":
         p.remove(args[0])  # type: ignore[arg-type]
+    elif kind == "prefer":
+        p.prefer(args[0])  # type: ignore[arg-type]
     elif kind == "resume":
         spi_in, cp = args
         pair = p.pair(spi_in)  # type: ignore[arg-type]

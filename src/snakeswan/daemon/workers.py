@@ -22,13 +22,13 @@ split between senders (one sequence number space, one replay window at the peer)
 
 Control messages are pickled tuples on a ``SOCK_SEQPACKET`` socket pair between the daemon and its
 own child: ``("policy", Policy)``, ``("unpolicy", key)``, ``("install", inbound, outbound, key, now,
-ah, switch_after, owner)``, ``("remove", spi_in)``, ``("resume", spi_in, Checkpoint)``, and
-``("ready",)`` after the whole state a new worker gets (it reads no packet before: one read before
-its policy came would be dropped as covered by none; the kernel queues them meanwhile); from the
-worker ``("events", [...])``, ``("counters", {spi_in: PairCounters})``, ``("stats", counts,
-drops)``. Keys cross that socket, nothing else: no file, no log line. Handed-off packets go as
-datagrams on ``SOCK_DGRAM`` socket pairs, one inbox a worker, a type byte first (``o`` an inner
-packet to protect, ``i`` an ESP packet to open).
+ah, switch_after, owner)``, ``("remove", spi_in)``, ``("prefer", spi_in)`` (the pair its child sends
+on), ``("resume", spi_in, Checkpoint)``, and ``("ready",)`` after the whole state a new worker gets
+(it reads no packet before: one read before its policy came would be dropped as covered by none;
+the kernel queues them meanwhile); from the worker ``("events", [...])``, ``("counters", {spi_in:
+PairCounters})``, ``("stats", counts, drops)``. Keys cross that socket, nothing else: no file, no
+log line. Handed-off packets go as datagrams on ``SOCK_DGRAM`` socket pairs, one inbox a worker, a
+type byte first (``o`` an inner packet to protect, ``i`` an ESP packet to open).
 """
 
 from __future__ import annotations
@@ -183,6 +183,10 @@ class ReplicatedProcessor(Processor):
         super().remove(spi_in)
         self.send(("remove", spi_in))
 
+    def prefer(self, spi_in: int) -> None:
+        super().prefer(spi_in)
+        self.send(("prefer", spi_in))
+
     def resumed(self, spi_in: int, cp: Checkpoint | None) -> None:
         """The pair's counters were set from a checkpoint (a restore): its owner does the same."""
         self.send(("resume", spi_in, cp))
@@ -200,6 +204,10 @@ class ReplicatedProcessor(Processor):
                 # it goes on from our copy's counters (the owner's last report), numbers jumped
                 cp = replace(take(sa_in, sa_out, None), sent_last_interval=0)
                 msgs.append(("resume", spi_in, cp))
+        for key, spis in self._by_key.items():  # a child sending on another pair than its newest
+            child = self.spd.children.get(key)
+            if child is not None and child.sa is not None and child.sa.pair_in != next(reversed(spis)):
+                msgs.append(("prefer", child.sa.pair_in))
         return msgs
 
     def drops_total(self) -> dict[str, int]:

@@ -11,7 +11,7 @@ an unacceptable one answered with the right Notify, and anything unexpected trac
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from snakeswan.config.model import ChildConfig, Config, ConnectionConfig, first_address
 from snakeswan.errors import AuthenticationError, DecodeError, LocalError, PeerError, SnakeswanError
@@ -514,12 +514,13 @@ class Engine:
         or None and why there is none (``reason`` also names the responder that answered)."""
         self.gate.ocsp_verdict(sa_id, response, reason, now)
 
-    def traffic_seen(self, sa_id: int, now: float) -> None:
-        """The data plane received authenticated traffic of this IKE SA's children (DPD: alive)."""
+    def traffic_seen(self, sa_id: int, now: float, spis: Iterable[int] = ()) -> None:
+        """The data plane received authenticated traffic of this IKE SA's children (DPD: alive),
+        on the IPsec SAs with inbound SPIs ``spis`` (a rekey collision's end looks at them)."""
         sa = self.table.get(sa_id)
         if sa is not None:
             self.timers.touch(sa)
-            self.timers.alive(sa, now)
+            self.timers.alive(sa, now, spis)
 
     # ---- finding SAs and exchanges ------------------------------------------------------------
 

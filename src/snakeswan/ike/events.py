@@ -123,6 +123,15 @@ class ChildSaDeleted:
 
 
 @dataclass(frozen=True, slots=True)
+class ChildSaPreferred:
+    """Send on the pair with inbound SPI ``spi_in`` from now on, whichever of the child's pairs was
+    installed last: the one a rekey collision keeps (ike/timers.py)."""
+
+    ike_sa: int
+    spi_in: int
+
+
+@dataclass(frozen=True, slots=True)
 class NegotiationFailed:
     """An exchange gave up: ``reason`` says why, ``notify`` the Notify type sent or received (or 0)."""
 
@@ -206,6 +215,7 @@ Event = (
     | ChildSaEstablished
     | IkeSaDeleted
     | ChildSaDeleted
+    | ChildSaPreferred
     | NegotiationFailed
     | NotifyReceived
     | XauthResult

@@ -9,6 +9,10 @@ when the old SA of a rekey goes, and when an SA expires.
   would keep the SA far past our expiry.
 - Make before break: after a rekey the old SA stays usable for :data:`REKEY_OVERLAP` seconds (packets
   in flight still arrive on it), then the initiator deletes it with a Delete payload.
+- Collision: both ends rekeyed the same SA at once, two successors came up. One is redundant and
+  goes after the overlap (ike/timers.py says which); until then its timer remembers the other one
+  (``rival``) and when the collision was seen, and every timer the last time the data plane saw
+  the peer send on the SA (``last_inbound``), which may change which one goes.
 - Hard limit: at the negotiated lifetime the SA is deleted (and the peer told).
 Byte limits are the data plane's to count; it reports them to the engine.
 """
@@ -35,6 +39,10 @@ class ChildTimer:
     delete_at: float | None = None
     rekeying: bool = False  # a rekey Quick Mode is under way
     replaced_by: int | None = None  # inbound SPI of the first successor (a second one: collision)
+    last_inbound: float | None = None  # when the data plane last reported packets from the peer
+    rival: int | None = None  # a collision's redundant pair: inbound SPI of the pair kept
+    collided_at: float | None = None  # ... and when the collision was seen
+    saved_rekey: float | None = None  # ... and its rekey time, should it be kept after all
 
     def due(self) -> float | None:
         times = [t for t in (self.rekey_at, self.expire_at, self.delete_at) if t is not None]
@@ -88,14 +96,32 @@ class ChildLifetimes:
             t.delete_at = now + REKEY_OVERLAP
         self.update(old_spi)
 
-    def redundant(self, spi_in: int, now: float) -> None:
-        """The loser of a rekey collision: never rekeyed, deleted by us after the overlap."""
+    def redundant(self, spi_in: int, now: float, rival: int) -> None:
+        """The loser of a rekey collision (``rival`` won): not rekeyed, deleted by us after the
+        overlap unless the collision's end (ike/timers.py) keeps it after all."""
         t = self.timers.get(spi_in)
         if t is not None:
+            t.saved_rekey = t.rekey_at if not t.rekeying else None
             t.rekey_at = None
             t.rekeying = False
             t.delete_at = now + REKEY_OVERLAP
+            t.rival = rival
+            t.collided_at = now
             self.update(spi_in)
+
+    def keep(self, spi_in: int, rekey_at: float | None) -> None:
+        """A collision's redundant pair stays after all: rekeyed at ``rekey_at`` like any other."""
+        t = self.timers.get(spi_in)
+        if t is not None:
+            t.delete_at = t.rival = t.collided_at = t.saved_rekey = None
+            t.rekey_at = rekey_at
+            self.update(spi_in)
+
+    def seen(self, spi_in: int, now: float) -> None:
+        """The data plane received packets on ``spi_in`` (reported up to a second late)."""
+        t = self.timers.get(spi_in)
+        if t is not None:
+            t.last_inbound = now
 
     def forget(self, spi_in: int) -> None:
         self.timers.pop(spi_in, None)

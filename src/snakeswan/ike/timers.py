@@ -13,22 +13,26 @@ touched SAs, :meth:`Timers.fire` looks only at the SAs that are due. Nothing wal
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from snakeswan.config.model import ConnectionConfig
 from snakeswan.ike import bundle, close_actions, dpd, informational, linger, peers, renewal
 from snakeswan.ike.context import Context
-from snakeswan.ike.events import Address, ChildSaInfo, Datagram, NegotiationFailed
+from snakeswan.ike.events import Address, ChildSaInfo, ChildSaPreferred, Datagram, NegotiationFailed
 from snakeswan.ike.exchange import Exchange
-from snakeswan.ike.lifetimes import ChildLifetimes
+from snakeswan.ike.lifetimes import ChildLifetimes, ChildTimer
 from snakeswan.ike.sa import IkeSa, IkeState
 from snakeswan.ike.schedule import Schedule
 from snakeswan.wire.enums import NotifyType, ProtocolId
 from snakeswan.wire.payloads import DeletePayload, NotifyPayload
 
 PER_TICK = 256  # ISAKMP SAs (and IPsec SA timers) handled by one fire()
+# after a rekey collision is seen, how long a peer that keeps the same pair as we do may still
+# send on the other one (its own view of the collision comes a round trip later; the data plane
+# reports traffic once a second)
+COLLISION_GRACE = 2.0
 
 
 def _exchanges(sa: IkeSa) -> list[Exchange]:
@@ -49,6 +53,10 @@ def sa_due(sa: IkeSa) -> float | None:
     if sa.prune_at is not None:  # completed exchanges to forget (ike/linger.py)
         times.append(sa.prune_at)
     return min(times) if times else None
+
+
+def _since(t: float | None, since: float) -> bool:
+    return t is not None and t >= since
 
 
 def _ra_deadline(sa: IkeSa) -> float | None:
@@ -126,7 +134,10 @@ class Timers:
         stall the daemon and its data plane (issue 17: 26 s for 26,594 in one call)."""
         self._refresh()
         for action, timer in self.lifetimes.pop_due(now, PER_TICK):
-            self._child(action, timer.ike_sa, timer.spi_in, now)
+            if action == "delete" and timer.rival is not None:
+                self._collision_end(timer, now)
+            else:
+                self._child(action, timer.ike_sa, timer.spi_in, now)
         for sa_id in self._schedule.pop_due(now, PER_TICK):
             sa = self.hooks.sa(sa_id)  # type: ignore[arg-type]
             if sa is None or sa.state is IkeState.DELETED:
@@ -201,10 +212,13 @@ class Timers:
             self.lifetimes.update(spi_in)
             self._child("rekey", sa_id, spi_in, now)
 
-    def alive(self, sa: IkeSa, now: float) -> None:
-        """Authenticated traffic from the peer: no DPD probe needed for a while."""
+    def alive(self, sa: IkeSa, now: float, spis: Iterable[int] = ()) -> None:
+        """Authenticated traffic from the peer (on the IPsec SAs with inbound SPIs ``spis``, if
+        the data plane saw it): no DPD probe needed for a while."""
         if sa.dpd is not None:
             sa.dpd.inbound(now)
+        for spi in spis:
+            self.lifetimes.seen(spi, now)
 
     # ---- ISAKMP SA ----------------------------------------------------------------------------
 
@@ -233,7 +247,7 @@ class Timers:
 
     # ---- IPsec SAs ----------------------------------------------------------------------------
 
-    def _child(self, action: str, sa_id: int, spi_in: int, now: float) -> None:
+    def _child(self, action: str, sa_id: int, spi_in: int, now: float, why: str = "") -> None:
         sa = self.hooks.sa(sa_id)
         child = next((c for c in sa.children if c.spi_in == spi_in), None) if sa else None
         cfg = (
@@ -258,14 +272,15 @@ class Timers:
             return
         if sa.state is IkeState.ESTABLISHED:
             informational.send(sa, self.ctx, list(bundle.delete_payloads(child)))
-        reason = "rekeyed" if action == "delete" else "expired"
+        reason = why or ("rekeyed" if action == "delete" else "expired")
         self.hooks.remove_child(sa, spi_in, reason, close_actions.LOCAL, now)
 
     def _successor(self, new: ChildSaInfo, now: float) -> None:
         """``new`` rekeyed ``new.replaces``. If that SA already has another successor, both ends
         rekeyed it at once (a collision): the pair holding the lowest of the four SPIs is redundant
-        (a rule both ends compute alike, after RFC 7296 2.8.1's lowest nonce) and we delete it after
-        the overlap, whichever end started it; the old SA goes too."""
+        (a rule both ends compute alike, after RFC 7296 2.8.1's lowest nonce). We send on the other
+        one from now on, and delete the redundant one after the overlap, whichever end started it
+        (:meth:`_collision_end` may still change that); the old SA goes too."""
         old = self.lifetimes.timers.get(new.replaces) if new.replaces is not None else None
         first = old.replaced_by if old is not None else None
         holder = self.lifetimes.timers.get(first) if first is not None else None
@@ -276,16 +291,51 @@ class Timers:
             self.lifetimes.replaced(new.replaces, now, we_delete=new.initiator, by=new.spi_in)
             return
         loser = min((sibling, new), key=lambda c: min(c.spi_in, c.spi_out))
+        kept = new if loser is sibling else sibling
         self.ctx.tracer.emit(
             "ike",
             "child_rekey_collision",
             child=new.child,
             old=f"{new.replaces:08x}",
             redundant=f"{loser.spi_in:08x}",
-            kept=f"{(new if loser is sibling else sibling).spi_in:08x}",
+            kept=f"{kept.spi_in:08x}",
         )
         self.lifetimes.replaced(new.replaces, now, we_delete=True)
-        self.lifetimes.redundant(loser.spi_in, now)
+        self.lifetimes.redundant(loser.spi_in, now, rival=kept.spi_in)
+        self.ctx.emit(ChildSaPreferred(kept.ike_sa, kept.spi_in))
+
+    def _collision_end(self, loser: ChildTimer, now: float) -> None:
+        """The overlap after a rekey collision is over: the redundant pair goes, unless the peer
+        showed that it sees it otherwise. strongSwan's IKEv1 deletes neither pair and sends on the
+        one it installed last: if the data plane saw the peer send on the redundant pair and not on
+        the other since the collision settled, deleting the redundant one would leave the peer
+        nothing to send on, so the other one goes instead. If the other one is gone already (the
+        peer deleted it, or it expired), the redundant pair is the child's last and stays."""
+        kept = self.lifetimes.timers.get(loser.rival) if loser.rival is not None else None
+        settled = (loser.collided_at or now) + COLLISION_GRACE
+        if kept is None:
+            self._collision_trace(loser.spi_in, None, "the other pair is gone")
+            self.lifetimes.keep(loser.spi_in, loser.saved_rekey)
+            return
+        if _since(loser.last_inbound, settled) and not _since(kept.last_inbound, settled):
+            self._collision_trace(loser.spi_in, kept.spi_in, "the peer sends on the redundant pair")
+            rekey = loser.saved_rekey if loser.saved_rekey is not None else kept.rekey_at
+            self.lifetimes.keep(loser.spi_in, rekey)
+            self.ctx.emit(ChildSaPreferred(loser.ike_sa, loser.spi_in))
+            why = "redundant (rekey collision; the peer sends on the other pair)"
+            self._child("delete", kept.ike_sa, kept.spi_in, now, why)
+            return
+        self._collision_trace(kept.spi_in, loser.spi_in, "the lowest SPI is redundant")
+        self._child("delete", loser.ike_sa, loser.spi_in, now, "redundant (rekey collision)")
+
+    def _collision_trace(self, kept: int, deleted: int | None, why: str) -> None:
+        self.ctx.tracer.emit(
+            "ike",
+            "child_rekey_collision_end",
+            kept=f"{kept:08x}",
+            deleted=f"{deleted:08x}" if deleted is not None else "-",
+            why=why,
+        )
 
     # ---- DPD ----------------------------------------------------------------------------------
 

@@ -215,6 +215,22 @@ class Processor:
                 self.sad.discard(sa.bundle)
         self._retarget(pair[1])
 
+    def prefer(self, spi_in: int) -> None:
+        """The child of pair ``spi_in`` sends on it from now on, not on the pair installed last (a
+        rekey collision's survivor). If that pair is a rekey we initiated whose switch is still
+        pending (``install(switch_after=)``), the switch stays as it was: the peer may not have it
+        yet. Other pending switches of the child are cancelled. No-op if the pair is unknown."""
+        pair = self._pairs.get(spi_in)
+        if pair is None:
+            return
+        sa_out = pair[1]
+        key = sa_out.policy_key
+        pending = any(sa is sa_out for _, k, sa in self._switches if k == key)
+        self._switches = [w for w in self._switches if w[1] != key or w[2] is sa_out]
+        child = self.spd.children.get(key)
+        if child is not None and not pending and sa_out.spi in self.sad.outbound:
+            child.sa = sa_out
+
     def _retarget(self, gone: SecurityAssociation) -> None:
         """After outbound SA ``gone`` left, its child uses the newest other outbound SA, if any."""
         child = self.spd.children.get(gone.policy_key)

@@ -88,14 +88,14 @@ def test_inbound_activity_names_the_sas_that_received_and_nothing_else(
 ) -> None:
     proc, plane = hub()
     looked = no_walks(proc, monkeypatch)
-    assert plane.inbound_activity() == []
+    assert plane.inbound_activity() == {}
     receive(proc, 7, 3)
     receive(proc, 250)
     send(proc, 9)  # outbound only: no sign of life
-    assert sorted(plane.inbound_activity()) == [7, 250]
-    assert plane.inbound_activity() == []  # nothing new since
+    assert plane.inbound_activity() == {7: [spi_in(7)], 250: [spi_in(250)]}
+    assert plane.inbound_activity() == {}  # nothing new since
     receive(proc, 7)
-    assert plane.inbound_activity() == [7]
+    assert plane.inbound_activity() == {7: [spi_in(7)]}
     assert looked == []  # DPD's look visits no pair
 
 
@@ -103,13 +103,13 @@ def test_moved_pairs_are_kept_for_each_consumer_and_forgotten_when_gone() -> Non
     proc, plane = hub()
     receive(proc, 1)
     send(proc, 2)
-    assert plane.inbound_activity() == [1]  # DPD looked first: the checkpoints still see both
+    assert plane.inbound_activity() == {1: [spi_in(1)]}  # DPD looked first: the checkpoints still see both
     assert plane.moved() == {spi_in(1), spi_in(2)}
     assert plane.moved() == set()
     receive(proc, 3)
     plane.children.pop(spi_in(3))  # as child_down does, with processor.remove
     proc.remove(spi_in(3))
-    assert plane.moved() == set() and plane.inbound_activity() == []
+    assert plane.moved() == set() and plane.inbound_activity() == {}
 
 
 def test_checkpoints_only_build_records_for_pairs_that_moved(monkeypatch: pytest.MonkeyPatch) -> None:

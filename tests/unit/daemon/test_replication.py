@@ -89,6 +89,26 @@ def test_the_whole_state_starts_a_replica_again_with_numbers_jumped() -> None:
     assert other.counters(0x1001, "out")["seq"] == 0
 
 
+def test_the_pair_a_child_prefers_reaches_the_workers_and_a_new_replica() -> None:
+    """A rekey collision's survivor (not the newest pair) is what the owner sends on, in a worker
+    that was told so and in one started again with the whole state."""
+    proc, sent = daemon_side()
+    out_params = sa_params("aes128gcm16", 0x1001)
+    proc.install(sa_params("aes128gcm16", 0x2003, seed=2), out_params, KEY, now=1.0)
+    proc.install(sa_params("aes128gcm16", 0x2005, seed=3), replace(out_params, spi=0x1005), KEY, now=1.0)
+    proc.prefer(0x2003)
+    assert sent[-1] == ("prefer", 0x2003)
+    assert [m[0] for m in proc.state()][-1] == "prefer"
+    for messages in (sent, proc.state()):
+        replica = Processor(counter_rng(), worker=1)
+        for msg in messages:
+            apply(replica, decode(encode(msg)))
+        (out,) = replica.outbound(PACKET, 2.0)
+        assert isinstance(out, SendIp) and out.payload[:4] == (0x1001).to_bytes(4, "big")
+    proc.prefer(0x2005)  # the newest again: the state says nothing more
+    assert "prefer" not in [m[0] for m in proc.state()]
+
+
 def test_unknown_messages_are_ignored_and_bad_ones_refused() -> None:
     assert apply(Processor(counter_rng(), worker=1), ("frobnicate", 1)) == []
     with pytest.raises(ValueError, match="non-empty tuple"):

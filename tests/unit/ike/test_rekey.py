@@ -3,7 +3,7 @@ break), deletion of the old SA, hard expiry."""
 
 from __future__ import annotations
 
-from snakeswan.ike.events import ChildSaDeleted, ChildSaEstablished, IkeSaEstablished
+from snakeswan.ike.events import ChildSaDeleted, ChildSaEstablished, ChildSaPreferred, IkeSaEstablished
 from tests.pair import A_ADDR, B_ADDR, Pair, site_config
 
 LAN_A, LAN_B = "10.231.1.0/24", "10.231.2.0/24"
@@ -132,3 +132,84 @@ def test_rekey_collision_leaves_one_pair() -> None:
     p.run(max_time=3600)
     assert len(p.a.engine.ike_sas[0].children) == 1 and len(p.b.engine.ike_sas[0].children) == 1
     assert not [e for e in p.of(p.a, ChildSaDeleted) if e.reason == "expired"]
+
+
+def _collide(p: Pair) -> tuple[int, int, int, int]:
+    """Both ends rekey at once; returns A's (redundant, kept) inbound SPIs and B's."""
+    (sa_a,), (sa_b,) = p.a.engine.ike_sas, p.b.engine.ike_sas
+    p.a.engine.rekey_child(sa_a.unique_id, sa_a.children[0].spi_in, p.now)
+    p.b.engine.rekey_child(sa_b.unique_id, sa_b.children[0].spi_in, p.now)
+    p.run(max_time=1)
+    (col_a,) = p.a.engine.tracer.find("child_rekey_collision")
+    (col_b,) = p.b.engine.tracer.find("child_rekey_collision")
+    return (
+        int(col_a.fields["redundant"], 16),
+        int(col_a.fields["kept"], 16),
+        int(col_b.fields["redundant"], 16),
+        int(col_b.fields["kept"], 16),
+    )
+
+
+def test_rekey_collision_sends_on_the_kept_pair_at_once() -> None:
+    """Both ends move their traffic to the pair they keep when they see the collision, not to the
+    one installed last: a peer like us is on it long before the redundant one goes."""
+    p = pair("1h")
+    _, kept_a, _, kept_b = _collide(p)
+    assert [e.spi_in for e in p.of(p.a, ChildSaPreferred)] == [kept_a]
+    assert [e.spi_in for e in p.of(p.b, ChildSaPreferred)] == [kept_b]
+
+
+def test_rekey_collision_keeps_the_pair_the_peer_sends_on() -> None:
+    """A peer that keeps both pairs and sends on the one our rule calls redundant (strongSwan's
+    IKEv1 sends on the pair it installed last): once the collision settled the data plane sees it
+    send there only, so the other pair goes and the redundant one stays, and is rekeyed later."""
+    p = pair("1h")
+    red_a, kept_a, red_b, _kept_b = _collide(p)
+    (sa_a,), (sa_b,) = p.a.engine.ike_sas, p.b.engine.ike_sas
+    p.b.engine.timers.lifetimes.keep(red_b, None)  # B deletes neither, like strongSwan
+    p.a.engine.traffic_seen(sa_a.unique_id, p.now, [kept_a, red_a])  # before it settled: no matter
+    p.run(max_time=2.5)
+    p.a.engine.traffic_seen(sa_a.unique_id, p.now, [red_a])
+    p.run(max_time=30)
+    assert [c.spi_in for c in sa_a.children] == [red_a]
+    assert [c.spi_in for c in sa_b.children] == [red_b]
+    gone = [e for e in p.of(p.a, ChildSaDeleted) if e.spi_in == kept_a]
+    assert gone and "the peer sends on the other pair" in gone[0].reason
+    assert [e.spi_in for e in p.of(p.a, ChildSaPreferred)] == [kept_a, red_a]
+    (end,) = p.a.engine.tracer.find("child_rekey_collision_end")
+    assert end.fields["kept"] == f"{red_a:08x}" and end.fields["deleted"] == f"{kept_a:08x}"
+    # the survivor is rekeyed later, as the pair it replaced would have been
+    p.run(max_time=3600)
+    assert len(sa_a.children) == 1 and len(sa_b.children) == 1
+    assert sa_a.children[0].spi_in != red_a
+    assert not [e for e in p.of(p.a, ChildSaDeleted) if e.reason == "expired"]
+
+
+def test_rekey_collision_traffic_on_both_pairs_keeps_the_rule() -> None:
+    """Traffic on the kept pair after the collision settled: the lowest-SPI rule stands."""
+    p = pair("1h")
+    red_a, kept_a, _, _ = _collide(p)
+    (sa_a,) = p.a.engine.ike_sas
+    p.run(max_time=2.5)
+    p.a.engine.traffic_seen(sa_a.unique_id, p.now, [red_a, kept_a])
+    p.run(max_time=30)
+    assert [c.spi_in for c in sa_a.children] == [kept_a]
+
+
+def test_rekey_collision_never_deletes_the_last_pair() -> None:
+    """The peer deleted the pair we keep before the overlap ended: the redundant pair is the
+    child's last one and stays (and is rekeyed later)."""
+    p = pair("1h")
+    red_a, _kept_a, red_b, kept_b = _collide(p)
+    (sa_a,), (sa_b,) = p.a.engine.ike_sas, p.b.engine.ike_sas
+    p.b.engine.timers.lifetimes.keep(red_b, None)
+    p.b.engine.delete_child(sa_b.unique_id, kept_b, p.now)
+    p.run(max_time=30)
+    assert [c.spi_in for c in sa_a.children] == [red_a]
+    assert [c.spi_in for c in sa_b.children] == [red_b]
+    (end,) = p.a.engine.tracer.find("child_rekey_collision_end")
+    assert end.fields["deleted"] == "-" and end.fields["kept"] == f"{red_a:08x}"
+    p.run(max_time=3600)
+    assert len(sa_a.children) == 1 and len(sa_b.children) == 1
+    assert not [e for e in p.of(p.a, ChildSaDeleted) if e.reason == "expired"]
+    assert not [e for e in p.of(p.b, ChildSaDeleted) if e.reason == "expired"]

@@ -321,6 +321,41 @@ def test_a_rekey_we_initiated_switches_outbound_after_a_delay() -> None:
     assert spi_out(12.2) == 0x6006 and spi_out(13.0) == 0x6006
 
 
+def test_prefer_sends_on_a_pair_that_is_not_the_newest() -> None:
+    """A rekey collision's survivor: the child sends on it, not on the pair installed last; a
+    pending switch to the survivor stays pending, pending switches to other pairs are dropped."""
+    p = make_pair("aes128gcm16")
+
+    def spi_out(now: float) -> int:
+        (out,) = p.a.outbound(p.inner(), now)
+        assert isinstance(out, SendIp)
+        return int.from_bytes(out.payload[:4], "big")
+
+    p.a.outbound(p.inner(), 10.0)
+    p.a.install(sa_params("aes128gcm16", 0x3003), sa_params("aes128gcm16", 0x4004), KEY, now=10.0)
+    p.a.install(sa_params("aes128gcm16", 0x5005), sa_params("aes128gcm16", 0x6006), KEY, now=10.0)
+    assert spi_out(10.1) == 0x6006
+    p.a.prefer(0x3003)
+    assert spi_out(10.2) == 0x4004
+    p.a.remove(0x2002)  # the old pair goes: the preferred one stays in use
+    assert spi_out(10.3) == 0x4004
+    p.a.remove(0x3003)  # the preferred one goes: the other one
+    assert spi_out(10.4) == 0x6006
+    # a pending switch to the survivor is kept; one to another pair is dropped
+    p.a.install(
+        sa_params("aes128gcm16", 0x7007), sa_params("aes128gcm16", 0x8008), KEY, now=11.0, switch_after=0.5
+    )
+    p.a.prefer(0x7007)
+    assert spi_out(11.1) == 0x6006 and spi_out(11.6) == 0x8008
+    p.a.install(
+        sa_params("aes128gcm16", 0x9009), sa_params("aes128gcm16", 0xA00A), KEY, now=12.0, switch_after=0.5
+    )
+    p.a.prefer(0x5005)
+    assert spi_out(12.1) == 0x6006 and spi_out(12.6) == 0x6006
+    p.a.prefer(0xDEAD)  # unknown: nothing happens
+    assert spi_out(12.7) == 0x6006
+
+
 def test_install_twice_raises() -> None:
     p = make_pair("aes128gcm16")
     with pytest.raises(LocalError):
