@@ -137,13 +137,16 @@ class Daemon:
         return d.fwmark if d.dataplane and d.route_table else 0
 
     def _udp_socket(self, port: int, family: int, nat_t: bool) -> UdpSocket:
+        d = self.config.daemon
+        # with data-plane workers, theirs join the NAT-T socket's group (daemon/workers.py)
+        reuseport = nat_t and d.dataplane and d.workers > 1
         try:
-            return UdpSocket(port, family=family, nat_t=nat_t, mark=self.mark)
+            return UdpSocket(port, family=family, nat_t=nat_t, mark=self.mark, reuseport=reuseport)
         except OSError as e:
             if e.errno != errno.EPERM or not self.mark:
                 raise
             log.warning("UDP %d: %s; IKE may be routed into the TUN device", port, e.strerror)
-            return UdpSocket(port, family=family, nat_t=nat_t)
+            return UdpSocket(port, family=family, nat_t=nat_t, reuseport=reuseport)
 
     def _open_sockets(self) -> None:
         d = self.config.daemon

@@ -30,7 +30,7 @@ from snakeswan.daemon.childsa import bundle_params, pair_count, policy_key, serv
 from snakeswan.daemon.hostnet import OwnTraffic, purge_stale
 from snakeswan.daemon.policy_index import ChildKeys, PolicyKeys
 from snakeswan.daemon.routebased import RouteBasedInterfaces
-from snakeswan.daemon.workers import ReplicatedProcessor, WorkerPool, inbox_batch, send_handoffs
+from snakeswan.daemon.workers import ReplicatedProcessor, WorkerPool, inbox_batch, send_handoffs, send_udp
 from snakeswan.errors import LocalError
 from snakeswan.ike.events import ChildSaInfo, SaKeys
 from snakeswan.ike.selectors import selector_pairs
@@ -46,7 +46,7 @@ from snakeswan.io.routes import (
     tun_table_rule,
 )
 from snakeswan.io.tun import Tun
-from snakeswan.io.udp import UdpSocket, family_of
+from snakeswan.io.udp import UdpSocket
 from snakeswan.ipsec import (
     Acquire,
     Bypass,
@@ -201,7 +201,11 @@ class DataPlane:
         self.route_based = rb
         if isinstance(self.processor, ReplicatedProcessor):  # [daemon] workers: daemon/workers.py
             try:
-                self.pool = WorkerPool(loop, self.tun, self.processor, self.mark, self._worker_events)
+                nat_port = config.daemon.nat_port
+                nat_t = [u for f in (socket.AF_INET, socket.AF_INET6) if (u := udp(f, nat_port)) is not None]
+                self.pool = WorkerPool(
+                    loop, self.tun, self.processor, self.mark, self._worker_events, nat_t=nat_t
+                )
                 self.pool.start()
             except (LocalError, OSError):
                 self.close()
@@ -691,16 +695,7 @@ class DataPlane:
 
     def _send_udp(self, sends: list[SendUdp]) -> None:
         """ESP-in-UDP: each run to one peer from one port in one call (UDP GSO, io.udp)."""
-        i = 0
-        while i < len(sends):
-            o, j = sends[i], i + 1
-            key = (o.src, o.sport, o.dst, o.dport)
-            while j < len(sends) and (sends[j].src, sends[j].sport, sends[j].dst, sends[j].dport) == key:
-                j += 1
-            sock = self._udp(family_of(o.src), o.sport)
-            if sock is not None:
-                sock.send_esp_many([s.payload for s in sends[i:j]], o.src, (o.dst, o.dport))
-            i = j
+        send_udp(sends, self._udp)
 
     def _drain_events(self) -> None:
         got = False

@@ -3,8 +3,10 @@ snakeswan.daemon.dp_worker``, started by the daemon (:mod:`snakeswan.daemon.work
 
 What it holds: one queue of the daemon's multi-queue TUN device (its fd inherited), its own raw
 ESP sockets (IPv4 and IPv6, in the daemon's network namespace, with its firewall mark) carrying
-the SPI filter of its number (:mod:`snakeswan.io.steering`), its inbox (a datagram socket the
-other workers and the daemon hand it packets through) and a control socket to the daemon. Its
+the SPI filter of its number (:mod:`snakeswan.io.steering`), its sockets in the NAT-T port's
+``SO_REUSEPORT`` groups (opened and held by the daemon: ESP-in-UDP of its SPIs), its inbox (a
+datagram socket the other workers and the daemon hand it packets through) and a control socket to
+the daemon. Its
 :class:`~snakeswan.ipsec.Processor` is a replica of the daemon's: the daemon sends every policy and
 SA pair, and the worker processes the packets of the pairs it owns and hands the others' to their
 owner (:class:`~snakeswan.ipsec.Handoff`).
@@ -40,11 +42,13 @@ from snakeswan.daemon.workers import (
     inbox_batch,
     receive,
     send_handoffs,
+    send_udp,
 )
 from snakeswan.errors import LocalError
 from snakeswan.io.entropy import BufferedRandom
 from snakeswan.io.rawip import ESP, RawIp
 from snakeswan.io.tun import Tun
+from snakeswan.io.udp import UdpSocket
 from snakeswan.ipsec import (
     Acquire,
     Bypass,
@@ -54,6 +58,7 @@ from snakeswan.ipsec import (
     Output,
     Processor,
     SendIp,
+    SendUdp,
 )
 from snakeswan.ipsec.checkpoint import resume
 
@@ -74,6 +79,7 @@ class Worker:
         inbox: socket.socket,
         inboxes: dict[int, socket.socket],
         mark: int,
+        udp: list[UdpSocket] | None = None,
     ) -> None:
         self.index = index
         self.tun = tun
@@ -81,9 +87,9 @@ class Worker:
         self.inbox = inbox
         self.inboxes = inboxes
         self.processor = Processor(BufferedRandom(), worker=index)
-        self.stats = dict.fromkeys(
-            ("tun_read", "esp_read", "handed_out", "handed_in", "handoff_lost", "unrouted"), 0
-        )
+        counts = ("tun_read", "esp_read", "udp_read", "udp_not_esp", "handed_out", "handed_in")
+        self.stats = dict.fromkeys((*counts, "handoff_lost", "unrouted"), 0)
+        self.udp = {sock.family: sock for sock in udp or ()}  # its sockets in the NAT-T groups
         self.unexpected = 0
         self.stopping = False
         self._buffer = bytearray(MAX_MESSAGE)
@@ -104,6 +110,7 @@ class Worker:
             (self.inbox.fileno(), self._inbox),
         ]
         handlers += [(sock.fileno(), self._raw_reader(sock)) for sock in self.raw]
+        handlers += [(sock.fileno(), self._udp_reader(sock)) for sock in self.udp.values()]
         for fd, handler in handlers:
             self.sel.register(fd, selectors.EVENT_READ, handler)
         self.ready = True
@@ -148,6 +155,22 @@ class Worker:
 
         return readable
 
+    def _udp_reader(self, sock: UdpSocket) -> Callable[[], None]:
+        def readable() -> None:
+            payloads = []
+            for r in sock.receive(64):
+                if r.kind == "esp":
+                    payloads.append(r.data)
+                else:  # the group's program gives IKE and keepalives to the daemon: never here
+                    self.stats["udp_not_esp"] += 1
+                    if self.stats["udp_not_esp"] == 1:
+                        log.warning("worker %d: %s on the NAT-T port: dropped", self.index, r.kind)
+            if payloads:
+                self.stats["udp_read"] += len(payloads)
+                self._esp(payloads, handoff=True)
+
+        return readable
+
     def _esp(self, payloads: list[bytes], *, handoff: bool) -> None:
         delivered, other = self.processor.inbound_esp_many(payloads, time.monotonic())
         if delivered:
@@ -171,16 +194,19 @@ class Worker:
         raw6: list[tuple[bytes, str, str | None]] = []
         delivered: list[bytes] = []
         handoffs: list[Handoff] = []
+        udp: list[SendUdp] = []
         for o in outputs:
             if type(o) is SendIp:
                 (raw6 if ":" in o.dst else raw4).append((o.payload, o.dst, o.src))
+            elif type(o) is SendUdp:
+                udp.append(o)
             elif type(o) is Handoff:
                 handoffs.append(o)
             elif type(o) is Deliver:
                 delivered.append(o.ip_packet)
             elif type(o) is Bypass:
                 self.stats["unrouted"] += 1  # routed into the TUN, no policy covers it: dropped
-            else:  # UDP encapsulation, AH, route-based children: pairs the daemon owns
+            else:  # AH, route-based children: pairs the daemon owns
                 self.unexpected += 1
                 if self.unexpected == 1:
                     name = type(o).__name__
@@ -189,6 +215,8 @@ class Worker:
             self.raw[0].send_many(raw4)
         if raw6 and len(self.raw) > 1:
             self.raw[1].send_many(raw6)
+        if udp:
+            self.unexpected += send_udp(udp, self._udp_socket)
         if delivered:
             self.tun.write_many(delivered)
         if handoffs:
@@ -198,6 +226,10 @@ class Worker:
                 self.stats["handoff_lost"] += lost
             else:
                 self.stats["handoff_lost"] += len(handoffs)
+
+    def _udp_socket(self, family: int, port: int) -> UdpSocket | None:
+        sock = self.udp.get(family)
+        return sock if sock is not None and sock.port == port else None
 
     # ---- the daemon -------------------------------------------------------------------------------
 
@@ -266,6 +298,8 @@ class Worker:
     def close(self) -> None:
         for sock in self.raw:
             sock.close()
+        for udp in self.udp.values():
+            udp.close()
         self.sel.close()
 
 
@@ -314,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inbox-fd", type=int, required=True)
     parser.add_argument("--inboxes", required=True, help="the inboxes' write fds, by worker, comma-separated")
     parser.add_argument("--mark", type=int, default=0, help="the firewall mark of the daemon's sockets")
+    parser.add_argument("--udp-fds", default="", help="its NAT-T sockets (one a family), comma-separated")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # sent to the whole group: the daemon decides
@@ -328,8 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     inbox = socket.socket(fileno=args.inbox_fd)
     inbox.setblocking(False)
     tun = Tun.adopt(args.tun_fd, args.tun_name, offload=bool(args.offload), tso=bool(args.tso))
+    udp = [UdpSocket.adopt(int(fd), nat_t=True) for fd in args.udp_fds.split(",") if fd]
     try:
-        worker = Worker(args.index, args.workers, tun, control, inbox, inboxes, args.mark)
+        worker = Worker(args.index, args.workers, tun, control, inbox, inboxes, args.mark, udp)
     except LocalError as e:
         log.error("worker %d: %s", args.index, e)
         return 1

@@ -6,9 +6,11 @@ cryptography's ciphers hold the GIL, so threads would not add a core; and an IKE
 split between senders (one sequence number space, one replay window at the peer), so:
 
 - **every pair has one owner**, the worker that protects and opens its packets
-  (:meth:`ReplicatedProcessor.owner_for`): the inbound SPI modulo N for plain ESP pairs, which the
-  kernel steers there by SPI (:mod:`snakeswan.io.steering`); the daemon for UDP-encapsulated, AH
-  and route-based ones (its sockets and devices carry those).
+  (:meth:`ReplicatedProcessor.owner_for`): the inbound SPI modulo N for ESP pairs, which the
+  kernel steers there by SPI (:mod:`snakeswan.io.steering`): raw ESP by each worker's socket
+  filter, ESP-in-UDP by the program of the NAT-T port's ``SO_REUSEPORT`` group, in which each
+  worker has a socket behind the daemon's (:meth:`WorkerPool._join`); the daemon for AH and
+  route-based ones (its sockets and devices carry those).
 - **every processor holds every policy and pair** (:class:`ReplicatedProcessor` sends each
   change to each worker, in order). A worker that reads a packet of a pair it does not own hands
   it to the owner's inbox (:class:`~snakeswan.ipsec.Handoff`). The kernel makes that rare for
@@ -50,9 +52,10 @@ import snakeswan
 from snakeswan.errors import LocalError
 from snakeswan.io.batch import HAVE_MMSG, recvmmsg, sendmmsg
 from snakeswan.io.rawip import grow_buffers
-from snakeswan.io.steering import MAX_WORKERS, owner_of
+from snakeswan.io.steering import MAX_WORKERS, attach, detach_reuseport, owner_of, reuseport_program
 from snakeswan.io.tun import Tun
-from snakeswan.ipsec import Acquire, Expired, Handoff, Output, Policy, Processor, SaParams
+from snakeswan.io.udp import UdpSocket, family_of
+from snakeswan.ipsec import Acquire, Expired, Handoff, Output, Policy, Processor, SaParams, SendUdp
 from snakeswan.ipsec.checkpoint import Checkpoint, take
 from snakeswan.ipsec.sad import PairCounters
 from snakeswan.trace import Tracer
@@ -91,6 +94,24 @@ def receive(sock: socket.socket, buffer: bytearray) -> bytes | None:
     if flags & socket.MSG_TRUNC:
         raise ValueError(f"a control message over {len(buffer)} bytes")
     return bytes(buffer[:n])
+
+
+def send_udp(sends: list[SendUdp], sock_for: Callable[[int, int], UdpSocket | None]) -> int:
+    """ESP-in-UDP: each run to one peer from one port in one call (UDP GSO, io/udp.py), from the
+    socket ``sock_for(family, port)``; returns how many had no socket (not sent)."""
+    i, unsent = 0, 0
+    while i < len(sends):
+        o, j = sends[i], i + 1
+        key = (o.src, o.sport, o.dst, o.dport)
+        while j < len(sends) and (sends[j].src, sends[j].sport, sends[j].dst, sends[j].dport) == key:
+            j += 1
+        sock = sock_for(family_of(o.src), o.sport)
+        if sock is not None:
+            sock.send_esp_many([s.payload for s in sends[i:j]], o.src, (o.dst, o.dport))
+        else:
+            unsent += j - i
+        i = j
+    return unsent
 
 
 def send_handoffs(inboxes: dict[int, socket.socket], handoffs: list[Handoff]) -> tuple[int, int]:
@@ -143,11 +164,18 @@ class ReplicatedProcessor(Processor):
         self.workers = workers
         self.send: Callable[[tuple[object, ...]], None] = lambda msg: None
         self.worker_drops: dict[int, dict[str, int]] = {}  # what each worker counted
+        # (family, local port) of the NAT-T sockets whose SO_REUSEPORT group the workers joined
+        self.udp_steered: set[tuple[int, int]] = set()
 
     def owner_for(self, inbound: SaParams, ah: tuple[SaParams, SaParams] | None) -> int:
-        """Plain ESP: the worker the kernel steers its SPI to; else the daemon (module docstring)."""
-        if ah is not None or inbound.protocol != _ESP or inbound.encap or inbound.interface is not None:
+        """ESP: the worker the kernel steers its SPI to (raw ESP; ESP-in-UDP on a NAT-T port the
+        workers share); else the daemon (module docstring)."""
+        if ah is not None or inbound.protocol != _ESP or inbound.interface is not None:
             return 0
+        if inbound.encap:
+            family = socket.AF_INET6 if ":" in inbound.local[0] else socket.AF_INET
+            if (family, inbound.local[1]) not in self.udp_steered:
+                return 0
         return owner_of(inbound.spi, self.workers)
 
     def add_policy(self, policy: Policy) -> None:
@@ -229,6 +257,7 @@ class WorkerPool:
         mark: int,
         on_events: Callable[[list[Acquire | Expired]], None],
         command: list[str] | None = None,
+        nat_t: list[UdpSocket] | None = None,
     ) -> None:
         size = processor.workers
         if not 2 <= size <= MAX_WORKERS:
@@ -256,13 +285,43 @@ class WorkerPool:
         self._controls: dict[int, socket.socket] = {}
         self._outbox: dict[int, deque[bytes]] = {}  # what a worker's socket did not take yet
         self._buffer = bytearray(MAX_MESSAGE)
+        self._udp: dict[int, list[UdpSocket]] = {}  # worker -> its NAT-T sockets (a family each)
         try:
             for k in range(1, size):
                 self._queues[k] = tun.attach_queue()
         except LocalError:
             self.close()
             raise
+        for sock in nat_t or ():
+            self._join(sock)
         processor.send = self._broadcast
+
+    def _join(self, daemon_sock: UdpSocket) -> None:
+        """Give each worker a socket in the SO_REUSEPORT group of the daemon's NAT-T socket
+        ``daemon_sock`` (bound first: index 0), under the program that gives IKE and keepalives
+        to it and ESP to its SPI's owner (io/steering.py). The program comes first, so no
+        datagram is ever chosen by hash. If the kernel refuses any of it, the daemon keeps the
+        ESP-in-UDP pairs of that family, as with one worker."""
+        family, port = daemon_sock.family, daemon_sock.port
+        joined: list[UdpSocket] = []
+        try:
+            if not daemon_sock.reuseport:
+                raise LocalError("the daemon's socket is not in a SO_REUSEPORT group")
+            attach(daemon_sock.sock, reuseport_program(self.size), reuseport=True)
+            for _ in range(1, self.size):
+                bound = daemon_sock.sock.getsockname()[0]
+                joined.append(
+                    UdpSocket(port, family=family, nat_t=True, bind=bound, mark=self.mark, reuseport=True)
+                )
+        except (LocalError, OSError) as e:
+            for sock in joined:
+                sock.close()
+            detach_reuseport(daemon_sock.sock)  # alone in its group: everything is the daemon's
+            log.warning("UDP %d: the workers get no ESP-in-UDP (%s): the daemon processes it", port, e)
+            return
+        for k, sock in enumerate(joined, start=1):
+            self._udp.setdefault(k, []).append(sock)
+        self.processor.udp_steered.add((family, port))
 
     def start(self) -> None:
         for k in range(1, self.size):
@@ -279,6 +338,7 @@ class WorkerPool:
         queue = self._queues[k]
         writers = [pair[1].fileno() for pair in self._inbox_pairs]
         inbox = self._inbox_pairs[k][0].fileno()
+        udp = [sock.fileno() for sock in self._udp.get(k, [])]
         cmd = [
             *self.command,
             f"--index={k}",
@@ -291,12 +351,13 @@ class WorkerPool:
             f"--inbox-fd={inbox}",
             f"--inboxes={','.join(map(str, writers))}",
             f"--mark={self.mark}",
+            f"--udp-fds={','.join(map(str, udp))}",
             f"--log-level={logging.getLevelName(logging.getLogger('snakeswan').getEffectiveLevel())}",
         ]
         try:
             proc = subprocess.Popen(
                 cmd,
-                pass_fds=[queue.fileno(), theirs.fileno(), inbox, *writers],
+                pass_fds=[queue.fileno(), theirs.fileno(), inbox, *writers, *udp],
                 env={**os.environ, "PYTHONPATH": str(Path(snakeswan.__file__).resolve().parents[1])},
             )
         except OSError as e:
@@ -440,3 +501,7 @@ class WorkerPool:
             rd.close()
             wr.close()
         self._inbox_pairs = []
+        for group in self._udp.values():
+            for member in group:
+                member.close()
+        self._udp.clear()

@@ -13,8 +13,10 @@ process:
   :func:`reuseport_program` picks the socket (``SO_ATTACH_REUSEPORT_CBPF``): IKE (the non-ESP
   marker, four zero bytes) and anything shorter than four bytes (a NAT-T keepalive) go to socket
   0, the daemon's; ESP to socket SPI modulo the number of workers. The kernel numbers the group's
-  sockets in the order they joined it, and moves the last one into the hole when one leaves: a
-  worker that goes means the group is made again.
+  sockets in the order they joined it, and moves the last one into the hole when one leaves; so
+  the daemon opens them all (its own first) and holds them: a worker that dies and is started
+  again is handed the same socket and keeps its place. A datagram the program sends past the
+  group's end would be placed by hash, so the program is attached before the others join.
 
 A program's instructions are ``struct sock_filter`` records; :func:`attach` hands them to the
 kernel, which copies them.
@@ -22,18 +24,20 @@ kernel, which copies them.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import socket
 import struct
 
 from snakeswan.errors import LocalError
 
-__all__ = ["MAX_WORKERS", "attach", "owner_of", "raw_program", "reuseport_program"]
+__all__ = ["MAX_WORKERS", "attach", "detach_reuseport", "owner_of", "raw_program", "reuseport_program"]
 
 MAX_WORKERS = 256  # a multi-queue TUN device's queues at most (the kernel's MAX_TAP_QUEUES)
 
 SO_ATTACH_FILTER = 26
 SO_ATTACH_REUSEPORT_CBPF = 51
+SO_DETACH_REUSEPORT_BPF = 68
 
 # classic BPF opcodes (linux/filter.h)
 _LD_W_ABS = 0x20  # A = 32 bits at offset k
@@ -108,3 +112,9 @@ def attach(sock: socket.socket, program: bytes, *, reuseport: bool = False) -> N
     except OSError as e:
         what = "the SO_REUSEPORT group's program" if reuseport else "the socket filter"
         raise LocalError(f"{what}: the kernel refused it: {e.strerror}") from None
+
+
+def detach_reuseport(sock: socket.socket) -> None:
+    """Remove the program of ``sock``'s ``SO_REUSEPORT`` group (if any: no error otherwise)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, 0)

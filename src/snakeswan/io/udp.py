@@ -80,17 +80,17 @@ class UdpSocket:
         nat_t: bool = False,
         bind: str | None = None,
         mark: int = 0,
+        reuseport: bool = False,
     ) -> None:
-        self.port = port
-        self.family = family
-        self.nat_t = nat_t
-        self._cmsgs: dict[str, list[tuple[int, int, bytes]]] = {}
-        self.gso = True  # UDP_SEGMENT for ESP-in-UDP runs (False once the kernel refused it)
-        self.batched = HAVE_MMSG  # recvmmsg (False: one recvmsg per datagram)
-        self._dst_text: dict[bytes, str] = {}  # packed destination address -> text
-        # no SO_REUSEADDR/SO_REUSEPORT: on UDP they let a second daemon bind the same port and
-        # answer half of the peers' IKE; a port in use is an error (one daemon per port)
+        self._state(port, family, nat_t)
+        self.reuseport = reuseport
+        # no SO_REUSEADDR: on UDP it lets a second daemon bind the same port and answer half of
+        # the peers' IKE; a port in use is an error (one daemon per port). ``reuseport``: the
+        # NAT-T socket of a daemon with data-plane workers, whose sockets join its SO_REUSEPORT
+        # group under a program that gives IKE to this one (daemon/workers.py, io/steering.py)
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        if reuseport:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
@@ -114,6 +114,26 @@ class UdpSocket:
             self.sock.close()
             raise
         self.port = self.sock.getsockname()[1]
+
+    def _state(self, port: int, family: int, nat_t: bool) -> None:
+        self.port = port
+        self.family = family
+        self.nat_t = nat_t
+        self._cmsgs: dict[str, list[tuple[int, int, bytes]]] = {}
+        self.gso = True  # UDP_SEGMENT for ESP-in-UDP runs (False once the kernel refused it)
+        self.batched = HAVE_MMSG  # recvmmsg (False: one recvmsg per datagram)
+        self._dst_text: dict[bytes, str] = {}  # packed destination address -> text
+
+    @classmethod
+    def adopt(cls, fd: int, *, nat_t: bool) -> UdpSocket:
+        """A socket opened and bound by another process (a data-plane worker's, inherited)."""
+        self = cls.__new__(cls)
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(False)
+        self._state(sock.getsockname()[1], sock.family, nat_t)
+        self.reuseport = True
+        self.sock = sock
+        return self
 
     def fileno(self) -> int:
         return self.sock.fileno()

@@ -12,8 +12,17 @@ import pytest
 
 from snakeswan.config.loader import parse_config
 from snakeswan.daemon.dp_worker import apply
-from snakeswan.daemon.workers import ReplicatedProcessor, decode, encode, inbox_batch, receive, send_handoffs
+from snakeswan.daemon.workers import (
+    ReplicatedProcessor,
+    WorkerPool,
+    decode,
+    encode,
+    inbox_batch,
+    receive,
+    send_handoffs,
+)
 from snakeswan.errors import ConfigError
+from snakeswan.io.udp import UdpSocket
 from snakeswan.ipsec import Handoff, Policy, Processor, SendIp
 from snakeswan.ipsec.checkpoint import MIN_MARGIN
 from tests.unit.ipsec.helpers import KEY, counter_rng, ip_packet, sa_params
@@ -48,6 +57,13 @@ def test_each_change_is_a_message_and_each_pair_has_its_owner() -> None:
     route_based = replace(sa_params("aes128gcm16", 0x4005, seed=4), interface="vti1")
     assert proc.owner_for(route_based, None) == 0
     assert proc.owner_for(sa_params("aes128gcm16", 0x4005), None) == 1
+    # ESP-in-UDP: its SPI's worker once the workers are in the NAT-T port's group, of its family
+    udp = replace(sa_params("aes128gcm16", 0x4005), encap=True)
+    proc.udp_steered.add((socket.AF_INET6, udp.local[1]))
+    assert ":" not in udp.local[0] and proc.owner_for(udp, None) == 0
+    proc.udp_steered.add((socket.AF_INET, udp.local[1]))
+    assert proc.owner_for(udp, None) == 1
+    assert proc.owner_for(replace(udp, local=(udp.local[0], udp.local[1] + 1)), None) == 0
 
 
 def test_a_replica_from_the_messages_processes_what_it_owns() -> None:
@@ -147,3 +163,27 @@ def test_control_messages_whole_or_refused() -> None:
             receive(b, buffer)
         a.close()
         assert receive(b, buffer) == b""  # the other end closed
+
+
+def test_workers_join_the_nat_t_group_or_leave_esp_in_udp_to_the_daemon(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each worker gets a socket in the group of the daemon's NAT-T socket (an ephemeral port
+    here; nothing is sent), and its pairs' ESP-in-UDP is then the workers'; a socket not made for
+    a group leaves it all with the daemon, said once."""
+    pool = WorkerPool.__new__(WorkerPool)
+    pool.size, pool.mark, pool._udp = 3, 0, {}
+    pool.processor = ReplicatedProcessor(counter_rng(), workers=3)
+    alone = UdpSocket(0, nat_t=True)
+    grouped = UdpSocket(0, nat_t=True, reuseport=True)
+    try:
+        pool._join(alone)
+        assert pool._udp == {} and pool.processor.udp_steered == set()
+        assert "the workers get no ESP-in-UDP" in caplog.text
+        pool._join(grouped)
+        assert pool.processor.udp_steered == {(socket.AF_INET, grouped.port)}
+        assert sorted(pool._udp) == [1, 2]
+        assert all(s.port == grouped.port and s.nat_t for (s,) in pool._udp.values())
+    finally:
+        for sock in (alone, grouped, *(s for group in pool._udp.values() for s in group)):
+            sock.close()
