@@ -3,6 +3,7 @@ pair with N, in the same run and namespaces; prints Mbit/s, the ratio and CPU pe
 nothing).
 
     python bench/workers.py [--workers 2] [--children 4] [--time 5] [--repeat 3] [--esp aes128gcm16]
+                            [--encap]
 
 Topology as ``bench/throughput.py``'s: west (LAN 10.231.1.1) -- veth -- east (LAN 10.231.2.0/24
 with an address in each of ``--children`` blocks). The connection has one child per block, so
@@ -10,6 +11,8 @@ one SA pair each; an IKEv1 SA cannot be split between workers, so the workers sp
 packets of one SA (``daemon/workers.py``): the pair's owner is its inbound SPI mod N, and the bench
 prints how the children's pairs fell on each side. One iperf3 TCP stream per child, all at once.
 CPU: the IPsec processes (the daemons and their workers) and the whole machine, per Gbit moved.
+``--encap``: ESP-in-UDP (``encap = true``, as clients behind NAT), steered to the workers by the
+NAT-T port's SO_REUSEPORT group instead of the raw sockets' filters.
 
 On a machine with fewer cores than the processes that want them (two daemons, their workers,
 iperf3 and the kernel) expect no gain: the measure is whether it scales where there are cores,
@@ -45,7 +48,7 @@ def blocks(children: int) -> list[ipaddress.IPv4Network]:
     return list(ipaddress.ip_network("10.231.2.0/24").subnets(new_prefix=prefix))[:children]
 
 
-def conf(side: str, workers: int, esp: str, children: int) -> str:
+def conf(side: str, workers: int, esp: str, children: int, encap: bool = False) -> str:
     local, remote = (WEST, EAST) if side == "west" else (EAST, WEST)
     out = f"""[daemon]
 workers = {workers}
@@ -53,6 +56,7 @@ workers = {workers}
 local_addrs = ["{local}"]
 remote_addrs = ["{remote}"]
 proposals = ["aes128-sha256-modp2048"]
+encap = {"true" if encap else "false"}
 local = {{ auth = "psk" }}
 remote = {{ auth = "psk" }}
 [secrets.ike-gw]
@@ -84,7 +88,9 @@ def owners(d: DaemonProcess, workers: int) -> list[int]:
     return counts
 
 
-def run(workers: int, esp: str, children: int, seconds: float, work: Path) -> tuple[float, float, float, str]:
+def run(
+    workers: int, esp: str, children: int, seconds: float, work: Path, encap: bool = False
+) -> tuple[float, float, float, str]:
     with Topology() as topo:
         west, east = site_to_site(topo)
         hosts = [str(next(b.hosts())) if i else "10.231.2.1" for i, b in enumerate(blocks(children))]
@@ -93,7 +99,7 @@ def run(workers: int, esp: str, children: int, seconds: float, work: Path) -> tu
         sides = {}
         for ns, name in ((east, "east"), (west, "west")):
             d = DaemonProcess(
-                work, name, conf(name, workers, esp, children), netns=ns.name, log_level="warning"
+                work, name, conf(name, workers, esp, children, encap), netns=ns.name, log_level="warning"
             )
             topo.on_close(d.stop)
             sides[name] = d
@@ -139,6 +145,7 @@ def main() -> int:
     ap.add_argument("--time", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--esp", default="aes128gcm16")
+    ap.add_argument("--encap", action="store_true", help="ESP-in-UDP (encap = true)")
     args = ap.parse_args()
     results: dict[int, list[tuple[float, float, float, str]]] = {1: [], args.workers: []}
     with tempfile.TemporaryDirectory(prefix="snakeswan-bench-") as tmp:
@@ -146,12 +153,12 @@ def main() -> int:
             for n, samples in results.items():
                 work = Path(tmp) / f"{n}-{r}"
                 work.mkdir()
-                samples.append(run(n, args.esp, args.children, args.time, work))
+                samples.append(run(n, args.esp, args.children, args.time, work, args.encap))
                 mbits, _, _, spread = samples[-1]
                 print(f"round {r + 1}, {n} worker(s): {mbits:.0f} Mbit/s, pairs by worker: {spread}")
     base = statistics.median(x[0] for x in results[1])
     what = f"{args.children} streams (one per child SA), {args.time:g} s x {args.repeat} rounds"
-    print(f"\niperf3 TCP, {what}, {args.esp}")
+    print(f"\niperf3 TCP, {what}, {args.esp}{', ESP-in-UDP' if args.encap else ''}")
     print(
         f"{'workers a side':<16} {'min':>8} {'median':>8} {'max':>8} {'ratio':>6} {'IPsec':>6} {'machine':>7}"
     )
