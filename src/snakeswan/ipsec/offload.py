@@ -21,7 +21,8 @@ to the device starts with a 10-byte header (native byte order, the TUN default):
 
 Checksums (RFC 1071) use that the ones' complement sum of 16-bit words is the number the bytes
 spell, modulo 0xFFFF (2**16 = 1 modulo 0xFFFF). The optional C extension ``ipsec._offload``
-sums the words (:data:`HAVE_C_SUM`); without it, one ``int.from_bytes`` and a few ``%`` do.
+sums the words (:data:`HAVE_C_SUM`) and cuts super-packets into segments; without it, one
+``int.from_bytes`` and a few ``%`` do the sums, and Python the cutting (the same bytes).
 """
 
 from __future__ import annotations
@@ -216,8 +217,9 @@ def segment(header: VnetHeader, packet: bytes) -> list[bytes]:
     return _segment_tcp(packet, version, t, end, mss)
 
 
-def _segment_tcp(packet: bytes, version: int, t: int, end: int, mss: int) -> list[bytes]:
-    """The segments of a checked super-packet (TCP header at ``t``, payload from ``end``).
+def _py_segment_tcp(packet: bytes, version: int, t: int, end: int, mss: int) -> list[bytes]:
+    """The segments of a checked super-packet (TCP header at ``t``, payload from ``end``); the C
+    extension's ``segment_tcp`` makes the same bytes (it is :func:`_segment_tcp` when built).
 
     Sums are kept apart: the big one over each segment's payload is reduced on its own, and the
     words that change per segment (lengths, identification, sequence number, flags) are added to
@@ -261,6 +263,12 @@ def _segment_tcp(packet: bytes, version: int, t: int, end: int, mss: int) -> lis
             header = pack(ip_a, t - 40 + tcp_len, ip_rest, ports, seq, ack_off, flags, window, csum, rest)
         out.append(header + chunk)
     return out
+
+
+_segment_tcp: Callable[[bytes, int, int, int, int], list[bytes]] = getattr(
+    _offload, "segment_tcp", _py_segment_tcp
+)
+"""TSO in software: in C when the optional extension is built."""
 
 
 # --------------------------------------------------------------------------------------------------

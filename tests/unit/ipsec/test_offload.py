@@ -511,3 +511,36 @@ def test_round_trip_segment_then_coalesce(
     frames = coalesce(segs)
     assert b"".join(frames_payloads(frames)) == payload
     assert [q for f in frames for q in kernel_receive(f)] == segs
+
+
+@given(
+    version=st.sampled_from([4, 6]),
+    size=st.integers(0, 9000),
+    mss=st.integers(1, 1500),
+    flags=st.integers(0, 255),
+    seq=st.integers(0, 0xFFFFFFFF),
+    ident=st.integers(0, 0xFFFF),
+    options=st.sampled_from([b"", TIMESTAMPS]),
+    ext=st.sampled_from([b"", bytes([6, 0, 1, 4, 0, 0, 0, 0])]),
+)
+def test_c_and_python_segmentation_agree(
+    version: int, size: int, mss: int, flags: int, seq: int, ident: int, options: bytes, ext: bytes
+) -> None:
+    """The C extension's TSO (what the data plane uses where it is built) makes the very bytes the
+    Python one does, for any payload length, segment size, flags and counters that wrap."""
+    payload = bytes((i * 13 + size) & 0xFF for i in range(size))
+    extra = {"ext": ext} if version == 6 else {}
+    h, p = super_packet(version, payload, mss, seq=seq, ident=ident, flags=flags, options=options, **extra)
+    t = h.csum_start
+    end = t + (p[t + 12] >> 4) * 4
+    expected = offload._py_segment_tcp(p, version, t, end, mss)
+    assert offload._segment_tcp(p, version, t, end, mss) == expected
+    assert all(tcp_valid(s, t) for s in expected)
+    assert b"".join(s[end:] for s in expected) == payload
+
+
+def test_the_c_segmentation_is_built_here() -> None:
+    assert offload._segment_tcp is not offload._py_segment_tcp
+    assert offload._offload is not None
+    with pytest.raises(ValueError, match="not a checked TCP super-packet"):
+        offload._offload.segment_tcp(b"\x45" + bytes(59), 4, 20, 10, 1000)
