@@ -102,6 +102,11 @@ class Aead:
         self._aesgcm = AESGCM(self._key)
         self._ctr: CipherContext | None = None  # truncated ICVs only, made on first use
 
+    def full_tag_encrypt(self) -> Callable[[bytes, bytes, bytes], bytes] | None:
+        """``encrypt(salt | IV, plaintext, aad)`` giving what :meth:`seal` gives, for the
+        per-packet path (one call less); None with a truncated ICV (then :meth:`seal`)."""
+        return self._aesgcm.encrypt if self.icv_len == 16 else None
+
     def seal(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
         """ciphertext | ICV; nonce = salt | IV (RFC 4106 4)."""
         sealed = self._aesgcm.encrypt(self.salt + iv, plaintext, aad)
@@ -246,6 +251,16 @@ class CbcCipher:
             enc = self._enc = Cipher(self._algorithm, modes.CBC(bytes(self.block_size))).encryptor()
         return enc.update(random_block + data)
 
+    def chained_update(self) -> Callable[[bytes], bytes]:
+        """The running encryptor's ``update`` for callers that pad to whole blocks themselves:
+        ``update(R | plaintext)`` is :meth:`encrypt_chained` without its checks (one call less
+        per packet). Plain CBC only: CTR and NULL chain otherwise."""
+        if type(self) is not CbcCipher:
+            raise CryptoError(f"{self.name}: not a CBC cipher")
+        if self._enc is None:
+            self._enc = Cipher(self._algorithm, modes.CBC(bytes(self.block_size))).encryptor()
+        return self._enc.update
+
     def decrypt(self, iv: bytes, data: bytes) -> bytes:
         """P_i = D_K(C_i) xor C_(i-1), C_0 = IV."""
         return self.decrypt_joined(iv + data)
@@ -367,6 +382,13 @@ class Integrity:
         ctx = self._base.copy()
         for part in parts:
             ctx.update(part)
+        return ctx.finalize()[: self.icv_len]
+
+    def mac2(self, first: bytes, second: bytes) -> bytes:
+        """:meth:`mac` of two parts (ESP's header and IV | ciphertext), without a tuple."""
+        ctx = self._base.copy()
+        ctx.update(first)
+        ctx.update(second)
         return ctx.finalize()[: self.icv_len]
 
     def verify(self, icv: bytes, *parts: bytes | memoryview) -> bool:

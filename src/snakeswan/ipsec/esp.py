@@ -16,7 +16,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from snakeswan.ipsec.algorithms import GCM_IV, AnyAead, CbcCipher, Integrity, esp_transform
+from snakeswan.ipsec.algorithms import GCM_IV, Aead, AnyAead, CbcCipher, Integrity, esp_transform
 from snakeswan.ipsec.packet import Drop
 
 __all__ = ["PADDING", "EspCodec", "decapsulate", "encapsulate", "open_esp", "peek", "strip_trailer"]
@@ -30,7 +30,21 @@ _TRAILERS: Final = tuple(tuple(PADDING[n] + bytes((n, nh)) for nh in range(256))
 class EspCodec:
     """The ESP crypto of one SA in one direction, preconstructed once (cipher objects, keys)."""
 
-    __slots__ = ("aead", "align", "cipher", "icv_len", "integrity", "iv_len", "min_len", "name", "spi")
+    __slots__ = (
+        "_cbc",
+        "_cbc_update",
+        "_gcm_encrypt",
+        "_salt",
+        "aead",
+        "align",
+        "cipher",
+        "icv_len",
+        "integrity",
+        "iv_len",
+        "min_len",
+        "name",
+        "spi",
+    )
 
     def __init__(
         self,
@@ -57,6 +71,12 @@ class EspCodec:
             self.name = cipher.name + (f"-{integrity.name}" if integrity is not None else "")
         # header + IV + at least pad length and next header (one aligned block) + ICV
         self.min_len = 8 + self.iv_len + self.align + self.icv_len
+        # the per-packet path's shortcuts: AES-GCM with a full tag, one call; CBC, the running
+        # encryptor's update, made by the first packet sent (an inbound SA never needs one)
+        self._gcm_encrypt = aead.full_tag_encrypt() if isinstance(aead, Aead) else None
+        self._salt = aead.salt if aead is not None else b""
+        self._cbc = type(cipher) is CbcCipher
+        self._cbc_update: Callable[[bytes], bytes] | None = None
 
     @property
     def overhead(self) -> int:
@@ -87,11 +107,19 @@ def encapsulate(
     if aead is not None:
         iv = rng(GCM_IV)
         # RFC 4106 5: AAD = SPI | sequence number (32-bit, no ESN); nonce = salt | IV.
+        encrypt = codec._gcm_encrypt
+        if encrypt is not None:
+            return b"".join((header, iv, encrypt(codec._salt + iv, payload + trailer, header)))
         return header + iv + aead.seal(iv, payload + trailer, header)
     cipher = codec.cipher
     assert cipher is not None
     if not cipher.iv_len:
         iv_and_ct = payload + trailer
+    elif chained_iv and codec._cbc:  # payload | trailer is whole blocks: align is the block size
+        update = codec._cbc_update
+        if update is None:
+            update = codec._cbc_update = cipher.chained_update()
+        iv_and_ct = update(b"".join((rng(cipher.iv_len), payload, trailer)))
     elif chained_iv:
         iv_and_ct = cipher.encrypt_chained(rng(cipher.iv_len), payload + trailer)
     else:
@@ -101,7 +129,7 @@ def encapsulate(
     if integrity is None:
         return header + iv_and_ct
     # RFC 4303 3.3.4: the ICV covers SPI, sequence number, IV and ciphertext (encrypt, then MAC).
-    return b"".join((header, iv_and_ct, integrity.mac(header, iv_and_ct)))
+    return b"".join((header, iv_and_ct, integrity.mac2(header, iv_and_ct)))
 
 
 def peek(data: bytes) -> tuple[int, int]:

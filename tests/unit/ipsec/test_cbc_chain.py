@@ -120,3 +120,22 @@ def test_partial_blocks_are_refused_and_leave_no_state(name: str) -> None:
     assert fresh_decrypt(name, iv_ct[:bs], iv_ct[bs:]) == b"\x22" * (bs * 3)
     assert cipher.decrypt_joined(iv_ct) == b"\x22" * (bs * 3)
     assert cipher.decrypt(iv_ct[:bs], iv_ct[bs:]) == b"\x22" * (bs * 3)
+
+
+def test_only_plain_cbc_hands_out_its_running_encryptor() -> None:
+    """The per-packet shortcut (esp.encapsulate) takes CBC's running encryptor; CTR counts its
+    IVs and NULL has none, so they refuse and the codec never asks them."""
+    cbc = codec("aes256").cipher
+    assert cbc is not None and callable(cbc.chained_update())
+    ctr = EspCodec(0x4242, EspTransformId.AES_CTR, 128, AuthAlgorithm.HMAC_SHA2_256, KEY[:20], MAC_KEY)
+    assert ctr.cipher is not None
+    with pytest.raises(CryptoError, match="not a CBC cipher"):
+        ctr.cipher.chained_update()
+    packet = encapsulate(ctr, b"\x45" + bytes(59), 4, 1, counter_rng(), chained_iv=True)
+    assert (
+        decapsulate(
+            EspCodec(0x4242, EspTransformId.AES_CTR, 128, AuthAlgorithm.HMAC_SHA2_256, KEY[:20], MAC_KEY),
+            packet,
+        )[0]
+        == 4
+    )
