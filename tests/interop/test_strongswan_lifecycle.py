@@ -227,6 +227,18 @@ def _block_ike(ns: Any, table: str) -> None:
         ns.run("nft", "add", "rule", "inet", table, chain, "udp", "dport", "4500", "@th,64,32", "0", "drop")
 
 
+def _rekey_both(west: Any, d: DaemonProcess, charon: Any) -> None:
+    """Both ends rekey child net at once, IKE blocked meanwhile: both Quick Mode 1s are lost and
+    the retransmissions (after 4 s) cross."""
+    _block_ike(west, "ikeblock")
+    try:
+        assert d.cmd("rekey", conn="gw", child="net") == 1
+        charon.swanctl("--rekey", "--child", "net")
+        time.sleep(1.0)
+    finally:
+        west.run("nft", "delete", "table", "inet", "ikeblock")
+
+
 def test_rekey_collision_with_strongswan(topology: Any, charon_factory: Any, tmp_path: Path) -> None:
     """Both ends rekey the same IPsec SA at once: IKE is blocked while both start their Quick Mode,
     so that the retransmissions cross. We spot the collision, delete the redundant pair and end with
@@ -238,13 +250,7 @@ def test_rekey_collision_with_strongswan(topology: Any, charon_factory: Any, tmp
     topo.on_close(d.stop)
     d.cmd("up", conn="gw")
     first, _ = wait_for(lambda: _settled(d, charon), what="the tunnel")
-    _block_ike(west, "ikeblock")
-    try:
-        assert d.cmd("rekey", conn="gw", child="net") == 1
-        charon.swanctl("--rekey", "--child", "net")
-        time.sleep(1.0)  # both Quick Mode 1s are lost; the retransmissions (after 4 s) cross
-    finally:
-        west.run("nft", "delete", "table", "inet", "ikeblock")
+    _rekey_both(west, d, charon)
     wait_for(lambda: "child_rekey_collision" in d.log(), timeout=15, what="the collision to be seen")
     sa, _ = wait_for(lambda: _settled(d, charon), timeout=30, what="one IPsec pair left on each side")
     assert sa["children"][0]["spi_in"] != first["children"][0]["spi_in"]
@@ -271,13 +277,7 @@ def test_rekey_collision_with_strongswan_loses_no_traffic(
     pinger.start()
     try:
         time.sleep(1.0)
-        _block_ike(west, "ikeblock2")
-        try:
-            assert d.cmd("rekey", conn="gw", child="net") == 1
-            charon.swanctl("--rekey", "--child", "net")
-            time.sleep(1.0)
-        finally:
-            west.run("nft", "delete", "table", "inet", "ikeblock2")
+        _rekey_both(west, d, charon)
         wait_for(lambda: "child_rekey_collision_end" in d.log(), timeout=20, what="the collision's end")
         wait_for(lambda: _settled(d, charon), timeout=15, what="one IPsec pair left on each side")
     finally:
