@@ -155,6 +155,20 @@ def inbox_batch(inbox: socket.socket, limit: int = 64) -> tuple[list[bytes], lis
     return outbound, inbound
 
 
+def foreign_sockets(family: int, port: int, ours: list[UdpSocket]) -> int:
+    """How many UDP sockets of ``family`` bound to ``port`` in this network namespace are not
+    ``ours`` (by inode, from /proc/net/udp or udp6). The group's order is its members' joining
+    order: one that joined between ours would shift the workers' indexes."""
+    inodes = {os.fstat(sock.fileno()).st_ino for sock in ours}
+    table = Path("/proc/net/udp6" if family == socket.AF_INET6 else "/proc/net/udp")
+    count = 0
+    for line in table.read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 9 and int(fields[1].rsplit(":", 1)[1], 16) == port and int(fields[9]) not in inodes:
+            count += 1
+    return count
+
+
 class ReplicatedProcessor(Processor):
     """The daemon's processor (worker 0) when there are workers: every change also goes to
     each of them (:attr:`send`, set by the pool), and each pair gets its owner."""
@@ -300,7 +314,8 @@ class WorkerPool:
         """Give each worker a socket in the SO_REUSEPORT group of the daemon's NAT-T socket
         ``daemon_sock`` (bound first: index 0), under the program that gives IKE and keepalives
         to it and ESP to its SPI's owner (io/steering.py). The program comes first, so no
-        datagram is ever chosen by hash. If the kernel refuses any of it, the daemon keeps the
+        datagram is ever chosen by hash. If the kernel refuses any of it, or a socket not ours is
+        bound to the port (it could be in the group, at a worker's index), the daemon keeps the
         ESP-in-UDP pairs of that family, as with one worker."""
         family, port = daemon_sock.family, daemon_sock.port
         joined: list[UdpSocket] = []
@@ -313,6 +328,9 @@ class WorkerPool:
                 joined.append(
                     UdpSocket(port, family=family, nat_t=True, bind=bound, mark=self.mark, reuseport=True)
                 )
+            foreign = foreign_sockets(family, port, [daemon_sock, *joined])
+            if foreign:  # a socket of another process in the group would take a worker's share
+                raise LocalError(f"{foreign} other socket(s) bound to UDP {port} (another daemon?)")
         except (LocalError, OSError) as e:
             for sock in joined:
                 sock.close()

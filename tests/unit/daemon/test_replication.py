@@ -187,3 +187,22 @@ def test_workers_join_the_nat_t_group_or_leave_esp_in_udp_to_the_daemon(
     finally:
         for sock in (alone, grouped, *(s for group in pool._udp.values() for s in group)):
             sock.close()
+
+
+def test_a_foreign_socket_in_the_group_keeps_esp_in_udp_with_the_daemon(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another socket that joined the daemon's group first (another daemon on the port) would
+    take a worker's index and its share: the workers do not join, the daemon keeps the traffic."""
+    pool = WorkerPool.__new__(WorkerPool)
+    pool.size, pool.mark, pool._udp = 2, 0, {}
+    pool.processor = ReplicatedProcessor(counter_rng(), workers=2)
+    grouped = UdpSocket(0, nat_t=True, reuseport=True)
+    intruder = UdpSocket(grouped.port, nat_t=True, reuseport=True)
+    try:
+        pool._join(grouped)
+        assert pool._udp == {} and pool.processor.udp_steered == set()
+        assert "1 other socket(s) bound to UDP" in caplog.text
+    finally:
+        grouped.close()
+        intruder.close()
