@@ -15,7 +15,7 @@ import pytest
 
 from snakeswan.errors import LocalError
 from snakeswan.io.rawip import AH, ESP, RawIp
-from snakeswan.io.steering import attach, owner_of, raw_program, reuseport_program
+from snakeswan.io.steering import attach, first_socket_program, owner_of, raw_program, reuseport_program
 from tests.integration.test_io_drivers import two_sites
 from tests.netns import Topology, inside
 
@@ -133,6 +133,44 @@ def test_reuseport_group_steers_esp_in_udp(topology: Any) -> None:
                     pass
         for k in range(workers):
             assert sorted(got[k]) == sorted(d for d, owner in sent if owner == k), f"socket {k}"
+    finally:
+        for s in group + peers:
+            s.close()
+
+
+@netns
+def test_a_group_with_a_stranger_gives_everything_to_the_first_socket(topology: Any) -> None:
+    """The fallback when a socket not ours is in the group (daemon/workers.py): every datagram,
+    IKE and ESP of any SPI, to socket 0, none to the stranger (hashing would share them)."""
+    topo: Topology = topology()
+    ns = topo.add("udp")
+    ns.ip("link", "set", "lo", "up")
+    with inside(ns):
+        group = []
+        for _ in range(2):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            s.bind(("127.0.0.1", 4500))
+            s.setblocking(False)
+            group.append(s)
+        attach(group[0], first_socket_program(), reuseport=True)
+        peers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(8)]
+    try:
+        sent = [bytes(4) + b"IKE", *(esp(spi) for spi in SPIS)]
+        for i, data in enumerate(sent):
+            peers[i % len(peers)].sendto(data, ("127.0.0.1", 4500))
+        got: list[bytes] = []
+        deadline = time.monotonic() + 3
+        while len(got) < len(sent) and time.monotonic() < deadline:
+            select.select(group[:1], [], [], 0.1)
+            try:
+                while True:
+                    got.append(group[0].recv(2048))
+            except BlockingIOError:
+                pass
+        assert sorted(got) == sorted(sent)
+        with pytest.raises(BlockingIOError):
+            group[1].recv(2048)
     finally:
         for s in group + peers:
             s.close()

@@ -52,7 +52,14 @@ import snakeswan
 from snakeswan.errors import LocalError
 from snakeswan.io.batch import HAVE_MMSG, recvmmsg, sendmmsg
 from snakeswan.io.rawip import grow_buffers
-from snakeswan.io.steering import MAX_WORKERS, attach, detach_reuseport, owner_of, reuseport_program
+from snakeswan.io.steering import (
+    MAX_WORKERS,
+    attach,
+    detach_reuseport,
+    first_socket_program,
+    owner_of,
+    reuseport_program,
+)
 from snakeswan.io.tun import Tun
 from snakeswan.io.udp import UdpSocket, family_of
 from snakeswan.ipsec import Acquire, Expired, Handoff, Output, Policy, Processor, SaParams, SendUdp
@@ -334,7 +341,10 @@ class WorkerPool:
         except (LocalError, OSError) as e:
             for sock in joined:
                 sock.close()
-            detach_reuseport(daemon_sock.sock)  # alone in its group: everything is the daemon's
+            try:  # whoever else is in the group: every datagram to the daemon's socket (index 0)
+                attach(daemon_sock.sock, first_socket_program(), reuseport=True)
+            except LocalError:
+                detach_reuseport(daemon_sock.sock)
             log.warning("UDP %d: the workers get no ESP-in-UDP (%s): the daemon processes it", port, e)
             return
         for k, sock in enumerate(joined, start=1):

@@ -31,7 +31,15 @@ import struct
 
 from snakeswan.errors import LocalError
 
-__all__ = ["MAX_WORKERS", "attach", "detach_reuseport", "owner_of", "raw_program", "reuseport_program"]
+__all__ = [
+    "MAX_WORKERS",
+    "attach",
+    "detach_reuseport",
+    "first_socket_program",
+    "owner_of",
+    "raw_program",
+    "reuseport_program",
+]
 
 MAX_WORKERS = 256  # a multi-queue TUN device's queues at most (the kernel's MAX_TAP_QUEUES)
 
@@ -112,6 +120,12 @@ def attach(sock: socket.socket, program: bytes, *, reuseport: bool = False) -> N
     except OSError as e:
         what = "the SO_REUSEPORT group's program" if reuseport else "the socket filter"
         raise LocalError(f"{what}: the kernel refused it: {e.strerror}") from None
+
+
+def first_socket_program() -> bytes:
+    """A ``SO_REUSEPORT`` group program that gives every datagram to socket 0 (the first bound):
+    a group with a member not ours keeps everything with the daemon, which hashing would not."""
+    return _program([(_RET_K, 0, 0, 0)])
 
 
 def detach_reuseport(sock: socket.socket) -> None:
