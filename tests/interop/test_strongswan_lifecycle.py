@@ -227,6 +227,17 @@ def _block_ike(ns: Any, table: str) -> None:
         ns.run("nft", "add", "rule", "inet", table, chain, "udp", "dport", "4500", "@th,64,32", "0", "drop")
 
 
+def _tunnel(topology: Any, charon_factory: Any, tmp_path: Path) -> tuple[Any, Any, DaemonProcess]:
+    """West (snakeswan, long lifetimes) brings the tunnel to charon (east, defaults) up."""
+    topo = topology()
+    west, east = site_to_site(topo)
+    charon = charon_factory(east, "east", theirs())
+    d = DaemonProcess(tmp_path, "west", ours("1h", "2h", "1h"), netns=west.name)
+    topo.on_close(d.stop)
+    d.cmd("up", conn="gw")
+    return west, charon, d
+
+
 def _rekey_both(west: Any, d: DaemonProcess, charon: Any) -> None:
     """Both ends rekey child net at once, IKE blocked meanwhile: both Quick Mode 1s are lost and
     the retransmissions (after 4 s) cross."""
@@ -243,12 +254,7 @@ def test_rekey_collision_with_strongswan(topology: Any, charon_factory: Any, tmp
     """Both ends rekey the same IPsec SA at once: IKE is blocked while both start their Quick Mode,
     so that the retransmissions cross. We spot the collision, delete the redundant pair and end with
     one IKE SA and one IPsec pair on each side; traffic keeps flowing."""
-    topo = topology()
-    west, east = site_to_site(topo)
-    charon = charon_factory(east, "east", theirs())
-    d = DaemonProcess(tmp_path, "west", ours("1h", "2h", "1h"), netns=west.name)
-    topo.on_close(d.stop)
-    d.cmd("up", conn="gw")
+    west, charon, d = _tunnel(topology, charon_factory, tmp_path)
     first, _ = wait_for(lambda: _settled(d, charon), what="the tunnel")
     _rekey_both(west, d, charon)
     wait_for(lambda: "child_rekey_collision" in d.log(), timeout=15, what="the collision to be seen")
@@ -263,12 +269,7 @@ def test_rekey_collision_with_strongswan_loses_no_traffic(
     """The same collision with pings flowing all along. strongSwan's IKEv1 deletes neither new pair
     and sends on the one it installed last, which may be the one our lowest-SPI rule calls
     redundant: we then see it send there, delete the other one instead, and no ping is lost."""
-    topo = topology()
-    west, east = site_to_site(topo)
-    charon = charon_factory(east, "east", theirs())
-    d = DaemonProcess(tmp_path, "west", ours("1h", "2h", "1h"), netns=west.name)
-    topo.on_close(d.stop)
-    d.cmd("up", conn="gw")
+    west, charon, d = _tunnel(topology, charon_factory, tmp_path)
     wait_for(lambda: _settled(d, charon), what="the tunnel")
     replies: list[int] = []
     pinger = threading.Thread(
