@@ -132,7 +132,8 @@ class Processor:
         ESP then AH (transport, over the ESP packet) outbound; inbound ESP must come inside that AH.
         ``switch_after``: a rekey we initiated keeps sending on the SA in use this many seconds
         more (the peer installs the new SA when our last Quick Mode message reaches it; a packet
-        on the new SA that overtakes it would be lost); the new SA receives at once.
+        on the new SA that overtakes it would be lost), or until the peer sends on the new pair
+        (it has it then); the new SA receives at once.
         ``owner``: the data-plane worker that processes the pair's packets; another worker's
         processor holds the pair too (its policy, lifetimes and switches) but hands its packets
         to the owner (:class:`Handoff`), the queued ones included.
@@ -337,6 +338,22 @@ class Processor:
             child = self.spd.children.get(key)
             if child is not None and sa_out.spi in self.sad.outbound:
                 child.sa = sa_out
+
+    def _peer_switched(self, sa_in: SecurityAssociation) -> None:
+        """The peer sends on ``sa_in``: it has the pair installed, so a deferred switch to the
+        pair's outbound SA is made now (vpnc, for one, takes a rekey's new pair at once and drops
+        the old one: every packet we sent on the old one until the switch was due was lost)."""
+        pair = self._pairs.get(sa_in.pair_in)
+        if pair is None:
+            return
+        sa_out = pair[1]
+        for i, (_, key, waiting) in enumerate(self._switches):
+            if waiting is sa_out:
+                del self._switches[i]
+                child = self.spd.children.get(key)
+                if child is not None and sa_out.spi in self.sad.outbound:
+                    child.sa = sa_out
+                return
 
     def _expired(self, event: Expired) -> None:
         self._events.append(event)
@@ -727,9 +744,11 @@ class Processor:
                 self._accepted[sa.spi] = (sa, key)
         sa.packets += 1
         sa.bytes += len(inner)
-        if not sa.moved:
+        if not sa.moved:  # the SA's first packet since the last take_moved()
             sa.moved = True
             self._moved.append(sa)
+            if self._switches:
+                self._peer_switched(sa)
         if sa.bytes >= sa.byte_check:
             event = self.sad.check_volume(sa)
             if event is not None:

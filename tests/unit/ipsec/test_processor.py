@@ -321,6 +321,39 @@ def test_a_rekey_we_initiated_switches_outbound_after_a_delay() -> None:
     assert spi_out(12.2) == 0x6006 and spi_out(13.0) == 0x6006
 
 
+def test_a_deferred_switch_is_made_when_the_peer_sends_on_the_new_pair() -> None:
+    """The peer sending on the new pair has it: no reason to wait for ``switch_after`` (vpnc drops
+    the old pair as soon as it answers the rekey). A packet on another pair changes nothing."""
+    p = make_pair("aes128gcm16")
+
+    def spi_out(now: float) -> int:
+        (out,) = p.a.outbound(p.inner(), now)
+        assert isinstance(out, SendIp)
+        return int.from_bytes(out.payload[:4], "big")
+
+    p.a.outbound(p.inner(), 10.0)
+    p.a.install(
+        sa_params("aes128gcm16", 0x3003), sa_params("aes128gcm16", 0x4004), KEY, now=10.0, switch_after=0.5
+    )
+    p.b.install(
+        sa_params("aes128gcm16", 0x4004, local_first=False),
+        sa_params("aes128gcm16", 0x3003, local_first=False),
+        KEY,
+        now=10.0,
+    )
+    p.b.remove(0x1001)  # b (like vpnc) keeps only the new pair: it sends on 0x3003 from now on
+    (old,) = p.a.outbound(p.inner(), 10.05)
+    assert isinstance(old, SendIp) and old.payload[:4] == (0x1001).to_bytes(4, "big")
+    (esp,) = p.b.outbound(p.inner_back(), 10.1)
+    assert isinstance(esp, SendIp) and esp.payload[:4] == (0x3003).to_bytes(4, "big")
+    p.a.take_moved()
+    (delivered,) = deliver_to(p.a, esp, 10.1)
+    assert isinstance(delivered, Deliver)
+    assert spi_out(10.15) == 0x4004  # before the 0.5 s were up
+    (esp,) = p.a.outbound(p.inner(), 10.2)
+    assert isinstance(deliver_to(p.b, esp, 10.2)[0], Deliver)  # and b can open it
+
+
 def test_prefer_sends_on_a_pair_that_is_not_the_newest() -> None:
     """A rekey collision's survivor: the child sends on it, not on the pair installed last; a
     pending switch to the survivor stays pending, pending switches to other pairs are dropped."""
