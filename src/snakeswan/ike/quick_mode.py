@@ -60,7 +60,10 @@ from snakeswan.wire.payloads import (
 )
 
 P = PayloadType
-NONCE_SIZE = 32
+# 160 bits, as Cisco's own: vpnc (the open Cisco VPN client), answering a gateway's rekey, writes its
+# 20-byte nonce over the start of the initiator's and sends that payload back at the initiator's
+# length, keying with its 20 bytes only; any longer Ni and the keys differ (the ICV fails)
+NONCE_SIZE = 20
 _COMMON: dict[int, Rule] = {
     P.HASH: Rule(1, 1),
     P.SA: Rule(1, 1),
