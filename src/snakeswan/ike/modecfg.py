@@ -24,7 +24,7 @@ _NBNS = {4: A.INTERNAL_IP4_NBNS, 6: A.INTERNAL_IP6_NBNS}
 # what a gateway fills in from a pool (the rest of a request is answered with nothing)
 GATEWAY_ANSWERS = frozenset(
     {*_ADDRESS.values(), *_NETMASK.values(), *_DNS.values(), *_NBNS.values(), A.INTERNAL_IP4_SUBNET,
-     A.UNITY_SPLIT_INCLUDE, A.UNITY_BANNER, A.UNITY_DEF_DOMAIN, A.SUPPORTED_ATTRIBUTES}
+     A.UNITY_SPLIT_INCLUDE, A.UNITY_BANNER, A.UNITY_DEF_DOMAIN, A.UNITY_PFS, A.SUPPORTED_ATTRIBUTES}
 )  # fmt: skip
 
 
@@ -86,10 +86,12 @@ def _split_entry(net: IPNetwork) -> bytes:
 
 
 def gateway_attributes(
-    wanted: set[int] | None, addresses: list[IPAddress], pool: Pool | None
+    wanted: set[int] | None, addresses: list[IPAddress], pool: Pool | None, *, pfs: bool = False
 ) -> tuple[Attribute, ...]:
     """What a gateway sends: the leased ``addresses`` and, from the ``pool``, the attributes in
-    ``wanted`` (None: all it has, for a push)."""
+    ``wanted`` (None: all it has, for a push). A client that asks for UNITY_PFS is told whether
+    its Quick Modes must do PFS (``pfs``): Cisco clients (vpnc's ``pfs = server``, the default)
+    send no KE unless told 1."""
 
     def want(t: int) -> bool:
         return wanted is None or t in wanted
@@ -100,6 +102,8 @@ def gateway_attributes(
         attrs.append(Attribute.variable(_ADDRESS[v], address.packed + (b"\x80" if v == 6 else b"")))
         if v == 4 and want(_NETMASK[v]):
             attrs.append(Attribute.variable(_NETMASK[v], b"\xff\xff\xff\xff"))
+    if wanted is not None and A.UNITY_PFS in wanted:
+        attrs.append(Attribute.basic(A.UNITY_PFS, int(pfs)))
     if pool is None:
         return tuple(attrs)
     for server in pool.dns:

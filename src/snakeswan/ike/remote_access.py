@@ -267,7 +267,7 @@ class RemoteAccess:
             return ()
         self.cfg.state = "done"
         pool = self.leases.pool(self.leased[0][0]) if self.leased else None
-        return modecfg.gateway_attributes(wanted, addresses, pool)
+        return modecfg.gateway_attributes(wanted, addresses, pool, pfs=_pfs_required(self.conn))
 
     def _cfg_client(self, attr: AttributePayload) -> tuple[Attribute, ...] | None:
         """Client, push: the gateway's SET."""
@@ -323,3 +323,10 @@ def dynamic_address(sa: IkeSa, local: bool, version: int | None = None) -> str:
 def family_of(selectors: tuple[TrafficSelector, ...]) -> int | None:
     """The IP version of the first concrete selector (None: all dynamic)."""
     return next((ts.version for ts in selectors if not ts.dynamic), None)
+
+
+def _pfs_required(conn: ConnectionConfig) -> bool:
+    """Does every Quick Mode proposal of the connection's children carry a PFS group (a client
+    that offers none is refused)?"""
+    proposals = [p for child in conn.children for p in child.proposals]
+    return bool(proposals) and all(p.pfs_group is not None for p in proposals)

@@ -351,7 +351,10 @@ def test_attributes_the_other_side_does_not_know_are_ignored(monkeypatch: pytest
     monkeypatch.setattr(
         modecfg,
         "gateway_attributes",
-        lambda wanted, addrs, pool: (*answer(wanted, addrs, pool), Attribute.variable(0x7FF1, b"x")),
+        lambda wanted, addrs, pool, **kw: (
+            *answer(wanted, addrs, pool, **kw),
+            Attribute.variable(0x7FF1, b"x"),
+        ),
     )
     h = hub()
     h.run(30)
@@ -362,6 +365,37 @@ def test_attributes_the_other_side_does_not_know_are_ignored(monkeypatch: pytest
         r.fields["attributes"] for r in h.clients[0].tracer.find("attributes") if "REPLY" in r.fields["msg"]
     ]
     assert 28680 not in replied[-1] and 0x7FF0 not in replied[-1]
+
+
+@pytest.mark.parametrize("pfs", [False, True], ids=["no-pfs", "pfs"])
+def test_a_cisco_client_asking_for_unity_pfs_is_told_whether_quick_mode_needs_it(
+    pfs: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vpnc (``pfs = server``) sends a KE in Quick Mode only when the gateway's UNITY_PFS says 1:
+    the gateway answers 1 when every proposal of its children has a PFS group, else 0."""
+    asked = modecfg.client_request
+    monkeypatch.setattr(
+        modecfg, "client_request", lambda vips: (*asked(vips), Attribute.variable(28679, b""))
+    )
+    answer = modecfg.gateway_attributes
+    answers: list[tuple[Attribute, ...]] = []
+
+    def spy(*args: object, **kw: object) -> tuple[Attribute, ...]:
+        answers.append(answer(*args, **kw))  # type: ignore[arg-type]
+        return answers[-1]
+
+    monkeypatch.setattr(modecfg, "gateway_attributes", spy)
+    esp = '"aes128gcm16-modp2048"' if pfs else '"aes128gcm16"'
+    gw = gateway_config().replace('esp_proposals = ["aes128gcm16"]', f"esp_proposals = [{esp}]")
+    client = client_config(client_addr(0)).replace(
+        'esp_proposals = ["aes128gcm16"]', f"esp_proposals = [{esp}]"
+    )
+    h = hub(gw, client)
+    h.run(30)
+    assert children(h, h.clients[0])  # the Quick Mode went through
+    [unity_pfs] = [a for a in answers[-1] if a.type == 28679]
+    assert unity_pfs.as_int() == int(pfs)
+    assert not any(a.type == 28679 for a in modecfg.gateway_attributes({1}, [], None, pfs=True))  # not asked
 
 
 def test_ipv6_pool_and_dual_stack_virtual_ips() -> None:
