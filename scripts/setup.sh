@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything snakeswan's demo and tests need on a fresh Debian machine (run as root):
-# Debian packages (strongSwan and FreeRADIUS for interop, etcd for the cluster tests, openssl for the OCSP
+# Debian packages (strongSwan, vpnc and FreeRADIUS for interop, etcd for the cluster tests, openssl for the OCSP
 # responder, tshark, iproute2, nftables, iperf3) and the package itself with its development extras. Skips what
 # is already there, so running it again is cheap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS="tshark iproute2 nftables iperf3 tcpdump iputils-ping strongswan-charon strongswan-swanctl libcharon-extra-plugins libcharon-extauth-plugins libstrongswan-standard-plugins strongswan-pki freeradius groff-base etcd-server etcd-client openssl"
+PKGS="tshark iproute2 nftables iperf3 tcpdump iputils-ping vpnc strongswan-charon strongswan-swanctl libcharon-extra-plugins libcharon-extauth-plugins libstrongswan-standard-plugins strongswan-pki freeradius groff-base etcd-server etcd-client openssl"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
