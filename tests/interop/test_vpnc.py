@@ -57,7 +57,8 @@ fi
 def gateway(addr: str = EAST, *, pfs: bool = False, password: str = "alice-password") -> str:
     """A Cisco-style remote-access gateway for vpnc's defaults; IPsec SAs lowered to 24 s, so the
     gateway rekeys each one after 14 s (``ike/lifetimes.py``: 10 s before the end)."""
-    esp = "aes256-sha1-modp1024" if pfs else "aes256-sha1"
+    # two transforms: a rekey we start offers the one in use alone, as vpnc wants
+    esp = '"aes256-sha1-modp1024", "aes128-sha1-modp1024"' if pfs else '"aes256-sha1", "aes128-sha1"'
     return f"""
 [connections.rw]
 local_addrs = ["{addr}"]
@@ -71,7 +72,7 @@ remote-psk = {{ auth = "psk", round = 1, id = "keyid:{GROUP}" }}
 remote-xauth = {{ auth = "xauth", round = 2 }}
 [connections.rw.children.net]
 local_ts = ["{LAN_E}"]
-esp_proposals = ["{esp}"]
+esp_proposals = [{esp}]
 rekey_time = "20s"
 life_time = "24s"
 [pools.rwpool]

@@ -185,8 +185,21 @@ class QuickMode(Exchange):
         self.sa.crypto.iv.confirm(self.message_id, ciphertext)
 
     def _proposals(self) -> Sequence[ChildProposal]:
+        """What we offer (initiator) or accept (responder): the child's proposals; a rekey we
+        start offers the transform in use alone, if it is still configured (vpnc takes a rekey
+        with one transform only, and keeps its algorithms anyway)."""
         assert self.child is not None
-        return self.child.esp_proposals or self.child.ah_proposals
+        configured = self.child.esp_proposals or self.child.ah_proposals
+        if self.rekey_of is None or is_bundle(self.child):
+            return configured
+        old = next((c for c in self.sa.children if c.spi_in == self.rekey_of), None)
+        if old is None:
+            return configured
+        in_use = (old.protocol, old.transform_id, old.key_length, old.auth, old.pfs_group)
+        same = [
+            p for p in configured if (p.protocol, p.transform_id, p.key_length, p.auth, p.pfs_group) == in_use
+        ]
+        return same[:1] or configured
 
     def _resolve(self, ts: Sequence[TrafficSelector], addr: str) -> list[TrafficSelector]:
         ip = ipaddress.ip_address(addr)

@@ -3,6 +3,11 @@ break), deletion of the old SA, hard expiry."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
+from snakeswan.ike import quick_mode
 from snakeswan.ike.events import ChildSaDeleted, ChildSaEstablished, ChildSaPreferred, IkeSaEstablished
 from tests.pair import A_ADDR, B_ADDR, Pair, site_config
 
@@ -213,3 +218,26 @@ def test_rekey_collision_never_deletes_the_last_pair() -> None:
     assert len(sa_a.children) == 1 and len(sa_b.children) == 1
     assert not [e for e in p.of(p.a, ChildSaDeleted) if e.reason == "expired"]
     assert not [e for e in p.of(p.b, ChildSaDeleted) if e.reason == "expired"]
+
+
+def test_a_rekey_offers_the_transform_in_use_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A offers two ESP transforms, B takes only the second: A's rekeys offer that one alone (vpnc
+    refuses a rekey of more than one transform); the first Quick Mode offered both."""
+    offered: list[list[str]] = []
+    build = quick_mode.child_sa_payload
+
+    def spy(proposals: Any, *args: Any) -> Any:
+        offered.append([f"{p.transform_id}/{p.key_length}/{p.auth}" for p in proposals])
+        return build(proposals, *args)
+
+    monkeypatch.setattr(quick_mode, "child_sa_payload", spy)
+    a = site_config(
+        A_ADDR, B_ADDR, LAN_A, LAN_B, life_time="100s", esp='aes128gcm16-modp2048", "aes256-sha256-modp2048'
+    )
+    b = site_config(B_ADDR, A_ADDR, LAN_B, LAN_A, life_time="100s", esp="aes256-sha256-modp2048")
+    p = Pair(a, b)
+    p.a.engine.initiate("site", now=p.now)
+    p.run(max_time=190)  # rekeys at 90 and 180
+    assert len(p.of(p.a, ChildSaEstablished)) == 3
+    assert offered[0] == ["20/128/None", "12/256/5"]  # AES-GCM-16 128, AES-CBC 256 + HMAC-SHA2-256
+    assert offered[1:] == [["12/256/5"], ["12/256/5"]]
