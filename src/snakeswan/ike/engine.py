@@ -441,7 +441,10 @@ class Engine:
                 return
             if sa.phase1 is not None and getattr(sa.phase1, "p1", None) is not None:
                 p1 = sa.phase1.p1  # type: ignore[attr-defined]
-                if not p1.unique_checked:  # once: INITIAL-CONTACT received, the unique policy
+                # once: INITIAL-CONTACT received, the unique policy; behind a gateway's XAUTH
+                # round, once it is over (clients often share one group identity: the XAUTH
+                # user tells them apart, ike/unique.py)
+                if not p1.unique_checked and unique.identified(sa):
                     p1.unique_checked = True
                     self._info.established(sa, now, initial_contact=p1.initial_contact and not sa.initiator)
             if sa.state is not IkeState.ESTABLISHED or not self.gate.remote_access(sa, now):

@@ -7,6 +7,9 @@ Duplicates are the other live ISAKMP SAs with the same pair of identities (ours 
   second connection to the same gateway does not wipe out the first), never with ``unique =
   "never"``; *received*, it removes every duplicate (whatever their connection: the peer
   rebooted), unless our policy is ``never``.
+- Behind a gateway's XAUTH round the XAUTH user is part of the identity, and the policy is
+  applied once that round has succeeded: remote-access clients often share one group identity,
+  and a new client's INITIAL-CONTACT must not end the others'.
 - ``unique = "replace"``: a duplicate of the same connection is deleted when the new SA is up;
   ``"keep"``: the new SA is deleted instead; ``"no"`` (default) and ``"never"``: both stay. A
   duplicate from the same peer address is an IKEv1 re-authentication, which ike/renewal.py
@@ -38,8 +41,24 @@ def sends_initial_contact(unique: str, to_peer: Iterable[IkeSa]) -> bool:
     return not any(s.state is not IkeState.DELETED for s in to_peer)
 
 
+def xauth_user(sa: IkeSa) -> str | None:
+    """The user a gateway's XAUTH round authenticated on ``sa`` (None: no such round)."""
+    ra = sa.remote_access
+    return ra.user if ra is not None and ra.server_xauth else None
+
+
+def identified(sa: IkeSa) -> bool:
+    """Is the peer of ``sa`` known well enough to apply the policy: at once, or behind a
+    gateway's XAUTH round once that round has succeeded."""
+    if sa.conn is None or sa.conn.remote_xauth is None:
+        return True
+    return sa.remote_access is not None and sa.remote_access.ready
+
+
 def duplicates(sa: IkeSa, sas: Iterable[IkeSa]) -> list[IkeSa]:
-    """Other live SAs with the same identities (ours and the peer's)."""
+    """Other live SAs with the same identities (ours and the peer's) and, behind a gateway's
+    XAUTH, the same user (as strongSwan, which checks uniqueness with the XAUTH identity)."""
+    user = xauth_user(sa)
     return [
         s
         for s in sas
@@ -47,6 +66,7 @@ def duplicates(sa: IkeSa, sas: Iterable[IkeSa]) -> list[IkeSa]:
         and s.state is not IkeState.DELETED
         and s.local_id == sa.local_id
         and s.remote_id == sa.remote_id
+        and xauth_user(s) == user
     ]
 
 
