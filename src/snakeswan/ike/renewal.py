@@ -66,7 +66,9 @@ def check_volume(sa: IkeSa, now: float) -> None:
 
 
 def adopt_children(old: IkeSa, new: IkeSa, lifetimes: ChildLifetimes) -> int:
-    """Move ``old``'s IPsec SAs (and their timers) to ``new``; returns how many moved."""
+    """Move ``old``'s IPsec SAs (and their timers) to ``new``; returns how many moved. A gateway's
+    virtual IP leases go along when ``new`` has none of its own (a client renewing its ISAKMP SA
+    without a new Mode Config round, as vpnc does): the children's selectors name them."""
     moved = 0
     for child in old.children:
         new.children.append(replace(child, ike_sa=new.unique_id))
@@ -75,21 +77,41 @@ def adopt_children(old: IkeSa, new: IkeSa, lifetimes: ChildLifetimes) -> int:
             timer.ike_sa = new.unique_id
         moved += 1
     old.children.clear()
+    ra_old, ra_new = old.remote_access, new.remote_access
+    if ra_old is not None and ra_new is not None and ra_old.leased and not ra_new.leased:
+        ra_new.leased, ra_old.leased = ra_old.leased, []
+        ra_new.vips, ra_new.modecfg = list(ra_old.vips), ra_old.modecfg
     return moved
 
 
 def successor(old: IkeSa, sas: list[IkeSa]) -> IkeSa | None:
     """A ready ISAKMP SA (established, its XAUTH / Mode Config over) for the same connection
-    and peer, newer than ``old``."""
+    and peer, newer than ``old``. The same peer: its identity, its address and, behind a gateway's
+    XAUTH, its user (remote-access clients often share one group identity)."""
     for sa in sas:
+        if sa is not old and sa.unique_id > old.unique_id and sa.ready and same_peer(sa, old):
+            return sa
+    return None
+
+
+def predecessor(new: IkeSa, sas: list[IkeSa]) -> IkeSa | None:
+    """The oldest established ISAKMP SA whose :func:`successor` ``new`` is."""
+    for sa in sorted(sas, key=lambda s: s.unique_id):
         if (
-            sa is not old
-            and sa.ready
-            and sa.conn is not None
-            and old.conn is not None
-            and sa.conn.name == old.conn.name
-            and sa.remote_id == old.remote_id
-            and sa.unique_id > old.unique_id
+            sa.unique_id < new.unique_id
+            and sa.state is IkeState.ESTABLISHED
+            and new.ready
+            and same_peer(sa, new)
         ):
             return sa
     return None
+
+
+def same_peer(a: IkeSa, b: IkeSa) -> bool:
+    if a.conn is None or b.conn is None or a.conn.name != b.conn.name or a.remote_id != b.remote_id:
+        return False
+    if a.remote[0] != b.remote[0]:
+        return False
+    user_a = a.remote_access.user if a.remote_access is not None else None
+    user_b = b.remote_access.user if b.remote_access is not None else None
+    return user_a == user_b
