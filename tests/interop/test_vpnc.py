@@ -1,7 +1,8 @@
 """Remote access with vpnc 0.5.3 (Debian's ``vpnc``), the open Cisco VPN Client, against our gateway
 in namespaces, at vpnc's defaults: Aggressive Mode with a group name (ID_KEY_ID) and group secret,
 MODP-1024, XAUTH, Mode Config pull with the Cisco Unity attributes (split include, banner, domain,
-UNITY_PFS), its own userspace ESP over a TUN device, DPD; behind a NAT, RFC 3947 NAT-T.
+UNITY_PFS), its own userspace ESP over a TUN device, DPD, its ISAKMP SA renewal; behind a NAT,
+RFC 3947 NAT-T.
 
 vpnc never rekeys an IPsec SA itself: it proposes 2,147,483 s, the gateway lowers that
 (RESPONDER-LIFETIME) and must rekey it. vpnc answers a gateway's Quick Mode by switching both
@@ -54,7 +55,9 @@ fi
 """
 
 
-def gateway(addr: str = EAST, *, pfs: bool = False, password: str = "alice-password") -> str:
+def gateway(
+    addr: str = EAST, *, pfs: bool = False, password: str = "alice-password", ike_life: str = ""
+) -> str:
     """A Cisco-style remote-access gateway for vpnc's defaults; IPsec SAs lowered to 24 s, so the
     gateway rekeys each one after 14 s (``ike/lifetimes.py``: 10 s before the end)."""
     # two transforms: a rekey we start offers the one in use alone, as vpnc wants
@@ -67,6 +70,7 @@ aggressive = true
 proposals = ["aes256-sha1-modp1024"]
 pools = ["rwpool"]
 pull = true
+{f'rekey_time = "{ike_life}"' if ike_life else ""}
 local = {{ auth = "psk", id = "{addr}" }}
 remote-psk = {{ auth = "psk", round = 1, id = "keyid:{GROUP}" }}
 remote-xauth = {{ auth = "xauth", round = 2 }}
@@ -186,6 +190,35 @@ def test_vpnc_at_its_defaults_through_a_gateway_rekey(pfs: bool, topology: Any, 
     wait_for(lambda: not gw.sas(), what="the gateway to delete the IKE SA vpnc deleted")
     [pool] = gw.cmd("list-pools")
     assert pool["leases"] == [{"identity": "alice", "address": FIRST_VIP, "online": False}]
+
+
+def test_vpnc_renews_its_isakmp_sa_and_traffic_goes_on(topology: Any, tmp_path: Path) -> None:
+    """vpnc renews its ISAKMP SA at 80 % of the lifetime the gateway gave it (22 s here): a new
+    Aggressive Mode and XAUTH, then it waits for our RESPONDER-LIFETIME and deletes the old SA
+    with a Delete that names the new one. The gateway keeps the new SA, moves the IPsec SA and
+    the lease to it, and rekeys the IPsec SA under it; no ping is lost."""
+    topo = topology()
+    west, east = site_to_site(topo)
+    gw = DaemonProcess(tmp_path, "east", gateway(ike_life="20s"), netns=east.name)
+    topo.on_close(gw.stop)
+    vpnc = _start(topo, west, gw, tmp_path, EAST, local=WEST)
+    [first] = wait_for(
+        lambda: [s for s in gw.sas() if s["children"]], timeout=30, what="the gateway's IPsec SA"
+    )
+    assert first["lifetime"] == 22  # vpnc's 2,147,483 s lowered
+    # 36 s: the gateway rekeys the IPsec SA after 14 s, vpnc renews after ~18 s, the gateway
+    # rekeys the IPsec SA again (under the new ISAKMP SA) after 30-34 s
+    sent = 360
+    got = ping(west, FIRST_VIP, LAN_HOST, count=sent, interval=0.1, timeout=sent * 0.1 + 15)
+    log = gw.log()
+    assert "delete_names_the_new_sa sa=2 old=1" in log and "ike_renewed old=1 new=2" in log
+    assert log.rindex("IPsec SA rw/net established") > log.index("ike_renewed"), "no rekey under the new SA"
+    sa = next(s for s in gw.sas() if s["children"])
+    assert sa["id"] >= 2 and sa["xauth_user"] == "alice" and sa["vips"] == [FIRST_VIP]
+    assert {c["remote_ts"] for c in sa["children"]} == {f"{FIRST_VIP}/32"}  # (the old pair may overlap)
+    assert gw.cmd("list-pools")[0]["leases"] == [{"identity": "alice", "address": FIRST_VIP, "online": True}]
+    assert "drop reason=icv" not in log and "no response from target" not in vpnc.log()
+    assert got >= sent - 1, f"{sent - got} of {sent} pings lost"
 
 
 def test_vpnc_with_a_wrong_password_gets_nothing(topology: Any, tmp_path: Path) -> None:

@@ -181,6 +181,9 @@ class InformationalHandler:
     def _delete(self, sa: IkeSa, d: DeletePayload, now: float, bundle_ah_gone: set[int]) -> None:
         if d.protocol == ProtocolId.ISAKMP:
             if any(spi == sa.icookie + sa.rcookie for spi in d.spis):
+                old = self._renewal_deleting_itself(sa, now)
+                if old is not None:
+                    sa = old  # the SA it renewed is meant: it goes, the new one adopts its children
                 heir = renewal.successor(sa, self.hooks.conn_sas(sa.name))
                 if heir is not None:  # the peer renewed the ISAKMP SA: its IPsec SAs live on
                     moved = renewal.adopt_children(sa, heir, self.timers.lifetimes)
@@ -206,6 +209,28 @@ class InformationalHandler:
             else:
                 self.ctx.tracer.emit("ike", "delete_unknown_spi", sa=sa.unique_id, spi=spi)
 
+    def _renewal_deleting_itself(self, sa: IkeSa, now: float) -> IkeSa | None:
+        """vpnc (0.5.3, Debian's) renews its ISAKMP SA at 80 % of the lifetime: Aggressive Mode,
+        XAUTH, then a Delete meant for the old SA, but naming the new one it travels on. A Cisco
+        Unity client's Delete of a gateway SA whose XAUTH round has just ended (within
+        :data:`RENEWAL_DELETE_WINDOW`), while an older SA of the same client and user is up, is
+        taken as that: the older SA is returned (None: the Delete means what it says)."""
+        ra = sa.remote_access
+        if (
+            sa.initiator
+            or not sa.unity
+            or ra is None
+            or not ra.server_xauth
+            or not sa.ready
+            or sa.established_at is None
+            or now - sa.established_at > RENEWAL_DELETE_WINDOW
+        ):
+            return None
+        old = renewal.predecessor(sa, self.hooks.conn_sas(sa.name))
+        if old is not None:
+            self.ctx.tracer.emit("ike", "delete_names_the_new_sa", sa=sa.unique_id, old=old.unique_id)
+        return old
+
     def established(self, sa: IkeSa, now: float, *, initial_contact: bool) -> None:
         """``sa`` is up: INITIAL-CONTACT received (the peer rebooted: every older SA with the same
         identities is stale) and the connection's ``unique`` policy (ike/unique.py)."""
@@ -221,6 +246,9 @@ class InformationalHandler:
         if verdict.cancel:
             self.ctx.tracer.emit("ike", "unique_keep", sa=sa.unique_id, reason=verdict.reason)
             self.hooks.delete_ike(sa.unique_id, now, verdict.reason)
+
+
+RENEWAL_DELETE_WINDOW = 10.0  # seconds after the new SA was established
 
 
 def _names(child: ChildSaInfo, spi_out: int, protocol: int) -> bool:

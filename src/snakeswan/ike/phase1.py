@@ -495,19 +495,24 @@ class Phase1:
             )
         )
         self.ctx.tracer.emit("ike", "ike_sa_established", sa=sa.unique_id, conn=sa.conn.name)
-        if not sa.initiator and sa.choice.lowered:
-            # we run with shorter lifetimes than the initiator offered: tell it (RFC 2407 4.6.3.1)
-            notify = ike_responder_lifetime(
-                sa.icookie + sa.rcookie, sa.choice.lifetime, sa.choice.life_kilobytes
-            )
-            informational.send(sa, self.ctx, [notify])
-            self.ctx.tracer.emit(
-                "ike",
-                "responder_lifetime_sent",
-                sa=sa.unique_id,
-                seconds=sa.choice.lifetime,
-                kilobytes=sa.choice.life_kilobytes,
-            )
+        tell_lifetime(sa, self.ctx)
+
+
+def tell_lifetime(sa: IkeSa, ctx: Context) -> None:
+    """A responder running with shorter ISAKMP SA lifetimes than the initiator offered tells it
+    (RFC 2407 4.6.3.1): once established, and a gateway again after a successful XAUTH round
+    (remote_access.py; vpnc, renewing its ISAKMP SA, waits for this notify there)."""
+    if sa.initiator or sa.choice is None or not sa.choice.lowered:
+        return
+    notify = ike_responder_lifetime(sa.icookie + sa.rcookie, sa.choice.lifetime, sa.choice.life_kilobytes)
+    informational.send(sa, ctx, [notify])
+    ctx.tracer.emit(
+        "ike",
+        "responder_lifetime_sent",
+        sa=sa.unique_id,
+        seconds=sa.choice.lifetime,
+        kilobytes=sa.choice.life_kilobytes,
+    )
 
 
 def describe_choice(c: IkeChoice) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from snakeswan.config.model import ConnectionConfig
 from snakeswan.config.traffic import IPAddress, TrafficSelector
-from snakeswan.ike import modecfg, xauth
+from snakeswan.ike import modecfg, phase1, xauth
 from snakeswan.ike.context import Context
 from snakeswan.ike.events import VirtualIps, XauthCheck, XauthResult
 from snakeswan.ike.leases import Leases
@@ -174,6 +174,7 @@ class RemoteAccess:
             self.fail(f"XAUTH failed for user {self.verdict.user!r}: {self.verdict.reason}")
             return
         self.xauth.state = "done"
+        phase1.tell_lifetime(self.sa, self.ctx)
 
     def _push(self, now: float) -> None:
         addresses = self._lease(self.sa_identity(), [(4, None)])

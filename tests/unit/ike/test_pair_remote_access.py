@@ -482,3 +482,28 @@ def test_a_renewed_client_sa_adopts_the_children_only_once_its_xauth_is_over() -
     assert len(h.of(client, XauthResult)) == 2 and len(h.of(h.gateway, XauthResult)) == 2
     [gw_sa] = h.gateway.ike_sas
     assert [c.spi_out for c in gw_sa.children] == [child.spi_in]  # the gateway moved it too
+
+
+def test_a_renewal_adopts_only_its_own_clients_children_under_a_shared_group_identity() -> None:
+    """alice and bob authenticate phase 1 with one group identity (as Cisco clients do): bob's
+    INITIAL-CONTACT does not end alice's SA (the XAUTH user is part of the identity); alice
+    renews her ISAKMP SA and deletes the old one: on the gateway her IPsec SA moves to her new SA,
+    not to bob's (same connection and identity, but another address and XAUTH user)."""
+    group = 'id = "group.rw.example"'
+    alice = client_config(client_addr(0)).replace('id = "alice.rw.example"', group)
+    alice = alice.replace("pull = true\n", 'pull = true\nrekey_time = "100s"\nrand_time = "0s"\n', 1)
+    bob = client_config(client_addr(1), user="bob", password="bob-password").replace(
+        'id = "bob.rw.example"', group
+    )
+    h = hub(gateway_config(users={"alice": "alice-password", "bob": "bob-password"}), alice, bob)
+    h.run(30)
+    by_user = {sa.remote_access.user: sa for sa in h.gateway.ike_sas if sa.remote_access is not None}
+    assert set(by_user) == {"alice", "bob"}, "bob's INITIAL-CONTACT ended alice's SA (one group identity)"
+    alice_child, bob_child = by_user["alice"].children[0].spi_in, by_user["bob"].children[0].spi_in
+    first_alice = by_user["alice"]
+    h.run(150)  # alice renews at 100 s
+    assert len(h.of(h.clients[0], XauthResult)) == 2  # she did
+    by_user = {sa.remote_access.user: sa for sa in h.gateway.ike_sas if sa.remote_access is not None}
+    assert len(h.gateway.ike_sas) == 2 and by_user["alice"] is not first_alice
+    assert [c.spi_in for c in by_user["alice"].children] == [alice_child]
+    assert [c.spi_in for c in by_user["bob"].children] == [bob_child]
