@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.daemons import DaemonProcess, wait_for
+from tests.interop.strongswan import Credential, Pki
 from tests.interop.test_strongswan_remote_access import _masquerade
 from tests.netns import Netns, ping, protected, site_to_site, veth
 
@@ -56,12 +57,27 @@ fi
 
 
 def gateway(
-    addr: str = EAST, *, pfs: bool = False, password: str = "alice-password", ike_life: str = ""
+    addr: str = EAST,
+    *,
+    pfs: bool = False,
+    password: str = "alice-password",
+    ike_life: str = "",
+    hybrid: Credential | None = None,
 ) -> str:
     """A Cisco-style remote-access gateway for vpnc's defaults; IPsec SAs lowered to 24 s, so the
-    gateway rekeys each one after 14 s (``ike/lifetimes.py``: 10 s before the end)."""
+    gateway rekeys each one after 14 s (``ike/lifetimes.py``: 10 s before the end). ``hybrid``:
+    the gateway signs with this certificate, the client has XAUTH only (vpnc sends no CERTREQ:
+    ``send_cert = "always"``, as strongSwan needs for it too)."""
     # two transforms: a rekey we start offers the one in use alone, as vpnc wants
     esp = '"aes256-sha1-modp1024", "aes128-sha1-modp1024"' if pfs else '"aes256-sha1", "aes128-sha1"'
+    auth = f"""local = {{ auth = "psk", id = "{addr}" }}
+remote-psk = {{ auth = "psk", round = 1, id = "keyid:{GROUP}" }}
+remote-xauth = {{ auth = "xauth", round = 2 }}"""
+    if hybrid is not None:
+        auth = (
+            f'send_cert = "always"\nlocal = {{ auth = "pubkey", certs = ["{hybrid.cert}"] }}\n'
+            f'remote = {{ auth = "xauth" }}\n[secrets.private-gw]\nfile = "{hybrid.key}"'
+        )
     return f"""
 [connections.rw]
 local_addrs = ["{addr}"]
@@ -71,9 +87,7 @@ proposals = ["aes256-sha1-modp1024"]
 pools = ["rwpool"]
 pull = true
 {f'rekey_time = "{ike_life}"' if ike_life else ""}
-local = {{ auth = "psk", id = "{addr}" }}
-remote-psk = {{ auth = "psk", round = 1, id = "keyid:{GROUP}" }}
-remote-xauth = {{ auth = "xauth", round = 2 }}
+{auth}
 [connections.rw.children.net]
 local_ts = ["{LAN_E}"]
 esp_proposals = [{esp}]
@@ -97,7 +111,9 @@ secret = "{password}"
 class Vpnc:
     """vpnc in the foreground in namespace ``ns`` (its log in ``tmp/vpnc.log``)."""
 
-    def __init__(self, ns: Netns, tmp: Path, gateway_addr: str, local: str | None = None) -> None:
+    def __init__(
+        self, ns: Netns, tmp: Path, gateway_addr: str, local: str | None = None, ca: Path | None = None
+    ) -> None:
         if shutil.which("vpnc") is None:
             pytest.fail("vpnc is not installed (scripts/setup.sh installs it)")
         self.dir = tmp
@@ -108,6 +124,7 @@ class Vpnc:
         conf.write_text(
             f"IPSec gateway {gateway_addr}\nIPSec ID {GROUP}\nIPSec secret {GROUP_SECRET}\n"
             "Xauth username alice\nXauth password alice-password\n"
+            + (f"IKE Authmode hybrid\nCA-File {ca}\n" if ca is not None else "")
         )
         conf.chmod(0o600)
         self.log_path = tmp / "vpnc.log"
@@ -219,6 +236,25 @@ def test_vpnc_renews_its_isakmp_sa_and_traffic_goes_on(topology: Any, tmp_path: 
     assert gw.cmd("list-pools")[0]["leases"] == [{"identity": "alice", "address": FIRST_VIP, "online": True}]
     assert "drop reason=icv" not in log and "no response from target" not in vpnc.log()
     assert got >= sent - 1, f"{sent - got} of {sent} pings lost"
+
+
+def test_vpnc_hybrid_authentication(topology: Any, tmp_path: Path) -> None:
+    """Hybrid (draft-ietf-ipsec-isakmp-hybrid-auth): the gateway signs Aggressive Mode with its
+    RSA certificate, which vpnc checks against the CA it was given; vpnc proves itself by XAUTH
+    only (HybridInitRSA, 64221)."""
+    pki = Pki(tmp_path / "pki")
+    ca, cert = pki.ca(), pki.host("gw.sw-lab", san=["gw.sw-lab", EAST])
+    topo = topology()
+    west, east = site_to_site(topo)
+    gw = DaemonProcess(tmp_path, "east", gateway(hybrid=cert), netns=east.name)
+    topo.on_close(gw.stop)
+    vpnc = _start(topo, west, gw, tmp_path, EAST, local=WEST, ca=ca.cert)
+    [sa] = wait_for(lambda: [s for s in gw.sas() if s["children"]], timeout=30, what="the gateway's IPsec SA")
+    assert sa["xauth_user"] == "alice" and sa["vips"] == [FIRST_VIP]
+    assert "IKE SA selected hybrid(rsa)-aes256-sha1" in vpnc.log()
+    assert "CN=gw.sw-lab" in sa["local_id"]
+    wait_for(vpnc.env, what="vpnc's connect script")
+    assert ping(west, FIRST_VIP, LAN_HOST, count=10, interval=0.1) >= 9
 
 
 def test_vpnc_with_a_wrong_password_gets_nothing(topology: Any, tmp_path: Path) -> None:
