@@ -63,6 +63,7 @@ def gateway(
     password: str = "alice-password",
     ike_life: str = "",
     hybrid: Credential | None = None,
+    dpd: bool = False,
 ) -> str:
     """A Cisco-style remote-access gateway for vpnc's defaults; IPsec SAs lowered to 24 s, so the
     gateway rekeys each one after 14 s (``ike/lifetimes.py``: 10 s before the end). ``hybrid``:
@@ -87,6 +88,7 @@ proposals = ["aes256-sha1-modp1024"]
 pools = ["rwpool"]
 pull = true
 {f'rekey_time = "{ike_life}"' if ike_life else ""}
+{'dpd_delay = "2s"' if dpd else ""}
 {auth}
 [connections.rw.children.net]
 local_ts = ["{LAN_E}"]
@@ -271,7 +273,8 @@ def test_vpnc_with_a_wrong_password_gets_nothing(topology: Any, tmp_path: Path) 
 
 
 def test_vpnc_behind_a_nat(topology: Any, tmp_path: Path) -> None:
-    """vpnc behind nftables masquerade (UDP ports rewritten): RFC 3947 NAT-T, ESP in UDP 4500."""
+    """vpnc behind nftables masquerade (UDP ports rewritten): RFC 3947 NAT-T, ESP in UDP 4500; the
+    gateway's DPD answered through the NAT."""
     topo = topology()
     client, nat, gw_ns = topo.add("c1"), topo.add("nat1"), topo.add("gw")
     veth(client, "c0", "10.231.10.2/24", nat, "n1", "10.231.10.1/24")
@@ -279,7 +282,7 @@ def test_vpnc_behind_a_nat(topology: Any, tmp_path: Path) -> None:
     protected(gw_ns, "10.231.2.1/24")
     client.run("ip", "route", "add", "10.231.20.0/24", "via", "10.231.10.1")
     _masquerade(nat, "n0")
-    gw = DaemonProcess(tmp_path, "gw", gateway("10.231.20.2"), netns=gw_ns.name)
+    gw = DaemonProcess(tmp_path, "gw", gateway("10.231.20.2", dpd=True), netns=gw_ns.name)
     topo.on_close(gw.stop)
     vpnc = _start(topo, client, gw, tmp_path, "10.231.20.2")
     [sa] = wait_for(lambda: [s for s in gw.sas() if s["children"]], timeout=30, what="the gateway's IPsec SA")
@@ -289,3 +292,5 @@ def test_vpnc_behind_a_nat(topology: Any, tmp_path: Path) -> None:
     wait_for(vpnc.env, what="vpnc's connect script")
     assert ping(client, FIRST_VIP, LAN_HOST, count=10, interval=0.1) >= 9
     assert "NAT-T" in vpnc.log() and sa["children"][0]["remote_ts"] == f"{FIRST_VIP}/32"
+    # our DPD (2 s of silence) through the NAT: vpnc answers
+    wait_for(lambda: "dpd_ack" in gw.log(), what="vpnc's R-U-THERE-ACK")
