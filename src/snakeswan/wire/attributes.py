@@ -55,11 +55,16 @@ class Attribute:
             w.u16(self.type).u16(len(self.value)).raw(self.value)
 
 
-def decode_attributes(r: Reader) -> tuple[Attribute, ...]:
-    """Decode attributes until ``r`` is exhausted."""
+def decode_attributes(r: Reader, *, padded: bool = False) -> tuple[Attribute, ...]:
+    """Decode attributes until ``r`` is exhausted. ``padded``: fewer than 4 zero bytes at the end
+    are padding, not an attribute (Libreswan pads its Mode Config attribute payloads to 4 bytes)."""
     out: list[Attribute] = []
     while r.remaining:
         start = r.offset
+        if padded and r.remaining < 4:
+            if any(r.take(r.remaining, "attribute padding")):
+                raise DecodeError("attribute payload ends in a partial attribute", start, r.where)
+            break
         head = r.u16("attribute type")
         if head & _AF:
             out.append(Attribute(head & 0x7FFF, r.take(2, "TV attribute value"), True))

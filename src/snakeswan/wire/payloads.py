@@ -309,7 +309,7 @@ class AttributePayload:
         mtype = r.u8("attribute message type")
         r.u8("attribute reserved")
         ident = r.u16("attribute identifier")
-        return cls(mtype, ident, decode_attributes(r))
+        return cls(mtype, ident, decode_attributes(r, padded=True))
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,6 +215,24 @@ def test_attribute_payload_tlv_overrun() -> None:
     assert "overruns" in e.what
 
 
+def test_attribute_payload_zero_padding_is_not_an_attribute() -> None:
+    """Libreswan pads a Mode Config REPLY to 4 bytes (46 bytes of attributes, 2 zero bytes): the
+    padding is skipped; 2 non-zero bytes, or 4 (an attribute header), are still refused."""
+    attrs = bytes.fromhex("0001 0004 0ae7640a 7004 000e 0ae70200 ffffff00 000000000000")
+    for tail, ok in ((b"", True), (b"\x00", True), (b"\x00\x00", True), (b"\x00\x01", False)):
+        body = b"\x02\x00\x17\xbd" + attrs + tail
+        data = bytes([0, 0]) + (4 + len(body)).to_bytes(2, "big") + body
+        if ok:
+            [rp] = decode_payloads(P.ATTRIBUTE, data)
+            assert [a.type for a in rp.payload.attributes] == [1, 28676]  # type: ignore[attr-defined]
+        else:
+            assert "partial attribute" in _decode_error(P.ATTRIBUTE, data).what
+    body = b"\x02\x00\x17\xbd" + attrs + b"\x00\x00\x00\x00"  # a whole (empty) attribute of type 0
+    data = bytes([0, 0]) + (4 + len(body)).to_bytes(2, "big") + body
+    [rp] = decode_payloads(P.ATTRIBUTE, data)
+    assert [a.type for a in rp.payload.attributes] == [1, 28676, 0]  # type: ignore[attr-defined]
+
+
 def test_trailing_bytes_refused_or_allowed() -> None:
     data = encode_payloads([IdPayload(2, b"peer"), NoncePayload(b"n" * 16)])[1]
     padding = b"\x00" * 7
