@@ -93,10 +93,12 @@ def conn_section(name: str, **options: str | None) -> str:
 
 
 # ``#2: "gw":500 STATE_QUICK_R2 (IPsec SA established); ...`` and the SPI line of an IPsec SA:
-# ``#2: "gw":500 esp.8d2e5c1a@10.231.0.1 esp.c0ffee12@10.231.0.2 tun.0@... Traffic: ...``
-_STATE = re.compile(r'^(?:\d+ )?#(?P<serial>\d+): "(?P<conn>[^"]+)"\S* (?P<state>STATE_\w+)', re.M)
+# ``#2: "gw":500 esp.8d2e5c1a@10.231.0.1 esp.c0ffee12@10.231.0.2 tun.0@... Traffic: ...``; an
+# instance of a connection to %any names its peer: ``#2: "rw"[1] 10.231.0.1:500 STATE_QUICK_R2``
+_INSTANCE = r'(?:\d+ )?#(?P<serial>\d+): "(?P<conn>[^"]+)"\S*(?: \d[\d.:]*)?'
+_STATE = re.compile(rf"^{_INSTANCE} (?P<state>STATE_\w+)", re.M)
 _ESP = re.compile(
-    r'^(?:\d+ )?#(?P<serial>\d+): "(?P<conn>[^"]+)"\S* esp\.(?P<out>[0-9a-f]+)@(?P<peer>\S+) '
+    rf"^{_INSTANCE} esp\.(?P<out>[0-9a-f]+)@(?P<peer>\S+) "
     r"esp\.(?P<in>[0-9a-f]+)@(?P<us>\S+)",
     re.M,
 )

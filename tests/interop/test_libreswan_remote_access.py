@@ -1,6 +1,8 @@
-"""Remote access with Libreswan 4.10 (pluto) as the client of our gateway: Main Mode with a group
-PSK, XAUTH (pluto's ``leftxauthclient``, password from its secrets) and Mode Config pull, then
-Quick Mode from the virtual IP, at pluto's default proposals. IKE only, as every Libreswan cell
+"""Remote access with Libreswan 4.10 (pluto), both roles: pluto as the client of our gateway (Main
+Mode with a group PSK, XAUTH with ``leftxauthclient`` and its password from its secrets, Mode
+Config pull, Quick Mode from the virtual IP, at pluto's default proposals; a wrong password), and
+our client against pluto as the gateway (XAUTH server, Mode Config from an address pool; pluto pads
+its Mode Config REPLY to 4 bytes). IKE only, as every Libreswan cell
 here: this kernel has no ESP for pluto (tests/interop/libreswan.py).
 
     west 10.231.0.1 (pluto, the client)  ===  east 10.231.0.2 (our gateway, LAN 10.231.2.0/24)
@@ -118,3 +120,69 @@ def test_libreswan_client_with_a_wrong_password_gets_nothing(
     assert not [s for s in gw.sas() if s["children"]]
     assert gw.cmd("list-pools")[0]["leases"] == []
     assert not [s for s in pluto.states() if s.ipsec and s.established]
+
+
+def our_client() -> str:
+    return f"""
+[connections.home]
+local_addrs = ["{WEST}"]
+remote_addrs = ["{EAST}"]
+vips = ["0.0.0.0"]
+pull = true
+proposals = ["aes256-sha256-modp2048"]
+local-psk = {{ auth = "psk", round = 1, id = "alice.sw-lab" }}
+local-xauth = {{ auth = "xauth", round = 2, xauth_id = "alice" }}
+remote = {{ auth = "psk", id = "gw.sw-lab" }}
+[connections.home.children.home]
+remote_ts = ["{LAN_E}"]
+esp_proposals = ["aes128-sha1-modp2048"]
+[secrets.ike-group]
+secret = "{GROUP_PSK}"
+[secrets.xauth-alice]
+id = "alice"
+secret = "alice-password"
+"""
+
+
+def test_snakeswan_client_against_libreswan_gateway(
+    topology: Any, pluto_factory: Any, tmp_path: Path
+) -> None:
+    """pluto as the gateway: XAUTH server (``xauthby=alwaysok``: pluto's password file is a fixed
+    path of the machine; the password check is the gateway's, tested above the other way round),
+    Mode Config server with an address pool, pull."""
+    topo = topology()
+    west, east = site_to_site(topo)
+    conns = conn_section(
+        "rw",
+        ikev2="no",
+        authby="secret",
+        left=EAST,
+        leftid="@gw.sw-lab",
+        leftsubnet=LAN_E,
+        leftxauthserver="yes",
+        leftmodecfgserver="yes",
+        xauthby="alwaysok",
+        modecfgpull="yes",
+        modecfgdns="10.231.2.53",
+        right="%any",
+        rightid="@alice.sw-lab",
+        rightxauthclient="yes",
+        rightmodecfgclient="yes",
+        rightaddresspool="10.231.100.10-10.231.100.20",
+        leftupdown="/bin/true",
+        auto="add",
+    )
+    pluto = pluto_factory(east, "east", conns, f'@gw.sw-lab @alice.sw-lab : PSK "{GROUP_PSK}"\n')
+    daemon = DaemonProcess(tmp_path, "west", our_client(), netns=west.name)
+    topo.on_close(daemon.stop)
+    daemon.cmd("up", conn="home")
+    [sa] = wait_for(lambda: [s for s in daemon.sas() if s["children"]], timeout=30, what="our IPsec SA")
+    assert sa["vips"] == ["10.231.100.10"]
+    [child] = sa["children"]
+    assert (child["local_ts"], child["remote_ts"]) == ("10.231.100.10/32", LAN_E)
+    # pluto's ISAKMP state stays STATE_MODE_CFG_R1 after its REPLY (no ACK follows a pull)
+    states = pluto.wait_states(lambda st: any(s.ipsec and s.established and s.spi_in for s in st))
+    [ipsec] = [s for s in states if s.ipsec and s.established]
+    assert (ipsec.spi_out, ipsec.spi_in) == (int(child["spi_in"], 16), int(child["spi_out"], 16))
+    assert "XAUTH: User alice: Authentication Successful" in pluto.log()
+    assert "XAUTH authentication of 'alice' successful" in daemon.log()
