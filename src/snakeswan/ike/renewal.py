@@ -108,10 +108,12 @@ def predecessor(new: IkeSa, sas: list[IkeSa]) -> IkeSa | None:
 
 
 def same_peer(a: IkeSa, b: IkeSa) -> bool:
+    """The same connection and peer identity; with XAUTH / Mode Config rounds (remote access,
+    whose clients may share a group identity) also the same address and XAUTH user."""
     if a.conn is None or b.conn is None or a.conn.name != b.conn.name or a.remote_id != b.remote_id:
         return False
-    if a.remote[0] != b.remote[0]:
-        return False
+    if a.remote_access is None and b.remote_access is None:
+        return True
     user_a = a.remote_access.user if a.remote_access is not None else None
     user_b = b.remote_access.user if b.remote_access is not None else None
-    return user_a == user_b
+    return a.remote[0] == b.remote[0] and user_a == user_b
