@@ -114,6 +114,7 @@ class QuickMode(Exchange):
         self.gqm: bytes | None = None
         self.spi_in = 0
         self.choice: ChildChoice | None = None
+        self.offered: Sequence[ChildProposal] = ()  # initiator: the proposals of our QM1
         self.ah_spi_in = 0  # an AH+ESP bundle: our inbound AH SPI (spi_in is the ESP one)
         self.ah_choice: ChildChoice | None = None
         self.local_ts: TrafficSelector | None = None
@@ -134,7 +135,7 @@ class QuickMode(Exchange):
         if not self.initiator or self.child is None:
             return None
         nxt = self.fallback + 1
-        return nxt if nxt < len(pfs_groups(self._proposals())) else None
+        return nxt if nxt < len(self._offers()) else None
 
     def _hash(self, which: int, rest: bytes) -> bytes:
         c = self.sa.crypto
@@ -185,21 +186,30 @@ class QuickMode(Exchange):
         self.sa.crypto.iv.confirm(self.message_id, ciphertext)
 
     def _proposals(self) -> Sequence[ChildProposal]:
-        """What we offer (initiator) or accept (responder): the child's proposals; a rekey we
-        start offers the transform in use alone, if it is still configured (vpnc takes a rekey
-        with one transform only, and keeps its algorithms anyway)."""
+        """The child's proposals (ESP, else AH)."""
         assert self.child is not None
-        configured = self.child.esp_proposals or self.child.ah_proposals
+        return self.child.esp_proposals or self.child.ah_proposals
+
+    def _offers(self) -> list[Sequence[ChildProposal]]:
+        """The offers to try in turn (``fallback`` indexes them; RFC 2409 5.5: one KE per offer):
+        the child's proposals of each PFS group. A rekey we start first offers the transform in
+        use alone, while it is configured (vpnc answers a rekey of one transform only); refused,
+        the full list follows. Not for AH+ESP bundles, whose AH goes by the same groups."""
+        configured = self._proposals()
+        offers: list[Sequence[ChildProposal]] = [
+            [p for p in configured if p.pfs_group == g] for g in pfs_groups(configured)
+        ]
+        assert self.child is not None
         if self.rekey_of is None or is_bundle(self.child):
-            return configured
+            return offers
         old = next((c for c in self.sa.children if c.spi_in == self.rekey_of), None)
         if old is None:
-            return configured
+            return offers
         in_use = (old.protocol, old.transform_id, old.key_length, old.auth, old.pfs_group)
         same = [
             p for p in configured if (p.protocol, p.transform_id, p.key_length, p.auth, p.pfs_group) == in_use
         ]
-        return same[:1] or configured
+        return [same[:1], *offers] if same else offers
 
     def _resolve(self, ts: Sequence[TrafficSelector], addr: str) -> list[TrafficSelector]:
         ip = ipaddress.ip_address(addr)
@@ -230,12 +240,11 @@ class QuickMode(Exchange):
     def start(self, now: float) -> None:
         sa, child = self.sa, self.child
         assert child is not None
-        proposals = self._proposals()
         self.spi_in = self.ctx.spis.allocate()
         mode_attr = natt.encap_mode(child.mode, sa.natt_flavour, sa.encap)
         self.seconds, self.kilobytes = self._lifetimes(child)
-        group = pfs_groups(proposals)[self.fallback]
-        same_group = [p for p in proposals if p.pfs_group == group]
+        same_group = self.offered = self._offers()[self.fallback]
+        group = same_group[0].pfs_group
         if is_bundle(child):
             self._no_nat_for_bundle()
             self.ah_spi_in = self.ctx.spis.allocate()
@@ -333,7 +342,7 @@ class QuickMode(Exchange):
             )
             self.choice, self.ah_choice = pair.esp, pair.ah
         else:
-            self.choice = check_child_reply(sa_payload, self._proposals(), self.seconds, self.kilobytes)
+            self.choice = check_child_reply(sa_payload, self.offered, self.seconds, self.kilobytes)
         for n in msg.all(NotifyPayload):
             if n.notify_type == NotifyType.RESPONDER_LIFETIME:
                 self.seconds, self.kilobytes = apply_responder_lifetime(n.data, self.seconds, self.kilobytes)

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from snakeswan.errors import PeerError
 from snakeswan.ike import quick_mode
 from snakeswan.ike.events import ChildSaDeleted, ChildSaEstablished, ChildSaPreferred, IkeSaEstablished
+from snakeswan.wire.enums import NotifyType
 from tests.pair import A_ADDR, B_ADDR, Pair, site_config
 
 LAN_A, LAN_B = "10.231.1.0/24", "10.231.2.0/24"
@@ -241,3 +243,34 @@ def test_a_rekey_offers_the_transform_in_use_alone(monkeypatch: pytest.MonkeyPat
     assert len(p.of(p.a, ChildSaEstablished)) == 3
     assert offered[0] == ["20/128/None", "12/256/5"]  # AES-GCM-16 128, AES-CBC 256 + HMAC-SHA2-256
     assert offered[1:] == [["12/256/5"], ["12/256/5"]]
+
+
+def test_a_refused_rekey_of_the_transform_in_use_offers_the_full_list_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A peer refuses A's rekey of the transform in use alone (NO-PROPOSAL-CHOSEN; a peer whose
+    policy changed): A offers its full list next, and the rekey goes through."""
+    offered: list[list[int]] = []
+    build, select = quick_mode.child_sa_payload, quick_mode.select_child
+
+    def spy(proposals: Any, *args: Any) -> Any:
+        offered.append([p.transform_id for p in proposals])
+        return build(proposals, *args)
+
+    def choosy(sa_payload: Any, *args: Any) -> Any:  # B: no one-transform offer after the first
+        if len(offered) > 1 and len(sa_payload.proposals[0].transforms) == 1:
+            raise PeerError(NotifyType.NO_PROPOSAL_CHOSEN, "one transform: refused")
+        return select(sa_payload, *args)
+
+    monkeypatch.setattr(quick_mode, "child_sa_payload", spy)
+    monkeypatch.setattr(quick_mode, "select_child", choosy)
+    esp_a = 'aes128gcm16-modp2048", "aes256-sha256-modp2048'
+    a = site_config(A_ADDR, B_ADDR, LAN_A, LAN_B, life_time="100s", esp=esp_a)
+    b = site_config(B_ADDR, A_ADDR, LAN_B, LAN_A, life_time="100s", esp=esp_a)
+    p = Pair(a, b)
+    p.a.engine.initiate("site", now=p.now)
+    p.run(max_time=100)  # the rekey at 90 s
+    assert offered[:3] == [[20, 12], [20], [20, 12]]  # the first QM; the rekey alone, refused; all
+    est = [e.child for e in p.of(p.a, ChildSaEstablished)]
+    assert len(est) == 2 and est[1].replaces == est[0].spi_in
+    assert [r.fields["reason"] for r in p.a.engine.tracer.find("quick_mode_fallback")]
