@@ -27,6 +27,7 @@ from tests.unit.ipsec.helpers import (
     ESP_ALGORITHMS,
     INNER,
     KEY,
+    Pair,
     counter_rng,
     deliver_to,
     ip_packet,
@@ -282,6 +283,13 @@ def test_remove_policies_drops_queue() -> None:
     assert a.outbound(ip_packet(*INNER[4]), 0.0) == [Bypass(ip_packet(*INNER[4]))]
 
 
+def _spi_out(p: Pair, now: float) -> int:
+    """The SPI a's next outbound packet goes with."""
+    (out,) = p.a.outbound(p.inner(), now)
+    assert isinstance(out, SendIp)
+    return int.from_bytes(out.payload[:4], "big")
+
+
 def test_rekey_make_before_break_and_remove() -> None:
     p = make_pair("aes128gcm16")
     p.a.install(sa_params("aes128gcm16", 0x3003), sa_params("aes128gcm16", 0x4004), KEY)
@@ -305,31 +313,21 @@ def test_a_rekey_we_initiated_switches_outbound_after_a_delay() -> None:
         sa_params("aes128gcm16", 0x3003), sa_params("aes128gcm16", 0x4004), KEY, now=10.0, switch_after=0.5
     )
 
-    def spi_out(now: float) -> int:
-        (out,) = p.a.outbound(p.inner(), now)
-        assert isinstance(out, SendIp)
-        return int.from_bytes(out.payload[:4], "big")
-
-    assert spi_out(10.1) == 0x1001 and spi_out(10.49) == 0x1001  # still the old SA
-    assert spi_out(10.5) == 0x4004 and spi_out(11.0) == 0x4004  # then the new one
+    assert _spi_out(p, 10.1) == 0x1001 and _spi_out(p, 10.49) == 0x1001  # still the old SA
+    assert _spi_out(p, 10.5) == 0x4004 and _spi_out(p, 11.0) == 0x4004  # then the new one
     # the old SA going before the switch is due: the new one at once, and the switch is harmless
     p.a.install(
         sa_params("aes128gcm16", 0x5005), sa_params("aes128gcm16", 0x6006), KEY, now=12.0, switch_after=0.5
     )
-    assert spi_out(12.1) == 0x4004
+    assert _spi_out(p, 12.1) == 0x4004
     p.a.remove(0x3003)
-    assert spi_out(12.2) == 0x6006 and spi_out(13.0) == 0x6006
+    assert _spi_out(p, 12.2) == 0x6006 and _spi_out(p, 13.0) == 0x6006
 
 
 def test_a_deferred_switch_is_made_when_the_peer_sends_on_the_new_pair() -> None:
     """The peer sending on the new pair has it: no reason to wait for ``switch_after`` (vpnc drops
     the old pair as soon as it answers the rekey). A packet on another pair changes nothing."""
     p = make_pair("aes128gcm16")
-
-    def spi_out(now: float) -> int:
-        (out,) = p.a.outbound(p.inner(), now)
-        assert isinstance(out, SendIp)
-        return int.from_bytes(out.payload[:4], "big")
 
     p.a.outbound(p.inner(), 10.0)
     p.a.install(
@@ -349,7 +347,7 @@ def test_a_deferred_switch_is_made_when_the_peer_sends_on_the_new_pair() -> None
     p.a.take_moved()
     (delivered,) = deliver_to(p.a, esp, 10.1)
     assert isinstance(delivered, Deliver)
-    assert spi_out(10.15) == 0x4004  # before the 0.5 s were up
+    assert _spi_out(p, 10.15) == 0x4004  # before the 0.5 s were up
     (esp,) = p.a.outbound(p.inner(), 10.2)
     assert isinstance(deliver_to(p.b, esp, 10.2)[0], Deliver)  # and b can open it
 
@@ -359,34 +357,29 @@ def test_prefer_sends_on_a_pair_that_is_not_the_newest() -> None:
     pending switch to the survivor stays pending, pending switches to other pairs are dropped."""
     p = make_pair("aes128gcm16")
 
-    def spi_out(now: float) -> int:
-        (out,) = p.a.outbound(p.inner(), now)
-        assert isinstance(out, SendIp)
-        return int.from_bytes(out.payload[:4], "big")
-
     p.a.outbound(p.inner(), 10.0)
     p.a.install(sa_params("aes128gcm16", 0x3003), sa_params("aes128gcm16", 0x4004), KEY, now=10.0)
     p.a.install(sa_params("aes128gcm16", 0x5005), sa_params("aes128gcm16", 0x6006), KEY, now=10.0)
-    assert spi_out(10.1) == 0x6006
+    assert _spi_out(p, 10.1) == 0x6006
     p.a.prefer(0x3003)
-    assert spi_out(10.2) == 0x4004
+    assert _spi_out(p, 10.2) == 0x4004
     p.a.remove(0x2002)  # the old pair goes: the preferred one stays in use
-    assert spi_out(10.3) == 0x4004
+    assert _spi_out(p, 10.3) == 0x4004
     p.a.remove(0x3003)  # the preferred one goes: the other one
-    assert spi_out(10.4) == 0x6006
+    assert _spi_out(p, 10.4) == 0x6006
     # a pending switch to the survivor is kept; one to another pair is dropped
     p.a.install(
         sa_params("aes128gcm16", 0x7007), sa_params("aes128gcm16", 0x8008), KEY, now=11.0, switch_after=0.5
     )
     p.a.prefer(0x7007)
-    assert spi_out(11.1) == 0x6006 and spi_out(11.6) == 0x8008
+    assert _spi_out(p, 11.1) == 0x6006 and _spi_out(p, 11.6) == 0x8008
     p.a.install(
         sa_params("aes128gcm16", 0x9009), sa_params("aes128gcm16", 0xA00A), KEY, now=12.0, switch_after=0.5
     )
     p.a.prefer(0x5005)
-    assert spi_out(12.1) == 0x6006 and spi_out(12.6) == 0x6006
+    assert _spi_out(p, 12.1) == 0x6006 and _spi_out(p, 12.6) == 0x6006
     p.a.prefer(0xDEAD)  # unknown: nothing happens
-    assert spi_out(12.7) == 0x6006
+    assert _spi_out(p, 12.7) == 0x6006
 
 
 def test_install_twice_raises() -> None:
